@@ -1,0 +1,169 @@
+"""inventory.toml: what a user sees for good and bad input."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubefab import inventory
+from kubefab.errors import InventoryError, KubefabError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+[cluster]
+name = "prod"
+kubernetes_version = "1.33.5"
+
+[ssh]
+user = "ops"
+sudo = true
+
+[hosts.cp-1]
+address = "10.0.0.11"
+roles = ["control-plane"]
+
+[hosts.w-1]
+address = "10.0.0.21"
+roles = ["worker"]
+labels = { zone = "a" }
+taints = ["dedicated=infra:NoSchedule"]
+ssh.user = "root"
+ssh.sudo = false
+"""
+
+
+def load(tmp_path, text, **kw):
+    path = tmp_path / "inventory.toml"
+    path.write_text(text)
+    return inventory.load(path, **kw)
+
+
+def test_good_inventory_resolves_defaults_once(tmp_path):
+    inv = load(tmp_path, GOOD)
+    assert inv.cluster.service_subnet == "10.96.0.0/12"
+    assert inv.endpoint == "10.0.0.11:6443"
+    assert inv.state_dir == (tmp_path / ".kubefab" / "prod").resolve()
+    cp, w = inv.hosts
+    assert cp.ssh.user == "ops" and cp.ssh.sudo
+    assert w.ssh.user == "root" and not w.ssh.sudo
+    assert w.internal_address == "10.0.0.21"
+    assert [h.name for h in inv.control_planes] == ["cp-1"]
+    assert [h.name for h in inv.workers] == ["w-1"]
+    with pytest.raises(Exception):
+        inv.cluster.name = "other"
+
+
+def test_committed_inventory_is_the_vagrant_lab():
+    inv = inventory.load(ROOT / "inventory.toml")
+    assert [(h.name, h.address, h.roles) for h in inv.hosts] == [
+        ("k8s-master", "192.168.56.10", ("control-plane",)),
+        ("k8s-s2", "192.168.56.11", ("worker",)),
+        ("k8s-s3", "192.168.56.12", ("worker",)),
+    ]
+    assert not inv.warnings
+
+
+def test_state_dir_override(tmp_path):
+    inv = load(tmp_path, GOOD, state_dir=tmp_path / "elsewhere")
+    assert inv.state_dir == (tmp_path / "elsewhere").resolve()
+
+
+def test_relative_ssh_paths_resolve_next_to_the_inventory(tmp_path):
+    inv = load(tmp_path, GOOD.replace('user = "ops"', 'user = "ops"\nidentity_file = "keys/id"'))
+    assert inv.hosts[0].ssh.identity_file == str(tmp_path.resolve() / "keys" / "id")
+
+
+def edit(old, new):
+    assert old in GOOD, old
+    return GOOD.replace(old, new)
+
+
+BAD = [
+    # (inventory text, substrings the error must contain)
+    (edit('name = "prod"', 'name = "prod'), ["line 2", "column", "TOML syntax error"]),
+    (edit('name = "prod"', 'name = "prod"\nkubernetes_versoin = "1.33.5"'),
+     ["line 3", "[cluster] kubernetes_versoin is not a known key", "did you mean 'kubernetes_version'"]),
+    (edit('[ssh]', '[shh]'), ["[shh] is not a known table", "did you mean 'ssh'"]),
+    (edit('address = "10.0.0.21"', 'address = "10.0.0.11"'),
+     ["[hosts.w-1] address", "10.0.0.11 is also the address of [hosts.cp-1]"]),
+    (edit('[hosts.w-1]', '[hosts.W_1]'), ["[hosts.W_1]", "not a lowercase RFC 1123 name", "'w-1'"]),
+    (edit('address = "10.0.0.21"', 'address = "10.0.0"'),
+     ["line 14", "[hosts.w-1] address '10.0.0' is not an IP address", "use the address sshd listens on"]),
+    (edit('roles = ["control-plane"]', 'roles = ["worker"]'), ["no host with role 'control-plane'"]),
+    (edit('kubernetes_version = "1.33.5"', 'kubernetes_version = "1.33.5"\npod_subnet = "10.96.0.0/16"'),
+     ["pod_subnet", "overlaps service_subnet 10.96.0.0/12"]),
+    (edit('kubernetes_version = "1.33.5"', 'kubernetes_version = "1.33.5"\npod_subnet = "10.0.0.0/16"'),
+     ["[hosts.cp-1] address", "10.0.0.11 lies inside pod_subnet 10.0.0.0/16"]),
+    (edit('kubernetes_version = "1.33.5"', 'kubernetes_version = "1.29.0"'),
+     ["'1.29.0' is not supported", "1.31 to 1.34"]),
+    (edit('kubernetes_version = "1.33.5"', 'kubernetes_version = "latest"'), ["'latest' is not a version"]),
+    (edit('roles = ["worker"]', 'roles = ["wroker"]'), ["[hosts.w-1] roles has 'wroker'"]),
+    (edit('taints = ["dedicated=infra:NoSchedule"]', 'taints = ["dedicated=infra:Never"]'),
+     ["[hosts.w-1] taints", "'dedicated=infra:Never'", "NoSchedule"]),
+    (edit('name = "prod"', 'name = "prod"\ncni = "weave"'), ["[cluster] cni is 'weave'", "'flannel'"]),
+    (edit('name = "prod"', 'name = "prod"\nencryption_algorithm = "ECDSA-P384"'), ["'ECDSA-P384' needs Kubernetes 1.34"]),
+    (edit('name = "prod"', 'name = "prod"\nservice_subnet = "10.96.0.1/12"'), ["service_subnet", "host bits zero"]),
+    (edit('name = "prod"', 'name = "prod"\nservice_subnet = "10.0.0.0/8"'), ["larger than kubeadm allows"]),
+    (edit('name = "prod"', 'name = "prod"\ncontrol_plane_endpoint = "api:http"'), ["control_plane_endpoint", "no valid port"]),
+    (edit('name = "prod"', 'name = "prod"\nworker_batch_size = "2"'), ["worker_batch_size must be a whole number"]),
+    (edit('name = "prod"', 'name = "prod"\ntoken_ttl = "1 day"'), ["token_ttl", "'24h'"]),
+    (edit('sudo = true', 'sudo = true\nknown_hosts = "yes"'), ["[ssh] known_hosts is 'yes'", "'accept-new'"]),
+    (edit('ssh.sudo = false', 'ssh.sudo = false\nssh.port = 0'), ["[hosts.w-1.ssh] port", "not a TCP port"]),
+    (edit('ssh.sudo = false', 'ssh.sudo = true'), ["[hosts.w-1.ssh] sudo is true but user is 'root'"]),
+    (edit('name = "prod"', 'name = "prod"\n[cluster.apiserver]\ncert_sans = ["api example"]'),
+     ["[cluster.apiserver] cert_sans", "'api example'"]),
+    (GOOD + '\n[mirrors.registries]\n"docker.io" = ["mirror.example"]\n', ["[mirrors.registries] docker.io", "http(s)://"]),
+]
+
+
+@pytest.mark.parametrize("text,expected", BAD, ids=[e[0] for _, e in BAD])
+def test_bad_inventory_names_file_place_and_fix(tmp_path, text, expected):
+    with pytest.raises(InventoryError) as err:
+        load(tmp_path, text)
+    message = str(err.value)
+    assert message.startswith(str(tmp_path / "inventory.toml"))
+    for part in expected:
+        assert part in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    text = edit('address = "10.0.0.21"', 'address = "nope"').replace(
+        'name = "prod"', 'name = "prod"\ncni = "weave"\ndns_domain = "Cluster.Local"')
+    with pytest.raises(InventoryError) as err:
+        load(tmp_path, text)
+    assert len(err.value.problems) == 3
+    assert "[hosts.w-1] address" in str(err.value) and "cni" in str(err.value) and "dns_domain" in str(err.value)
+
+
+def test_even_number_of_control_planes_is_a_warning(tmp_path):
+    inv = load(tmp_path, edit('roles = ["worker"]', 'roles = ["control-plane"]'))
+    assert any("2 control-plane nodes" in w and "odd" in w for w in inv.warnings)
+    assert any("control_plane_endpoint" in w for w in inv.warnings)
+
+
+def test_unknown_host_suggests_close_names(tmp_path):
+    inv = load(tmp_path, GOOD)
+    with pytest.raises(KubefabError, match=r"no host named 'w1'.*did you mean 'w-1'"):
+        inv.host("w1")
+    with pytest.raises(KubefabError, match=r"hosts are: cp-1, w-1"):
+        inv.select(["zzz"])
+    assert [h.name for h in inv.select(["w-1"])] == ["w-1"]
+
+
+def test_missing_inventory_file_is_a_clear_error(tmp_path):
+    with pytest.raises(KubefabError, match="no such inventory"):
+        inventory.load(tmp_path / "absent.toml")
+
+
+@pytest.mark.skipif(not shutil.which("invoke"), reason="invoke is not installed")
+def test_cli_reports_problems_without_traceback(tmp_path):
+    bad = tmp_path / "inventory.toml"
+    bad.write_text(edit('address = "10.0.0.21"', 'address = "10.0.0"'))
+    run = subprocess.run([sys.executable, "-m", "invoke", "cluster.plan", "-i", str(bad)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "is not an IP address" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
