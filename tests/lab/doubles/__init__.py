@@ -1,0 +1,52 @@
+"""Lab doubles for kubeadm, kubelet and the control-plane components (see README.md).
+
+`install_dir(target)` writes the executables into `target`; lab node hosts put that directory on
+PATH (or copy its files to /usr/bin). `unit_files()` gives the kubelet systemd unit and kubeadm's
+10-kubeadm.conf drop-in as kubefab's installer would copy them.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from .hostfs import DEFAULT_VERSION
+
+HERE = Path(__file__).resolve().parent
+EXECUTABLES = {
+    "kubeadm": "kubeadm",
+    "kubelet": "kubelet",
+    "kube-apiserver": "apiserver",
+    "kube-controller-manager": "components",
+    "kube-scheduler": "components",
+}
+SCRIPT = """#!{python}
+import os, sys
+os.environ.setdefault("KUBEFAB_DOUBLE_VERSION", {version!r})
+sys.path.insert(0, {lab!r})
+from doubles.{module} import main
+sys.exit(main())
+"""
+
+
+def install_dir(target, version=DEFAULT_VERSION):
+    """Write the double executables into `target` (created) and return it as a Path.
+
+    Each is a script whose shebang is this interpreter's absolute path, so it runs on any lab
+    host that sees the machine's filesystem. `version` is what every double reports
+    (`kubeadm version`, the kubelet's node info, the API server's /version).
+    """
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, module in EXECUTABLES.items():
+        path = target / name
+        path.write_text(SCRIPT.format(python=sys.executable, version=version, lab=str(HERE.parent), module=module))
+        os.chmod(path, 0o755)
+    return target
+
+
+def unit_files():
+    """{host path: content} of the kubelet unit and its kubeadm drop-in (the real packages' files)."""
+    return {
+        "/usr/lib/systemd/system/kubelet.service": (HERE / "kubelet.service").read_text(),
+        "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": (HERE / "10-kubeadm.conf").read_text(),
+    }

@@ -1,0 +1,587 @@
+"""kube-apiserver double: HTTPS on the manifest's advertise address and secure port, serving the
+pushed apiserver certificate, authenticating client certificates signed by --client-ca-file,
+bootstrap tokens (--enable-bootstrap-token-auth) and anonymous requests, storing objects in real
+etcd (--etcd-servers with the --etcd-* client certificate). See README.md for what it enforces.
+"""
+
+import base64
+import datetime
+import json
+import re
+import secrets
+import ssl
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import yaml
+
+from . import flags as flagparse
+from . import resources as res
+from .hostfs import DoubleError, host, version
+from .store import Conflict, EtcdStore, StoreError
+
+REQUIRED_FLAGS = ("tls-cert-file", "tls-private-key-file", "client-ca-file", "etcd-servers",
+                  "service-account-key-file", "service-account-issuer")
+TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+ANONYMOUS = ("system:anonymous", ("system:unauthenticated",))
+HEALTH_PATHS = ("/livez", "/readyz", "/healthz", "/version")
+
+
+class ApiError(Exception):
+    def __init__(self, code, reason, message, details=None):
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+
+    def status(self):
+        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": self.message, "reason": self.reason, "code": self.code}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def qualified(r):
+    return f"{r.plural}.{r.group}" if r.group else r.plural
+
+
+def not_found(r, name):
+    return ApiError(404, "NotFound", f'{qualified(r)} "{name}" not found', {"name": name, "kind": r.plural})
+
+
+def timestamp():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- authentication and authorization ------------------------------------------------------
+
+class Auth:
+    """Who is asking, and may they (reference §4.3 roles, reduced to what kubeadm sets up)."""
+
+    def __init__(self, store, bootstrap_tokens):
+        self.store, self.bootstrap_tokens = store, bootstrap_tokens
+
+    def user(self, peercert, authorization):
+        if peercert:
+            subject = dict(x[0] for x in peercert.get("subject", ()))
+            orgs = [x[0][1] for x in peercert.get("subject", ()) if x[0][0] == "organizationName"]
+            return subject.get("commonName", ""), tuple(orgs) + ("system:authenticated",)
+        if authorization.startswith("Bearer "):
+            return self._token_user(authorization[7:].strip())
+        return ANONYMOUS
+
+    def _token_user(self, token):
+        match = TOKEN_RE.match(token)
+        if not (self.bootstrap_tokens and match):
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        found = self.store.get(f"/registry/secrets/kube-system/bootstrap-token-{match.group(1)}")
+        data = {k: base64.b64decode(v).decode() for k, v in (found[0].get("data", {}) if found else {}).items()}
+        expiry = data.get("expiration")
+        if (not found or found[0].get("type") != "bootstrap.kubernetes.io/token"
+                or data.get("token-secret") != match.group(2) or data.get("usage-bootstrap-authentication") != "true"
+                or (expiry and expiry < timestamp())):
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        extra = [g for g in data.get("auth-extra-groups", "").split(",") if g]
+        return f"system:bootstrap:{match.group(1)}", ("system:bootstrappers", *extra, "system:authenticated")
+
+    def cluster_admin(self, name, groups):
+        if "system:masters" in groups or name in ("system:kube-controller-manager", "system:kube-scheduler"):
+            return True
+        bindings, _ = self.store.list("/registry/rbac.authorization.k8s.io/clusterrolebindings/")
+        for crb, _ in bindings:
+            if crb.get("roleRef", {}).get("name") != "cluster-admin":
+                continue
+            for s in crb.get("subjects", []):
+                if (s.get("kind") == "Group" and s.get("name") in groups) or \
+                        (s.get("kind") == "User" and s.get("name") == name):
+                    return True
+        return False
+
+    def allowed(self, user, verb, r, namespace, name, sub):
+        who, groups = user
+        if self.cluster_admin(who, groups):
+            return True
+        kubeadm_cms = {("kube-system", "kubeadm-config"), ("kube-system", "kubelet-config"),
+                       ("kube-public", "cluster-info")}
+        reading = verb in ("get", "list", "watch")
+        if r.plural == "configmaps" and verb == "get" and namespace == "kube-public" and name == "cluster-info":
+            return True
+        if "system:bootstrappers" in groups or "system:nodes" in groups:
+            if r.plural == "configmaps" and verb == "get" and (namespace, name) in kubeadm_cms:
+                return True
+            if r.plural == "certificatesigningrequests" and verb in ("create", "get", "list", "watch"):
+                return True
+            if r.plural == "nodes" and verb == "get":
+                return True
+        if "system:nodes" in groups and who.startswith("system:node:"):
+            node = who[len("system:node:"):]
+            if r.plural == "nodes":
+                # NodeRestriction: a node may create (checked in on_create) and change only itself
+                return reading or verb == "create" or (verb in ("update", "patch") and name == node)
+            if r.plural in ("pods", "events", "leases"):
+                return True
+        return False
+
+
+# ---- the server ---------------------------------------------------------------------------
+
+class ApiServer:
+    def __init__(self, flags):
+        self.flags = flags
+        self.address = flags.get("advertise-address") or "0.0.0.0"
+        self.bind = flags.get("bind-address") or self.address
+        self.port = int(flags.get("secure-port", "6443"))
+        endpoint = flags["etcd-servers"].split(",")[0]
+        self.store = EtcdStore(endpoint, host(flags.get("etcd-cafile", "")), host(flags.get("etcd-certfile", "")),
+                               host(flags.get("etcd-keyfile", "")))
+        self.auth = Auth(self.store, flags.get("enable-bootstrap-token-auth") == "true")
+        self.anonymous = flags.get("anonymous-auth", "true") == "true"
+
+    # resources known now: built-ins plus served CRD versions
+    def resources(self):
+        items = list(res.BUILTIN)
+        for crd, _ in self.store.list(res.CRDS.prefix)[0]:
+            items += res.from_crd(crd)
+        return items
+
+    def find(self, group, version_, plural):
+        for r in self.resources():
+            if r.group == group and r.version == version_ and r.plural == plural:
+                return r
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def ensure_namespaces(self):
+        ns = res.BUILTIN[0]
+        for name in res.SYSTEM_NAMESPACES:
+            obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            try:
+                self.create(ns, None, obj, ("system:apiserver", ("system:masters",)))
+            except ApiError:
+                pass
+
+    # ---- CRUD -----------------------------------------------------------------------------
+    def read(self, r, namespace, name):
+        found = self.store.get(r.key(namespace, name))
+        if not found:
+            raise not_found(r, name)
+        return with_rv(*found)
+
+    def list(self, r, namespace, query):
+        prefix = r.prefix + (f"{namespace}/" if (r.namespaced and namespace) else "")
+        items, revision = self.store.list(prefix)
+        objs = [with_rv(o, rv) for o, rv in items]
+        objs = [o for o in objs if matches(o, query.get("labelSelector", [""])[0],
+                                           query.get("fieldSelector", [""])[0])]
+        return objs, str(revision)
+
+    def create(self, r, namespace, obj, user, dry_run=False):
+        meta = obj.setdefault("metadata", {})
+        check_kind(r, obj)
+        if r.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the "
+                                                  "namespace sent on the request")
+            meta["namespace"] = namespace
+            if r.plural != "namespaces" and not self.store.get(f"/registry/namespaces/{namespace}"):
+                raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
+                               {"name": namespace, "kind": "namespaces"})
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise ApiError(422, "Invalid", f"{r.kind}.{r.group or 'core'} \"\" is invalid: metadata.name: "
+                                               "Required value: name or generateName is required")
+            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+        meta.pop("resourceVersion", None)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=timestamp())
+        if "spec" in obj:
+            meta["generation"] = 1
+        on_create(r, obj, user)
+        if dry_run:
+            return obj
+        try:
+            rv = self.store.create(r.key(namespace, meta["name"]), obj)
+        except Conflict:
+            raise ApiError(409, "AlreadyExists", f'{qualified(r)} "{meta["name"]}" already exists',
+                           {"name": meta["name"], "kind": r.plural})
+        return with_rv(obj, rv)
+
+    def replace(self, r, namespace, name, new, old, sub):
+        """Store `new` over `old` (both full objects) with optimistic concurrency."""
+        expected = new.get("metadata", {}).get("resourceVersion") or old["metadata"]["resourceVersion"]
+        if expected != old["metadata"]["resourceVersion"]:
+            raise conflict(r, name)
+        merged = dict(old, status=new.get("status", old.get("status"))) if sub == "status" else new
+        if sub != "status" and "status" in r.subresources and "status" in old:
+            merged["status"] = old["status"]
+        meta = merged.setdefault("metadata", {})
+        for keep in ("uid", "creationTimestamp", "name", "namespace"):
+            if keep in old["metadata"]:
+                meta[keep] = old["metadata"][keep]
+        if old.get("spec") != merged.get("spec"):
+            meta["generation"] = old["metadata"].get("generation", 0) + 1
+        meta.pop("resourceVersion", None)
+        try:
+            rv = self.store.update(r.key(namespace, name), merged, expected)
+        except Conflict:
+            raise conflict(r, name)
+        return with_rv(merged, rv)
+
+    def patch(self, r, namespace, name, ctype, body, user, sub):
+        apply = ctype.startswith("application/apply-patch")
+        patch = yaml.safe_load(body) if apply else json.loads(body or b"null")
+        for _ in range(5):
+            try:
+                old = self.read(r, namespace, name)
+            except ApiError as e:
+                if apply and e.code == 404:
+                    return 201, self.create(r, namespace, patch, user)
+                raise
+            if ctype.startswith("application/json-patch"):
+                new = res.json_patch(old, patch)
+            elif ctype.startswith("application/merge-patch"):
+                new = res.json_merge(old, patch)
+            else:
+                new = res.strategic_merge(old, patch)
+            new.setdefault("metadata", {})["resourceVersion"] = old["metadata"]["resourceVersion"]
+            try:
+                return 200, self.replace(r, namespace, name, new, old, sub)
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+        raise conflict(r, name)
+
+    def delete(self, r, namespace, name):
+        obj = self.read(r, namespace, name)
+        self.store.delete(r.key(namespace, name))
+        if r.plural == "namespaces":
+            for other in self.resources():
+                if other.namespaced:
+                    for item, _ in self.store.list(f"{other.prefix}{name}/")[0]:
+                        self.store.delete(other.key(name, item["metadata"]["name"]))
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "kind": r.plural, "uid": obj["metadata"].get("uid")}}
+
+
+def with_rv(obj, rv):
+    obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
+    return obj
+
+
+def conflict(r, name):
+    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {qualified(r)} "{name}": the object has '
+                                     "been modified; please apply your changes to the latest version and try again",
+                    {"name": name, "kind": r.plural})
+
+
+def check_kind(r, obj):
+    if obj.get("kind") and obj["kind"] != r.kind:
+        raise ApiError(400, "BadRequest", f"the API version in the data ({obj.get('apiVersion')}) does not match "
+                                          f"the expected API version ({r.group_version})" if obj.get("apiVersion")
+                       != r.group_version else f"kind {obj['kind']} does not match resource {r.plural}")
+    obj.setdefault("kind", r.kind)
+    obj.setdefault("apiVersion", r.group_version)
+
+
+def on_create(r, obj, user):
+    """What the real server or its admission plugins fill in at creation."""
+    if r.plural == "certificatesigningrequests":
+        obj.setdefault("spec", {}).update(username=user[0], groups=list(user[1]))
+        obj["status"] = {}
+    elif r.plural == "namespaces":
+        obj["status"] = {"phase": "Active"}
+    elif r.plural == "nodes" and user[0].startswith("system:node:") and \
+            user[0] != f"system:node:{obj['metadata']['name']}":
+        raise ApiError(403, "Forbidden", f'nodes "{obj["metadata"]["name"]}" is forbidden: node '
+                                         f'"{user[0][12:]}" is not allowed to modify node "{obj["metadata"]["name"]}"')
+
+
+def _label_ok(labels, term):
+    term = term.strip()
+    if not term:
+        return True
+    for op in ("!=", "==", "="):
+        if op in term:
+            k, v = (x.strip() for x in term.split(op, 1))
+            return (labels.get(k) != v) if op == "!=" else (labels.get(k) == v)
+    m = re.match(r"^(\S+)\s+(in|notin)\s+\((.*)\)$", term)
+    if m:
+        values = [v.strip() for v in m.group(3).split(",")]
+        return (labels.get(m.group(1)) in values) == (m.group(2) == "in")
+    return (term[1:] not in labels) if term.startswith("!") else (term in labels)
+
+
+def matches(obj, label_selector, field_selector):
+    labels = obj["metadata"].get("labels", {}) or {}
+    terms = re.split(r",(?![^(]*\))", label_selector) if label_selector else []
+    if not all(_label_ok(labels, t) for t in terms):
+        return False
+    for term in filter(None, field_selector.split(",")):
+        neg = "!=" in term
+        path, value = term.split("!=" if neg else "=", 1)
+        cur = obj
+        for part in path.lstrip("=").split("."):
+            cur = cur.get(part, "") if isinstance(cur, dict) else ""
+        if (str(cur) == value.lstrip("=")) == neg:
+            return False
+    return True
+
+
+# ---- HTTP -----------------------------------------------------------------------------------
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kube-apiserver-double"
+
+    def log_message(self, fmt, *args):
+        if self.server.api.flags.get("v", "0") >= "4":
+            sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def send_json(self, code, body, ctype="application/json"):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def dispatch(self, method):
+        api = self.server.api
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        try:
+            self.request_body = self.body()
+            peer = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+            user = api.auth.user(peer, self.headers.get("Authorization", ""))
+            if user == ANONYMOUS and not api.anonymous:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            self.route(api, method, url.path.rstrip("/") or "/", query, user)
+        except ApiError as e:
+            self.send_json(e.code, e.status())
+        except StoreError as e:
+            self.send_json(500, ApiError(500, "InternalError", f"etcdserver: {e}").status())
+        except (ValueError, KeyError, TypeError, yaml.YAMLError) as e:
+            self.send_json(400, ApiError(400, "BadRequest", f"the request could not be decoded: {e}").status())
+
+    def route(self, api, method, path, query, user):
+        if path in HEALTH_PATHS or path.startswith(("/livez/", "/readyz/", "/healthz/")):
+            return self.health(api, path)
+        parts = path.strip("/").split("/")
+        is_resource = parts[0] in ("api", "apis") and len(parts) > (2 if parts[0] == "api" else 3)
+        if user == ANONYMOUS and not is_resource:
+            # discovery is bound to system:authenticated only (ClusterRole system:discovery)
+            raise ApiError(403, "Forbidden", f'forbidden: User "system:anonymous" cannot get path "{path}"')
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{api.address}:{api.port}"}]})
+            return self.resource(api, method, "", parts[1], parts[2:], query, user)
+        if parts[0] == "apis":
+            if len(parts) == 1:
+                return self.send_json(200, res.group_list(api.resources()))
+            if len(parts) == 2:
+                groups = [g for g in res.group_list(api.resources())["groups"] if g["name"] == parts[1]]
+                if not groups:
+                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                return self.send_json(200, dict(groups[0], kind="APIGroup", apiVersion="v1"))
+            return self.resource(api, method, parts[1], parts[2], parts[3:], query, user)
+        if parts[:2] == ["openapi", "v3"]:
+            return self.send_json(200, res.openapi_v3(api.resources(), "/".join(parts[2:]), version()))
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def health(self, api, path):
+        if path == "/version":
+            v = version()
+            major, minor = v.lstrip("v").split(".")[:2]
+            return self.send_json(200, {"major": major, "minor": minor, "gitVersion": v, "gitCommit": "double",
+                                        "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
+                                        "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"})
+        try:
+            api.store.get("/registry/health")
+        except StoreError as e:
+            data = f"[-]etcd failed: {e}\n{path[1:]} check failed".encode()
+            code = 500
+        else:
+            data, code = b"ok", 200
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def resource(self, api, method, group, version_, rest, query, user):
+        if not rest:
+            items = [r for r in api.resources() if r.group == group and r.version == version_]
+            if not items:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return self.send_json(200, res.resource_list(f"{group}/{version_}" if group else version_, items))
+        namespace = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            namespace, rest = rest[1], rest[2:]
+        r = api.find(group, version_, rest[0])
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if (not r.namespaced and namespace) or (r.namespaced and namespace is None and method != "GET"):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        verb = self.verb(method, name, query)
+        if not api.auth.allowed(user, verb, r, namespace, name, sub):
+            raise forbidden(user, verb, r, namespace, name)
+        self.serve(api, verb, r, namespace, name, sub, query, user)
+
+    @staticmethod
+    def verb(method, name, query):
+        if method == "GET":
+            if query.get("watch", ["false"])[0] in ("true", "1"):
+                return "watch"
+            return "get" if name else "list"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection"}[method]
+
+    def serve(self, api, verb, r, namespace, name, sub, query, user):
+        dry_run = "All" in query.get("dryRun", [])
+        if verb == "get":
+            return self.send_object(api.read(r, namespace, name))
+        if verb == "list":
+            objs, revision = api.list(r, namespace, query)
+            return self.send_list(r, objs, revision)
+        if verb == "watch":
+            return self.watch(api, r, namespace, name, query)
+        if verb == "create":
+            obj = api.create(r, namespace, decode(self.request_body), user, dry_run)
+            return self.send_json(201, obj)
+        if verb == "update":
+            old = api.read(r, namespace, name)
+            new = decode(self.request_body)
+            if r.plural == "certificatesigningrequests" and sub == "approval":
+                sub = "status"
+            return self.send_json(200, api.replace(r, namespace, name, new, old, sub))
+        if verb == "patch":
+            code, obj = api.patch(r, namespace, name, self.headers.get("Content-Type", ""), self.request_body,
+                                  user, sub)
+            return self.send_json(code, obj)
+        if verb == "delete":
+            return self.send_json(200, api.delete(r, namespace, name))
+        objs, _ = api.list(r, namespace, query)
+        for o in objs:
+            api.delete(r, namespace, o["metadata"]["name"])
+        return self.send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+
+    def send_object(self, obj):
+        if "as=Table" in self.headers.get("Accept", ""):
+            return self.send_json(200, res.table([obj], obj.get("kind"), {"resourceVersion": obj["metadata"]
+                                                                           ["resourceVersion"]}))
+        self.send_json(200, obj)
+
+    def send_list(self, r, objs, revision):
+        if "as=Table" in self.headers.get("Accept", ""):
+            return self.send_json(200, res.table(objs, r.kind, {"resourceVersion": revision}))
+        self.send_json(200, {"kind": f"{r.kind}List", "apiVersion": r.group_version,
+                             "metadata": {"resourceVersion": revision}, "items": objs})
+
+    def watch(self, api, r, namespace, name, query):
+        """A polling watch: events as JSON lines until timeoutSeconds (default 300 s)."""
+        timeout = min(int(query.get("timeoutSeconds", ["300"])[0]), 1800)
+        since = int(query.get("resourceVersion", ["0"])[0] or 0)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        seen, deadline = {}, time.monotonic() + timeout
+        if name:
+            query = dict(query, fieldSelector=[f"metadata.name={name}"])
+        try:
+            while time.monotonic() < deadline:
+                objs, _ = api.list(r, namespace, query)
+                current = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objs}
+                for key, o in current.items():
+                    rv = int(o["metadata"]["resourceVersion"])
+                    if key not in seen and rv > since:
+                        self.chunk({"type": "ADDED", "object": o})
+                    elif key in seen and seen[key] != rv:
+                        self.chunk({"type": "MODIFIED", "object": o})
+                for key in set(seen) - set(current):
+                    self.chunk({"type": "DELETED", "object": {"kind": r.kind, "apiVersion": r.group_version,
+                                                              "metadata": {"name": key[1], "namespace": key[0]}}})
+                seen = {k: int(o["metadata"]["resourceVersion"]) for k, o in current.items()}
+                time.sleep(0.5)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+    def chunk(self, event):
+        data = json.dumps(event).encode() + b"\n"
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+
+def decode(body):
+    return yaml.safe_load(body) if body[:1] not in (b"{", b"[") else json.loads(body)
+
+
+def forbidden(user, verb, r, namespace, name):
+    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    what = f'{qualified(r)} "{name}"' if name else qualified(r)
+    return ApiError(403, "Forbidden", f'{what} is forbidden: User "{user[0]}" cannot {verb} resource '
+                                      f'"{r.plural}" in API group "{r.group}" {where}',
+                    {"name": name or "", "kind": r.plural})
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, api):
+        self.api = api
+        super().__init__((api.bind, api.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(host(api.flags["tls-cert-file"]), host(api.flags["tls-private-key-file"]))
+        ctx.load_verify_locations(host(api.flags["client-ca-file"]))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        self.socket = ctx.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+
+def check_flags(flags):
+    """Refuse to start the way kube-apiserver does when its inputs are missing or broken."""
+    missing = [f for f in REQUIRED_FLAGS if not flags.get(f)]
+    if missing:
+        raise DoubleError(f"[{', '.join('--' + m + ' must be specified' for m in missing)}]")
+    for flag in ("tls-cert-file", "tls-private-key-file", "client-ca-file", "service-account-key-file",
+                 "etcd-cafile", "etcd-certfile", "etcd-keyfile"):
+        path = flags.get(flag)
+        if path and not host(path).is_file():
+            raise DoubleError(f"--{flag}: open {path}: no such file or directory")
+
+
+def main(argv=None):
+    flags, _ = flagparse.parse(sys.argv[1:] if argv is None else argv)
+    try:
+        check_flags(flags)
+        api = ApiServer(flags)
+        api.store.wait_ready(float(flags.get("etcd-wait-seconds", "60")))
+        api.ensure_namespaces()
+        server = Server(api)
+    except (DoubleError, StoreError, ssl.SSLError, OSError) as e:
+        print(f"E run.go: \"command failed\" err=\"{e}\"", file=sys.stderr, flush=True)
+        return 1
+    print(f"kube-apiserver double serving on https://{api.bind}:{api.port}", flush=True)
+    server.serve_forever()
+    return 0

@@ -1,0 +1,159 @@
+"""End to end on this machine: kubeadm init, a worker join and a control-plane join, each node in
+its own network namespace and filesystem root, with the kubelet double running static pods (API
+server double, real etcd) and TLS-bootstrapping; then kubeadm reset on every node."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
+from doubles import install_dir, testkit  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
+              pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
+              pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
+CP1, CP2, W1 = "198.19.254.1", "198.19.254.2", "198.19.254.3"
+
+
+class Host:
+    def __init__(self, name, address, root, netns, bin_dir):
+        self.name, self.address, self.root, self.ns, self.bin_dir = name, address, root, netns, bin_dir
+        self.sock = testkit.prepare_host(root)
+
+    def kubeadm(self, *args, timeout=180):
+        env = testkit.double_env(self.root, self.bin_dir, KUBEFAB_DOUBLE_STATUS_SECONDS="0.5")
+        return self.ns.exec([str(self.bin_dir / "kubeadm"), *args], env=env, capture_output=True, text=True,
+                            check=False, timeout=timeout)
+
+    def kubectl(self, *args):
+        out = self.ns.exec(["kubectl", "--kubeconfig", str(self.root / "etc/kubernetes/admin.conf"), *args],
+                           capture_output=True, text=True, check=False, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def path(self, rel):
+        return self.root / rel.lstrip("/")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cluster")
+    bin_dir = install_dir(base / "bin")
+    tag = str(os.getpid() % 10000)
+    lan = testkit.Lan(f"l{tag}")
+    hosts = {}
+    try:
+        for name, address in (("cp-1", CP1), ("cp-2", CP2), ("worker-1", W1)):
+            ns = testkit.Netns(f"{name[0]}{name[-1]}{tag}")
+            lan.attach(ns, address)
+            hosts[name] = Host(name, address, base / name, ns, bin_dir)
+        yield hosts
+    finally:
+        for h in hosts.values():
+            h.kubeadm("reset", "-f", timeout=60)
+            h.ns.close()
+            h.sock.close()
+        lan.close()
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.3)
+
+
+def empty(path):
+    return not path.exists() or not any(path.iterdir())
+
+
+def nodes(h):
+    return {n["metadata"]["name"]: n for n in json.loads(h.kubectl("get", "nodes", "-o", "json"))["items"]}
+
+
+def ready(node):
+    return {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"] == "True"
+
+
+def test_init_join_and_reset(lab):
+    cp1, cp2, w1 = lab["cp-1"], lab["cp-2"], lab["worker-1"]
+    pki = testkit.Cluster(endpoint=f"{CP1}:6443")
+    token = testkit.new_token()
+    testkit.write_files(cp1.root, pki.node_files("cp-1", CP1))
+    cp1_leaves = pki.node_files("cp-1", CP1, first=False)
+    cp1.path("init.yaml").write_text(yaml.safe_dump_all([
+        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
+         "bootstrapTokens": [{"token": token, "ttl": "1h"}], "nodeRegistration": {"name": "cp-1"},
+         "skipPhases": ["addon/kube-proxy"],
+         "localAPIEndpoint": {"advertiseAddress": CP1, "bindPort": 6443}},
+        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.33.4",
+         "controlPlaneEndpoint": f"{CP1}:6443", "networking": {"podSubnet": "10.244.0.0/16"}},
+        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"}]))
+    join = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
+            "discovery": {"bootstrapToken": {"apiServerEndpoint": f"{CP1}:6443", "token": token,
+                                             "caCertHashes": [pki.ca_hash()]}}}
+    w1.path("join.yaml").write_text(yaml.safe_dump(dict(join, nodeRegistration={
+        "name": "worker-1", "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]})))
+    cp2.path("join.yaml").write_text(yaml.safe_dump(dict(join, nodeRegistration={"name": "cp-2"}, controlPlane={
+        "localAPIEndpoint": {"advertiseAddress": CP2, "bindPort": 6443}})))
+
+    init = cp1.kubeadm("init", "--config", "/init.yaml")
+    assert init.returncode == 0, init.stderr
+    assert f"kubeadm join {CP1}:6443 --token {token}" in init.stdout and pki.ca_hash() in init.stdout
+    out = w1.kubeadm("join", "--config", "/join.yaml")
+    assert out.returncode == 0, out.stderr
+
+    # node-1's leaves copied to node 2 lack its SANs (reference §9, pitfall 1)
+    testkit.write_files(cp2.root, cp1_leaves)
+    out = cp2.kubeadm("join", "--config", "/join.yaml")
+    assert out.returncode == 1
+    assert "certificate apiserver is invalid: x509: certificate is valid for cp-1, kubernetes" in out.stderr
+    testkit.write_files(cp2.root, pki.node_files("cp-2", CP2, first=False))
+    out = cp2.kubeadm("join", "--config", "/join.yaml")
+    assert out.returncode == 0, out.stderr
+
+    wait_for(lambda: set(nodes(cp1)) == {"cp-1", "cp-2", "worker-1"})
+    got = nodes(cp1)
+    assert not any(ready(n) for n in got.values())
+    for name in ("cp-1", "cp-2"):
+        assert "node-role.kubernetes.io/control-plane" in got[name]["metadata"]["labels"]
+        assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in got[name]["spec"]["taints"]
+    assert {"key": "dedicated", "value": "infra", "effect": "NoSchedule"} in got["worker-1"]["spec"]["taints"]
+    wait_for(lambda: all(n["spec"].get("podCIDR") for n in nodes(cp1).values()))
+
+    # the worker's files came from discovery and TLS bootstrap, not from a push
+    assert w1.path("/etc/kubernetes/pki/ca.crt").read_bytes() == testkit.cert_pem(pki.cas["ca"][0])
+    assert not w1.path("/etc/kubernetes/bootstrap-kubelet.conf").exists()
+    user = yaml.safe_load(w1.path("/etc/kubernetes/kubelet.conf").read_text())["users"][0]["user"]
+    assert user["client-certificate"] == "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    assert "ClusterConfiguration" in cp1.kubectl("get", "cm", "-n", "kube-system", "kubeadm-config", "-o", "yaml")
+    daemonsets = cp1.kubectl("get", "ds", "-n", "kube-system", "-o", "name")
+    assert "kube-proxy" not in daemonsets, "addon/kube-proxy was skipped"
+    assert "deployment.apps/coredns" in cp1.kubectl("get", "deploy", "-n", "kube-system", "-o", "name")
+
+    # Ready follows the CNI config, node by node
+    cni = w1.path("/etc/cni/net.d/10-test.conflist")
+    cni.parent.mkdir(parents=True)
+    cni.write_text('{"cniVersion": "1.0.0", "name": "test", "plugins": []}')
+    wait_for(lambda: ready(nodes(cp1)["worker-1"]))
+    assert not ready(nodes(cp1)["cp-1"])
+
+    pods = json.loads(cp1.kubectl("get", "pods", "-n", "kube-system", "-l", "component=etcd", "-o", "json"))["items"]
+    assert sorted(p["metadata"]["name"] for p in pods) == ["etcd-cp-1", "etcd-cp-2"]
+
+    for h in (w1, cp2, cp1):
+        out = h.kubeadm("reset", "-f", timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert empty(h.path("/etc/kubernetes/manifests")) and empty(h.path("/etc/kubernetes/pki"))
+        assert not h.path("/etc/kubernetes/kubelet.conf").exists()
+        out = subprocess.run([testkit.IP, "netns", "pids", h.ns.name], capture_output=True, text=True)
+        assert out.stdout.split() == [], f"{h.name}: processes left after reset"
+    assert cni.exists(), "reset leaves /etc/cni/net.d alone"
