@@ -1,0 +1,160 @@
+"""Templates in `templates/`, filled strictly: a missing, unused or surviving placeholder is an error.
+
+A placeholder is `${name}`. In YAML it is a whole value: the document is parsed, the value put in
+with its type (string, number, list, mapping) and the result dumped by pyyaml, so no quoting or
+indentation can go wrong. In any other file it is replaced as text; the value must then be plain
+(no quote, backslash or line break) because it lands inside quoted strings of TOML files.
+"""
+
+import re
+from pathlib import Path
+
+import toml
+import yaml
+
+from kubefab.errors import KubefabError
+
+ROOT = Path(__file__).resolve().parent.parent / "templates"
+PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+WHOLE = re.compile(r"^\$\{(\w+)\}$")
+LEFTOVERS = ("${", "{{")
+_UNSAFE = re.compile(r'["\\\n\r\t]')
+
+
+def load(name):
+    """The text of template `name` (a path under templates/)."""
+    return (ROOT / name).read_text()
+
+
+def fill(name, values, overlays=None):
+    """Template `name` filled with `values` (YAML: `overlays` {kind: (where, mapping)} merged in)."""
+    if name.endswith((".yaml", ".yml")):
+        return fill_yaml(name, load(name), values, overlays or {})
+    return fill_text(name, load(name), values)
+
+
+def fill_text(name, text, values):
+    """`text` with every `${key}` replaced by values[key]; every key must be used."""
+    used = set()
+
+    def put(match):
+        key = match.group(1)
+        if key not in values:
+            raise KubefabError(f"templates/{name}: line {_line(text, match.start())}: no value for ${{{key}}}")
+        value = str(values[key])
+        if _UNSAFE.search(value):
+            raise KubefabError(f"templates/{name}: line {_line(text, match.start())}: value {value!r} for "
+                               f"${{{key}}} holds a quote, backslash or line break")
+        used.add(key)
+        return value
+
+    out = PLACEHOLDER.sub(put, text)
+    _all_used(name, values, used)
+    return out
+
+
+def fill_yaml(name, text, values, overlays):
+    """The YAML documents of `text` with placeholders replaced by typed values, overlays merged."""
+    used, values = set(), plain(values)
+    docs = [_fill(name, doc, values, used, doc.get("kind", "") if isinstance(doc, dict) else "")
+            for doc in yaml.safe_load_all(text)]
+    _all_used(name, values, used)
+    docs = [_overlay(name, doc, overlays.get(doc.get("kind"))) for doc in docs]
+    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=float("inf"))
+
+
+def plain(value):
+    """`value` as plain dicts, lists and scalars (TOML's inline tables and tuples dump as YAML too)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _fill(name, node, values, used, where):
+    if isinstance(node, dict):
+        for key in node:
+            _no_placeholder(name, str(key), f"{where}.{key}")
+        return {k: _fill(name, v, values, used, f"{where}.{k}") for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fill(name, v, values, used, f"{where}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str) and WHOLE.match(node):
+        key = WHOLE.match(node).group(1)
+        if key not in values:
+            raise KubefabError(f"templates/{name}: {where}: no value for ${{{key}}}")
+        used.add(key)
+        return values[key]
+    if isinstance(node, str):
+        _no_placeholder(name, node, where)
+    return node
+
+
+def _no_placeholder(name, text, where):
+    if "${" in text:
+        raise KubefabError(f"templates/{name}: {where}: {text!r} — a placeholder must be a whole value")
+
+
+def _all_used(name, values, used):
+    unused = sorted(set(values) - used)
+    if unused:
+        raise KubefabError(f"templates/{name}: has no placeholder for {', '.join(unused)}")
+
+
+def _overlay(name, doc, overlay):
+    if not overlay:
+        return doc
+    where, extra = overlay
+    return _merge(doc, plain(extra), where, name)
+
+
+def _merge(base, extra, where, name):
+    """`base` with `extra` added; a value kubefab sets may not be changed, only repeated."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = _merge(out[key], value, f"{where}.{key}", name)
+        elif key in out and out[key] != value:
+            raise KubefabError(f"{where}.{key} = {value!r} conflicts with {out[key]!r}, which kubefab sets "
+                               f"(templates/{name}) — remove it from the inventory")
+        else:
+            out[key] = value
+    return out
+
+
+def check(path, text):
+    """Fail if rendered file `path` does not parse or still holds a placeholder (YAML: which key)."""
+    if path.endswith((".yaml", ".yml")):
+        for doc in _parse_yaml(path, text):
+            _walk_leftovers(path, doc, doc.get("kind", "") if isinstance(doc, dict) else "")
+    elif path.endswith(".toml"):
+        try:
+            toml.loads(text)
+        except toml.TomlDecodeError as e:
+            raise KubefabError(f"{path}: rendered file is not valid TOML: {e}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if any(mark in line for mark in LEFTOVERS):
+            raise KubefabError(f"{path}: line {number}: a placeholder survived rendering: {line.strip()!r}")
+
+
+def _parse_yaml(path, text):
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError as e:
+        raise KubefabError(f"{path}: rendered file is not valid YAML: {e}") from None
+
+
+def _walk_leftovers(path, node, where):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _walk_leftovers(path, key, where)
+            _walk_leftovers(path, value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _walk_leftovers(path, value, f"{where}[{i}]")
+    elif isinstance(node, str) and any(mark in node for mark in LEFTOVERS):
+        raise KubefabError(f"{path}: {where}: a placeholder survived rendering: {node!r}")
+
+
+def _line(text, offset):
+    return text.count("\n", 0, offset) + 1
