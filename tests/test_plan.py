@@ -1,0 +1,136 @@
+"""`cluster.plan`: the whole plan computed locally, before any host changes."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubefab import inventory, phases, plan, report
+from kubefab.errors import KubefabError
+from kubefab.phases import Push
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HA = """\
+[cluster]
+name = "ha"
+kubernetes_version = "1.33.5"
+control_plane_endpoint = "api.ha.internal:6443"
+worker_batch_size = 2
+
+[hosts.cp-1]
+address = "10.0.0.11"
+roles = ["control-plane"]
+[hosts.cp-2]
+address = "10.0.0.12"
+roles = ["control-plane"]
+[hosts.cp-3]
+address = "10.0.0.13"
+roles = ["control-plane"]
+[hosts.w-1]
+address = "10.0.0.21"
+roles = ["worker"]
+[hosts.w-2]
+address = "10.0.0.22"
+roles = ["worker"]
+[hosts.w-3]
+address = "10.0.0.23"
+roles = ["worker"]
+"""
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ha") / "inventory.toml"
+    path.write_text(HA)
+    inv = inventory.load(path)
+    return inv, plan.build(inv)
+
+
+def tree(root):
+    return {p.relative_to(root): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns, p.stat().st_mode)
+            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def hosts_of(p, name):
+    pp = next(pp for pp in p.phases if pp.phase.name == name)
+    return [[hs.host.name for hs in batch] for batch in pp.batches]
+
+
+def test_phases_run_in_order_with_the_right_hosts_and_batches(ha):
+    _, p = ha
+    assert [pp.phase.name for pp in p.phases] == list(phases.NAMES)
+    assert hosts_of(p, "runtime") == [["cp-1", "cp-2", "cp-3", "w-1", "w-2", "w-3"]]
+    assert hosts_of(p, "init") == [["cp-1"]]
+    assert hosts_of(p, "join-control-plane") == [["cp-2"], ["cp-3"]]
+    assert hosts_of(p, "join-workers") == [["w-1", "w-2"], ["w-3"]]
+
+
+def test_skip_and_only_select_phases_and_reject_unknown_names(ha):
+    inv, _ = ha
+    assert [pp.phase.name for pp in plan.build(inv, only=("init", "cni")).phases] == ["init", "cni"]
+    assert "cni" not in [pp.phase.name for pp in plan.build(inv, skip=("cni",)).phases]
+    with pytest.raises(KubefabError, match="unknown phase 'jion'.*phases are: facts, preflight"):
+        plan.build(inv, skip=("jion",))
+
+
+def test_workers_are_pushed_nothing_that_breaks_kubeadm_join(ha):
+    _, p = ha
+    for name in ("w-1", "w-2", "w-3"):
+        paths = {f.path for f in p.files[name]}
+        assert not any(path.startswith("/etc/kubernetes/pki") for path in paths)
+        assert not paths & {"/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf"}
+        assert not any(path.startswith("/etc/kubernetes/manifests") for path in paths)
+
+
+def test_every_rendered_file_is_pushed_exactly_once(ha):
+    _, p = ha
+    for host, files in p.files.items():
+        pushed = [f.path for pp in p.phases for batch in pp.batches for hs in batch if hs.host.name == host
+                  for step in hs.steps if isinstance(step, Push) for f in step.files]
+        assert sorted(pushed) == sorted(f.path for f in files)
+
+
+def test_plan_text_masks_the_token_and_lists_files_and_commands(ha):
+    inv, p = ha
+    text = report.plan(p)
+    secret = (inv.state_dir / "bootstrap-token").read_text().strip()
+    token_id, token_secret = secret.split(".")
+    assert token_secret not in text and f"{token_id}.***" in text
+    assert "kubeadm init --config /etc/kubernetes/kubefab/init.yaml" in text
+    assert "0600" in text and "/etc/kubernetes/pki/ca.key" in text
+    assert "batch 2: w-3" in text
+    assert p.ca_hash in text
+
+
+def test_second_plan_changes_nothing_and_says_so(ha):
+    inv, _ = ha
+    before = tree(inv.state_dir)
+    again = plan.build(inv)
+    assert {a.what for a in again.actions} == {"kept"}
+    assert tree(inv.state_dir) == before
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_cluster_plan_on_the_committed_inventory(tmp_path):
+    run = cli("cluster.plan", "--state-dir", str(tmp_path / "state"))
+    assert run.returncode == 0, run.stderr
+    assert "kubefab plan for cluster 'vagrant'" in run.stdout
+    assert (tmp_path / "state" / "hosts" / "k8s-master" / "etc" / "kubernetes" / "pki" / "apiserver.crt").is_file()
+    assert (tmp_path / "state" / "hosts" / "k8s-s2" / "etc" / "kubernetes" / "kubefab" / "join.yaml").is_file()
+
+
+def test_task_list_and_help_document_every_task_and_option():
+    listing = cli("--list")
+    assert listing.returncode == 0
+    for name in ("cluster.plan", "pki.show"):
+        line = next(line for line in listing.stdout.splitlines() if line.strip().startswith(name))
+        assert len(line.split(name, 1)[1].strip()) > 10, f"{name} has no one-line help"
+    help_text = cli("--help", "cluster.plan").stdout
+    for option in ("--inventory", "--state-dir", "--only", "--skip"):
+        assert option in help_text
