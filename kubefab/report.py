@@ -60,10 +60,10 @@ def _host_steps(hs):
 
 def certs(infos, warn_days=30):
     """Every certificate, soonest expiry first, with a warning mark under `warn_days`."""
-    out = [f"{'expires (UTC)':<17} {'days':>5}  {'file':<44} {'subject':<52} issuer / SANs"]
+    out = [f"{'expires (UTC)':<17} {'days':>5}  {'file':<54} {'subject':<52} issuer / SANs"]
     for c in infos:
         mark = "  <-- WARNING: renew soon" if c.days_left < warn_days else ""
-        out.append(f"{c.not_after:%Y-%m-%d %H:%M} {c.days_left:>5}  {c.file:<44} {c.subject:<52} "
+        out.append(f"{c.not_after:%Y-%m-%d %H:%M} {c.days_left:>5}  {c.file:<54} {c.subject:<52} "
                    f"{c.issuer}{mark}")
         if c.sans:
             out.append(f"{'':<24}SANs: {', '.join(c.sans)}")

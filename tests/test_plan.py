@@ -134,3 +134,16 @@ def test_task_list_and_help_document_every_task_and_option():
     help_text = cli("--help", "cluster.plan").stdout
     for option in ("--inventory", "--state-dir", "--only", "--skip"):
         assert option in help_text
+
+
+def test_pki_show_lists_every_certificate_soonest_first_and_warns(ha):
+    inv, _ = ha
+    run = cli("pki.show", "-i", str(inv.path), "--days", "400")
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line[:4].isdigit()]
+    assert [r[:16] for r in rows] == sorted(r[:16] for r in rows)
+    assert any("pki/nodes/cp-2/apiserver.crt" in r for r in rows)
+    assert any("kubeconfigs/admin.conf" in r and "O=kubeadm:cluster-admins" in r for r in rows)
+    leaves = [r for r in rows if "ca.crt" not in r]
+    assert all("WARNING" in r for r in leaves) and not any("WARNING" in r for r in rows if "/ca.crt" in r)
+    assert "SANs: cp-1, kubernetes" in run.stdout
