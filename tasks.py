@@ -6,6 +6,7 @@ from invoke import Collection, Exit, task
 
 from kubefab import inventory, pki, plan as planning, report
 from kubefab.errors import KubefabError
+from tests.lab import tasks as lab_tasks
 
 INVENTORY_HELP = "inventory file (default: inventory.toml, or kubefab.inventory in invoke.yaml)"
 STATE_HELP = "state directory holding the PKI and rendered files (default: .kubefab/<cluster> next to the inventory)"
@@ -49,5 +50,5 @@ def show(c, inventory=None, state_dir=None, days=30):
 
 cluster = Collection("cluster", plan)
 pki_tasks = Collection("pki", show)
-ns = Collection(cluster, pki_tasks)
+ns = Collection(cluster, pki_tasks, lab_tasks.ns)
 ns.configure({"kubefab": {"inventory": "inventory.toml", "state_dir": None}})

@@ -1,0 +1,64 @@
+"""Shared fixtures. Tests marked `lab` get real SSH hosts in network namespaces (tests/lab)."""
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lab import Lab, down_labs, down_on_termination  # noqa: E402
+
+SESSION_LAB = {"hosts": 3, "control_planes": 1, "flavour": "node"}
+
+
+@functools.cache
+def lab_unavailable():
+    """Why labs cannot run here, or '' when they can (root, network namespaces)."""
+    if os.geteuid() != 0:
+        return "lab tests need root (they create network namespaces, mounts and cgroups)"
+    if subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True).returncode:
+        return "lab tests need network and mount namespaces, which this machine refuses"
+    return ""
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = lab_unavailable()
+    if reason:
+        for item in items:
+            if item.get_closest_marker("lab"):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_sessionstart(session):
+    down_on_termination()  # CI's timeout or a closed terminal still removes the labs
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """A few node hosts (systemd, containerd) shared by the whole session: do not break them."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    down_labs(stale_only=True)  # labs of an earlier run that was killed
+    with Lab.up(**SESSION_LAB) as shared:
+        yield shared
+
+
+@pytest.fixture
+def new_lab():
+    """A factory of fresh labs for destructive tests: `new_lab(hosts=2, quirks=...)`, all torn down after the test."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    made = []
+
+    def make(**kwargs):
+        made.append(Lab.up(**kwargs))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.down()

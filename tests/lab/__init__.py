@@ -1,0 +1,6 @@
+"""kubefab's lab: real SSH hosts in network namespaces on this machine (see lab.py)."""
+
+from .errors import LabError
+from .lab import Lab, down_labs, down_on_termination, status
+
+__all__ = ["Lab", "LabError", "down_labs", "down_on_termination", "status"]

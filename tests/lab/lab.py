@@ -1,0 +1,377 @@
+"""A lab: real SSH hosts in network namespaces on this machine, with an inventory for kubefab.
+
+    with Lab.up(hosts=3, flavour="node", quirks={"kf-w2": ["swap"]}) as lab:
+        lab.run("kf-w2", "swapon --show")
+        subprocess.run(["invoke", "cluster.up", "-i", str(lab.inventory)])
+
+`down()` removes everything the lab made; `down_labs()` also cleans labs whose runner was killed.
+"""
+
+import atexit
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import toml
+
+from . import kernel, packages, quirks as quirk_table, rootfs, spec, state
+from .errors import LabError
+
+INIT = Path(__file__).resolve().parent / "init.sh"
+KUBERNETES_VERSION = "1.33.5"
+BIN_MOUNT = "/opt/kubefab-lab/bin"  # where bin_dir appears in every host; not on PATH
+SSH_PORT = 22
+_live = set()  # labs of this process that go down when it exits
+
+
+class Lab:
+    """A running lab. Build one with `Lab.up(...)`; its hosts, files and password are attributes."""
+
+    def __init__(self, record, hosts, flavour, ssh_user):
+        self.state = record
+        self.id = record.lab_id
+        self.dir = Path(record.dir)
+        self.hosts = hosts
+        self.flavour = flavour
+        self.ssh_user = ssh_user
+        self.inventory = self.dir / "inventory.toml"
+        self.known_hosts = self.dir / "known_hosts"
+        self.identity_file = self.dir / "id_ed25519"
+        self.sudo_password_file = self.dir / "sudo_password"
+        self.sudo_password = secrets.token_urlsafe(12)  # kfpasswd's; never printed, kept 0600 in sudo_password_file
+        self.bridge_address = str(spec.subnet(self.id)[1])
+        self._bin_dir = None
+        self._hierarchies = ()
+        self._cgroups = {}
+        self._procs = {}
+        self._init_pids = {}
+        self._stopped = set()
+
+    def __repr__(self):
+        return f"<Lab {self.id}: {len(self.hosts)} {self.flavour.name} hosts, inventory {self.inventory}>"
+
+    @classmethod
+    def up(cls, hosts=3, control_planes=1, flavour="plain", quirks=None, ssh_user="root", bin_dir=None,
+           root=None, detach=False, timeout=None):
+        """Build and boot a lab of `hosts` hosts, the first `control_planes` of them control planes.
+
+        quirks: {host name: [quirk name, ...]} (see quirks.QUIRKS); ssh_user: the inventory's user
+        (root, kfadmin with passwordless sudo, or kfpasswd whose sudo asks for `lab.sudo_password`);
+        bin_dir: a directory of executables bound read-only at /opt/kubefab-lab/bin in every host;
+        detach: keep the lab after this process exits (for `invoke lab.up`).
+        """
+        kind, login, by_host = spec.flavour(flavour), spec.user(ssh_user), quirk_table.resolve(quirks)
+        names = spec.host_names(hosts, control_planes, by_host)
+        if bin_dir is not None and not Path(bin_dir).is_dir():
+            raise LabError(f"bin_dir {bin_dir} is not a directory")
+        require_namespaces()
+        packages.ensure()
+        lab_id, lab_dir = state.allocate(state.root_dir(root))
+        planned = spec.hosts(lab_id, names, by_host)
+        record = state.State(lab_id, str(lab_dir), kind.name, spec.bridge_name(lab_id), [h.netns for h in planned],
+                             [h.veth for h in planned], os.getpid(), detached=detach)
+        record.save()
+        lab = cls(record, planned, kind, login)
+        try:
+            lab._build(bin_dir and Path(bin_dir).resolve())
+            lab._boot()
+            lab._wait(timeout or 30 + len(planned) * (5 if kind.systemd else 0.2))
+            for h in planned:
+                for q in h.quirks:
+                    if q.after_up:
+                        getattr(lab, q.after_up)(h.name)
+        except BaseException:
+            lab.down()
+            raise
+        if not detach:
+            _live.add(lab)
+        return lab
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+
+    def host(self, name):
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise LabError(f"no host {name!r} in lab {self.id} — hosts are {', '.join(h.name for h in self.hosts)}")
+
+    def _host_dir(self, name):
+        return self.dir / "fs" / "hosts" / name
+
+    def _build(self, bin_dir):
+        fs = self.dir / "fs"
+        fs.mkdir()
+        (self.dir / "logs").mkdir()
+        kernel.mount_tmpfs(fs, f"{spec.PREFIX}{self.id}-fs", "64m")
+        client_key, client_public = rootfs.ed25519_pair()
+        write_private(self.identity_file, client_key)
+        write_private(self.sudo_password_file, self.sudo_password + "\n")
+        self.identity_file.with_suffix(".pub").write_text(client_public + "\n")
+        rootfs.lab_layer(fs / "layer", hosts=self.hosts, client_public_key=client_public,
+                         password=self.sudo_password, systemd=self.flavour.systemd,
+                         mount_points=self.flavour.tmpfs + ((BIN_MOUNT,) if bin_dir else ()))
+        rootfs.dev_template(fs / "dev")
+        self._bin_dir = bin_dir
+        known = [self._host_layer(h) for h in self.hosts]
+        self.known_hosts.write_text("".join(f"{h.name},{h.address} {key}\n" for h, key in zip(self.hosts, known)))
+        self.inventory.write_text(toml.dumps(self.inventory_data()))
+        if self.flavour.systemd:
+            self._hierarchies = kernel.hierarchies()
+            self._cgroups = {h.name: kernel.make_cgroups(self._hierarchies, spec.cgroup_name(self.id, h.index))
+                             for h in self.hosts}
+            self.state.cgroups = [p for paths in self._cgroups.values() for p in paths]
+            self.state.save()
+        kernel.network_up(self.state.bridge, f"{self.bridge_address}/{spec.LAB_PREFIX}", self.hosts)
+
+    def _host_layer(self, h):
+        """Write host `h`'s layer and fake /proc files; returns its public host key."""
+        host_key, public = rootfs.ed25519_pair()
+        files = {path: spec_ for q in h.quirks for path, spec_ in q.files.items()}
+        rootfs.host_layer(self._host_dir(h.name) / "layer",
+                          hostname=self._twin(h, "hostname").name,
+                          machine_id=self._machine_id(self._twin(h, "machine-id")),
+                          host_key=host_key, files=files)
+        (self._host_dir(h.name) / "proc").mkdir()
+        (self._host_dir(h.name) / "run").mkdir()
+        for q in h.quirks:
+            for name, content in q.proc.items():
+                text = content(Path("/proc", name).read_text()) if callable(content) else content
+                (self._host_dir(h.name) / "proc" / name).write_text(text)
+        return public
+
+    def _machine_id(self, h):
+        return hashlib.sha256(f"{self.dir}:{self.state.owner_pid}:{h.name}".encode()).hexdigest()[:32]
+
+    def inventory_data(self):
+        """kubefab's inventory of this lab, as written to `inventory`."""
+        return {
+            "cluster": {"name": "lab", "kubernetes_version": KUBERNETES_VERSION},
+            "ssh": {"user": self.ssh_user.name, "port": SSH_PORT, "identity_file": str(self.identity_file),
+                    "sudo": self.ssh_user is not spec.ROOT, "known_hosts": "strict",
+                    "known_hosts_file": str(self.known_hosts)},
+            "hosts": {h.name: {"address": h.address, "roles": list(h.roles)} for h in self.hosts},
+        }
+
+    def _boot(self):
+        unshare = [packages.which("unshare"), "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
+                   *(["--cgroup"] if self.flavour.systemd else []), "/bin/sh", str(INIT), *self.flavour.pid1]
+        for h in self.hosts:
+            argv = [packages.which("nsenter"), f"--net={kernel.NETNS_DIR / h.netns}", *unshare]
+            self._procs[h.name] = kernel.start_host(argv, self._init_env(h), self._log(h.name),
+                                                    self._cgroups.get(h.name, ()))
+        self.state.pids = {name: p.pid for name, p in self._procs.items()}
+        self.state.save()
+
+    def _init_env(self, h):
+        """init.sh's inputs for host `h` (described at the top of init.sh)."""
+        host_dir = self._host_dir(h.name)
+        return dict(kernel.HOST_ENV, **dict(self.flavour.env),
+                    KFL_HOST=str(host_dir), KFL_LOWER=f"{host_dir}/layer:{self.dir}/fs/layer:/",
+                    KFL_DISK=next((q.disk for q in h.quirks if q.disk), self.flavour.disk),
+                    KFL_ADDRESS=f"{h.address}/{spec.LAB_PREFIX}", KFL_HOSTNAME=self._twin(h, "hostname").name,
+                    KFL_DEV=f"{self.dir}/fs/dev", KFL_TMPFS=" ".join(self.flavour.tmpfs),
+                    KFL_BIN=str(self._bin_dir or ""), KFL_BIN_AT=BIN_MOUNT,
+                    KFL_CGROUPS=" ".join(kernel.mount_specs(self._hierarchies)) if self._hierarchies else "",
+                    KFL_BOOT="; ".join(q.boot for q in h.quirks if q.boot))
+
+    def _twin(self, h, what):
+        """The host whose `what` ('hostname' or 'machine-id') host `h` shows: another one with the quirk."""
+        if len(self.hosts) == 1 or not any(q.twin == what for q in h.quirks):
+            return h
+        return self.hosts[1] if h is self.hosts[0] else self.hosts[0]
+
+    def _log(self, name):
+        return self.dir / "logs" / f"{name}.log"
+
+    def _wait(self, timeout):
+        """Wait until every host accepts TCP on port 22 (and, with systemd, has finished booting)."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.hosts)
+        while pending:
+            for h in list(pending):
+                if port_open(h.address, SSH_PORT):
+                    pending.remove(h)
+                elif self._procs[h.name].poll() is not None:
+                    raise LabError(f"lab host {h.name} stopped while booting (exit {self._procs[h.name].returncode});"
+                                   f" its log {self._log(h.name)} ends:\n{tail(self._log(h.name))}")
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(h.name for h in pending[:10])
+                raise LabError(f"lab hosts {names} did not open port {SSH_PORT} within {timeout:.0f} s; "
+                               f"see their logs in {self.dir / 'logs'}")
+            if pending:
+                time.sleep(0.02)
+        if self.flavour.systemd:
+            for h in self.hosts:
+                left = max(1.0, deadline - time.monotonic())
+                self.run(h.name, "systemctl is-system-running --wait >/dev/null || true", timeout=left)
+
+    def init_pid(self, name):
+        """PID (on the machine) of host `name`'s PID 1; LabError when the host is down."""
+        self.host(name)
+        if name in self._stopped:
+            raise LabError(f"lab host {name} is down: its sshd was stopped, and with it the host")
+        if name not in self._init_pids:
+            pid = kernel.child_of(self._procs[name].pid)
+            if pid is None:
+                raise LabError(f"lab host {name} is not running; its log {self._log(name)} ends:\n"
+                               f"{tail(self._log(name))}")
+            self._init_pids[name] = pid
+        return self._init_pids[name]
+
+    def run(self, name, command, check=True, input=None, timeout=120):
+        """Run shell `command` as root inside host `name` (its namespaces and root, no SSH).
+
+        Returns the CompletedProcess with text stdout/stderr; with check, a non-zero exit raises
+        LabError showing the host, command and stderr.
+        """
+        argv = [*kernel.nsenter_argv(self.init_pid(name), self.flavour.systemd), "/bin/sh", "-c", command]
+        done = subprocess.run(argv, env=kernel.HOST_ENV, input=input, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode:
+            raise LabError(f"on lab host {name}: `{command}` exited {done.returncode}: {done.stderr.strip()}")
+        return done
+
+    def cut(self, name):
+        """Cut host `name` off the network: its link goes down, connections to it time out."""
+        kernel.set_link(self.host(name).veth, up=False)
+
+    def connect(self, name):
+        """Undo `cut`: host `name` is reachable again."""
+        kernel.set_link(self.host(name).veth, up=True)
+
+    def stop_sshd(self, name):
+        """Stop sshd on host `name`, so connections are refused.
+
+        On a node host systemd stops ssh.service and the host keeps running; on a plain host sshd is
+        PID 1, so the host ends with it (its address still answers, refusing connections).
+        """
+        if self.flavour.systemd:
+            self.run(name, "systemctl stop ssh.service")
+        else:
+            kernel.kill([self._procs[self.host(name).name].pid])
+            self._stopped.add(name)
+
+    def down(self):
+        """Stop every host and remove everything the lab made; safe to call twice."""
+        _live.discard(self)
+        teardown(self.state)
+        for p in self._procs.values():
+            p.poll()
+
+
+def require_namespaces():
+    """LabError unless this process is root on a machine with network namespaces."""
+    if os.geteuid() != 0:
+        raise LabError("a lab needs root (it creates network namespaces, mounts and cgroups)")
+    if not os.path.exists("/proc/self/ns/net"):
+        raise LabError("this kernel has no network namespaces; a lab cannot run here")
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def port_open(address, port, timeout=0.5):
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def tail(path, lines=20):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def teardown(record):
+    """Remove one lab from its state record: processes, network, cgroups, mounts, then its directory."""
+    lab_dir = Path(record.dir)
+    ours = [pid for name, pid in record.pids.items()
+            if kernel.started_by_lab(pid, f"KFL_HOST={lab_dir}/fs/hosts/{name}")]
+    kernel.kill(ours)
+    kernel.kill(kernel.pids_in_netns(record.netns))
+    kernel.network_down(record.bridge, record.netns, record.veths)
+    kernel.remove_cgroups(record.cgroups)
+    kernel.unmount(kernel.mounts_under(lab_dir))
+    shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+def leftovers(lab_id, root):
+    """A state record for lab `lab_id` rebuilt from kernel object names (its own record was lost)."""
+    prefix = spec.netns_name(lab_id, "")
+    return state.State(lab_id, str(root / str(lab_id)), "unknown", spec.bridge_name(lab_id),
+                       kernel.netns_list(prefix), kernel.link_list(spec.veth_name(lab_id, "")), 0,
+                       cgroups=kernel.leftover_cgroups(prefix))
+
+
+def stale(record):
+    """True for a lab whose runner is gone without detaching it (a killed test run)."""
+    return not record.detached and not os.path.exists(f"/proc/{record.owner_pid}")
+
+
+def down_labs(ids=None, root=None, stale_only=False):
+    """Tear down labs `ids` (default: every lab under `root`, and any lab's kernel objects left without a
+    directory), whoever started them; with stale_only, only labs whose runner was killed. Returns the ids."""
+    root = state.root_dir(root)
+    dirs = {int(p.name): p for p in state.lab_dirs(root)}
+    named = {int(n[len(spec.PREFIX):].split("-")[0]) for n in kernel.netns_list()}
+    named |= {int(n[len(spec.PREFIX) + 2:]) for n in kernel.link_list(spec.PREFIX + "br")}
+    done = []
+    for lab_id in sorted(set(dirs) | named if ids is None else ids):
+        record = (state.load(dirs[lab_id]) if lab_id in dirs else None) or leftovers(lab_id, root)
+        if not stale_only or stale(record):
+            teardown(record)
+            done.append(lab_id)
+    return done
+
+
+def status(root=None):
+    """One line per lab under `root`: id, flavour, hosts running, runner, inventory."""
+    lines = []
+    for lab_dir in state.lab_dirs(state.root_dir(root)):
+        record = state.load(lab_dir)
+        if record is None:
+            lines.append(f"lab {lab_dir.name}: no state (a run killed while starting) — `invoke lab.down` cleans it")
+            continue
+        running = sum(kernel.started_by_lab(pid, f"KFL_HOST={lab_dir}/fs/hosts/{name}")
+                      for name, pid in record.pids.items())
+        runner = "detached" if record.detached else "runner gone: leftover" if stale(record) else "runner alive"
+        lines.append(f"lab {record.lab_id}: {record.flavour}, {running}/{len(record.netns)} hosts running, "
+                     f"{runner}, bridge {record.bridge}, inventory {lab_dir / 'inventory.toml'}")
+    return lines
+
+
+@atexit.register
+def _down_live_labs():
+    for lab in list(_live):
+        lab.down()
+
+
+def down_on_termination(signals=(signal.SIGTERM, signal.SIGHUP)):
+    """On these signals tear down this process's labs, then die of the signal as before.
+
+    Raising KeyboardInterrupt instead would not do: invoke catches it to forward Ctrl-C to a
+    remote command and goes on waiting for it.
+    """
+    def handler(signum, frame):
+        _down_live_labs()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for signum in signals:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, handler)

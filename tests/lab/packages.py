@@ -1,0 +1,73 @@
+"""The Debian packages a lab needs on the machine, installed on first use."""
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LabError
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# invoke-rc.d asks this helper before starting a service; 101 means "no": installing sshd, etcd or
+# containerd must not start them on the machine itself.
+POLICY_RC = Path("/usr/sbin/policy-rc.d")
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    command: str  # present when the package is installed
+
+
+PACKAGES = (
+    Package("openssh-server", "sshd"),
+    Package("sudo", "sudo"),
+    Package("iproute2", "ip"),
+    Package("kmod", "modprobe"),
+    Package("procps", "ps"),
+    Package("openssl", "openssl"),
+    Package("systemd", "systemctl"),
+    Package("dbus", "dbus-daemon"),  # systemd-logind in node hosts needs the system bus
+    Package("containerd", "containerd"),
+    Package("runc", "runc"),
+    Package("etcd-server", "etcd"),
+    Package("etcd-client", "etcdctl"),
+    Package("iptables", "iptables"),
+    Package("conntrack", "conntrack"),
+    Package("ebtables", "ebtables"),
+    Package("socat", "socat"),
+    Package("ethtool", "ethtool"),
+)
+
+
+def which(command):
+    """The absolute path of `command` on the machine's system PATH, or None."""
+    return shutil.which(command, path=SYSTEM_PATH)
+
+
+def missing():
+    return tuple(p.name for p in PACKAGES if which(p.command) is None)
+
+
+def ensure():
+    """apt-get install whatever the lab needs and the machine lacks; nothing when all are there."""
+    names = missing()
+    if not names:
+        return ()
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", PATH=SYSTEM_PATH)
+    own_policy = not POLICY_RC.exists()
+    if own_policy:
+        POLICY_RC.write_text("#!/bin/sh\nexit 101\n")
+        POLICY_RC.chmod(0o755)
+    try:
+        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *names]
+        for argv in (["apt-get", "update", "-q"], install):
+            done = subprocess.run(argv, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise LabError(f"{' '.join(argv)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}"
+                               f"\ninstall these packages by hand: {' '.join(names)}")
+    finally:
+        if own_policy:
+            POLICY_RC.unlink()
+    return names
