@@ -68,7 +68,9 @@ def _runtime(inv, host, files):
     return (
         Push(tuple(f for f in files if _runtime_file(f))),
         run("modprobe", "-a", *render.kernel_modules(inv)),
-        run("sysctl", "--system"),
+        # only kubefab's own files: `sysctl --system` would re-apply every file on the host and
+        # fails where an unrelated key is read-only (containers, hardened hosts)
+        *(run("sysctl", "-p", f.path) for f in files if f.path.startswith("/etc/sysctl.d/")),
         run("swapoff", "-a"),
         run("systemctl", "restart", "containerd"),
         run("systemctl", "enable", "kubelet"),
