@@ -33,6 +33,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_sessionstart(session):
+    # Install the lab's Debian packages (etcd, containerd, sshd, ...) before collection, so the doubles'
+    # tests that need real etcd run on a fresh machine instead of skipping.
+    if not lab_unavailable():
+        packages.ensure()
     down_on_termination()  # CI's timeout or a closed terminal still removes the labs
 
 
