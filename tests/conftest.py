@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab import Lab, down_labs, down_on_termination  # noqa: E402
+from lab import Lab, down_labs, down_on_termination, packages  # noqa: E402
 
 SESSION_LAB = {"hosts": 3, "control_planes": 1, "flavour": "node"}
 
