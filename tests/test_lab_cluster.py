@@ -15,7 +15,7 @@ from conftest import lab_unavailable
 from kubefab import inventory, plan
 from kubefab.command import Run
 from lab import Lab
-from lab.doubles import install_dir, unit_files
+from lab.doubles import EXECUTABLES, install_dir, unit_files
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")]
@@ -37,10 +37,12 @@ def push(lab, host, state):
 
 
 def install_doubles(lab, host):
-    """Put the doubles where the packages put kubeadm and kubelet, as the offline installer will."""
+    """Put the doubles where the packages put kubeadm and kubelet, as the offline installer will
+    (linked, so each finds its library beside its real path)."""
     units = " && ".join(f"mkdir -p {path.rsplit('/', 1)[0]} && cat > {path} <<'EOF'\n{text}EOF"
                         for path, text in unit_files().items())
-    lab.run(host, f"cp /opt/kubefab-lab/bin/* /usr/bin/ && {units}\nsystemctl daemon-reload")
+    links = " && ".join(f"ln -sf /opt/kubefab-lab/bin/{name} /usr/bin/{name}" for name in EXECUTABLES)
+    lab.run(host, f"{links} && {units}\nsystemctl daemon-reload")
 
 
 def runtime(lab, host, p):

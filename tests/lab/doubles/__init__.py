@@ -6,6 +6,7 @@ PATH (or copy its files to /usr/bin). `unit_files()` gives the kubelet systemd u
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,10 +20,12 @@ EXECUTABLES = {
     "kube-controller-manager": "components",
     "kube-scheduler": "components",
 }
+# The scripts import the copy of this package in `lib/` beside their real path, so a bin dir works
+# wherever it is bound or linked (lab hosts do not see the machine's /tmp, where a checkout may live).
 SCRIPT = """#!{python}
 import os, sys
 os.environ.setdefault("KUBEFAB_DOUBLE_VERSION", {version!r})
-sys.path.insert(0, {lab!r})
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "lib"))
 from doubles.{module} import main
 sys.exit(main())
 """
@@ -37,9 +40,11 @@ def install_dir(target, version=DEFAULT_VERSION):
     """
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(HERE, target / "lib" / "doubles", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
     for name, module in EXECUTABLES.items():
         path = target / name
-        path.write_text(SCRIPT.format(python=sys.executable, version=version, lab=str(HERE.parent), module=module))
+        path.write_text(SCRIPT.format(python=sys.executable, version=version, module=module))
         os.chmod(path, 0o755)
     return target
 
