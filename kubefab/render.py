@@ -336,8 +336,11 @@ def _write(inv, due):
 
 
 def _make_dirs(top, target):
+    """Dirs inside a host's tree get on-host modes; the tree of all hosts holds keys, so it stays private."""
     for d in (*reversed(target.parents), target):
-        if d == top or top in d.parents:
+        if d == top:
+            fsutil.ensure_dir(d, 0o700)
+        elif top in d.parents:
             fsutil.ensure_dir(d, DIR_MODE)
 
 

@@ -105,6 +105,17 @@ def test_plan_text_masks_the_token_and_lists_files_and_commands(ha):
     assert p.ca_hash in text
 
 
+def test_state_dir_keeps_secrets_private(ha):
+    inv, _ = ha
+    for path in (inv.state_dir, inv.state_dir / "hosts", inv.state_dir / "pki"):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    secrets = [*inv.state_dir.rglob("*.key"), *(inv.state_dir / "kubeconfigs").rglob("*.conf"),
+               inv.state_dir / "bootstrap-token", *inv.state_dir.glob("hosts/*/etc/kubernetes/kubefab/*.yaml")]
+    assert len(secrets) > 20
+    for key in secrets:
+        assert key.stat().st_mode & 0o777 == 0o600, key
+
+
 def test_second_plan_changes_nothing_and_says_so(ha):
     inv, _ = ha
     before = tree(inv.state_dir)

@@ -77,8 +77,9 @@ def test_files_sit_at_their_host_path_with_the_host_mode(rendered):
 
 def test_tree_dirs_are_0755_and_the_state_dir_stays_private(rendered):
     inv, _ = rendered
-    dirs = [render.hosts_dir(inv), *(p for p in render.hosts_dir(inv).rglob("*") if p.is_dir())]
+    dirs = [p for p in render.hosts_dir(inv).rglob("*") if p.is_dir()]
     assert {stat.S_IMODE(d.stat().st_mode) for d in dirs} == {0o755}
+    assert stat.S_IMODE(render.hosts_dir(inv).stat().st_mode) == 0o700
     assert stat.S_IMODE(inv.state_dir.stat().st_mode) == 0o700
 
 
