@@ -30,13 +30,13 @@ def names(value):
     return tuple(n for part in value or () for n in part.split(",") if n)
 
 
-@task(iterable=["only", "skip"], help={
-    "inventory": INVENTORY_HELP, "state-dir": STATE_HELP,
+@task(iterable=["only", "skip", "host"], help={
+    "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "host": "show only this host (repeat or comma-separate)",
     "only": "run only these phases (repeat or comma-separate)", "skip": "skip these phases (repeat or comma-separate)"})
-def plan(c, inventory=None, state_dir=None, only=None, skip=None):
+def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None):
     """Show what cluster.up would do, per phase and host, without touching any host."""
     with user_errors():
-        p = planning.build(load(c, inventory, state_dir), names(only), names(skip))
+        p = planning.build(load(c, inventory, state_dir), names(only), names(skip), names(host))
         print(report.plan(p))
 
 

@@ -158,3 +158,13 @@ def test_pki_show_lists_every_certificate_soonest_first_and_warns(ha):
     leaves = [r for r in rows if "ca.crt" not in r]
     assert all("WARNING" in r for r in leaves) and not any("WARNING" in r for r in rows if "/ca.crt" in r)
     assert "SANs: cp-1, kubernetes" in run.stdout
+
+
+def test_plan_for_one_host_and_an_unknown_host(ha):
+    inv, _ = ha
+    p = plan.build(inv, hosts=("w-3",))
+    assert {hs.host.name for pp in p.phases for batch in pp.batches for hs in batch} == {"w-3"}
+    run = cli("cluster.plan", "-i", str(inv.path), "--host", "w-4")
+    assert run.returncode == 2
+    assert "no host named 'w-4'" in run.stderr and "did you mean 'w-3'" in run.stderr
+    assert "Traceback" not in run.stderr
