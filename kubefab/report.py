@@ -28,10 +28,11 @@ def plan(p):
 
 def _order(pp):
     hosts = sum(len(b) for b in pp.batches)
+    count = f"{hosts} host{'s' * (hosts != 1)}"
     if pp.phase.order == "parallel":
-        return f" — {hosts} hosts at once"
+        return f" — {count} at once"
     if pp.phase.order == "batches":
-        return f" — {hosts} hosts in batches of {len(pp.batches[0]) if pp.batches else 0}"
+        return f" — {count} in {len(pp.batches)} batch{'es' * (len(pp.batches) != 1)}, one after another"
     return " — one host at a time" if hosts > 1 else ""
 
 
