@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from kubernetes import client, config
 
+from inventories import host_tables
 from kubefab import inventory, kubeconfig, pki
 
 INVENTORY = """\
@@ -23,19 +24,7 @@ control_plane_endpoint = "{endpoint}"
 encryption_algorithm = "ECDSA-P256"
 cert_validity_days = 200
 
-[hosts.cp-1]
-address = "10.0.0.11"
-roles = ["control-plane"]
-[hosts.cp-2]
-address = "10.0.0.12"
-roles = ["control-plane"]
-[hosts.cp-3]
-address = "10.0.0.13"
-roles = ["control-plane"]
-[hosts.w-1]
-address = "10.0.0.21"
-roles = ["worker"]
-"""
+""" + host_tables(3, 1)
 ENDPOINT = "api.lab.internal:6443"
 CPS = {"cp-1": "10.0.0.11", "cp-2": "10.0.0.12", "cp-3": "10.0.0.13"}
 

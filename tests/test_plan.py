@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from inventories import host_tables
 from kubefab import inventory, phases, plan, report
 from kubefab.errors import KubefabError
 from kubefab.phases import Push
@@ -20,25 +21,7 @@ kubernetes_version = "1.33.5"
 control_plane_endpoint = "api.ha.internal:6443"
 worker_batch_size = 2
 
-[hosts.cp-1]
-address = "10.0.0.11"
-roles = ["control-plane"]
-[hosts.cp-2]
-address = "10.0.0.12"
-roles = ["control-plane"]
-[hosts.cp-3]
-address = "10.0.0.13"
-roles = ["control-plane"]
-[hosts.w-1]
-address = "10.0.0.21"
-roles = ["worker"]
-[hosts.w-2]
-address = "10.0.0.22"
-roles = ["worker"]
-[hosts.w-3]
-address = "10.0.0.23"
-roles = ["worker"]
-"""
+""" + host_tables(3, 3)
 
 
 @pytest.fixture(scope="module")

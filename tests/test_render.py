@@ -11,6 +11,7 @@ import pytest
 import toml
 import yaml
 
+from inventories import host_tables
 from kubefab import inventory, kubeconfig, pki, render, token
 from kubefab.errors import KubefabError
 
@@ -59,19 +60,7 @@ ca_validity_days = 1000
 mode = "ipvs"
 config = { ipvs = { scheduler = "wrr" } }
 
-[hosts.cp-1]
-address = "10.0.0.11"
-roles = ["control-plane"]
-[hosts.cp-2]
-address = "10.0.0.12"
-roles = ["control-plane"]
-[hosts.cp-3]
-address = "10.0.0.13"
-roles = ["control-plane"]
-[hosts.w-1]
-address = "10.0.0.21"
-roles = ["worker"]
-
+""" + host_tables(3, 1) + """
 [mirrors.registries]
 "docker.io" = ["https://docker.m.daocloud.io", "https://mirror.ccs.tencentyun.com"]
 "registry.local:5000" = ["http://10.0.0.5:5000"]

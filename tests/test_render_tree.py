@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from inventories import host_tables
 from kubefab import inventory, kubeconfig, pki, render
 from kubefab.errors import KubefabError
 
@@ -16,19 +17,7 @@ kubernetes_version = "1.33.5"
 control_plane_endpoint = "10.0.0.10:6443"
 encryption_algorithm = "ECDSA-P256"
 
-[hosts.cp-1]
-address = "10.0.0.11"
-roles = ["control-plane"]
-[hosts.cp-2]
-address = "10.0.0.12"
-roles = ["control-plane"]
-[hosts.w-1]
-address = "10.0.0.21"
-roles = ["worker"]
-[hosts.w-2]
-address = "10.0.0.22"
-roles = ["worker"]
-
+""" + host_tables(2, 2) + """
 [mirrors.registries]
 "docker.io" = ["https://docker.m.daocloud.io"]
 "quay.io" = ["https://quay.m.daocloud.io"]

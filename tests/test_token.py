@@ -8,6 +8,7 @@ import subprocess
 import pytest
 from cryptography import x509 as cx
 
+from inventories import host_tables
 from kubefab import inventory, pki, token
 from kubefab.errors import KubefabError
 
@@ -17,13 +18,7 @@ name = "tok"
 kubernetes_version = "1.33.5"
 encryption_algorithm = "{algorithm}"
 
-[hosts.cp-1]
-address = "10.0.0.11"
-roles = ["control-plane"]
-[hosts.w-1]
-address = "10.0.0.21"
-roles = ["worker"]
-"""
+""" + host_tables(1, 1)
 
 
 def load(tmp, algorithm="ECDSA-P256"):
