@@ -25,22 +25,9 @@ needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not insta
 def api(tmp_path_factory):
     """etcd + the API-server double on 127.0.0.1 with a full test bundle; yields a namespace."""
     root = tmp_path_factory.mktemp("api")
-    bin_dir = install_dir(root / "bin")
-    cluster = testkit.Cluster(endpoint="127.0.0.1:6443", cert_sans=("127.0.0.1",))
-    testkit.write_files(root, cluster.node_files("cp-1", "127.0.0.1"))
-    procs = testkit.Processes()
-    try:
-        etcd = testkit.start_etcd(procs, root)
-        port = testkit.free_port()
-        proc = procs.start([str(bin_dir / "kube-apiserver"), *testkit.apiserver_flags(root, etcd, "127.0.0.1", port)],
-                           root / "apiserver.log", env=testkit.double_env(root))
-        testkit.wait_port("127.0.0.1", port, proc=proc)
-        server = f"https://127.0.0.1:{port}"
-        super_conf = root / "super-admin.conf"
-        super_conf.write_bytes(cluster.admin_kubeconfig(server))
+    with testkit.local_apiserver(root, install_dir(root / "bin")) as (cluster, server, port):
+        super_conf = root / "etc/kubernetes/super-admin.conf"
         yield type("Api", (), dict(root=root, server=server, cluster=cluster, super_conf=super_conf, port=port))
-    finally:
-        procs.stop()
 
 
 def kubectl(api, *args, kubeconfig=None):

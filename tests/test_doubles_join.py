@@ -21,17 +21,7 @@ PREFIX = "error execution phase preflight: couldn't validate the identity of the
 def api(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     bin_dir = install_dir(root / "bin")
-    cluster = testkit.Cluster(endpoint="127.0.0.1:6443", cert_sans=("127.0.0.1",))
-    testkit.write_files(root, cluster.node_files("cp-1", "127.0.0.1"))
-    procs = testkit.Processes()
-    try:
-        etcd = testkit.start_etcd(procs, root)
-        port = testkit.free_port()
-        proc = procs.start([str(bin_dir / "kube-apiserver"), *testkit.apiserver_flags(root, etcd, "127.0.0.1", port)],
-                           root / "apiserver.log", env=testkit.double_env(root))
-        testkit.wait_port("127.0.0.1", port, proc=proc)
-        server = f"https://127.0.0.1:{port}"
-        (root / "etc/kubernetes/super-admin.conf").write_bytes(cluster.admin_kubeconfig(server))
+    with testkit.local_apiserver(root, bin_dir) as (cluster, server, port):
         client = Client.from_kubeconfig(root / "etc/kubernetes/super-admin.conf")
         info = {"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "", "cluster": {
             "server": server, "certificate-authority-data": base64.b64encode(
@@ -46,8 +36,6 @@ def api(tmp_path_factory):
             "kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"}})
         yield type("Api", (), dict(root=root, bin_dir=bin_dir, server=server, port=port, cluster=cluster,
                                    client=client))
-    finally:
-        procs.stop()
 
 
 def add_token(api, expires_in=3600, signing=True):

@@ -3,6 +3,7 @@ reference §1-§3 with `cryptography`, independent of the doubles' own x509 code
 run etcd and the API-server double on 127.0.0.1.
 """
 
+import contextlib
 import datetime
 import hashlib
 import ipaddress
@@ -334,3 +335,25 @@ class Lan:
 
     def close(self):
         self.ns.close()
+
+
+@contextlib.contextmanager
+def local_apiserver(root, bin_dir):
+    """Real etcd plus the API-server double on 127.0.0.1, with a full test bundle under `root`.
+
+    Yields (cluster, server URL, port); `root/etc/kubernetes/super-admin.conf` reaches it as system:masters.
+    """
+    cluster = Cluster(endpoint="127.0.0.1:6443", cert_sans=("127.0.0.1",))
+    write_files(root, cluster.node_files("cp-1", "127.0.0.1"))
+    procs = Processes()
+    try:
+        etcd = start_etcd(procs, root)
+        port = free_port()
+        proc = procs.start([str(bin_dir / "kube-apiserver"), *apiserver_flags(root, etcd, "127.0.0.1", port)],
+                           root / "apiserver.log", env=double_env(root))
+        wait_port("127.0.0.1", port, proc=proc)
+        server = f"https://127.0.0.1:{port}"
+        (root / "etc/kubernetes/super-admin.conf").write_bytes(cluster.admin_kubeconfig(server))
+        yield cluster, server, port
+    finally:
+        procs.stop()
