@@ -6,6 +6,7 @@ indentation can go wrong. In any other file it is replaced as text; the value mu
 (no quote, backslash or line break) because it lands inside quoted strings of TOML files.
 """
 
+import functools
 import re
 from pathlib import Path
 
@@ -19,11 +20,21 @@ PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 WHOLE = re.compile(r"^\$\{(\w+)\}$")
 LEFTOVERS = ("${", "{{")
 _UNSAFE = re.compile(r'["\\\n\r\t]')
+# libyaml's C loader and dumper when pyyaml has them: rendering hundreds of hosts parses and dumps a lot
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+@functools.cache
 def load(name):
-    """The text of template `name` (a path under templates/)."""
+    """The text of template `name` (a path under templates/), read once."""
     return (ROOT / name).read_text()
+
+
+@functools.cache
+def _documents(name, text):
+    """The parsed YAML documents of a template, parsed once (filling builds new containers)."""
+    return tuple(yaml.load_all(text, Loader=_LOADER))
 
 
 def fill(name, values, overlays=None):
@@ -57,10 +68,10 @@ def fill_yaml(name, text, values, overlays):
     """The YAML documents of `text` with placeholders replaced by typed values, overlays merged."""
     used, values = set(), plain(values)
     docs = [_fill(name, doc, values, used, doc.get("kind", "") if isinstance(doc, dict) else "")
-            for doc in yaml.safe_load_all(text)]
+            for doc in _documents(name, text)]
     _all_used(name, values, used)
     docs = [_overlay(name, doc, overlays.get(doc.get("kind"))) for doc in docs]
-    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=float("inf"))
+    return yaml.dump_all(docs, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=2**31 - 1)
 
 
 def plain(value):
@@ -139,7 +150,7 @@ def check(path, text):
 
 def _parse_yaml(path, text):
     try:
-        return list(yaml.safe_load_all(text))
+        return list(yaml.load_all(text, Loader=_LOADER))
     except yaml.YAMLError as e:
         raise KubefabError(f"{path}: rendered file is not valid YAML: {e}") from None
 
