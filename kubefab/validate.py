@@ -19,6 +19,10 @@ API_PORT = 6443
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123 = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 _DURATION = re.compile(r"^(0|(\d+h)?(\d+m)?(\d+s)?)$")
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^({_LABEL}(\.{_LABEL})*/)?{_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_NAME})?$")
+_REGISTRY = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:\d+)?$")
 _TAINT = re.compile(r"^([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)$")
 
 
@@ -200,8 +204,12 @@ def check_host(p, h):
             p.add(table, "taints", f"entry {taint!r} must be 'key=value:Effect' with Effect one of "
                                    f"{', '.join(TAINT_EFFECTS)}")
     for key, value in h.labels.items():
-        if not isinstance(value, str):
-            p.add(table, "labels", f"{key!r} = {value!r}: label values are strings")
+        if not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
+            p.add(table, "labels", f"key {key!r} is not a Kubernetes label key: [prefix/]name, the name at most 63 "
+                                   "of a-z, A-Z, 0-9, '-', '_', '.' starting and ending alphanumeric")
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            p.add(table, "labels", f"{key!r} = {value!r}: a label value is a string of at most 63 a-z, A-Z, 0-9, "
+                                   "'-', '_', '.' starting and ending alphanumeric (or empty)")
 
 
 def _addresses(p, hosts):
@@ -240,10 +248,17 @@ def check_whole(p, inv_hosts, cluster, mirrors):
         warnings.append("several control-plane nodes but no [cluster] control_plane_endpoint: the first "
                         "control-plane node's address is used, so it stays a single point of failure — "
                         "put a load balancer or VIP in front and name it there")
+    _check_mirrors(p, mirrors)
+    return warnings
+
+
+def _check_mirrors(p, mirrors):
     for registry, urls in mirrors.registries.items():
+        if not _REGISTRY.match(registry):
+            p.add("mirrors.registries", registry, "must be a registry host such as \"docker.io\" or "
+                                                  "\"registry.local:5000\"")
         bad = [u for u in urls if not re.match(r"^https?://[^\s/]+", str(u))] if isinstance(urls, list) else [urls]
         if bad:
             p.add("mirrors.registries", registry, f"mirrors {bad!r} must be a list of http(s):// URLs")
     if not re.match(r"^(https?|file)://", mirrors.package_repository):
         p.add("mirrors", "package_repository", f"{mirrors.package_repository!r} must be an http(s):// or file:// URL")
-    return warnings

@@ -28,7 +28,7 @@ roles = ["control-plane"]
 [hosts.w-1]
 address = "10.0.0.21"
 roles = ["worker"]
-labels = { zone = "a" }
+labels = { zone = "a", "topology.kubernetes.io/zone" = "eu-1a", "empty" = "" }
 taints = ["dedicated=infra:NoSchedule"]
 ssh.user = "root"
 ssh.sudo = false
@@ -116,6 +116,11 @@ BAD = [
     (edit('name = "prod"', 'name = "prod"\n[cluster.apiserver]\ncert_sans = ["api example"]'),
      ["[cluster.apiserver] cert_sans", "'api example'"]),
     (GOOD + '\n[mirrors.registries]\n"docker.io" = ["mirror.example"]\n', ["[mirrors.registries] docker.io", "http(s)://"]),
+    (GOOD + '\n[mirrors.registries]\n"_default" = ["https://m.example"]\n', ["[mirrors.registries] _default",
+                                                                             "must be a registry host"]),
+    (edit('zone = "a", ', '"zone rack" = "a", '), ["[hosts.w-1] labels", "'zone rack'",
+                                                                          "not a Kubernetes label key"]),
+    (edit('zone = "a", ', 'zone = "a b", '), ["[hosts.w-1] labels", "'zone' = 'a b'"]),
 ]
 
 
