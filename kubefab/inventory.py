@@ -9,7 +9,7 @@ import toml
 
 from kubefab import validate, versions
 from kubefab.errors import InventoryError, KubefabError
-from kubefab.validate import API_PORT, CONTROL_PLANE, WORKER
+from kubefab.validate import CONTROL_PLANE, WORKER
 
 @dataclass(frozen=True)
 class Component:
@@ -130,6 +130,11 @@ class Inventory:
         """The control-plane endpoint 'host:port' every node and kubeconfig uses."""
         return self.cluster.control_plane_endpoint
 
+    @property
+    def endpoint_host(self):
+        """The host part of the endpoint: an IP address or a DNS name."""
+        return validate.endpoint_parts(self.endpoint)[0]
+
     def host(self, name):
         """The host called `name`; a clear error naming close matches otherwise."""
         for h in self.hosts:
@@ -231,10 +236,8 @@ def load(path="inventory.toml", state_dir=None):
         raise InventoryError(path, p.items)
     base = path.resolve().parent
     hosts = tuple(replace(h, ssh=_with_paths(h.ssh, base)) for h in hosts)
-    if not cluster.control_plane_endpoint:
-        cluster = replace(cluster, control_plane_endpoint=f"{_first_control_plane(hosts).internal_address}:{API_PORT}")
-    elif validate.endpoint_parts(cluster.control_plane_endpoint)[0] == cluster.control_plane_endpoint:
-        cluster = replace(cluster, control_plane_endpoint=f"{cluster.control_plane_endpoint}:{API_PORT}")
+    host, port = validate.endpoint_parts(cluster.control_plane_endpoint or _first_control_plane(hosts).internal_address)
+    cluster = replace(cluster, control_plane_endpoint=validate.join_endpoint(host, port))
     state = Path(state_dir) if state_dir else base / ".kubefab" / cluster.name
     return Inventory(path=path, cluster=cluster, ssh=_with_paths(ssh, base), hosts=hosts, mirrors=mirrors,
                      state_dir=state.resolve(), warnings=tuple(warnings))

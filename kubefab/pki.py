@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from kubefab import fsutil, x509
+from kubefab import fsutil, validate, x509
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
 from kubefab.x509 import CLIENT, SERVER
@@ -35,8 +35,8 @@ def apiserver_sans(inv, host):
     dns = [host.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
            f"kubernetes.default.svc.{c.dns_domain}"]
     ips = [service_ip(c.service_subnet), host.internal_address]
-    for name in (endpoint_host(inv.endpoint), *c.apiserver.cert_sans):
-        (ips if _is_ip(name) else dns).append(name)
+    for name in (inv.endpoint_host, *c.apiserver.cert_sans):
+        (ips if validate.as_ip(name) else dns).append(name)
     return _unique(dns), _unique(_canonical(i) for i in ips)
 
 
@@ -290,21 +290,6 @@ def expiry_note(cert_pem, at, warn_days=WARN_DAYS):
 def service_ip(service_subnet):
     """The first usable address of the (first) service subnet: the `kubernetes` Service VIP."""
     return str(ipaddress.ip_network(service_subnet.split(",")[0].strip(), strict=False).network_address + 1)
-
-
-def endpoint_host(endpoint):
-    """'host' of 'host:port' or '[v6]:port'."""
-    if endpoint.startswith("[") or endpoint.count(":") == 1:
-        endpoint = endpoint.rsplit(":", 1)[0]
-    return endpoint.strip("[]")
-
-
-def _is_ip(text):
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _canonical(ip):

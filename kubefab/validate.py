@@ -102,10 +102,20 @@ def as_network(value):
 
 
 def endpoint_parts(value):
-    host, sep, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
-    if not sep:
-        return value, API_PORT
+    """(host, port) of 'host:port', '[v6]:port', 'host' or a bare IPv6 address; port None when not a number."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":") or str(API_PORT)
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, str(API_PORT)
     return host, int(port) if port.isdigit() else None
+
+
+def join_endpoint(host, port):
+    """'host:port', with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def check_cluster(p, c, endpoint_raw):

@@ -66,6 +66,19 @@ def test_committed_inventory_is_the_vagrant_lab():
     assert not inv.warnings
 
 
+@pytest.mark.parametrize("given,endpoint,host", [
+    ("", "10.0.0.11:6443", "10.0.0.11"),
+    ("api.prod.internal", "api.prod.internal:6443", "api.prod.internal"),
+    ("10.0.0.5:8443", "10.0.0.5:8443", "10.0.0.5"),
+    ("fd00::5", "[fd00::5]:6443", "fd00::5"),
+    ("[fd00::5]:8443", "[fd00::5]:8443", "fd00::5"),
+])
+def test_control_plane_endpoint_resolves_to_host_and_port(tmp_path, given, endpoint, host):
+    text = edit('name = "prod"', f'name = "prod"\ncontrol_plane_endpoint = "{given}"') if given else GOOD
+    inv = load(tmp_path, text)
+    assert (inv.endpoint, inv.endpoint_host) == (endpoint, host)
+
+
 def test_state_dir_override(tmp_path):
     inv = load(tmp_path, GOOD, state_dir=tmp_path / "elsewhere")
     assert inv.state_dir == (tmp_path / "elsewhere").resolve()

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from kubefab.validate import endpoint_parts
 from kubefab import inventory, kubeconfig, pki, x509
 from kubefab.errors import KubefabError
 
@@ -523,9 +524,9 @@ def test_hostname_matching_follows_go(rsa_ha):
 def test_service_ip_and_endpoint_host():
     assert pki.service_ip("10.96.0.0/12") == "10.96.0.1"
     assert pki.service_ip("10.100.0.0/16,fd00::/108") == "10.100.0.1"
-    assert pki.endpoint_host("api.lab.internal:6443") == "api.lab.internal"
-    assert pki.endpoint_host("[fd00::10]:6443") == "fd00::10"
-    assert pki.endpoint_host("10.0.0.1:443") == "10.0.0.1"
+    assert endpoint_parts("api.lab.internal:6443")[0] == "api.lab.internal"
+    assert endpoint_parts("[fd00::10]:6443")[0] == "fd00::10"
+    assert endpoint_parts("10.0.0.1:443")[0] == "10.0.0.1"
 
 
 def test_a_new_key_prints_as_a_mask():
