@@ -9,15 +9,11 @@ The target: the marginal cost per host stays flat as the fleet grows (the re-pla
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from kubefab import inventory, plan  # noqa: E402
+from kubefab import inventory, plan
 
 CLUSTER = '[cluster]\nname = "bench"\nkubernetes_version = "1.33.5"\ncontrol_plane_endpoint = "10.9.0.1:6443"\n'
 

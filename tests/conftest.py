@@ -3,13 +3,10 @@
 import functools
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab import Lab, down_labs, down_on_termination, packages  # noqa: E402
+from lab import Lab, down_labs, down_on_termination, packages
 
 SESSION_LAB = {"hosts": 3, "control_planes": 1, "flavour": "node"}
 
@@ -46,7 +43,7 @@ def lab():
     reason = lab_unavailable()
     if reason:
         pytest.skip(reason)
-    down_labs(stale_only=True)  # labs of an earlier run that was killed
+    down_labs(scope="stale")  # labs of an earlier run that was killed
     with Lab.up(**SESSION_LAB) as shared:
         yield shared
 

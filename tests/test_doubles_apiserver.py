@@ -6,16 +6,13 @@ import json
 import shutil
 import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-from doubles import controllers, install_dir, testkit  # noqa: E402
+from lab.doubles import controllers, install_dir, testkit
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")

@@ -6,15 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-from doubles import install_dir, testkit  # noqa: E402
+from lab.doubles import install_dir, testkit
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),

@@ -4,15 +4,12 @@ token, the CA must match a pinned SPKI hash, unknown/expired tokens find no sign
 import base64
 import datetime
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-from doubles import controllers, install_dir, testkit  # noqa: E402
-from doubles.kubeclient import Client  # noqa: E402
+from lab.doubles import controllers, install_dir, testkit
+from lab.doubles.kubeclient import Client
 
 PREFIX = "error execution phase preflight: couldn't validate the identity of the API Server: "
 

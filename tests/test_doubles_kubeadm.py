@@ -4,14 +4,12 @@ certificates and kubeconfigs, preflight failures — with kubeadm's wording and 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from cryptography import x509
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-from doubles import install_dir, testkit  # noqa: E402
+from lab.doubles import install_dir, testkit
 
 ADDRESS = "10.0.0.11"
 

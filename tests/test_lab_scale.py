@@ -16,7 +16,7 @@ import pytest
 from lab import Lab, down_labs, kernel, state
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-TESTS = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def available_mb():
@@ -73,7 +73,7 @@ def test_a_lab_comes_up_and_goes_down_without_a_trace(hosts, flavour):
 
 RUNNER = """
 import sys, time
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {root!r})
 from lab import Lab
 lab = Lab.up(hosts=3)
 print(lab.dir, flush=True)
@@ -82,7 +82,7 @@ time.sleep(600)
 
 
 def test_down_cleans_a_lab_whose_runner_was_killed():
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER.format(tests=str(TESTS))], stdout=subprocess.PIPE,
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER.format(root=str(ROOT))], stdout=subprocess.PIPE,
                               text=True)
     try:
         lab_dir = runner.stdout.readline().strip()
@@ -92,5 +92,5 @@ def test_down_cleans_a_lab_whose_runner_was_killed():
     record = state.load(lab_dir)
     assert record is not None, "the runner did not start its lab"
     assert len(traces(record)) > 3, "the lab should outlive its killed runner"
-    assert record.lab_id in down_labs(stale_only=True)
+    assert record.lab_id in down_labs(scope="stale")
     assert traces(record) == []

@@ -548,8 +548,7 @@ def kubeadm_cluster(inv):
 def test_the_kubeadm_double_uses_every_pushed_file_as_is(rsa_ha, tmp_path, monkeypatch, capsys):
     """Push host_files() into a fake root per node, run the kubeadm double's certs and kubeconfig phases
     (chain, VerifyHostname of every SAN, kubeconfig CA bytes): nothing may be regenerated."""
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "lab"))
-    from doubles import certs as kubeadm_certs
+    from lab.doubles import certs as kubeadm_certs
 
     inv, _ = rsa_ha
     for host in inv.control_planes:

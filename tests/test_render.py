@@ -3,7 +3,6 @@
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,8 +14,7 @@ from inventories import host_tables
 from kubefab import inventory, kubeconfig, pki, render, token
 from kubefab.errors import KubefabError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-from doubles import install_dir, testkit  # noqa: E402
+from lab.doubles import install_dir, testkit
 
 SINGLE = """\
 [cluster]

@@ -320,20 +320,30 @@ def leftovers(lab_id, root):
 
 def stale(record):
     """True for a lab whose runner is gone without detaching it (a killed test run)."""
-    return not record.detached and not os.path.exists(f"/proc/{record.owner_pid}")
+    return not record.detached and orphaned(record)
 
 
-def down_labs(ids=None, root=None, stale_only=False):
-    """Tear down labs `ids` (default: every lab under `root`, and any lab's kernel objects left without a
-    directory), whoever started them; with stale_only, only labs whose runner was killed. Returns the ids."""
+def orphaned(record):
+    """True for a lab whose starting process is gone: a killed run, or a lab left running by `invoke lab.up`."""
+    return not os.path.exists(f"/proc/{record.owner_pid}")
+
+
+SCOPES = {"stale": stale, "orphaned": orphaned, "all": lambda record: True}
+
+
+def down_labs(ids=None, root=None, scope="stale"):
+    """Tear down labs `ids`, or every lab under `root` that `scope` picks, with any lab's kernel objects left
+    without a directory. scope: "stale" (runs killed before they tore down their labs: what a new test run
+    cleans), "orphaned" (also labs detached by `invoke lab.up`), "all". Returns the ids removed."""
     root = state.root_dir(root)
     dirs = {int(p.name): p for p in state.lab_dirs(root)}
     named = {int(n[len(spec.PREFIX):].split("-")[0]) for n in kernel.netns_list()}
     named |= {int(n[len(spec.PREFIX) + 2:]) for n in kernel.link_list(spec.PREFIX + "br")}
+    picks = SCOPES["all" if ids is not None else scope]
     done = []
     for lab_id in sorted(set(dirs) | named if ids is None else ids):
         record = (state.load(dirs[lab_id]) if lab_id in dirs else None) or leftovers(lab_id, root)
-        if not stale_only or stale(record):
+        if picks(record):
             teardown(record)
             done.append(lab_id)
     return done

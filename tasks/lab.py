@@ -1,0 +1,58 @@
+"""`invoke lab.*`: start, inspect and remove labs of SSH hosts on this machine (a development tool).
+
+The `lab` package is imported inside each task, so listing or running kubefab's own tasks never loads it.
+"""
+
+from invoke import Exit, task
+
+
+def parse_quirks(values):
+    """--quirk HOST=QUIRK values as {host: [quirk, ...]}."""
+    by_host = {}
+    for value in values or ():
+        host, sep, name = value.partition("=")
+        if not sep:
+            raise Exit(f"error: --quirk {value!r}: write HOST=QUIRK, e.g. kf-w1=swap", code=2)
+        by_host.setdefault(host, []).append(name)
+    return by_host
+
+
+@task(iterable=["quirk"], help={
+    "hosts": "number of hosts (default 3)",
+    "control-planes": "how many of them are control-plane nodes, named kf-cp<i>; the rest are kf-w<i> (default 1)",
+    "flavour": "node (systemd and containerd) or plain (sshd only) (default node)",
+    "user": "SSH user written to the inventory: root, kfadmin (passwordless sudo) or kfpasswd (sudo with a "
+            "password) (default root)",
+    "quirk": "HOST=QUIRK, repeatable, e.g. kf-w1=swap; an unknown name lists them all",
+    "bin-dir": "directory of executables (e.g. the doubles) bound read-only at /opt/kubefab-lab/bin in every host",
+})
+def up(c, hosts=3, control_planes=1, flavour="node", user="root", quirk=None, bin_dir=None):
+    """Start a lab of SSH hosts in network namespaces and print its inventory path."""
+    from lab import Lab, LabError
+
+    try:
+        lab = Lab.up(hosts=int(hosts), control_planes=int(control_planes), flavour=flavour, ssh_user=user,
+                     quirks=parse_quirks(quirk), bin_dir=bin_dir, detach=True)
+    except LabError as e:
+        raise Exit(f"error: {e}", code=2)
+    print(lab.inventory)
+
+
+@task(iterable=["lab_id"], help={
+    "lab-id": "remove this lab (repeatable), even while the run that started it is alive",
+    "all": "remove every lab on this machine, also those of runs still alive"})
+def down(c, lab_id=None, all=False):
+    """Remove labs whose starting process is gone (killed runs, `lab.up`) and any leftovers; live ones need --lab-id or --all."""
+    from lab import down_labs
+
+    ids = [int(i) for i in lab_id] if lab_id else None
+    removed = down_labs(ids, scope="all" if all else "orphaned")
+    print(f"removed lab{'s' * (len(removed) != 1)} {', '.join(map(str, removed))}" if removed else "no lab to remove")
+
+
+@task
+def status(c):
+    """List the labs on this machine, their hosts and inventories."""
+    from lab import status as lab_status
+
+    print("\n".join(lab_status()) or "no lab")

@@ -1,0 +1,15 @@
+"""`invoke pki.*`: the cluster's certificates, read from the local state directory."""
+
+from invoke import task
+
+from kubefab import pki, report
+
+from .common import INVENTORY_HELP, STATE_HELP, load, user_errors
+
+
+@task(help={"inventory": INVENTORY_HELP, "state-dir": STATE_HELP,
+            "days": "warn about certificates expiring within this many days (default 30)"})
+def show(c, inventory=None, state_dir=None, days=30):
+    """List every certificate with subject, issuer, SANs and expiry, soonest first."""
+    with user_errors():
+        print(report.certs(pki.certificates(load(c, inventory, state_dir)), warn_days=int(days)))
