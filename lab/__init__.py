@@ -2,5 +2,6 @@
 
 from .errors import LabError
 from .lab import Lab, down_labs, down_on_termination, status
+from .network import Network
 
-__all__ = ["Lab", "LabError", "down_labs", "down_on_termination", "status"]
+__all__ = ["Lab", "LabError", "Network", "down_labs", "down_on_termination", "status"]

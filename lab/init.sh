@@ -11,6 +11,7 @@
 # KFL_DEV      template of /dev: null zero full random urandom tty and links, made once per lab
 # KFL_TMPFS    further private tmpfs mount points
 # KFL_BIN      a directory of the machine bound read-only at KFL_BIN_AT (may be empty)
+# KFL_BINDS    directories of the machine bound read-only at their own paths (the doubles' interpreter)
 # KFL_CGROUPS  'mountpoint:fstype:options' under /sys/fs/cgroup, for hosts running systemd
 # KFL_BOOT     a command left running from boot (a quirk)
 set -eu
@@ -51,6 +52,10 @@ mkdir -m 755 "$R/run/sshd" "$R/run/lock"
 mount -t tmpfs -o mode=1777 kfl-tmp "$R/tmp"
 for dir in $KFL_TMPFS; do
     mount -t tmpfs -o mode=711 kfl-tmpfs "$R$dir"
+done
+for dir in $KFL_BINDS; do
+    mkdir -p "$R$dir"
+    mount --bind -o ro "$dir" "$R$dir"
 done
 if [ -n "$KFL_BIN" ]; then
     mount --bind -o ro "$KFL_BIN" "$R$KFL_BIN_AT"

@@ -11,6 +11,7 @@ import atexit
 import hashlib
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -21,11 +22,15 @@ from pathlib import Path
 import toml
 
 from . import kernel, packages, quirks as quirk_table, rootfs, spec, state
+from .doubles import INTERPRETER
+from .doubles.hostfs import DEFAULT_VERSION
 from .errors import LabError
 
 INIT = Path(__file__).resolve().parent / "init.sh"
-KUBERNETES_VERSION = "1.33.5"
+KUBERNETES_VERSION = DEFAULT_VERSION.removeprefix("v")  # the version the doubles report
 BIN_MOUNT = "/opt/kubefab-lab/bin"  # where bin_dir appears in every host; not on PATH
+# What init.sh mounts afresh in every host: the machine's files under these are not seen there.
+HOST_MOUNTS = ("/dev", "/proc", "/run", "/sys", "/tmp")
 SSH_PORT = 22
 _live = set()  # labs of this process that go down when it exits
 
@@ -47,6 +52,7 @@ class Lab:
         self.sudo_password = secrets.token_urlsafe(12)  # kfpasswd's; never printed, kept 0600 in sudo_password_file
         self.bridge_address = str(spec.subnet(self.id)[1])
         self._bin_dir = None
+        self._binds = ()
         self._hierarchies = ()
         self._cgroups = {}
         self._procs = {}
@@ -82,6 +88,7 @@ class Lab:
             lab._build(bin_dir and Path(bin_dir).resolve())
             lab._boot()
             lab._wait(timeout or 30 + len(planned) * (5 if kind.systemd else 0.2))
+            lab._check_interpreter()
             for h in planned:
                 for q in h.quirks:
                     if q.after_up:
@@ -122,6 +129,7 @@ class Lab:
                          mount_points=self.flavour.tmpfs + ((BIN_MOUNT,) if bin_dir else ()))
         rootfs.dev_template(fs / "dev")
         self._bin_dir = bin_dir
+        self._binds = interpreter_binds(bin_dir, HOST_MOUNTS + self.flavour.tmpfs) if bin_dir else ()
         known = [self._host_layer(h) for h in self.hosts]
         self.known_hosts.write_text("".join(f"{h.name},{h.address} {key}\n" for h, key in zip(self.hosts, known)))
         self.inventory.write_text(toml.dumps(self.inventory_data()))
@@ -180,9 +188,20 @@ class Lab:
                     KFL_DISK=next((q.disk for q in h.quirks if q.disk), self.flavour.disk),
                     KFL_ADDRESS=f"{h.address}/{spec.LAB_PREFIX}", KFL_HOSTNAME=self._twin(h, "hostname").name,
                     KFL_DEV=f"{self.dir}/fs/dev", KFL_TMPFS=" ".join(self.flavour.tmpfs),
-                    KFL_BIN=str(self._bin_dir or ""), KFL_BIN_AT=BIN_MOUNT,
+                    KFL_BIN=str(self._bin_dir or ""), KFL_BIN_AT=BIN_MOUNT, KFL_BINDS=" ".join(self._binds),
                     KFL_CGROUPS=" ".join(kernel.mount_specs(self._hierarchies)) if self._hierarchies else "",
                     KFL_BOOT="; ".join(q.boot for q in h.quirks if q.boot))
+
+    def _check_interpreter(self):
+        """LabError naming the interpreter when a host cannot run the doubles of bin_dir."""
+        if not self._bin_dir or not (self._bin_dir / INTERPRETER).exists():
+            return
+        python = (self._bin_dir / INTERPRETER).read_text().splitlines()[0]
+        done = self.run(self.hosts[0].name, f"{shlex.quote(python)} -c 'import cryptography, yaml'", check=False)
+        if done.returncode:
+            raise LabError(f"lab hosts cannot run the doubles' interpreter {python} (exit {done.returncode}: "
+                           f"{done.stderr.strip()[-300:]}) — install the doubles with an interpreter whose "
+                           "files the hosts can see, or check the directories in " + str(self._bin_dir / INTERPRETER))
 
     def _twin(self, h, what):
         """The host whose `what` ('hostname' or 'machine-id') host `h` shows: another one with the quirk."""
@@ -266,6 +285,28 @@ class Lab:
         teardown(self.state)
         for p in self._procs.values():
             p.poll()
+
+
+def interpreter_binds(bin_dir, host_mounts):
+    """Directories the doubles' interpreter needs that lab hosts would not see through the overlay of the
+    machine's root: those under a path each host mounts afresh (a venv in /tmp) or on another filesystem.
+    LabError when the interpreter itself is gone."""
+    listing = Path(bin_dir, INTERPRETER)
+    if not listing.exists():
+        return ()
+    python, *dirs = listing.read_text().splitlines()
+    if not os.path.exists(python):
+        raise LabError(f"the doubles in {bin_dir} run with {python}, which no longer exists — "
+                       "install them again with lab.doubles.install_dir")
+    root_dev = os.stat("/").st_dev
+    hidden = [d for d in dirs if os.path.isdir(d) and (
+        os.stat(d).st_dev != root_dev or any(d == m or d.startswith(m + "/") for m in host_mounts))]
+    outermost = [d for d in hidden if not any(d.startswith(other + "/") for other in hidden)]
+    spaced = [d for d in outermost if any(c.isspace() for c in d)]
+    if spaced:
+        raise LabError(f"the doubles' interpreter needs {spaced[0]!r}, a path with a space, which lab hosts "
+                       "cannot bind — use a venv whose path has none")
+    return tuple(outermost)
 
 
 def require_namespaces():

@@ -51,6 +51,18 @@ def down(c, lab_id=None, all=False):
 
 
 @task
+def setup(c):
+    """Install the Debian packages labs need (sshd, sudo, containerd, etcd, ...); a no-op when they are there."""
+    from lab import LabError, packages
+
+    try:
+        installed = packages.ensure()
+    except LabError as e:
+        raise Exit(f"error: {e}", code=1)
+    print(f"installed {' '.join(installed)}" if installed else "every package the lab needs is present")
+
+
+@task
 def status(c):
     """List the labs on this machine, their hosts and inventories."""
     from lab import status as lab_status

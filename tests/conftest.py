@@ -29,11 +29,13 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def pytest_sessionstart(session):
-    # Install the lab's Debian packages (etcd, containerd, sshd, ...) before collection, so the doubles'
-    # tests that need real etcd run on a fresh machine instead of skipping.
-    if not lab_unavailable():
-        packages.ensure()
+def pytest_collection_finish(session):
+    # The lab's Debian packages (etcd, containerd, sshd, ...) are the explicit `python -m lab setup`; a run that
+    # selects lab tests performs that same idempotent step here, so a fresh machine needs nothing by hand.
+    if not lab_unavailable() and any(item.get_closest_marker("lab") for item in session.items):
+        installed = packages.ensure()
+        if installed:
+            session.config.get_terminal_writer().line(f"lab set-up: installed {' '.join(installed)}")
     down_on_termination()  # CI's timeout or a closed terminal still removes the labs
 
 

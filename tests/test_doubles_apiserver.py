@@ -58,7 +58,7 @@ def node(name, ready="False"):
                              "machineID", "operatingSystem", "osImage", "systemUUID")}
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {
         "node-role.kubernetes.io/control-plane": ""}}, "status": {
-        "conditions": [{"type": "Ready", "status": ready}], "nodeInfo": dict(info, kubeletVersion="v1.33.4")}}
+        "conditions": [{"type": "Ready", "status": ready}], "nodeInfo": dict(info, kubeletVersion="v1.33.5")}}
 
 
 @needs_kubectl
@@ -68,7 +68,7 @@ def test_kubectl_get_nodes_shows_a_table(api):
     assert out.returncode == 0, out.stderr
     header, *rows = out.stdout.splitlines()
     assert header.split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-    assert any(r.split()[:3] == ["table-node", "NotReady", "control-plane"] and r.split()[-1] == "v1.33.4"
+    assert any(r.split()[:3] == ["table-node", "NotReady", "control-plane"] and r.split()[-1] == "v1.33.5"
                for r in rows)
 
 

@@ -11,13 +11,14 @@ import time
 import pytest
 import yaml
 
+from lab import Network
 from lab.doubles import install_dir, testkit
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
-CP1, CP2, W1 = "198.19.254.1", "198.19.254.2", "198.19.254.3"
+NODES = ("cp-1", "cp-2", "worker-1")
 
 
 class Host:
@@ -44,21 +45,16 @@ class Host:
 def lab(tmp_path_factory):
     base = tmp_path_factory.mktemp("cluster")
     bin_dir = install_dir(base / "bin")
-    tag = str(os.getpid() % 10000)
-    lan = testkit.Lan(f"l{tag}")
     hosts = {}
-    try:
-        for name, address in (("cp-1", CP1), ("cp-2", CP2), ("worker-1", W1)):
-            ns = testkit.Netns(f"{name[0]}{name[-1]}{tag}")
-            lan.attach(ns, address)
-            hosts[name] = Host(name, address, base / name, ns, bin_dir)
-        yield hosts
-    finally:
-        for h in hosts.values():
-            h.kubeadm("reset", "-f", timeout=60)
-            h.ns.close()
-            h.sock.close()
-        lan.close()
+    with Network.up(len(NODES)) as net:
+        try:
+            for name, ns in zip(NODES, net.namespaces):
+                hosts[name] = Host(name, ns.address, base / name, ns, bin_dir)
+            yield hosts
+        finally:
+            for h in hosts.values():
+                h.kubeadm("reset", "-f", timeout=60)
+                h.sock.close()
 
 
 def wait_for(predicate, timeout=20.0):
@@ -82,29 +78,29 @@ def ready(node):
 
 def test_init_join_and_reset(lab):
     cp1, cp2, w1 = lab["cp-1"], lab["cp-2"], lab["worker-1"]
-    pki = testkit.Cluster(endpoint=f"{CP1}:6443")
+    pki = testkit.Cluster(endpoint=f"{cp1.address}:6443")
     token = testkit.new_token()
-    testkit.write_files(cp1.root, pki.node_files("cp-1", CP1))
-    cp1_leaves = pki.node_files("cp-1", CP1, first=False)
+    testkit.write_files(cp1.root, pki.node_files("cp-1", cp1.address))
+    cp1_leaves = pki.node_files("cp-1", cp1.address, first=False)
     cp1.path("init.yaml").write_text(yaml.safe_dump_all([
         {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
          "bootstrapTokens": [{"token": token, "ttl": "1h"}], "nodeRegistration": {"name": "cp-1"},
          "skipPhases": ["addon/kube-proxy"],
-         "localAPIEndpoint": {"advertiseAddress": CP1, "bindPort": 6443}},
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.33.4",
-         "controlPlaneEndpoint": f"{CP1}:6443", "networking": {"podSubnet": "10.244.0.0/16"}},
+         "localAPIEndpoint": {"advertiseAddress": cp1.address, "bindPort": 6443}},
+        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.33.5",
+         "controlPlaneEndpoint": f"{cp1.address}:6443", "networking": {"podSubnet": "10.244.0.0/16"}},
         {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"}]))
     join = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
-            "discovery": {"bootstrapToken": {"apiServerEndpoint": f"{CP1}:6443", "token": token,
+            "discovery": {"bootstrapToken": {"apiServerEndpoint": f"{cp1.address}:6443", "token": token,
                                              "caCertHashes": [pki.ca_hash()]}}}
     w1.path("join.yaml").write_text(yaml.safe_dump(dict(join, nodeRegistration={
         "name": "worker-1", "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]})))
     cp2.path("join.yaml").write_text(yaml.safe_dump(dict(join, nodeRegistration={"name": "cp-2"}, controlPlane={
-        "localAPIEndpoint": {"advertiseAddress": CP2, "bindPort": 6443}})))
+        "localAPIEndpoint": {"advertiseAddress": cp2.address, "bindPort": 6443}})))
 
     init = cp1.kubeadm("init", "--config", "/init.yaml")
     assert init.returncode == 0, init.stderr
-    assert f"kubeadm join {CP1}:6443 --token {token}" in init.stdout and pki.ca_hash() in init.stdout
+    assert f"kubeadm join {cp1.address}:6443 --token {token}" in init.stdout and pki.ca_hash() in init.stdout
     out = w1.kubeadm("join", "--config", "/join.yaml")
     assert out.returncode == 0, out.stderr
 
@@ -113,7 +109,7 @@ def test_init_join_and_reset(lab):
     out = cp2.kubeadm("join", "--config", "/join.yaml")
     assert out.returncode == 1
     assert "certificate apiserver is invalid: x509: certificate is valid for cp-1, kubernetes" in out.stderr
-    testkit.write_files(cp2.root, pki.node_files("cp-2", CP2, first=False))
+    testkit.write_files(cp2.root, pki.node_files("cp-2", cp2.address, first=False))
     out = cp2.kubeadm("join", "--config", "/join.yaml")
     assert out.returncode == 0, out.stderr
 
@@ -151,6 +147,6 @@ def test_init_join_and_reset(lab):
         assert out.returncode == 0, out.stderr
         assert empty(h.path("/etc/kubernetes/manifests")) and empty(h.path("/etc/kubernetes/pki"))
         assert not h.path("/etc/kubernetes/kubelet.conf").exists()
-        out = subprocess.run([testkit.IP, "netns", "pids", h.ns.name], capture_output=True, text=True)
+        out = subprocess.run(["ip", "netns", "pids", h.ns.name], capture_output=True, text=True)
         assert out.stdout.split() == [], f"{h.name}: processes left after reset"
     assert cni.exists(), "reset leaves /etc/cni/net.d alone"

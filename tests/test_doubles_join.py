@@ -28,7 +28,7 @@ def api(tmp_path_factory):
         # a cluster initialised without controlPlaneEndpoint (reference pitfall 11)
         client.create("/api/v1/namespaces/kube-system/configmaps", {"metadata": {"name": "kubeadm-config"}, "data": {
             "ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
-                                    "kubernetesVersion: v1.33.4\n"}})
+                                    "kubernetesVersion: v1.33.5\n"}})
         client.create("/api/v1/namespaces/kube-system/configmaps", {"metadata": {"name": "kubelet-config"}, "data": {
             "kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"}})
         yield type("Api", (), dict(root=root, bin_dir=bin_dir, server=server, port=port, cluster=cluster,

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from lab import Network
 from lab.doubles import install_dir, testkit
 
 ADDRESS = "10.0.0.11"
@@ -24,9 +25,8 @@ def netns():
     """Preflight binds 6443, 2379, 10250...: run the doubles in a private network namespace."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
-    ns = testkit.Netns(f"u{os.getpid() % 100000}")
-    yield ns
-    ns.close()
+    with Network.up(1) as net:
+        yield net.namespaces[0]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def root(tmp_path):
 def init_config(node="cp-1", address=ADDRESS, extra_init="", extra_cluster="", version="kubeadm.k8s.io/v1beta4"):
     return (f"apiVersion: {version}\nkind: InitConfiguration\nnodeRegistration:\n  name: {node}\n{extra_init}"
             f"localAPIEndpoint:\n  advertiseAddress: {address}\n  bindPort: 6443\n---\n"
-            f"apiVersion: {version}\nkind: ClusterConfiguration\nkubernetesVersion: v1.33.4\n"
+            f"apiVersion: {version}\nkind: ClusterConfiguration\nkubernetesVersion: v1.33.5\n"
             f"controlPlaneEndpoint: {ADDRESS}:6443\n{extra_cluster}")
 
 
@@ -118,8 +118,8 @@ def test_unknown_flags_and_phases_are_rejected(bin_dir, root):
 def test_images_follow_image_repository_and_version(bin_dir, root):
     default = kubeadm(bin_dir, root, "config", "images", "list", "--config", write_config(root, init_config()))
     assert default.stdout.split() == [
-        "registry.k8s.io/kube-apiserver:v1.33.4", "registry.k8s.io/kube-controller-manager:v1.33.4",
-        "registry.k8s.io/kube-scheduler:v1.33.4", "registry.k8s.io/kube-proxy:v1.33.4",
+        "registry.k8s.io/kube-apiserver:v1.33.5", "registry.k8s.io/kube-controller-manager:v1.33.5",
+        "registry.k8s.io/kube-scheduler:v1.33.5", "registry.k8s.io/kube-proxy:v1.33.5",
         "registry.k8s.io/coredns/coredns:v1.12.0", "registry.k8s.io/pause:3.10", "registry.k8s.io/etcd:3.5.21-0"]
     mirror = kubeadm(bin_dir, root, "config", "images", "list", "--config", write_config(
         root, init_config(extra_cluster="imageRepository: mirror.example/k8s\n")))
@@ -127,8 +127,8 @@ def test_images_follow_image_repository_and_version(bin_dir, root):
 
 
 def test_version_output_formats(bin_dir, root):
-    assert kubeadm(bin_dir, root, "version", "-o", "short").stdout.strip() == "v1.33.4"
-    assert '"gitVersion": "v1.33.4"' in kubeadm(bin_dir, root, "version", "-o", "json").stdout
+    assert kubeadm(bin_dir, root, "version", "-o", "short").stdout.strip() == "v1.33.5"
+    assert '"gitVersion": "v1.33.5"' in kubeadm(bin_dir, root, "version", "-o", "json").stdout
     assert kubeadm(bin_dir, root, "version").stdout.startswith('kubeadm version: &version.Info{Major:"1"')
 
 

@@ -4,6 +4,8 @@ import ipaddress
 import os
 import re
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import paramiko
@@ -13,6 +15,10 @@ from fabric import Config, Connection
 from invoke.exceptions import AuthFailure
 
 from kubefab import inventory
+from lab import LabError
+from lab.doubles import install_dir
+from lab.doubles.hostfs import DEFAULT_VERSION
+from lab.lab import BIN_MOUNT
 
 pytestmark = pytest.mark.lab
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
@@ -166,3 +172,32 @@ def test_writes_inside_a_host_never_reach_the_machine(lab):
         assert lab.run("kf-w1", "test -e /usr/local/kubefab-probe", check=False).returncode != 0
     finally:
         lab.run("kf-w2", "rm -f /usr/local/kubefab-probe; rmdir /var/lib/kubelet", check=False)
+
+
+def venv_under(base):
+    """A venv at `base`/venv whose packages are this interpreter's (a .pth line): where CI runners put them."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base / "venv")], check=True)
+    site = next((base / "venv" / "lib").glob("python3*")) / "site-packages"
+    paths = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    (site / "outer.pth").write_text("".join(f"{p}\n" for p in sorted(paths)))
+    return base / "venv" / "bin" / "python"
+
+
+def test_doubles_installed_with_a_venv_under_tmp_run_inside_lab_hosts(new_lab, tmp_path):
+    """Lab hosts mount their own /tmp: the venv's directories are bound into them at the same paths."""
+    python = venv_under(tmp_path)
+    assert str(python).startswith("/tmp/")
+    bin_dir = install_dir(tmp_path / "bin", python=python)
+    assert (bin_dir / "kubeadm").read_text().splitlines()[0] == f"#!{python}"
+    lab = new_lab(hosts=1, control_planes=0, flavour="plain", bin_dir=bin_dir)
+    done = lab.run("kf-w1", f"{BIN_MOUNT}/kubeadm version -o short")
+    assert done.stdout.strip() == DEFAULT_VERSION
+
+
+def test_a_lab_refuses_doubles_whose_interpreter_is_gone(new_lab, tmp_path):
+    python = venv_under(tmp_path)
+    bin_dir = install_dir(tmp_path / "bin", python=python)
+    (python.parent.parent / "pyvenv.cfg").unlink()
+    python.unlink()
+    with pytest.raises(LabError, match=f"run with {python}, which no longer exists"):
+        new_lab(hosts=1, control_planes=0, flavour="plain", bin_dir=bin_dir)

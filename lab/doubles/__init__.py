@@ -5,8 +5,10 @@ PATH (or copy its files to /usr/bin). `unit_files()` gives the kubelet systemd u
 10-kubeadm.conf drop-in as kubefab's installer would copy them.
 """
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +22,9 @@ EXECUTABLES = {
     "kube-controller-manager": "components",
     "kube-scheduler": "components",
 }
+# lib/interpreter: the doubles' interpreter, then every directory it reads (prefixes, sys.path), one a
+# line, so a lab can make them visible in its hosts (which hide the machine's /tmp, where venvs may live).
+INTERPRETER = Path("lib", "interpreter")
 # The scripts import the copy of this package in `lib/` beside their real path, so a bin dir works
 # wherever it is bound or linked (lab hosts do not see the machine's /tmp, where a checkout may live).
 SCRIPT = """#!{python}
@@ -31,22 +36,34 @@ sys.exit(main())
 """
 
 
-def install_dir(target, version=DEFAULT_VERSION):
+def install_dir(target, version=DEFAULT_VERSION, python=sys.executable):
     """Write the double executables into `target` (created) and return it as a Path.
 
-    Each is a script whose shebang is this interpreter's absolute path, so it runs on any lab
-    host that sees the machine's filesystem. `version` is what every double reports
+    Each is a script whose shebang is `python`'s absolute, normalised path (a venv's own, not the
+    interpreter it links to, so the venv's packages are found); `lib/interpreter` lists what that
+    interpreter needs, for `Lab.up(bin_dir=...)`. `version` is what every double reports
     (`kubeadm version`, the kubelet's node info, the API server's /version).
     """
     target = Path(target)
+    python = os.path.normpath(os.path.abspath(python))
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(HERE, target / "lib" / "doubles", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__"))
+    (target / INTERPRETER).write_text("".join(f"{line}\n" for line in (python, *interpreter_dirs(python))))
     for name, module in EXECUTABLES.items():
         path = target / name
-        path.write_text(SCRIPT.format(python=sys.executable, version=version, module=module))
+        path.write_text(SCRIPT.format(python=python, version=version, module=module))
         os.chmod(path, 0o755)
     return target
+
+
+def interpreter_dirs(python):
+    """The directories `python` reads to start and import: its prefixes and sys.path (.pth files included)."""
+    done = subprocess.run([python, "-c", "import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, "
+                           "*sys.path]))"], capture_output=True, text=True, cwd="/")
+    if done.returncode:
+        raise RuntimeError(f"the doubles' interpreter {python} does not run: {done.stderr.strip()}")
+    return sorted({os.path.normpath(p) for p in json.loads(done.stdout) if os.path.isabs(p) and os.path.isdir(p)})
 
 
 def unit_files():

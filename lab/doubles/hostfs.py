@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT_ENV = "KUBEFAB_DOUBLE_ROOT"
 VERSION_ENV = "KUBEFAB_DOUBLE_VERSION"
-DEFAULT_VERSION = "v1.33.4"
+DEFAULT_VERSION = "v1.33.5"
 
 
 class DoubleError(Exception):
