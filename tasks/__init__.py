@@ -12,7 +12,7 @@ from . import cluster, pki
 
 ns = Collection(cluster, pki)
 if (Path(__file__).resolve().parent.parent / "lab" / "__init__.py").exists():
-    from . import lab
+    from . import lab_tasks  # not tasks/lab.py: invoke puts tasks/ on sys.path, where it would hide the lab
 
-    ns.add_collection(lab)
+    ns.add_collection(Collection.from_module(lab_tasks, name="lab"))
 ns.configure({"kubefab": {"inventory": "inventory.toml", "state_dir": None}})

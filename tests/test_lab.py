@@ -22,6 +22,7 @@ from lab.lab import BIN_MOUNT
 
 pytestmark = pytest.mark.lab
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def ssh(lab, host, user="root", known_hosts=None, password=None):
@@ -201,3 +202,22 @@ def test_a_lab_refuses_doubles_whose_interpreter_is_gone(new_lab, tmp_path):
     python.unlink()
     with pytest.raises(LabError, match=f"run with {python}, which no longer exists"):
         new_lab(hosts=1, control_planes=0, flavour="plain", bin_dir=bin_dir)
+
+
+def invoke(*args):
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_lab_tasks_start_list_and_remove_a_lab():
+    up = invoke("lab.up", "--hosts", "1", "--flavour", "plain")
+    assert up.returncode == 0, up.stderr
+    inventory_path = up.stdout.strip()
+    lab_id = Path(inventory_path).parent.name
+    try:
+        status = invoke("lab.status")
+        assert f"lab {lab_id}: plain, 1/1 hosts running, detached" in status.stdout, status.stderr
+    finally:
+        down = invoke("lab.down", "--lab-id", lab_id)
+    assert down.stdout.strip() == f"removed lab {lab_id}", down.stderr
+    assert f"lab {lab_id}:" not in invoke("lab.status").stdout
