@@ -9,7 +9,6 @@ import hashlib
 import ipaddress
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -280,61 +279,6 @@ def prepare_host(root):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(CONTAINERD_SYSTEMD)
     return fake_cri(root)
-
-
-IP = shutil.which("ip") or "/usr/sbin/ip"
-
-
-class Netns:
-    """A network namespace `kfd-<name>` with lo up and ip_forward=1; deleted by close()."""
-
-    def __init__(self, name, forward=True):
-        self.name = f"kfd-{name}"
-        subprocess.run(["ip", "netns", "add", self.name], check=True)
-        self.exec(["ip", "link", "set", "lo", "up"])
-        if forward:
-            self.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-
-    def exec(self, argv, **kw):
-        return subprocess.run(["ip", "netns", "exec", self.name, *argv], check=kw.pop("check", True), **kw)
-
-    def argv(self, argv):
-        return [IP, "netns", "exec", self.name, *argv]
-
-    def kill_all(self):
-        """SIGKILL what still runs in this namespace (only processes the test started live there)."""
-        pids = subprocess.run([IP, "netns", "pids", self.name], capture_output=True, text=True).stdout.split()
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def close(self):
-        self.kill_all()
-        subprocess.run([IP, "netns", "del", self.name], check=False)
-
-
-class Lan:
-    """A bridge in its own namespace `kfd-<name>`; attach() plugs a Netns into it with an address."""
-
-    def __init__(self, name):
-        self.ns = Netns(name, forward=False)
-        self.ns.exec(["ip", "link", "add", "br0", "type", "bridge"])
-        self.ns.exec(["ip", "link", "set", "br0", "up"])
-        self.ports = 0
-
-    def attach(self, host_ns, address, prefix=24):
-        self.ports += 1
-        inner, outer = "eth0", f"p{self.ports}"
-        subprocess.run([IP, "link", "add", outer, "netns", self.ns.name, "type", "veth", "peer", "name", inner,
-                        "netns", host_ns.name], check=True)
-        self.ns.exec(["ip", "link", "set", outer, "master", "br0", "up"])
-        host_ns.exec(["ip", "addr", "add", f"{address}/{prefix}", "dev", inner])
-        host_ns.exec(["ip", "link", "set", inner, "up"])
-
-    def close(self):
-        self.ns.close()
 
 
 @contextlib.contextmanager
