@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from lab.doubles import controllers, install_dir, testkit
+from lab.doubles import controllers, install_dir, objects, testkit
 from lab.doubles.kubeclient import Client
 
 PREFIX = "error execution phase preflight: couldn't validate the identity of the API Server: "
@@ -31,6 +31,12 @@ def api(tmp_path_factory):
                                     "kubernetesVersion: v1.33.4\n"}})
         client.create("/api/v1/namespaces/kube-system/configmaps", {"metadata": {"name": "kubelet-config"}, "data": {
             "kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"}})
+        # what kubeadm init grants the default bootstrap token group (reference §4.3)
+        for role, cm in (("kubeadm:nodes-kubeadm-config", "kubeadm-config"), ("kubeadm:kubelet-config", "kubelet-config")):
+            objects.create_role_for_nodes(client, role, cm)
+        client.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", objects.GET_NODES_ROLE)
+        for name, role, subject in objects.BOOTSTRAP_CRBS:
+            client.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", objects.crb(name, role, subject))
         yield type("Api", (), dict(root=root, bin_dir=bin_dir, server=server, port=port, cluster=cluster,
                                    client=client))
 

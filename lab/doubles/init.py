@@ -12,7 +12,7 @@ from .certs import Node, PhaseError
 from .hostfs import DoubleError, exists, log, version
 from .kubeadm_util import (ADMIN_CONF, KUBELET_CONF, duration, ignored_errors,
                            mixed_config_check, new_token, skip_set, skipper, wait_component, wait_http)
-from .objects import (BOOTSTRAP_CRBS, admin_client, configmap, coredns_objects, create_role_for_nodes,
+from .objects import (BOOTSTRAP_CRBS, GET_NODES_ROLE, admin_client, configmap, coredns_objects, create_role_for_nodes,
                       create_token_secret, crb, kube_proxy_objects, mark_control_plane)
 
 INIT_FLAGS_EXCLUSIVE_WITH_CONFIG = ("apiserver-advertise-address", "apiserver-bind-port", "apiserver-cert-extra-sans",
@@ -167,6 +167,7 @@ class Init:
         for t in self.tokens:
             log(f"[bootstrap-token] Using token: {t['token']}")
             create_token_secret(c, t)
+        c.apply("/apis/rbac.authorization.k8s.io/v1/clusterroles", GET_NODES_ROLE)
         for name, role, subject in BOOTSTRAP_CRBS:
             c.apply("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", crb(name, role, subject))
         log("[bootstrap-token] Creating the \"cluster-info\" ConfigMap in the \"kube-public\" namespace")
