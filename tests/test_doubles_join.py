@@ -153,3 +153,36 @@ def test_control_plane_join_needs_a_control_plane_endpoint(api, tmp_path):
     assert ("unable to add a new control plane instance to a cluster that doesn't have a stable "
             "controlPlaneEndpoint address") in out.stderr
     assert not (tmp_path / "etc/kubernetes/manifests").exists()
+
+
+def test_an_upper_case_ca_hash_pins_the_same_key(api, tmp_path):
+    pin = "SHA256:" + api.cluster.ca_hash().split(":")[1].upper()
+    out = join(api, tmp_path, add_token(api), [pin],
+               args=["--config", "/join.yaml", "--skip-phases=kubelet-start"])
+    assert out.returncode == 0, out.stderr
+    assert "Cluster info signature and contents are valid" in out.stdout
+
+
+@pytest.mark.parametrize("pin, words", [
+    ("sha256:" + "ab" * 31, "expected a 32 byte SHA-256 hash, found 31 bytes"),
+    ("md5:" + "ab" * 32, 'unknown hash format "md5". Known format(s) are: sha256'),
+    ("ab" * 32, 'invalid hash, expected "format:hex-value". Known format(s) are: sha256'),
+])
+def test_a_malformed_ca_hash_is_refused_before_any_request(api, tmp_path, pin, words):
+    out = join(api, tmp_path, add_token(api), [pin])
+    assert out.returncode == 1
+    assert PREFIX + "invalid discovery token CA certificate hash: " + words in out.stderr
+
+
+def test_joining_under_the_name_of_a_ready_node_is_refused_before_tls_bootstrap(api, tmp_path):
+    api.client.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1"}})
+    api.client.request("PATCH", "/api/v1/nodes/worker-1/status", {"status": {"conditions": [
+        {"type": "Ready", "status": "True"}]}}, "application/merge-patch+json")
+    try:
+        out = join(api, tmp_path, add_token(api), [api.cluster.ca_hash()])
+    finally:
+        api.client.delete("/api/v1/nodes/worker-1")
+    assert out.returncode == 1
+    assert ('error execution phase kubelet-start: a Node with name "worker-1" and status "Ready" already exists in the '
+            "cluster. You must delete the existing Node or change the name of this new joining Node") in out.stderr
+    assert not (tmp_path / "etc/kubernetes/bootstrap-kubelet.conf").exists()
