@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import yaml
 
-from lab.doubles import controllers, install_dir, testkit
+from lab.doubles import controllers, install_dir, objects, testkit
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")
@@ -171,24 +171,39 @@ def test_a_bearer_token_that_is_not_a_valid_bootstrap_token_is_401(api):
     assert raw(api, "/api/v1/nodes", token="not-a-token")[0] == 401
 
 
-def test_bootstrap_token_may_create_csrs_but_not_read_secrets(api):
-    c = k8s_client(api.super_conf)
+def bootstrap_token(api, group):
     token = testkit.new_token()
     tid, secret = token.split(".")
     data = {"token-id": tid, "token-secret": secret, "usage-bootstrap-authentication": "true",
-            "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token"}
-    c.create_namespaced_secret("kube-system", {"metadata": {"name": f"bootstrap-token-{tid}"},
-                                               "type": "bootstrap.kubernetes.io/token",
-                                               "data": {k: base64.b64encode(v.encode()).decode()
-                                                        for k, v in data.items()}})
-    csr = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-           "metadata": {"generateName": "node-csr-"},
-           "spec": {"request": "", "signerName": controllers.KUBELET_SIGNER, "usages": ["client auth"]}}
-    status, body = raw(api, "/apis/certificates.k8s.io/v1/certificatesigningrequests", "POST", token, csr)
+            "auth-extra-groups": group}
+    k8s_client(api.super_conf).create_namespaced_secret("kube-system", {
+        "metadata": {"name": f"bootstrap-token-{tid}"}, "type": "bootstrap.kubernetes.io/token",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}})
+    return token
+
+
+CSR = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+       "metadata": {"generateName": "node-csr-"},
+       "spec": {"request": "", "signerName": controllers.KUBELET_SIGNER, "usages": ["client auth"]}}
+
+
+def test_only_the_bootstrap_group_kubeadm_binds_may_create_csrs(api):
+    from kubernetes import client, config
+    rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(str(api.super_conf)))
+    rbac.create_cluster_role_binding(objects.crb("kubeadm:kubelet-bootstrap", "system:node-bootstrapper",
+                                                 ("Group", "system:bootstrappers:kubeadm:default-node-token")))
+    token = bootstrap_token(api, "system:bootstrappers:kubeadm:default-node-token")
+    status, body = raw(api, "/apis/certificates.k8s.io/v1/certificatesigningrequests", "POST", token, CSR)
     assert status == 201
-    assert body["spec"]["username"] == f"system:bootstrap:{tid}"
+    assert body["spec"]["username"] == f"system:bootstrap:{token.split('.')[0]}"
     assert "system:bootstrappers:kubeadm:default-node-token" in body["spec"]["groups"]
     assert raw(api, "/api/v1/namespaces/kube-system/secrets", token=token)[0] == 403
+    other = bootstrap_token(api, "system:bootstrappers:elsewhere")
+    status, body = raw(api, "/apis/certificates.k8s.io/v1/certificatesigningrequests", "POST", other, CSR)
+    assert status == 403
+    assert body["message"] == ('certificatesigningrequests.certificates.k8s.io is forbidden: User '
+                               f'"system:bootstrap:{other.split(".")[0]}" cannot create resource '
+                               '"certificatesigningrequests" in API group "certificates.k8s.io" at the cluster scope')
 
 
 def test_admin_conf_is_forbidden_until_the_cluster_admins_binding_exists(api, tmp_path):

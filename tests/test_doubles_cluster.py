@@ -94,7 +94,8 @@ def test_init_join_and_reset(lab):
             "discovery": {"bootstrapToken": {"apiServerEndpoint": f"{cp1.address}:6443", "token": token,
                                              "caCertHashes": [pki.ca_hash()]}}}
     w1.path("join.yaml").write_text(yaml.safe_dump(dict(join, nodeRegistration={
-        "name": "worker-1", "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]})))
+        "name": "worker-1", "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}],
+        "kubeletExtraArgs": [{"name": "node-ip", "value": W1}, {"name": "node-labels", "value": "zone=a"}]})))
     cp2.path("join.yaml").write_text(yaml.safe_dump(dict(join, nodeRegistration={"name": "cp-2"}, controlPlane={
         "localAPIEndpoint": {"advertiseAddress": cp2.address, "bindPort": 6443}})))
 
@@ -120,6 +121,7 @@ def test_init_join_and_reset(lab):
         assert "node-role.kubernetes.io/control-plane" in got[name]["metadata"]["labels"]
         assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in got[name]["spec"]["taints"]
     assert {"key": "dedicated", "value": "infra", "effect": "NoSchedule"} in got["worker-1"]["spec"]["taints"]
+    assert got["worker-1"]["metadata"]["labels"]["zone"] == "a"
     wait_for(lambda: all(n["spec"].get("podCIDR") for n in nodes(cp1).values()))
 
     # the worker's files came from discovery and TLS bootstrap, not from a push
@@ -133,10 +135,22 @@ def test_init_join_and_reset(lab):
     assert "deployment.apps/coredns" in cp1.kubectl("get", "deploy", "-n", "kube-system", "-o", "name")
 
     # Ready follows the CNI config, node by node
+    # Ready follows a CNI config that loads and whose plugin binaries exist
     cni = w1.path("/etc/cni/net.d/10-test.conflist")
     cni.parent.mkdir(parents=True)
-    cni.write_text('{"cniVersion": "1.0.0", "name": "test", "plugins": []}')
+    cni.write_text('{"cniVersion": "1.0.0", "name": "test", "plugins": [{"type": "bridge"}]}')
+    time.sleep(1.5)
+    worker = nodes(cp1)["worker-1"]
+    assert not ready(worker)
+    assert 'failed to find plugin "bridge" in path [/opt/cni/bin]' in \
+        {c["type"]: c for c in worker["status"]["conditions"]}["Ready"]["message"]
+    plugin = w1.path("/opt/cni/bin/bridge")
+    plugin.parent.mkdir(parents=True)
+    plugin.write_text("#!/bin/sh\n")
+    plugin.chmod(0o755)
     wait_for(lambda: ready(nodes(cp1)["worker-1"]))
+    addresses = {a["type"]: a["address"] for a in nodes(cp1)["worker-1"]["status"]["addresses"]}
+    assert addresses["InternalIP"] == W1
     assert not ready(nodes(cp1)["cp-1"])
 
     pods = json.loads(cp1.kubectl("get", "pods", "-n", "kube-system", "-l", "component=etcd", "-o", "json"))["items"]

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from lab.doubles import controllers, install_dir, testkit
+from lab.doubles import controllers, install_dir, objects, testkit
 from lab.doubles.kubeclient import Client
 
 PREFIX = "error execution phase preflight: couldn't validate the identity of the API Server: "
@@ -31,6 +31,12 @@ def api(tmp_path_factory):
                                     "kubernetesVersion: v1.33.5\n"}})
         client.create("/api/v1/namespaces/kube-system/configmaps", {"metadata": {"name": "kubelet-config"}, "data": {
             "kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"}})
+        # what kubeadm init grants the default bootstrap token group (reference §4.3)
+        for role, cm in (("kubeadm:nodes-kubeadm-config", "kubeadm-config"), ("kubeadm:kubelet-config", "kubelet-config")):
+            objects.create_role_for_nodes(client, role, cm)
+        client.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", objects.GET_NODES_ROLE)
+        for name, role, subject in objects.BOOTSTRAP_CRBS:
+            client.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", objects.crb(name, role, subject))
         yield type("Api", (), dict(root=root, bin_dir=bin_dir, server=server, port=port, cluster=cluster,
                                    client=client))
 
@@ -147,3 +153,36 @@ def test_control_plane_join_needs_a_control_plane_endpoint(api, tmp_path):
     assert ("unable to add a new control plane instance to a cluster that doesn't have a stable "
             "controlPlaneEndpoint address") in out.stderr
     assert not (tmp_path / "etc/kubernetes/manifests").exists()
+
+
+def test_an_upper_case_ca_hash_pins_the_same_key(api, tmp_path):
+    pin = "SHA256:" + api.cluster.ca_hash().split(":")[1].upper()
+    out = join(api, tmp_path, add_token(api), [pin],
+               args=["--config", "/join.yaml", "--skip-phases=kubelet-start"])
+    assert out.returncode == 0, out.stderr
+    assert "Cluster info signature and contents are valid" in out.stdout
+
+
+@pytest.mark.parametrize("pin, words", [
+    ("sha256:" + "ab" * 31, "expected a 32 byte SHA-256 hash, found 31 bytes"),
+    ("md5:" + "ab" * 32, 'unknown hash format "md5". Known format(s) are: sha256'),
+    ("ab" * 32, 'invalid hash, expected "format:hex-value". Known format(s) are: sha256'),
+])
+def test_a_malformed_ca_hash_is_refused_before_any_request(api, tmp_path, pin, words):
+    out = join(api, tmp_path, add_token(api), [pin])
+    assert out.returncode == 1
+    assert PREFIX + "invalid discovery token CA certificate hash: " + words in out.stderr
+
+
+def test_joining_under_the_name_of_a_ready_node_is_refused_before_tls_bootstrap(api, tmp_path):
+    api.client.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1"}})
+    api.client.request("PATCH", "/api/v1/nodes/worker-1/status", {"status": {"conditions": [
+        {"type": "Ready", "status": "True"}]}}, "application/merge-patch+json")
+    try:
+        out = join(api, tmp_path, add_token(api), [api.cluster.ca_hash()])
+    finally:
+        api.client.delete("/api/v1/nodes/worker-1")
+    assert out.returncode == 1
+    assert ('error execution phase kubelet-start: a Node with name "worker-1" and status "Ready" already exists in the '
+            "cluster. You must delete the existing Node or change the name of this new joining Node") in out.stderr
+    assert not (tmp_path / "etc/kubernetes/bootstrap-kubelet.conf").exists()

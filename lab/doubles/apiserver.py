@@ -18,8 +18,10 @@ from urllib.parse import parse_qs, urlparse
 
 import yaml
 
+from . import apiserver_checks as startup
 from . import flags as flagparse
 from . import resources as res
+from . import satokens
 from .hostfs import DoubleError, host, version
 from .store import Conflict, EtcdStore, StoreError
 
@@ -28,6 +30,14 @@ REQUIRED_FLAGS = ("tls-cert-file", "tls-private-key-file", "client-ca-file", "et
 TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 ANONYMOUS = ("system:anonymous", ("system:unauthenticated",))
 HEALTH_PATHS = ("/livez", "/readyz", "/healthz", "/version")
+# The controller-manager's controllers run as these ServiceAccounts (--use-service-account-credentials);
+# their system:controller:* ClusterRoles are reduced here to full access.
+CONTROLLER_ACCOUNTS = {f"system:serviceaccount:kube-system:{n}" for n in (
+    "bootstrap-signer", "token-cleaner", "certificate-controller", "node-controller")}
+# ClusterRoles of the API server's bootstrap policy that kubeadm binds for bootstrap tokens.
+BOOTSTRAP_POLICY = {"system:node-bootstrapper": [{"apiGroups": ["certificates.k8s.io"],
+                                                  "resources": ["certificatesigningrequests"],
+                                                  "verbs": ["create", "get", "list", "watch"]}]}
 
 
 class ApiError(Exception):
@@ -60,8 +70,9 @@ def timestamp():
 class Auth:
     """Who is asking, and may they (reference §4.3 roles, reduced to what kubeadm sets up)."""
 
-    def __init__(self, store, bootstrap_tokens):
+    def __init__(self, store, bootstrap_tokens, sa_keys=(), issuer=""):
         self.store, self.bootstrap_tokens = store, bootstrap_tokens
+        self.sa_keys, self.issuer = list(sa_keys), issuer
 
     def user(self, peercert, authorization):
         if peercert:
@@ -74,6 +85,13 @@ class Auth:
 
     def _token_user(self, token):
         match = TOKEN_RE.match(token)
+        if not match and token.count(".") == 2:
+            found = satokens.verify(token, self.sa_keys, self.issuer)
+            if found is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            ns, name = found
+            return f"system:serviceaccount:{ns}:{name}", ("system:serviceaccounts", f"system:serviceaccounts:{ns}",
+                                                         "system:authenticated")
         if not (self.bootstrap_tokens and match):
             raise ApiError(401, "Unauthorized", "Unauthorized")
         found = self.store.get(f"/registry/secrets/kube-system/bootstrap-token-{match.group(1)}")
@@ -87,7 +105,8 @@ class Auth:
         return f"system:bootstrap:{match.group(1)}", ("system:bootstrappers", *extra, "system:authenticated")
 
     def cluster_admin(self, name, groups):
-        if "system:masters" in groups or name in ("system:kube-controller-manager", "system:kube-scheduler"):
+        if "system:masters" in groups or name in ("system:kube-controller-manager", "system:kube-scheduler") \
+                or name in CONTROLLER_ACCOUNTS:
             return True
         bindings, _ = self.store.list("/registry/rbac.authorization.k8s.io/clusterrolebindings/")
         for crb, _ in bindings:
@@ -103,26 +122,53 @@ class Auth:
         who, groups = user
         if self.cluster_admin(who, groups):
             return True
-        kubeadm_cms = {("kube-system", "kubeadm-config"), ("kube-system", "kubelet-config"),
-                       ("kube-public", "cluster-info")}
-        reading = verb in ("get", "list", "watch")
         if r.plural == "configmaps" and verb == "get" and namespace == "kube-public" and name == "cluster-info":
             return True
-        if "system:bootstrappers" in groups or "system:nodes" in groups:
+        if "system:nodes" in groups:
+            kubeadm_cms = {("kube-system", "kubeadm-config"), ("kube-system", "kubelet-config")}
             if r.plural == "configmaps" and verb == "get" and (namespace, name) in kubeadm_cms:
                 return True
             if r.plural == "certificatesigningrequests" and verb in ("create", "get", "list", "watch"):
-                return True
-            if r.plural == "nodes" and verb == "get":
                 return True
         if "system:nodes" in groups and who.startswith("system:node:"):
             node = who[len("system:node:"):]
             if r.plural == "nodes":
                 # NodeRestriction: a node may create (checked in on_create) and change only itself
-                return reading or verb == "create" or (verb in ("update", "patch") and name == node)
+                return verb in ("get", "list", "watch", "create") or (verb in ("update", "patch") and name == node)
             if r.plural in ("pods", "events", "leases"):
                 return True
+        return self.rbac(user, verb, r, namespace, name)
+
+    def rbac(self, user, verb, r, namespace, name):
+        """RBAC for everyone else (bootstrap tokens above all): a binding of theirs must grant the request."""
+        who, groups = user
+        bindings = [b for b, _ in self.store.list("/registry/rbac.authorization.k8s.io/clusterrolebindings/")[0]]
+        if namespace:
+            bindings += [b for b, _ in self.store.list(
+                f"/registry/rbac.authorization.k8s.io/rolebindings/{namespace}/")[0]]
+        for b in bindings:
+            if any((s.get("kind") == "Group" and s.get("name") in groups) or
+                   (s.get("kind") == "User" and s.get("name") == who) for s in b.get("subjects") or []):
+                if any(rule_allows(rule, verb, r, name) for rule in self.role_rules(b)):
+                    return True
         return False
+
+    def role_rules(self, binding):
+        ref = binding.get("roleRef") or {}
+        if ref.get("kind") == "ClusterRole" and ref.get("name") in BOOTSTRAP_POLICY:
+            return BOOTSTRAP_POLICY[ref["name"]]
+        key = (f"/registry/rbac.authorization.k8s.io/clusterroles/{ref.get('name')}" if ref.get("kind") ==
+               "ClusterRole" else f"/registry/rbac.authorization.k8s.io/roles/"
+                                  f"{binding['metadata'].get('namespace')}/{ref.get('name')}")
+        found = self.store.get(key)
+        return (found[0].get("rules") or []) if found else []
+
+
+def rule_allows(rule, verb, r, name):
+    def has(values, value):
+        return "*" in (values or []) or value in (values or [])
+    return (has(rule.get("apiGroups"), r.group) and has(rule.get("resources"), r.plural)
+            and has(rule.get("verbs"), verb) and (not rule.get("resourceNames") or name in rule["resourceNames"]))
 
 
 # ---- the server ---------------------------------------------------------------------------
@@ -136,7 +182,11 @@ class ApiServer:
         endpoint = flags["etcd-servers"].split(",")[0]
         self.store = EtcdStore(endpoint, host(flags.get("etcd-cafile", "")), host(flags.get("etcd-certfile", "")),
                                host(flags.get("etcd-keyfile", "")))
-        self.auth = Auth(self.store, flags.get("enable-bootstrap-token-auth") == "true")
+        self.sa_keys = startup.public_keys(flags["service-account-key-file"])
+        self.signing_key = startup.signing_key(flags["service-account-signing-key-file"]) \
+            if flags.get("service-account-signing-key-file") else None
+        self.issuer = flags["service-account-issuer"]
+        self.auth = Auth(self.store, flags.get("enable-bootstrap-token-auth") == "true", self.sa_keys, self.issuer)
         self.anonymous = flags.get("anonymous-auth", "true") == "true"
 
     # resources known now: built-ins plus served CRD versions
@@ -153,13 +203,25 @@ class ApiServer:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     def ensure_namespaces(self):
-        ns = res.BUILTIN[0]
+        """The system namespaces and kube-system/extension-apiserver-authentication, as the real server makes them."""
+        me = ("system:apiserver", ("system:masters",))
         for name in res.SYSTEM_NAMESPACES:
-            obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
             try:
-                self.create(ns, None, obj, ("system:apiserver", ("system:masters",)))
+                self.create(res.BUILTIN[0], None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                            me)
             except ApiError:
                 pass
+        data = {"client-ca-file": host(self.flags["client-ca-file"]).read_text()}
+        if self.flags.get("requestheader-client-ca-file"):
+            data.update({"requestheader-client-ca-file": host(self.flags["requestheader-client-ca-file"]).read_text(),
+                         "requestheader-allowed-names": json.dumps(
+                             self.flags.get("requestheader-allowed-names", "").split(","))})
+        try:
+            self.create(self.find("", "v1", "configmaps"), "kube-system", {
+                "apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                "metadata": {"name": "extension-apiserver-authentication"}}, me)
+        except ApiError:
+            pass
 
     # ---- CRUD -----------------------------------------------------------------------------
     def read(self, r, namespace, name):
@@ -250,6 +312,19 @@ class ApiServer:
                 if e.code != 409:
                     raise
         raise conflict(r, name)
+
+    def token_request(self, namespace, name, request):
+        """TokenRequest: a JWT for an existing ServiceAccount, signed with sa.key."""
+        self.read(self.find("", "v1", "serviceaccounts"), namespace, name)
+        if self.signing_key is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        spec = (request or {}).get("spec") or {}
+        token, expiry = satokens.sign(self.signing_key, self.issuer, namespace, name,
+                                      spec.get("audiences") or [self.issuer], int(spec.get("expirationSeconds") or 3600))
+        return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "metadata": {"name": name,
+                                                                                             "namespace": namespace},
+                "spec": spec, "status": {"token": token, "expirationTimestamp": datetime.datetime.fromtimestamp(
+                    expiry, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}
 
     def delete(self, r, namespace, name):
         obj = self.read(r, namespace, name)
@@ -465,6 +540,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_list(r, objs, revision)
         if verb == "watch":
             return self.watch(api, r, namespace, name, query)
+        if verb == "create" and r.plural == "serviceaccounts" and sub == "token":
+            return self.send_json(201, api.token_request(namespace, name, decode(self.request_body)))
         if verb == "create":
             obj = api.create(r, namespace, decode(self.request_body), user, dry_run)
             return self.send_json(201, obj)
@@ -569,6 +646,13 @@ def check_flags(flags):
         path = flags.get(flag)
         if path and not host(path).is_file():
             raise DoubleError(f"--{flag}: open {path}: no such file or directory")
+    startup.ca_bundle("client-ca-bundle", flags["client-ca-file"])
+    if flags.get("requestheader-client-ca-file"):
+        startup.ca_bundle("request-header", flags["requestheader-client-ca-file"])
+    for cert, key in (("proxy-client-cert-file", "proxy-client-key-file"),
+                      ("kubelet-client-certificate", "kubelet-client-key")):
+        if flags.get(cert) or flags.get(key):
+            startup.key_pair(flags.get(cert, ""), flags.get(key, ""))
 
 
 def main(argv=None):

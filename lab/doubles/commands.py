@@ -19,7 +19,8 @@ RESET_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kube
 
 
 def reset(flags):
-    docs = config.load(flags["config"], {"ResetConfiguration"}) if "config" in flags else {}
+    docs = config.load(flags["config"], {"ResetConfiguration"}, only={"ResetConfiguration"}) \
+        if "config" in flags else {}
     rc = config.reset_configuration(docs)
     force = "force" in flags or "f" in flags or rc.get("force")
     if not force:
@@ -122,8 +123,12 @@ def config_cmd(flags, args):
         for image in manifests.images(cluster).values():
             log(f"[config/images] Pulled {image}" if args[1] == "pull" else image)
     elif args[:1] == ["validate"]:
-        config.load(flags["config"], {"InitConfiguration", "ClusterConfiguration", "JoinConfiguration",
-                                      "ResetConfiguration", "UpgradeConfiguration"}, strict_errors=True)
+        docs = config.load(flags["config"], {"InitConfiguration", "ClusterConfiguration", "JoinConfiguration",
+                                             "ResetConfiguration", "UpgradeConfiguration"}, strict_errors=True)
+        if "InitConfiguration" in docs or "ClusterConfiguration" in docs:
+            config.init_configuration(docs)
+        if "JoinConfiguration" in docs:
+            config.join_configuration(docs)
         log("ok")
     else:
         raise DoubleError(f"unknown command \"{' '.join(args)}\" for \"kubeadm config\"")

@@ -1,6 +1,7 @@
 """kube-controller-manager and kube-scheduler doubles.
 
-Both load their --kubeconfig (failing like the real ones when it is missing or unusable), serve
+Both load their --kubeconfig (failing like the real ones when it is missing or unusable, or when its
+identity may not read kube-system/extension-apiserver-authentication), serve
 /healthz, /livez and /readyz over HTTPS with a self-signed certificate on --bind-address and their
 secure port (10257 / 10259). The controller-manager also runs the controllers of controllers.py.
 """
@@ -48,18 +49,61 @@ def serve_health(address, port):
     return server
 
 
+AUTH_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+SERVICE_ACCOUNTS = "/api/v1/namespaces/kube-system/serviceaccounts"
+
+
+def check_credentials(client):
+    """DelegatingAuthenticationOptions: the kubeconfig's identity must read the request-header CA from the
+    cluster, or the component exits (tolerate-lookup-failure is off; apiserver options/authentication.go)."""
+    try:
+        client.get(AUTH_CONFIGMAP)
+    except ApiStatus as e:
+        if e.code != 404:
+            raise DoubleError(f"unable to load configmap based request-header-client-ca-file: {e}")
+    except DoubleError as e:
+        raise DoubleError(f"unable to load configmap based request-header-client-ca-file: {e}")
+
+
+class ControllerClients:
+    """With --use-service-account-credentials each controller talks as its own ServiceAccount, with a token
+    the API server signs with sa.key and checks with sa.pub (clientbuilder.go); else as the kubeconfig."""
+
+    def __init__(self, kubeconfig, admin, per_controller):
+        self.kubeconfig, self.admin, self.per_controller, self.cache = kubeconfig, admin, per_controller, {}
+
+    def __call__(self, account):
+        if not self.per_controller:
+            return self.admin
+        made, client = self.cache.get(account, (0, None))
+        if time.monotonic() - made > 600:
+            try:
+                self.admin.get(f"{SERVICE_ACCOUNTS}/{account}")
+            except ApiStatus as e:
+                if e.code != 404:
+                    raise
+                self.admin.create(SERVICE_ACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                     "metadata": {"name": account, "namespace": "kube-system"}})
+            token = self.admin.create(f"{SERVICE_ACCOUNTS}/{account}/token", {
+                "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})
+            client = Client.from_kubeconfig(self.kubeconfig, token=token["status"]["token"])
+            self.cache[account] = (time.monotonic(), client)
+        return client
+
+
 def controller_loop(client, flags):
     signing_cert, signing_key = flags.get("cluster-signing-cert-file"), flags.get("cluster-signing-key-file")
     ca_cert = xu.load_cert(signing_cert) if signing_cert else None
     ca_key = xu.load_key(signing_key) if signing_key else None
     cidr = flags.get("cluster-cidr") if flags.get("allocate-node-cidrs") == "true" else None
+    clients = ControllerClients(flags["kubeconfig"], client, flags.get("use-service-account-credentials") == "true")
     while True:
         try:
-            controllers.sign_cluster_info(client)
-            controllers.clean_tokens(client)
-            controllers.approve_and_sign(client, ca_cert, ca_key)
+            controllers.sign_cluster_info(clients("bootstrap-signer"))
+            controllers.clean_tokens(clients("token-cleaner"))
+            controllers.approve_and_sign(clients("certificate-controller"), ca_cert, ca_key)
             if cidr:
-                controllers.allocate_pod_cidrs(client, cidr)
+                controllers.allocate_pod_cidrs(clients("node-controller"), cidr)
         except (DoubleError, ApiStatus) as e:
             print(f"E controller: {e}", file=sys.stderr, flush=True)
         time.sleep(0.5)
@@ -74,6 +118,7 @@ def main(argv=None):
         if not host(flags["kubeconfig"]).is_file():
             raise DoubleError(f"stat {flags['kubeconfig']}: no such file or directory")
         client = Client.from_kubeconfig(flags["kubeconfig"])
+        check_credentials(client)
         port = int(flags.get("secure-port", PORTS.get(name, 10257)))
         serve_health(flags.get("bind-address", "127.0.0.1"), port)
     except (DoubleError, OSError, ssl.SSLError, KeyError) as e:

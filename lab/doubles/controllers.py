@@ -129,13 +129,14 @@ def approve_and_sign(client, ca_cert, ca_key):
 
 
 def allocate_pod_cidrs(client, cluster_cidr, mask=24):
-    """nodeipam: a /24 (IPv4) per node from --cluster-cidr, in order."""
+    """nodeipam: per node a /24 (IPv4) or /64 (IPv6) from each --cluster-cidr family, in order."""
     nodes = client.get("/api/v1/nodes").get("items", [])
-    net = ipaddress.ip_network(cluster_cidr.split(",")[0], strict=False)
-    size = mask if net.version == 4 else 64
-    used = {n["spec"].get("podCIDR") for n in nodes if n.get("spec", {}).get("podCIDR")}
-    free = (str(s) for s in net.subnets(new_prefix=size) if str(s) not in used)
+    nets = [ipaddress.ip_network(c.strip(), strict=False) for c in cluster_cidr.split(",")]
+    used = {c for n in nodes for c in n.get("spec", {}).get("podCIDRs") or [n.get("spec", {}).get("podCIDR")] if c}
+    free = [(str(s) for s in net.subnets(new_prefix=mask if net.version == 4 else 64) if str(s) not in used)
+            for net in nets]
     for node in nodes:
         if not node.get("spec", {}).get("podCIDR"):
-            cidr = next(free)
-            client.patch(f"/api/v1/nodes/{node['metadata']['name']}", {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+            cidrs = [next(f) for f in free]
+            client.patch(f"/api/v1/nodes/{node['metadata']['name']}", {"spec": {"podCIDR": cidrs[0],
+                                                                                "podCIDRs": cidrs}})

@@ -49,6 +49,24 @@ def fetch_signed(client, token_id, timeout, interval):
         time.sleep(interval)
 
 
+def pinned(hashes):
+    """pubkeypin.Set.Allow: "sha256:<64 hex>", format and hex case-insensitive; lower-case hex values."""
+    pins = set()
+    for h in hashes:
+        parts = h.split(":")
+        if len(parts) != 2:
+            raise DoubleError('invalid hash, expected "format:hex-value". Known format(s) are: sha256')
+        if parts[0].lower() != "sha256":
+            raise DoubleError(f'unknown hash format "{parts[0]}". Known format(s) are: sha256')
+        if len(parts[1]) // 2 != 32:
+            raise DoubleError(f"expected a 32 byte SHA-256 hash, found {len(parts[1]) // 2} bytes")
+        bad = next((c for c in parts[1] if c not in "0123456789abcdefABCDEF"), None)
+        if bad:
+            raise DoubleError(f"encoding/hex: invalid byte: U+{ord(bad):04X} {bad!r}")
+        pins.add(parts[1].lower())
+    return pins
+
+
 def discover(join, timeout, interval=RETRY_INTERVAL):
     disc = join["discovery"]
     if disc.get("file"):
@@ -57,6 +75,10 @@ def discover(join, timeout, interval=RETRY_INTERVAL):
         return Discovered(cluster["server"], kc.ca_data(cluster))
     bt = disc["bootstrapToken"]
     token_id, token_secret = bt["token"].split(".")
+    try:
+        pins = pinned(bt.get("caCertHashes") or [])
+    except DoubleError as e:
+        raise DoubleError(f"{PREFIX}invalid discovery token CA certificate hash: {e}")
     endpoint = f"https://{bt['apiServerEndpoint']}"
     content, sig = fetch_signed(Client(endpoint, None), token_id, timeout, interval)
     if not controllers.jws_valid(sig, content, token_id, token_secret):
@@ -68,10 +90,9 @@ def discover(join, timeout, interval=RETRY_INTERVAL):
         cas = xu.parse_certs(ca_pem)
     except DoubleError as e:
         raise DoubleError(f"{PREFIX}failed to parse certificate authority data: {e}")
-    hashes = set(bt.get("caCertHashes") or [])
-    if hashes:
+    if pins:
         found = [xu.spki_pin(c) for c in cas]
-        if not hashes & set(found):
+        if not pins & {f.partition(":")[2] for f in found}:
             raise DoubleError(f"{PREFIX}cluster CA found in cluster-info ConfigMap is invalid: none of the public "
                               f"keys \"{':'.join(found)}\" are pinned")
     elif not bt.get("unsafeSkipCAVerification"):

@@ -10,9 +10,9 @@ from . import kubeconfig as kc
 from . import x509util as xu
 from .certs import Node, PhaseError
 from .hostfs import DoubleError, exists, log, version
-from .kubeadm_util import (ADMIN_CONF, KUBELET_CONF, default_address, duration, ignored_errors,
+from .kubeadm_util import (ADMIN_CONF, KUBELET_CONF, duration, ignored_errors,
                            mixed_config_check, new_token, skip_set, skipper, wait_component, wait_http)
-from .objects import (BOOTSTRAP_CRBS, admin_client, configmap, coredns_objects, create_role_for_nodes,
+from .objects import (BOOTSTRAP_CRBS, GET_NODES_ROLE, admin_client, configmap, coredns_objects, create_role_for_nodes,
                       create_token_secret, crb, kube_proxy_objects, mark_control_plane)
 
 INIT_FLAGS_EXCLUSIVE_WITH_CONFIG = ("apiserver-advertise-address", "apiserver-bind-port", "apiserver-cert-extra-sans",
@@ -57,8 +57,6 @@ class Init:
         self.init, self.cluster = config.init_configuration(docs, version())
         self.kubelet_doc = docs.get("KubeletConfiguration")
         self.proxy_doc = docs.get("KubeProxyConfiguration")
-        if not self.init["localAPIEndpoint"].get("advertiseAddress"):
-            self.init["localAPIEndpoint"]["advertiseAddress"] = default_address()
         ep, nr = self.init["localAPIEndpoint"], self.init["nodeRegistration"]
         self.node = Node(nr["name"], ep["advertiseAddress"], int(ep["bindPort"]), self.cluster)
         self.flags = flags
@@ -85,10 +83,9 @@ class Init:
                "etcd_data_dir": (self.cluster["etcd"].get("local") or {}).get("dataDir", "/var/lib/etcd"),
                "cri_socket": self.init["nodeRegistration"]["criSocket"],
                "kubernetes_version": self.cluster["kubernetesVersion"]}
-        failure = preflight.run(preflight.init_checks(ctx), ctx, self.ignored)
+        failure = preflight.run(preflight.init_checks(ctx), ctx, self.ignored) or preflight.pull_images(ctx)
         if failure:
             raise PhaseError("preflight", failure)
-        log("[preflight] Pulling images required for setting up a Kubernetes cluster")
 
     def phase_certs(self):
         certs.run_certs(self.node, self.skip)
@@ -170,6 +167,7 @@ class Init:
         for t in self.tokens:
             log(f"[bootstrap-token] Using token: {t['token']}")
             create_token_secret(c, t)
+        c.apply("/apis/rbac.authorization.k8s.io/v1/clusterroles", GET_NODES_ROLE)
         for name, role, subject in BOOTSTRAP_CRBS:
             c.apply("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", crb(name, role, subject))
         log("[bootstrap-token] Creating the \"cluster-info\" ConfigMap in the \"kube-public\" namespace")

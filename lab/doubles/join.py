@@ -44,7 +44,7 @@ class Join:
 
     def __init__(self, flags, args):
         mixed_config_check(flags, JOIN_FLAGS_EXCLUSIVE_WITH_CONFIG)
-        docs = config.load(flags["config"], {"JoinConfiguration"}) if "config" in flags \
+        docs = config.load(flags["config"], {"JoinConfiguration"}, only={"JoinConfiguration"}) if "config" in flags \
             else join_docs_from_flags(flags, args)
         self.join = config.join_configuration(docs)
         self.flags = flags
@@ -83,7 +83,7 @@ class Join:
         ctx.update(local_etcd="local" in self.cluster["etcd"],
                    etcd_data_dir=(self.cluster["etcd"].get("local") or {}).get("dataDir", "/var/lib/etcd"),
                    kubernetes_version=self.cluster["kubernetesVersion"])
-        failure = preflight.run(preflight.control_plane_checks(ctx), ctx, self.ignored)
+        failure = preflight.run(preflight.control_plane_checks(ctx), ctx, self.ignored) or preflight.pull_images(ctx)
         if failure:
             raise PhaseError("preflight", failure)
 
@@ -128,6 +128,7 @@ class Join:
             manifests.write(name, pod)
 
     def phase_kubelet_start(self):
+        self.check_node_name_free()
         write_file(self.join["caCertPath"], self.discovered.ca_pem)
         kc.write(BOOTSTRAP_CONF, kc.build(self.discovered.server, self.discovered.ca_pem, "tls-bootstrap-token-user",
                                           token=self.tls_token()))
@@ -142,6 +143,22 @@ class Join:
         except DoubleError as e:
             raise PhaseError("kubelet-start", e)
         host(BOOTSTRAP_CONF).unlink(missing_ok=True)
+
+    def check_node_name_free(self):
+        """A Ready Node of this name means another machine already joined under it (kubelet-start phase)."""
+        client = Client(self.discovered.server, self.discovered.ca_pem, token=self.tls_token())
+        try:
+            node = client.get(f"/api/v1/nodes/{self.nr['name']}")
+        except ApiStatus as e:
+            if e.code == 404:
+                return
+            raise PhaseError("kubelet-start", f"cannot get Node \"{self.nr['name']}\": {e}")
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (node.get("status") or {}).get("conditions") or [])
+        if ready:
+            raise PhaseError("kubelet-start", f"a Node with name \"{self.nr['name']}\" and status \"Ready\" already "
+                             "exists in the cluster. You must delete the existing Node or change the name of this "
+                             "new joining Node")
 
     def wait_bootstrap(self, timeout):
         deadline = time.monotonic() + timeout

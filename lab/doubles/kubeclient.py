@@ -36,11 +36,14 @@ class Client:
                 self.ctx.load_cert_chain(cf, kf)
 
     @classmethod
-    def from_kubeconfig(cls, path, timeout=10):
+    def from_kubeconfig(cls, path, timeout=10, token=None):
+        """A client for the kubeconfig's cluster; with `token`, as that bearer instead of the kubeconfig's user."""
         config = kubeconfig.load(path)
         cluster, user = kubeconfig.current(config, str(path))
-        cert, key, token = kubeconfig.client_material(user)
-        return cls(cluster["server"], kubeconfig.ca_data(cluster), cert, key, token, timeout)
+        cert, key, own_token = kubeconfig.client_material(user)
+        if token:
+            return cls(cluster["server"], kubeconfig.ca_data(cluster), token=token, timeout=timeout)
+        return cls(cluster["server"], kubeconfig.ca_data(cluster), cert, key, own_token, timeout)
 
     def request(self, method, path, body=None, content_type="application/json"):
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=self.timeout)

@@ -1,14 +1,17 @@
 """kubelet double: run as the `kubelet` service with kubeadm's drop-in flags.
 
-Reads --config (exits like the real kubelet when it is missing), refuses swap (failSwapOn) and a
-cgroup driver that differs from containerd's, serves healthz on 127.0.0.1:10248 and holds :10250,
-runs static pods from staticPodPath (kube-apiserver/-controller-manager/-scheduler doubles, real
-etcd), performs TLS bootstrap with --bootstrap-kubeconfig, registers its Node and keeps its Ready
-condition current: Ready only once a CNI config exists in /etc/cni/net.d.
+Refuses what the real kubelet refuses at start (kubelet_checks.py: unknown flags, restricted
+--node-labels, a config of the wrong kind, version or field types; then swap (failSwapOn), a cgroup
+driver that differs from containerd's, a CRI endpoint that does not answer), serves healthz on
+127.0.0.1:10248 and holds :10250, runs static pods from staticPodPath (kube-apiserver/-controller-
+manager/-scheduler doubles, real etcd), performs TLS bootstrap with --bootstrap-kubeconfig, registers
+its Node (labels from --node-labels, InternalIP from a valid --node-ip) and keeps its Ready condition
+current: Ready only while the CNI configuration loads and its plugins exist.
 """
 
 import base64
 import hashlib
+import ipaddress
 import os
 import platform
 import shutil
@@ -28,7 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from . import cri
 from . import flags as flagparse
+from . import kubelet_checks as checks
 from . import kubeconfig as kc
 from .controllers import CSRS, KUBELET_SIGNER
 from .hostfs import DoubleError, host, version, write_file
@@ -36,10 +41,9 @@ from .kubeclient import ApiStatus, Client
 
 PKI_DIR = "/var/lib/kubelet/pki"
 CURRENT_PEM = f"{PKI_DIR}/kubelet-client-current.pem"
-CNI_DIR = "/etc/cni/net.d"
 DOUBLES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 NOT_READY = ("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
-             "message:Network plugin returns error: cni plugin not initialized")
+             "message:Network plugin returns error: ")
 
 
 def say(msg):
@@ -52,15 +56,6 @@ def fail(msg):
 
 
 # ---- start-up checks -----------------------------------------------------------------------
-
-def load_config(path):
-    try:
-        return yaml.safe_load(host(path).read_text()) or {}
-    except FileNotFoundError:
-        raise DoubleError(f"failed to load kubelet config file, path: {path}, error: failed to load Kubelet config "
-                          f"file {path}, error failed to read kubelet config file \"{path}\", error: open {path}: "
-                          "no such file or directory")
-
 
 def check_swap(cfg):
     if cfg.get("failSwapOn", True) is False:
@@ -262,14 +257,22 @@ def ensure_client(flags, node_name):
 
 
 def node_ip(flags):
-    if flags.get("node-ip"):
-        return flags["node-ip"].split(",")[0]
+    """(InternalIP or None, the error the kubelet logs when --node-ip is not usable)."""
+    given = [ip for ip in flags.get("node-ip", "").split(",") if ip]
+    if given:
+        try:
+            ipaddress.ip_address(given[0])
+        except ValueError:
+            say(f'"Could not parse node IP. Ignoring" IP="{given[0]}"')
+        else:
+            error = checks.validate_node_ip(given[0])
+            return (None, error) if error else (given[0], None)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.connect(("198.18.0.1", 9))
-            return s.getsockname()[0]
+            return s.getsockname()[0], None
         except OSError:
-            return "127.0.0.1"
+            return "127.0.0.1", None
 
 
 def runtime_version():
@@ -281,8 +284,8 @@ def runtime_version():
 
 
 def conditions():
-    cni = host(CNI_DIR)
-    ready = cni.is_dir() and any(p.suffix in (".conf", ".conflist", ".json") for p in cni.iterdir())
+    cni_error = checks.cni_status()
+    ready = cni_error is None
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     base = [{"type": t, "status": "False", "reason": f"KubeletHas{r}", "message": m, "lastHeartbeatTime": now,
              "lastTransitionTime": now}
@@ -291,24 +294,31 @@ def conditions():
                             ("PIDPressure", "SufficientPID", "kubelet has sufficient PID available"))]
     ready_cond = {"type": "Ready", "status": "True" if ready else "False",
                   "reason": "KubeletReady" if ready else "KubeletNotReady",
-                  "message": "kubelet is posting ready status" if ready else NOT_READY,
+                  "message": "kubelet is posting ready status" if ready else NOT_READY + cni_error,
                   "lastHeartbeatTime": now, "lastTransitionTime": now}
     return base + [ready_cond]
 
 
-def node_object(name, flags, cfg):
+def addresses(name, flags):
+    ip, error = node_ip(flags)
+    if error:
+        print(f'E "Failed to set some node status fields" err="{error}" node="{name}"', file=sys.stderr, flush=True)
+        return []
+    return [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]
+
+
+def node_object(name, flags, cfg, labels):
     taints = []
     for spec in filter(None, flags.get("register-with-taints", "").split(",")):
         kv, _, effect = spec.partition(":")
         key, _, value = kv.partition("=")
         taints.append({"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect})
     taints += cfg.get("registerWithTaints") or []
-    labels = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-              "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+    labels = {**labels, "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+              "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
             "spec": {"taints": taints} if taints else {},
-            "status": {"addresses": [{"type": "InternalIP", "address": node_ip(flags)},
-                                     {"type": "Hostname", "address": name}],
+            "status": {"addresses": addresses(name, flags),
                        "capacity": {"cpu": str(os.cpu_count()), "pods": "110"},
                        "allocatable": {"cpu": str(os.cpu_count()), "pods": "110"},
                        "conditions": conditions(),
@@ -358,7 +368,7 @@ def mirror_pod(pod, node_name, alive, restarts, ip):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
 
 
-def api_loop(flags, cfg, node_name, pods, stop):
+def api_loop(flags, cfg, node_name, pods, stop, labels):
     client = None
     registered = False
     while not stop.is_set():
@@ -370,7 +380,7 @@ def api_loop(flags, cfg, node_name, pods, stop):
                     continue
             if not registered:
                 try:
-                    client.create("/api/v1/nodes", node_object(node_name, flags, cfg))
+                    client.create("/api/v1/nodes", node_object(node_name, flags, cfg, labels))
                     say(f"Successfully registered node {node_name}")
                 except ApiStatus as e:
                     if e.code != 409:
@@ -378,7 +388,7 @@ def api_loop(flags, cfg, node_name, pods, stop):
                 registered = True
             client.request("PATCH", f"/api/v1/nodes/{node_name}/status", {"status": {"conditions": conditions()}},
                            "application/merge-patch+json")
-            sync_mirror_pods(client, node_name, pods, node_ip(flags))
+            sync_mirror_pods(client, node_name, pods, node_ip(flags)[0] or "")
         except (DoubleError, ApiStatus, OSError) as e:
             say(f"API: {e}")
         stop.wait(float(os.environ.get("KUBEFAB_DOUBLE_STATUS_SECONDS", "2")))
@@ -397,16 +407,26 @@ def sync_mirror_pods(client, node_name, pods, ip):
                            "application/merge-patch+json")
 
 
+def check_runtime(flags):
+    endpoint = flags.get("container-runtime-endpoint", "unix:///run/containerd/containerd.sock")
+    error = cri.validation_error(endpoint)
+    if error:
+        raise DoubleError(f"failed to run Kubelet: {error}")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     flags, _ = flagparse.parse(argv)
-    if "version" in flags:
-        print(f"Kubernetes {version()}")
-        return 0
     try:
-        cfg = load_config(flags.get("config", "/var/lib/kubelet/config.yaml"))
+        checks.check_flags(flags)
+        if "version" in flags:
+            print(f"Kubernetes {version()}")
+            return 0
+        labels = checks.node_labels(flags)
+        cfg = checks.load_config(flags.get("config", "/var/lib/kubelet/config.yaml"))
         check_swap(cfg)
         check_cgroup_driver(cfg)
+        check_runtime(flags)
         listener = serve_ports(cfg)
     except DoubleError as e:
         return fail(e)
@@ -415,7 +435,7 @@ def main(argv=None):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    threading.Thread(target=api_loop, args=(flags, cfg, node_name, pods, stop), daemon=True).start()
+    threading.Thread(target=api_loop, args=(flags, cfg, node_name, pods, stop, labels), daemon=True).start()
     say(f"kubelet double {version()} running as node {node_name}")
     while not stop.is_set():
         pods.sync()

@@ -33,6 +33,10 @@ BOOTSTRAP_CRBS = (
     ("kubeadm:get-nodes", "kubeadm:get-nodes", ("Group", "system:bootstrappers:kubeadm:default-node-token")),
 )
 
+GET_NODES_ROLE = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                  "metadata": {"name": "kubeadm:get-nodes"},
+                  "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}
+
 
 def create_role_for_nodes(c, role, cm):
     c.apply("/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/roles", {
