@@ -95,7 +95,7 @@ def test_init_join_and_reset(lab):
                                              "caCertHashes": [pki.ca_hash()]}}}
     w1.path("join.yaml").write_text(yaml.safe_dump(dict(join, nodeRegistration={
         "name": "worker-1", "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}],
-        "kubeletExtraArgs": [{"name": "node-ip", "value": W1}, {"name": "node-labels", "value": "zone=a"}]})))
+        "kubeletExtraArgs": [{"name": "node-ip", "value": w1.address}, {"name": "node-labels", "value": "zone=a"}]})))
     cp2.path("join.yaml").write_text(yaml.safe_dump(dict(join, nodeRegistration={"name": "cp-2"}, controlPlane={
         "localAPIEndpoint": {"advertiseAddress": cp2.address, "bindPort": 6443}})))
 
@@ -150,7 +150,7 @@ def test_init_join_and_reset(lab):
     plugin.chmod(0o755)
     wait_for(lambda: ready(nodes(cp1)["worker-1"]))
     addresses = {a["type"]: a["address"] for a in nodes(cp1)["worker-1"]["status"]["addresses"]}
-    assert addresses["InternalIP"] == W1
+    assert addresses["InternalIP"] == w1.address
     assert not ready(nodes(cp1)["cp-1"])
 
     pods = json.loads(cp1.kubectl("get", "pods", "-n", "kube-system", "-l", "component=etcd", "-o", "json"))["items"]

@@ -15,7 +15,7 @@ ADDRESS = "10.0.0.11"
 
 @pytest.fixture(scope="module")
 def bin_dir(tmp_path_factory):
-    return install_dir(tmp_path_factory.mktemp("bin"), version="v1.33.4")
+    return install_dir(tmp_path_factory.mktemp("bin"), version="v1.33.5")
 
 
 def kubefab_init():
@@ -27,7 +27,7 @@ def kubefab_init():
                               "kubeletExtraArgs": [{"name": "node-ip", "value": ADDRESS}],
                               "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]},
          "localAPIEndpoint": {"advertiseAddress": ADDRESS, "bindPort": 6443}},
-        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.33.4",
+        {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion": "v1.33.5",
          "clusterName": "lab", "controlPlaneEndpoint": f"{ADDRESS}:6443", "certificatesDir": "/etc/kubernetes/pki",
          "imageRepository": "registry.k8s.io", "encryptionAlgorithm": "RSA-2048",
          "certificateValidityPeriod": "8760h", "caCertificateValidityPeriod": "87600h",

@@ -10,6 +10,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from lab import Network
 from lab.doubles import cri, install_dir, kubelet_checks, preflight, satokens, testkit
 from lab.doubles.kubeclient import Client
 
@@ -37,9 +38,8 @@ def root(tmp_path):
 def netns():
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
-    ns = testkit.Netns(f"s{os.getpid() % 100000}")
-    yield ns
-    ns.close()
+    with Network.up(1) as net:
+        yield net.namespaces[0]
 
 
 def kubelet(bin_dir, root, *flags, netns=None, timeout=20):
