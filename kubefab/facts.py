@@ -41,7 +41,7 @@ _KNOWN = frozenset(SINGLE + REPEATED)
 
 def _script():
     text = resources.files("kubefab").joinpath("probe.sh").read_text()
-    fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": " ".join(SYSCTLS),
+    fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": " ".join(f"{k}=/proc/sys/{k.replace('.', '/')}" for k in SYSCTLS),
              "CRI_SOCKETS": " ".join(CRI_SOCKETS), "KUBE_FILES": " ".join(KUBE_FILES), "CA_CERT": CA_CERT,
              "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT)}
     for name, value in fills.items():
