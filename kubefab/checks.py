@@ -168,19 +168,29 @@ def _cri(s):
     return Outcome("no container runtime is installed", "install containerd")
 
 
+def _release(version):
+    """'1.33.5' of '1.33.5', 'v1.33.5-1.1' or '1.33.5+k3s1'; "" when there is none."""
+    found = re.match(r"v?(\d+\.\d+\.\d+)", version)
+    return found.group(1) if found else ""
+
+
 def _kubelet_version(s):
     want, have = s.inv.cluster.kubernetes_version, s.facts.versions["kubelet"]
     if not have:
         return Outcome("the kubelet is not installed", f"install kubelet {want}")
-    if not have.startswith(want):
-        return Outcome(f"kubelet {have} is installed, the inventory asks for {want}", f"install kubelet {want}")
+    if _release(have) == want:
+        return None
+    if s.member == THIS_CLUSTER:
+        return Outcome(f"a node of this cluster runs kubelet {have}, the inventory asks for {want}; kubefab does not "
+                       "upgrade running nodes", f"set kubernetes_version back to {have}, or upgrade with kubeadm", ERROR)
+    return Outcome(f"kubelet {have} is installed, the inventory asks for {want}", f"install kubelet {want}")
 
 
 def _kubeadm_version(s):
     want, have = s.inv.cluster.kubernetes_version, s.facts.versions["kubeadm"]
     if not have:
         return Outcome("kubeadm is not installed", f"install kubeadm {want}")
-    if not have.startswith(want):
+    if _release(have) != want:
         return Outcome(f"kubeadm {have} is installed, the inventory asks for {want}", f"install kubeadm {want}")
 
 
@@ -315,7 +325,7 @@ def _unique(what, value, fix):
     def test(s):
         twins = _shared(s, value)
         if twins:
-            return Outcome(f"{what} {value(s.facts)} is also {', '.join(twins)}'s", fix)
+            return Outcome(f"{what} {value(s.facts)} is shared with {', '.join(twins)}", fix)
     return test
 
 

@@ -6,6 +6,7 @@ unless ignored by name (`--ignore CHECK`, `all`); `table(findings)` is the host 
 """
 
 import difflib
+import textwrap
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -96,6 +97,7 @@ def errors(findings):
 
 # -- the report -----------------------------------------------------------------------------------
 
+LEGEND_WIDTH = 110
 MARKS = {OK: ".", DONE: "done", FIX: "fix", WARNING: "warn", ERROR: "ERROR"}
 ORDER = (ERROR, WARNING, FIX, DONE)
 
@@ -105,21 +107,28 @@ def table(findings):
     somewhere ("-": not checked there), then each such cell spelled out, alike ones merged."""
     hosts = list(dict.fromkeys(f.host for f in findings))
     cells = {(f.host, f.check): f for f in findings}
-    flagged = [n for n in NAMES if any(f.check == n and f.status != OK for f in findings)]
+    failing = [f for f in findings if f.status != OK]
+    failed_checks, failed_hosts = {f.check for f in failing}, {f.host for f in failing}
+    flagged = [n for n in NAMES if n in failed_checks]
     counts = {s: sum(f.status == s for f in findings) for s in ORDER}
     out = [f"preflight: {len(hosts)} hosts, " + ", ".join(f"{n} {_plural(s, n)}" for s, n in counts.items())]
     if not flagged:
         return "\n".join(out + ["every check passed on every host"])
-    rows = [h for h in hosts if any(cells.get((h, n)) and cells[(h, n)].status != OK for n in flagged)]
+    rows = [h for h in hosts if h in failed_hosts]
     width = max(len(h) for h in rows) + 2
     out.append(" " * width + "".join(f"{i:>6}" for i in range(1, len(flagged) + 1)))
     for h in rows:
-        marks = (MARKS[cells[(h, n)].status] if (h, n) in cells else "-" for n in flagged)
+        marks = (_mark(cells[(h, n)]) if (h, n) in cells else "-" for n in flagged)
         out.append(f"{h:<{width}}" + "".join(f"{m:>6}" for m in marks))
     if len(rows) < len(hosts):
         out.append(f"({len(hosts) - len(rows)} other hosts: every check passed)")
-    out.append("  ".join(f"{i}={n}" for i, n in enumerate(flagged, 1)))
+    out += textwrap.wrap("  ".join(f"{i}={n}" for i, n in enumerate(flagged, 1)), LEGEND_WIDTH,
+                         break_long_words=False, break_on_hyphens=False)
     return "\n".join(out + _details(findings))
+
+
+def _mark(finding):
+    return "ign" if finding.ignored else MARKS[finding.status]
 
 
 def _plural(status, n):

@@ -155,6 +155,8 @@ CASES = (
     Case("KubernetesVersion", "w-1", {"version.kubeadm": "1.32.9"}, FIX, "kubeadm 1.32.9 is installed"),
     Case("KubeletVersion", "w-1", {"version.kubelet": ""}, FIX, "not installed"),
     Case("KubeletVersion", "w-1", {"version.kubelet": "1.34.1"}, ERROR, "asks for 1.33.5", prepared=False),
+    Case("KubeletVersion", "w-1", {"version.kubelet": "1.33.50"}, FIX, "kubelet 1.33.50 is installed"),
+    Case("KubeletVersion", "w-1", {**MEMBER, "version.kubelet": "1.32.9"}, ERROR, "does not upgrade running nodes"),
     Case("Service-Kubelet", "w-1", {"kubelet.service": "disabled"}, FIX, "is disabled"),
     Case("Hostname", "w-1", {"hostname": "debian"}, FIX, "'debian'"),
     Case("Firewalld", "w-1", {"firewalld": "active"}, FIX, "firewalld is active"),
@@ -170,11 +172,12 @@ CASES = (
          "no timeout command"),
     Case("EndpointReachable", "w-1", {"endpoint.state": "open"}, OK, ""),
     Case("EndpointReachable", "w-1", {}, ERROR, "cp-1 is a control plane already", others={"cp-1": CP_MEMBER}),
-    Case("HostnameUnique", "w-1", {"hostname": "cp-1"}, FIX, "also cp-1's"),
-    Case("HostnameUnique", "cp-1", {}, FIX, "also w-1's", others={"w-1": {"hostname": "cp-1"}}),
-    Case("MachineIDUnique", "w-1", {"machine_id": identity("cp-1")["machine_id"]}, ERROR, "also cp-1's"),
+    Case("HostnameUnique", "w-1", {"hostname": "cp-1"}, FIX, "hostname cp-1 is shared with cp-1"),
+    Case("HostnameUnique", "cp-1", {}, FIX, "shared with w-1", others={"w-1": {"hostname": "cp-1"}}),
+    Case("MachineIDUnique", "w-1", {"machine_id": identity("cp-1")["machine_id"]}, ERROR, "is shared with cp-1"),
     Case("MachineIDUnique", "w-1", {"machine_id": ""}, WARNING, "empty or missing"),
-    Case("ProductUUIDUnique", "cp-2", {"product_uuid": identity("cp-1")["product_uuid"].upper()}, ERROR, "also cp-1's"),
+    Case("ProductUUIDUnique", "cp-2", {"product_uuid": identity("cp-1")["product_uuid"].upper()}, ERROR,
+         "is shared with cp-1"),
     Case("ProductUUIDUnique", "cp-2", {"product_uuid": ""}, OK, "", others={"cp-1": {"product_uuid": ""}}),
     Case("MACUnique", "cp-2", {"iface": ["eth0 52:54:00:00:00:01 10.0.0.12/24"]}, ERROR, "is also on cp-1"),
     Case("ClockSkew", "w-1", {"clock": f"{CLOCK + 5.55}"}, WARNING, "5.5 s ahead"),
@@ -239,6 +242,7 @@ def test_ignore_turns_named_errors_into_warnings(inventories):
     edits = {"cp-1": {"tcp.listen": listening(6443), "cpus": "1"}}
     got = findings(inventories["default"], edits, ignore=["port-6443"])
     assert (got[("cp-1", "Port-6443")].status, got[("cp-1", "Port-6443")].ignored) == (WARNING, True)
+    assert "ignored error Port-6443 on cp-1: port 6443 is in use" in preflight.table(got.values())
     assert got[("cp-1", "NumCPU")].status == ERROR
     everything = findings(inventories["default"], edits, ignore=["all"]).values()
     assert not preflight.errors(everything) and sum(f.ignored for f in everything) == 2
