@@ -182,7 +182,8 @@ def _kubelet_version(s):
         return None
     if s.member == THIS_CLUSTER:
         return Outcome(f"a node of this cluster runs kubelet {have}, the inventory asks for {want}; kubefab does not "
-                       "upgrade running nodes", f"set kubernetes_version back to {have}, or upgrade with kubeadm", ERROR)
+                       "upgrade running nodes", f"set kubernetes_version back to {have}, or upgrade with kubeadm",
+                       ERROR)
     return Outcome(f"kubelet {have} is installed, the inventory asks for {want}", f"install kubelet {want}")
 
 
@@ -402,7 +403,8 @@ def _checks():
               runtime="replaces /etc/containerd/config.toml (SystemdCgroup = true)"),
         Check("KubernetesVersion", WARNING, "all", _kubeadm_version,
               runtime="installs kubeadm at the inventory's version"),
-        Check("KubeletVersion", ERROR, "all", _kubelet_version, runtime="installs the kubelet at the inventory's version"),
+        Check("KubeletVersion", ERROR, "all", _kubelet_version,
+              runtime="installs the kubelet at the inventory's version"),
         Check("Service-Kubelet", WARNING, "all", _service_kubelet, runtime="enables the kubelet"),
         Check("Hostname", WARNING, "all", _hostname, runtime="sets the hostname and lists every node in /etc/hosts"),
         Check("Firewalld", WARNING, "all", _firewalld, runtime="opens the Kubernetes ports in firewalld"),

@@ -1,7 +1,10 @@
 """Facts: what one probe script, piped to `sh -s` on a host, reports; parsed strictly into a frozen value.
 
-The runner sends `PROBE` as the standard input of `command(endpoint)` (as root: through sudo when the
-login is not root) and hands the output to `parse`. The probe only reads; it needs no Python on the host.
+The runner executes `command(inv.endpoint)` with `PROBE` as its standard input, as root: prefixed with
+`sudo -n` when the login is not root, or `sudo -S -p ''` with the password as the first line of stdin.
+It notes this machine's time.time() just before sending and just after the output is read, and passes
+`parse(host, stdout, window=(sent, received))`: the window is what ClockSkew compares the host's clock
+with. The probe only reads, needs no Python on the host, and ends within TIMEOUT seconds.
 """
 
 import hashlib
@@ -15,6 +18,7 @@ from kubefab.errors import KubefabError
 
 HEADER, END = "kubefab-probe 1", "end"
 ENDPOINT_TIMEOUT = 3  # seconds the probe waits for a TCP connection to the control-plane endpoint
+TIMEOUT = 20  # seconds a runner should allow the whole probe: its slow commands are bounded at 5 s each
 # Commands kubeadm looks for (FileExisting-*), and those kubefab's own steps run.
 COMMANDS = ("ip", "iptables", "mount", "nsenter", "conntrack", "ebtables", "ethtool", "socat", "tc", "touch",
             "crictl", "systemctl", "modprobe", "sysctl", "swapoff")
@@ -41,7 +45,8 @@ _KNOWN = frozenset(SINGLE + REPEATED)
 
 def _script():
     text = resources.files("kubefab").joinpath("probe.sh").read_text()
-    fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": " ".join(f"{k}=/proc/sys/{k.replace('.', '/')}" for k in SYSCTLS),
+    sysctls = " ".join(f"{key}=/proc/sys/{key.replace('.', '/')}" for key in SYSCTLS)
+    fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": sysctls,
              "CRI_SOCKETS": " ".join(CRI_SOCKETS), "KUBE_FILES": " ".join(KUBE_FILES), "CA_CERT": CA_CERT,
              "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT)}
     for name, value in fills.items():

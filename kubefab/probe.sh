@@ -32,12 +32,12 @@ lookup() {
     done
     IFS=$saved_ifs
 }
+# A command that may hang (a wedged binary, a dead network mount) gets a few seconds at most.
+bounded() { if have timeout; then timeout 5 "$@"; else "$@"; fi; }
 # The first word of a command's first line that looks like a version (1.2.3...), without its "v".
-# A wedged binary gets a few seconds at most.
 version() {
     have "$1" || return 0
-    if have timeout; then set -- timeout 5 "$@"; fi
-    "$@" 2>/dev/null |
+    bounded "$@" 2>/dev/null |
         awk 'NR == 1 { for (i = 1; i <= NF; i++)
                            if ($i ~ /^v?[0-9]+\.[0-9]+\.[0-9]+/) { sub(/^v/, "", $i); print $i; exit } }'
 }
@@ -166,7 +166,7 @@ gather() {
     # Listening TCP ports, as the kernel lists them (hexadecimal); no ss or netstat needed.
     awk '$4 == "0A" { split($2, a, ":"); if (!(a[2] in seen)) { seen[a[2]] = 1; ports = ports a[2] " " } }
          END { print "tcp.listen=" ports }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
-    df -Pk /var/lib 2>/dev/null | awk 'NR == 2 { print "disk=" $2, $4, $6 }'
+    bounded df -Pk /var/lib 2>/dev/null | awk 'NR == 2 { print "disk=" $2, $4, $6 }'
     for s in @CRI_SOCKETS@; do
         [ -S "$s" ] && kv cri "$s"
     done

@@ -37,8 +37,11 @@ QUIRKY = {f"kf-cp{i}": name for i, name in enumerate(QUIRKS, start=2)}
 CLEAN = f"kf-cp{len(QUIRKY) + 2}"
 
 
-def probe(lab, name, endpoint, user="root", sudo=False):
-    """(Facts, or why there are none; seconds the probe took; bytes it printed) for lab host `name`."""
+def probe(lab, name, endpoint, user="root", sudo=False, password=None):
+    """(Facts, or why there are none; seconds the probe took; bytes it printed) for lab host `name`.
+
+    sudo: through `sudo -n`; with a password, `sudo -S` reads it as the first line of the probe's stdin.
+    """
     client = paramiko.SSHClient()
     client.load_host_keys(str(lab.known_hosts))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -50,10 +53,12 @@ def probe(lab, name, endpoint, user="root", sudo=False):
     except (socket.timeout, TimeoutError):
         return "connection timed out", 0, 0
     try:
-        argv = ("sudo", "-n", *facts.command(endpoint)) if sudo else facts.command(endpoint)
+        argv = facts.command(endpoint)
+        if sudo:
+            argv = ("sudo", "-S", "-p", "", *argv) if password else ("sudo", "-n", *argv)
         sent = time.time()
         stdin, stdout, _ = client.exec_command(shlex.join(argv))
-        stdin.write(facts.PROBE)
+        stdin.write(f"{password}\n{facts.PROBE}" if password else facts.PROBE)
         stdin.channel.shutdown_write()
         out = stdout.read().decode()
         received = time.time()
@@ -125,7 +130,10 @@ def test_the_endpoint_is_open_refused_or_unreachable(quirky):
 def test_a_sudo_user_probes_as_root_only_through_sudo(quirky):
     plain = probe(quirky, CLEAN, "", user="kfadmin")[0]
     raised = probe(quirky, CLEAN, "", user="kfadmin", sudo=True)[0]
-    assert (plain.uid, raised.uid) == (2001, 0)
+    asked = probe(quirky, CLEAN, "", user="kfpasswd", sudo=True, password=quirky.sudo_password)[0]
+    assert (plain.uid, raised.uid, asked.uid) == (2001, 0, 0)
+    found = {f.check: f for f in preflight.evaluate(inventory.load(quirky.inventory), {CLEAN: plain})}
+    assert found["IsPrivilegedUser"].status == ERROR
 
 
 def test_a_node_host_with_containerd_running_passes_the_runtime_checks(lab):

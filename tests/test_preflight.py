@@ -248,10 +248,11 @@ def test_ignore_turns_named_errors_into_warnings(inventories):
     assert not preflight.errors(everything) and sum(f.ignored for f in everything) == 2
 
 
-@pytest.mark.parametrize("name, says", [("Swp", "did you mean 'Swap'?"),
-                                        ("FileAvailable--etc-kubernetes-kubelet", "did you mean "
-                                                                                 "'FileAvailable--etc-kubernetes-kubelet.conf'?"),
-                                        ("xyzzy", "checks are: Reachable, IsPrivilegedUser")])
+@pytest.mark.parametrize("name, says", [
+    ("Swp", "did you mean 'Swap'?"),
+    ("FileAvailable--etc-kubernetes-kubelet", "did you mean 'FileAvailable--etc-kubernetes-kubelet.conf'?"),
+    ("xyzzy", "checks are: Reachable, IsPrivilegedUser"),
+])
 def test_an_unknown_check_name_is_refused_with_a_suggestion(name, says):
     with pytest.raises(KubefabError, match="no preflight check of that name") as e:
         preflight.resolve_ignore(["Swap", name])
@@ -266,9 +267,9 @@ def test_a_clock_not_measured_is_a_warning(inventories):
 
 
 def test_the_table_spells_out_only_what_is_not_ok(inventories):
-    got = preflight.evaluate(inventories["default"], cluster_facts({
-        "cp-1": {"tcp.listen": listening(6443)}, "w-1": {"swap": ["/swapfile 2097148"], "tcp.listen": listening(10250)}}),
-        ca_sha256=LOCAL_CA)
+    edits = {"cp-1": {"tcp.listen": listening(6443)},
+             "w-1": {"swap": ["/swapfile 2097148"], "tcp.listen": listening(10250)}}
+    got = preflight.evaluate(inventories["default"], cluster_facts(edits), ca_sha256=LOCAL_CA)
     text = preflight.table(got)
     lines = text.splitlines()
     assert lines[0] == "preflight: 3 hosts, 2 errors, 0 warnings, 1 to fix in the runtime phase, 0 done"
