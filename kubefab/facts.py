@@ -1,0 +1,263 @@
+"""Facts: what one probe script, piped to `sh -s` on a host, reports; parsed strictly into a frozen value.
+
+The runner executes `command(inv.endpoint)` with `PROBE` as its standard input, as root: prefixed with
+`sudo -n` when the login is not root, or `sudo -S -p ''` with the password as the first line of stdin.
+It notes this machine's time.time() just before sending and just after the output is read, and passes
+`parse(host, stdout, window=(sent, received))`: the window is what ClockSkew compares the host's clock
+with. The probe only reads, needs no Python on the host, and ends within TIMEOUT seconds.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from types import MappingProxyType
+from typing import Optional
+
+from kubefab import pki, render
+from kubefab.errors import KubefabError
+
+HEADER, END = "kubefab-probe 1", "end"
+ENDPOINT_TIMEOUT = 3  # seconds the probe waits for a TCP connection to the control-plane endpoint
+TIMEOUT = 20  # seconds a runner should allow the whole probe: its slow commands are bounded at 5 s each
+# Commands kubeadm looks for (FileExisting-*), and those kubefab's own steps run.
+COMMANDS = ("ip", "iptables", "mount", "nsenter", "conntrack", "ebtables", "ethtool", "socat", "tc", "touch",
+            "crictl", "systemctl", "modprobe", "sysctl", "swapoff")
+MODULES = ("overlay", "br_netfilter", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack")
+SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.default.forwarding", "net.bridge.bridge-nf-call-iptables",
+           "net.bridge.bridge-nf-call-ip6tables")
+CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/var/run/cri-dockerd.sock")
+CA_CERT = f"{pki.HOST_PKI}/ca.crt"
+KUBE_FILES = (*render.MANIFESTS, *render.JOIN_WRITES, CA_CERT)  # kubeadm writes them; their presence tells a node
+KUBELET_CONF, APISERVER_MANIFEST = "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml"
+VERSIONED = ("kubeadm", "kubelet", "kubectl", "containerd", "runc")
+TAIL_LINES = 12
+
+# Keys that occur exactly once, and those that may repeat (one item each).
+SINGLE = ("os.id", "os.version", "os.like", "os.name", "os.package_manager", "kernel", "arch", "init", "uid",
+          "cgroup.version", "cgroup.controllers", "cpus", "memory_kib", "hostname", "machine_id", "product_uuid",
+          "clock", *(f"command.{c}" for c in COMMANDS), *(f"module.{m}" for m in MODULES),
+          *(f"sysctl.{s}" for s in SYSCTLS), "tcp.listen", "disk", "containerd.systemd_cgroup", "containerd.config",
+          "selinux", "firewalld", "kubelet.service", *(f"version.{v}" for v in VERSIONED), "kube.etcd",
+          "kube.ca_sha256", "endpoint.target", "endpoint.state", "endpoint.detail")
+REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file")
+_KNOWN = frozenset(SINGLE + REPEATED)
+
+
+def _script():
+    text = resources.files("kubefab").joinpath("probe.sh").read_text()
+    sysctls = " ".join(f"{key}=/proc/sys/{key.replace('.', '/')}" for key in SYSCTLS)
+    fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": sysctls,
+             "CRI_SOCKETS": " ".join(CRI_SOCKETS), "KUBE_FILES": " ".join(KUBE_FILES), "CA_CERT": CA_CERT,
+             "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT)}
+    for name, value in fills.items():
+        text = text.replace(f"@{name}@", value)
+    return text
+
+
+PROBE = _script()
+
+
+def command(endpoint=""):
+    """The argv that runs PROBE (sent on stdin): `sh -s -- ENDPOINT`; prefix sudo when the login is not root."""
+    return ("sh", "-s", "--", endpoint)
+
+
+def ca_fingerprint(pem):
+    """The digest the probe reports for a CA file: sha256 of its bytes with all whitespace removed."""
+    return hashlib.sha256(pem.translate(None, b" \t\r\n")).hexdigest()
+
+
+class FactsError(KubefabError):
+    """A host's probe output that cannot be read; shows the end of what it printed."""
+
+    def __init__(self, host, problem, output):
+        self.host, self.problem = host, problem
+        self.tail = "\n".join(output.splitlines()[-TAIL_LINES:])
+        shown = "\n".join(f"    {line}" for line in self.tail.splitlines()) or "    (no output)"
+        super().__init__(f"{host}: the fact probe's output {problem}; it ended with:\n{shown}")
+
+
+@dataclass(frozen=True)
+class Os:
+    id: str                   # os-release ID: debian, ubuntu, rhel, rocky, ...
+    version: str              # VERSION_ID
+    like: str                 # ID_LIKE
+    name: str                 # PRETTY_NAME
+    package_manager: str      # apt-get | dnf | yum | zypper | apk | ""
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    mac: str
+    addresses: tuple          # "198.18.0.2/22", ...: global-scope addresses with their prefix
+
+
+@dataclass(frozen=True)
+class Disk:
+    mount: str                # the filesystem holding /var/lib
+    size_kib: int
+    free_kib: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    target: str               # the "host:port" the probe tried, "" when none was given
+    state: str                # open | refused | timeout | unreachable | unresolved | unknown | unchecked
+    detail: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything one probe reported about one host. `window` is this machine's clock around the probe."""
+
+    host: str
+    os: Os
+    kernel: str
+    arch: str
+    init: str                 # the command name of PID 1: systemd, init, sshd, ...
+    uid: int                  # who ran the probe: 0 unless sudo failed to apply
+    cgroup_version: int       # 2, 1, or 0 when no cgroup filesystem is mounted
+    cgroup_controllers: frozenset
+    cpus: int
+    memory_kib: int
+    swaps: tuple              # (device or file, size KiB) for each active swap area
+    fstab_swaps: tuple        # devices /etc/fstab turns on as swap at boot
+    hostname: str
+    machine_id: str
+    product_uuid: str         # "" when the host has no DMI (or it was unreadable)
+    interfaces: tuple         # Interface, for each interface with a global address
+    clock: float              # the host's epoch time while the probe ran
+    window: Optional[tuple]   # (sent, received): this machine's epoch time around the probe, or None
+    commands: MappingProxyType  # command -> path, "" when missing
+    modules: MappingProxyType   # module -> loaded | builtin | available | missing
+    sysctls: MappingProxyType   # key -> value, "" when the key does not exist
+    ports: frozenset          # listening TCP ports
+    disk: Disk
+    cri_sockets: tuple
+    containerd_config: bool   # /etc/containerd/config.toml exists
+    containerd_systemd_cgroup: str  # its last SystemdCgroup value: "true", "false" or ""
+    selinux: str              # enforcing | permissive | disabled
+    firewalld: str            # systemctl is-active: active, inactive, ...; "" without systemd
+    kubelet_service: str      # systemctl is-enabled: enabled, disabled, ...; "" without systemd or unit
+    versions: MappingProxyType  # kubeadm, kubelet, kubectl, containerd, runc -> version, "" when missing
+    kube_files: frozenset     # which of KUBE_FILES exist
+    etcd_data: str            # /var/lib/etcd: absent | empty | nonempty
+    ca_sha256: str            # ca_fingerprint of /etc/kubernetes/pki/ca.crt, "" when absent
+    endpoint: Endpoint
+
+    @property
+    def memory_mb(self):
+        """MemTotal in MB as kubeadm counts it (KiB // 1024)."""
+        return self.memory_kib // 1024
+
+    @property
+    def addresses(self):
+        """Every global address of the host, without its prefix length."""
+        return tuple(a.split("/")[0] for i in self.interfaces for a in i.addresses)
+
+    def skew(self):
+        """Seconds the host's clock is ahead (+) or behind (-) this machine's; None without a window."""
+        if self.window is None:
+            return None
+        sent, received = self.window
+        if self.clock > received:
+            return self.clock - received
+        return min(0.0, self.clock - sent)
+
+
+def parse(host, stdout, window=None):
+    """The Facts in probe output `stdout` from `host`; FactsError, with the output's tail, if it is not whole."""
+    lines = stdout.splitlines()
+    if not lines or lines[0] != HEADER:
+        raise FactsError(host, f"does not start with {HEADER!r} (did `sh -s` run the probe?)", stdout)
+    if lines[-1] != END:
+        raise FactsError(host, f"stops before its {END!r} line (the probe was cut short)", stdout)
+    single, repeated = {}, {key: [] for key in REPEATED}
+    for number, line in enumerate(lines[1:-1], start=2):
+        key, sep, value = line.partition("=")
+        if not sep or key not in _KNOWN:
+            raise FactsError(host, f"has an unexpected line {number}: {line[:120]!r}", stdout)
+        if key in repeated:
+            repeated[key].append(value)
+        elif key in single:
+            raise FactsError(host, f"repeats {key!r} on line {number}", stdout)
+        else:
+            single[key] = value
+    missing = [key for key in SINGLE if key not in single]
+    if missing:
+        raise FactsError(host, f"lacks {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}", stdout)
+    try:
+        return _build(host, single, repeated, window)
+    except ValueError as e:
+        raise FactsError(host, f"has a bad value: {e}", stdout) from None
+
+
+def _build(host, v, r, window):
+    return Facts(
+        host=host,
+        os=Os(v["os.id"], v["os.version"], v["os.like"], v["os.name"], v["os.package_manager"]),
+        kernel=v["kernel"], arch=v["arch"], init=v["init"], uid=_int(v, "uid"),
+        cgroup_version=_int(v, "cgroup.version"), cgroup_controllers=frozenset(v["cgroup.controllers"].split()),
+        cpus=_int(v, "cpus"), memory_kib=_int(v, "memory_kib"),
+        swaps=tuple(_swap(s) for s in r["swap"]), fstab_swaps=tuple(r["fstab.swap"]),
+        hostname=v["hostname"], machine_id=v["machine_id"], product_uuid=v["product_uuid"].lower(),
+        interfaces=tuple(_interface(i) for i in r["iface"]),
+        clock=_float(v, "clock"), window=window,
+        commands=_family(v, "command", COMMANDS), modules=_family(v, "module", MODULES),
+        sysctls=_family(v, "sysctl", SYSCTLS),
+        ports=frozenset(_port(p) for p in v["tcp.listen"].split()),
+        disk=_disk(v["disk"]), cri_sockets=tuple(r["cri"]),
+        containerd_config=v["containerd.config"] == "present",
+        containerd_systemd_cgroup=v["containerd.systemd_cgroup"],
+        selinux=v["selinux"], firewalld=v["firewalld"], kubelet_service=v["kubelet.service"],
+        versions=_family(v, "version", VERSIONED),
+        kube_files=frozenset(r["kube.file"]), etcd_data=v["kube.etcd"], ca_sha256=v["kube.ca_sha256"],
+        endpoint=Endpoint(v["endpoint.target"], v["endpoint.state"], v["endpoint.detail"].strip()),
+    )
+
+
+def _family(v, prefix, names):
+    return MappingProxyType({name: v[f"{prefix}.{name}"] for name in names})
+
+
+def _int(v, key):
+    if not v[key].isdigit():
+        raise ValueError(f"{key}={v[key]!r} is not a whole number")
+    return int(v[key])
+
+
+def _float(v, key):
+    try:
+        return float(v[key])
+    except ValueError:
+        raise ValueError(f"{key}={v[key]!r} is not a number") from None
+
+
+def _port(text):
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise ValueError(f"tcp.listen port {text!r} is not hexadecimal") from None
+
+
+def _swap(text):
+    name, _, size = text.rpartition(" ")
+    if not name or not size.isdigit():
+        raise ValueError(f"swap={text!r} is not 'NAME SIZE_KIB'")
+    return name, int(size)
+
+
+def _interface(text):
+    parts = text.split()
+    if len(parts) < 2:
+        raise ValueError(f"iface={text!r} is not 'NAME MAC ADDRESS...'")
+    mac = "" if parts[1] == "-" else parts[1].lower()  # "-": no link-layer address (tun, wireguard)
+    return Interface(parts[0], mac, tuple(parts[2:]))
+
+
+def _disk(text):
+    parts = text.split(" ", 2)
+    if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        raise ValueError(f"disk={text!r} is not 'SIZE_KIB FREE_KIB MOUNT' (df -Pk /var/lib)")
+    return Disk(parts[2], int(parts[0]), int(parts[1]))

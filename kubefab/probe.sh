@@ -1,0 +1,215 @@
+# kubefab's fact probe: every fact preflight needs, from one `sh -s -- ENDPOINT` per host.
+#
+# Run as root (or through sudo) with this script on stdin; ENDPOINT is the control-plane endpoint
+# "host:port" to try a TCP connection to (empty: not tried). Prints one `key=value` line per fact
+# between the lines "kubefab-probe 1" and "end"; kubefab/facts.py parses it strictly. POSIX sh only
+# (dash, busybox ash); every tool is optional, and a missing one leaves its value empty. The probe
+# only reads: it writes no file and changes nothing. Words between at-signs are filled in by
+# facts.py from its tables before the script is sent.
+#
+# Files are read with the `read` builtin and each source goes through one awk: every process
+# started costs milliseconds on a busy host, and this runs on every host before anything else.
+
+PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+endpoint=${1:-}
+
+kv() { printf '%s=%s\n' "$1" "$2"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+# kv KEY with the first line of FILE ("" when it cannot be read).
+kvfile() {
+    line=""
+    [ -r "$2" ] && IFS= read -r line < "$2"
+    kv "$1" "$line"
+}
+# $found: the path of command $1 in PATH, or "".
+lookup() {
+    found="" saved_ifs=$IFS
+    IFS=:
+    for dir in $PATH; do
+        if [ -f "$dir/$1" ] && [ -x "$dir/$1" ]; then found=$dir/$1; break; fi
+    done
+    IFS=$saved_ifs
+}
+# A command that may hang (a wedged binary, a dead network mount) gets a few seconds at most.
+bounded() { if have timeout; then timeout 5 "$@"; else "$@"; fi; }
+# The first word of a command's first line that looks like a version (1.2.3...), without its "v".
+version() {
+    have "$1" || return 0
+    bounded "$@" 2>/dev/null |
+        awk 'NR == 1 { for (i = 1; i <= NF; i++)
+                           if ($i ~ /^v?[0-9]+\.[0-9]+\.[0-9]+/) { sub(/^v/, "", $i); print $i; exit } }'
+}
+
+# Can the host reach the control-plane endpoint? open: something listens; refused: the address
+# answers but nothing listens (normal before init); timeout, unreachable, unresolved: the network
+# or DNS is in the way; unknown: nothing to try with.
+connect() {
+    if ! have timeout; then
+        echo "unknown no timeout command"; return
+    elif have bash; then
+        # shellcheck disable=SC2016  # $1 and $2 are bash's own arguments
+        out=$(timeout @ENDPOINT_TIMEOUT@ bash -c 'exec 3<>"/dev/tcp/$1/$2"' probe "$1" "$2" 2>&1); rc=$?
+    elif have socat; then
+        out=$(timeout @ENDPOINT_TIMEOUT@ socat -u OPEN:/dev/null "TCP:$3" 2>&1); rc=$?
+    else
+        echo "unknown neither bash nor socat to connect with"; return
+    fi
+    case $rc:$out in
+        0:*) echo "open" ;;
+        124:* | 143:*) echo "timeout no answer within @ENDPOINT_TIMEOUT@ s" ;;
+        *[Rr]efused*) echo "refused $out" ;;
+        *[Uu]nreachable* | *"No route"*) echo "unreachable $out" ;;
+        *[Nn]ame* | *resol* | *known*) echo "unresolved $out" ;;
+        *) echo "unknown $out" ;;
+    esac
+}
+probe_endpoint() {
+    address=${endpoint%:*} port=${endpoint##*:}
+    address=${address#[} address=${address%]}
+    result=unchecked
+    [ -n "$endpoint" ] && result=$(connect "$address" "$port" "$endpoint" | tr '\n' ' ' | cut -c 1-200)
+    state=${result%% *} detail=${result#"${result%% *}"}
+    kv endpoint.target "$endpoint"
+    kv endpoint.state "$state"
+    kv endpoint.detail "${detail# }"
+}
+
+echo "kubefab-probe 1"
+
+# The slow parts (Go binaries printing their version, a connection that may time out) run in the
+# background meanwhile; each job prints whole key=value lines, in any order, before "end".
+probe_endpoint &
+(kv version.kubeadm "$(version kubeadm version -o short)") &
+(kv version.kubelet "$(version kubelet --version)") &
+(kv version.kubectl "$(version kubectl version --client)") &
+(kv version.containerd "$(version containerd --version)") &
+(kv version.runc "$(version runc --version)") &
+
+# Everything else, gathered while they run and printed in one piece after them, so that no line
+# of it is cut by theirs.
+gather() {
+    # -- the machine --------------------------------------------------------------------------------
+    ID="" VERSION_ID="" ID_LIKE="" PRETTY_NAME=""
+    # shellcheck disable=SC1091
+    [ -r /etc/os-release ] && . /etc/os-release
+    kv os.id "$ID"
+    kv os.version "$VERSION_ID"
+    kv os.like "$ID_LIKE"
+    kv os.name "$PRETTY_NAME"
+    pm=""
+    for p in apt-get dnf yum zypper apk; do
+        if have "$p"; then pm=$p; break; fi
+    done
+    kv os.package_manager "$pm"
+    kernel=$(uname -r)
+    kv kernel "$kernel"
+    kv arch "$(uname -m)"
+    kvfile init /proc/1/comm
+    kv uid "$(id -u)"
+    awk '$2 == "/sys/fs/cgroup" && $3 == "cgroup2" { v = 2 }
+         $3 == "cgroup" && !v { v = 1 }
+         END { print "cgroup.version=" v + 0 }' /proc/mounts
+    if [ -r /sys/fs/cgroup/cgroup.controllers ]; then
+        kvfile cgroup.controllers /sys/fs/cgroup/cgroup.controllers
+    else
+        awk 'NR > 1 && $4 == 1 { on = on sep $1; sep = " " }
+             END { print "cgroup.controllers=" on }' /proc/cgroups 2>/dev/null
+    fi
+    kv cpus "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
+    awk '$1 == "MemTotal:" { print "memory_kib=" $2 }' /proc/meminfo
+    awk 'NR > 1 && NF >= 3 { print "swap=" $1 " " $3 }' /proc/swaps 2>/dev/null
+    [ -r /etc/fstab ] && awk '$1 !~ /^#/ && $3 == "swap" { print "fstab.swap=" $1 }' /etc/fstab
+    kvfile hostname /proc/sys/kernel/hostname
+    kvfile machine_id /etc/machine-id
+    kvfile product_uuid /sys/class/dmi/id/product_uuid
+    # Interfaces that carry a global address, with their MAC: what must differ between nodes.
+    if have ip; then
+        ip -o addr show scope global 2>/dev/null |
+            awk '{ sub(/@.*/, "", $2); if (!($2 in a)) n[++c] = $2; a[$2] = a[$2] " " $4 }
+                 END { for (i = 1; i <= c; i++) print n[i] a[n[i]] }' |
+            while read -r name addresses; do
+                mac=""
+                [ -r "/sys/class/net/$name/address" ] && read -r mac < "/sys/class/net/$name/address"
+                kv iface "$name ${mac:--} $addresses"
+            done
+    fi
+    now=$(date +%s.%N 2>/dev/null)
+    case $now in
+        *[!0-9.]* | *. | "") now=$(date +%s) ;;
+    esac
+    kv clock "$now"
+
+    # -- what kubeadm and the kubelet need -----------------------------------------------------------
+    for c in @COMMANDS@; do
+        lookup "$c"
+        kv "command.$c" "$found"
+    done
+    # A module is loaded (/proc/modules), built in (modules.builtin), available (modules.dep) or missing.
+    modules=/lib/modules/$kernel
+    cat /proc/modules "$modules/modules.builtin" "$modules/modules.dep" 2>/dev/null |
+        awk -v wanted="@MODULES@" '
+            BEGIN { n = split(wanted, m, " "); for (i = 1; i <= n; i++) state[m[i]] = "missing" }
+            $1 !~ /\// { if ($1 in state) state[$1] = "loaded"; next }
+            { name = $1; sub(/:$/, "", name); sub(/.*\//, "", name); sub(/\.ko.*/, "", name); gsub(/-/, "_", name)
+              if (!(name in state) || state[name] == "loaded" || state[name] == "builtin") next
+              state[name] = index($0, ":") ? "available" : "builtin" }
+            END { for (i = 1; i <= n; i++) print m[i], state[m[i]] }' |
+        while read -r name state; do
+            [ "$state" = missing ] && [ -d "/sys/module/$name" ] && state=loaded
+            kv "module.$name" "$state"
+        done
+    for pair in @SYSCTLS@; do
+        kvfile "sysctl.${pair%%=*}" "${pair#*=}"
+    done
+    # Listening TCP ports, as the kernel lists them (hexadecimal); no ss or netstat needed.
+    awk '$4 == "0A" { split($2, a, ":"); if (!(a[2] in seen)) { seen[a[2]] = 1; ports = ports a[2] " " } }
+         END { print "tcp.listen=" ports }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+    bounded df -Pk /var/lib 2>/dev/null | awk 'NR == 2 { print "disk=" $2, $4, $6 }'
+    for s in @CRI_SOCKETS@; do
+        [ -S "$s" ] && kv cri "$s"
+    done
+    cgroup=""
+    if [ -r /etc/containerd/config.toml ]; then
+        kv containerd.config present
+        cgroup=$(sed -n 's/^[[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*\([a-z]*\).*/\1/p' \
+            /etc/containerd/config.toml | tail -n 1)
+    else
+        kv containerd.config absent
+    fi
+    kv containerd.systemd_cgroup "$cgroup"
+    enforce=""
+    [ -r /sys/fs/selinux/enforce ] && read -r enforce < /sys/fs/selinux/enforce
+    case $enforce in
+        1) kv selinux enforcing ;;
+        0) kv selinux permissive ;;
+        *) kv selinux disabled ;;
+    esac
+    firewalld="" kubelet_service=""
+    if have systemctl && [ -d /run/systemd/system ]; then
+        firewalld=$(systemctl is-active firewalld 2>/dev/null)
+        kubelet_service=$(systemctl is-enabled kubelet 2>/dev/null)
+    fi
+    kv firewalld "${firewalld%%[!a-z-]*}"
+    kv kubelet.service "${kubelet_service%%[!a-z-]*}"
+
+    # -- is it a node already? -------------------------------------------------------------------------
+    for f in @KUBE_FILES@; do
+        [ -e "$f" ] && kv kube.file "$f"
+    done
+    if [ ! -d /var/lib/etcd ]; then kv kube.etcd absent
+    elif [ -n "$(ls -A /var/lib/etcd 2>/dev/null)" ]; then kv kube.etcd nonempty
+    else kv kube.etcd empty
+    fi
+    # The CA with all whitespace removed, hashed: compared with the same digest of this machine's CA.
+    ca=""
+    if [ -r @CA_CERT@ ]; then
+        ca=$(tr -d ' \t\r\n' < @CA_CERT@ | sha256sum 2>/dev/null)
+    fi
+    kv kube.ca_sha256 "${ca%% *}"
+}
+facts=$(gather)
+wait
+printf '%s\n' "$facts"
+echo end
