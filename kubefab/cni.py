@@ -5,12 +5,16 @@ cannot disagree. Images keep their upstream names on docker.io, where both proje
 `[mirrors.registries] "docker.io"` entry (containerd's hosts.toml) then serves them, which is how
 the China and offline setups reach them. `image_repository` is not applied: it names kubeadm's own
 images (registry.aliyuncs.com/google_containers, say), a namespace that holds no flannel or calico.
-`cni = "none"` renders nothing: the user applies a network of their own.
+`cni = "none"` renders nothing: the user applies a network of their own. `cni_manifest` names a
+file to apply instead (e.g. a newer upstream release); its pod network is checked against pod_subnet.
 """
 
 import ipaddress
 import json
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from kubefab import templates
 from kubefab.errors import KubefabError
@@ -82,7 +86,53 @@ RENDERERS = {"flannel": flannel, "calico": calico}
 
 
 def manifest(inv):
-    """The manifest to apply for the inventory's CNI; '' for cni = "none"."""
+    """The manifest to apply for the inventory's CNI: kubefab's, the file `cni_manifest` names, or '' for "none"."""
+    if inv.cluster.cni_manifest:
+        return from_file(inv)
     render = RENDERERS.get(inv.cluster.cni)
     return render(inv) if render else ""
+
+
+def from_file(inv):
+    """The user's manifest file, refused when its pod network disagrees with pod_subnet."""
+    path = Path(inv.cluster.cni_manifest).expanduser()
+    path = path if path.is_absolute() else inv.path.resolve().parent / path
+    where = f"{inv.path}: [cluster] cni_manifest"
+    if inv.cluster.cni == "none":
+        raise KubefabError(f'{where} is set but cni = "none" — name the CNI the file installs, or remove it')
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise KubefabError(f"{where}: cannot read {path} ({e.strerror}) — fix the path (relative paths are "
+                           "relative to the inventory)") from None
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    except yaml.YAMLError as e:
+        raise KubefabError(f"{where}: {path} is not valid YAML: {e}") from None
+    try:
+        networks = list(pod_networks(docs))
+    except ValueError as e:
+        raise KubefabError(f"{path}: net-conf.json is not valid JSON: {e}") from None
+    for what, network in networks:
+        if network != inv.cluster.pod_subnet:
+            raise KubefabError(f"{path}: {what} is {network}, but [cluster] pod_subnet is {inv.cluster.pod_subnet} "
+                               "— make them equal (nodes get their pod CIDRs from pod_subnet)")
+    return text
+
+
+def pod_networks(docs):
+    """(where, network) for every pod network a manifest sets: flannel's net-conf.json Network, Calico's
+    CALICO_IPV4POOL_CIDR and IPPool cidr."""
+    for doc in docs:
+        name = f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}"
+        data = doc.get("data") or {}
+        if doc.get("kind") == "ConfigMap" and "net-conf.json" in data:
+            yield f"{name}: net-conf.json Network", json.loads(data["net-conf.json"]).get("Network")
+        if doc.get("kind") == "IPPool":
+            yield f"{name}: spec.cidr", (doc.get("spec") or {}).get("cidr")
+        pod = (((doc.get("spec") or {}).get("template") or {}).get("spec")) or {}
+        for container in pod.get("containers") or ():
+            for env in container.get("env") or ():
+                if env.get("name") == "CALICO_IPV4POOL_CIDR":
+                    yield f"{name}: {container.get('name')} env CALICO_IPV4POOL_CIDR", env.get("value")
 

@@ -52,16 +52,16 @@ def pods_on(api, node):
     return api.get("/api/v1/pods", query)["items"]
 
 
-def drain(api, node, timeout=DRAIN_TIMEOUT, clock=time.monotonic, sleep=time.sleep):
+def drain(api, node, timeout=DRAIN_TIMEOUT):
     """Evict the node's evictable pods and wait until they are gone; (evicted, skipped) as namespace/name."""
-    deadline = clock() + timeout
+    deadline = time.monotonic() + timeout
     pods = pods_on(api, node)
     chosen = [p for p in pods if evictable(p)[0]]
     skipped = tuple(f"{_name(p)} ({evictable(p)[1]})" for p in pods if not evictable(p)[0])
     eviction = api.has_subresource("v1", "pods", "eviction")
     for pod in chosen:
-        _evict(api, pod, eviction, deadline, clock, sleep)
-    _wait_gone(api, node, {_name(p) for p in chosen}, deadline, clock, sleep)
+        _evict(api, pod, eviction, deadline)
+    _wait_gone(api, node, {_name(p) for p in chosen}, deadline)
     return tuple(_name(p) for p in chosen), skipped
 
 
@@ -69,7 +69,7 @@ def _name(pod):
     return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
 
-def _evict(api, pod, eviction, deadline, clock, sleep):
+def _evict(api, pod, eviction, deadline):
     ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     path = f"/api/v1/namespaces/{ns}/pods/{name}"
     finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
@@ -84,19 +84,19 @@ def _evict(api, pod, eviction, deadline, clock, sleep):
         except kube.ApiError as e:
             if e.status == 404:
                 return
-            if e.status != 429 or clock() > deadline:
+            if e.status != 429 or time.monotonic() > deadline:
                 raise KubefabError(f"cannot evict pod {ns}/{name}: {e.message}") from None
-        sleep(kube.POLL_SECONDS)
+        time.sleep(kube.POLL_SECONDS)
 
 
-def _wait_gone(api, node, names, deadline, clock, sleep):
+def _wait_gone(api, node, names, deadline):
     while True:
         left = sorted(names & {_name(p) for p in pods_on(api, node)})
         if not left:
             return
-        if clock() > deadline:
+        if time.monotonic() > deadline:
             raise KubefabError(f"node {node}: pods still running after the drain timeout: {', '.join(left)}")
-        sleep(kube.POLL_SECONDS)
+        time.sleep(kube.POLL_SECONDS)
 
 
 def remove(api, node, timeout=DRAIN_TIMEOUT):

@@ -9,11 +9,12 @@ componentstatuses is deprecated since 1.19 (and the API-server double does not s
 import datetime
 from dataclasses import dataclass
 
+from kubefab import kube, pki
 from kubefab import nodes as nodes_mod
-from kubefab import pki
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 PODS = "/api/v1/namespaces/kube-system/pods"
+CONTROL_PLANE_TIMEOUT = 240
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,15 @@ def evaluate(inv, node_views, comps, certs, warn_days):
         elif cert.days_left < warn_days:
             warnings.append(f"{cert.file}: expires in {cert.days_left} days ({cert.not_after:%Y-%m-%d})")
     return tuple(problems), tuple(warnings)
+
+
+def wait_control_plane(api, node, timeout=CONTROL_PLANE_TIMEOUT):
+    """Wait until `node`'s etcd, API server, controller-manager and scheduler report Ready (a join's gate)."""
+    def check():
+        pods = api.get(PODS, {"labelSelector": "tier=control-plane", "fieldSelector": f"spec.nodeName={node}"})
+        behind = [f"{c.name}: {c.detail}" for c in components(pods["items"], [node]) if not c.ready]
+        return (not behind, "; ".join(behind))
+    return kube.until(check, timeout, f"{node}: the control-plane components were not all Ready")
 
 
 def gather(api, inv, version, warn_days=pki.WARN_DAYS):

@@ -9,6 +9,7 @@ an unreachable server an `Unreachable`. Everything that reads or changes cluster
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlencode
 
 import urllib3
@@ -40,6 +41,10 @@ class ApiError(KubefabError):
 
 class Unreachable(KubefabError):
     """No answer from the API server (connection refused, TLS failure, timeout)."""
+
+
+class Timeout(KubefabError):
+    """What kubefab waited for did not happen by its deadline."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ def connect(kubeconfig, via=None):
     an SSH tunnel to the control plane needs (kubeadm's apiserver certificate has no 127.0.0.1).
     """
     try:
-        doc = yaml.safe_load(open(kubeconfig).read())
+        doc = yaml.safe_load(Path(kubeconfig).read_text())
         cluster = _current_cluster(doc)
     except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration) as e:
         raise KubefabError(f"{kubeconfig}: not a usable kubeconfig ({type(e).__name__}: {e}) — run "
@@ -184,17 +189,28 @@ def _current_cluster(doc):
     return next(c for c in doc["clusters"] if c["name"] == context["cluster"])["cluster"]
 
 
-def wait_ready(api, timeout=READY_TIMEOUT, clock=time.monotonic, sleep=time.sleep):
-    """Wait until /readyz answers ok, then return the server's gitVersion; a clear error at the deadline."""
-    deadline = clock() + timeout
-    last = "no answer yet"
+def until(check, timeout, what):
+    """Call check() every POLL_SECONDS until it returns (True, value), then return value.
+
+    While not done, check returns (False, why); at the deadline a Timeout names `what` and the last why.
+    """
+    deadline = time.monotonic() + timeout
     while True:
+        done, value = check()
+        if done:
+            return value
+        if time.monotonic() + POLL_SECONDS > deadline:
+            raise Timeout(f"{what} within {timeout:g}s — last: {value}")
+        time.sleep(POLL_SECONDS)
+
+
+def wait_ready(api, timeout=READY_TIMEOUT):
+    """Wait until /readyz answers ok, then return the server's gitVersion; a Timeout at the deadline."""
+    def check():
         try:
             if api.request("GET", "/readyz", timeout=(3, 10)).strip() == "ok":
-                return api.get("/version")["gitVersion"]
-            last = "/readyz did not say ok"
+                return True, api.get("/version")["gitVersion"]
+            return False, "/readyz did not say ok"
         except (ApiError, Unreachable) as e:
-            last = str(e)
-        if clock() + POLL_SECONDS > deadline:
-            raise Unreachable(f"{api.server}: the API server was not ready within {timeout:g}s — last: {last}")
-        sleep(POLL_SECONDS)
+            return False, str(e)
+    return until(check, timeout, f"{api.server}: the API server was not ready")

@@ -148,3 +148,18 @@ def _reconcile_one(api, inv, host, attempts=3):
         except kube.ApiError as e:
             if e.status != 409 or attempt == attempts - 1:
                 raise
+
+
+# -- waiting --------------------------------------------------------------------------------------
+
+NODE_TIMEOUT = 300
+
+
+def wait_ready(api, names, timeout=NODE_TIMEOUT):
+    """Wait until every Node in `names` is registered and Ready; their NodeViews, or a Timeout naming the rest."""
+    def check():
+        found = {n.name: n for n in list_nodes(api)}
+        behind = [f"{name} not registered" if name not in found else f"{name} NotReady ({found[name].reason})"
+                  for name in names if not (name in found and found[name].ready)]
+        return (True, tuple(found[n] for n in names)) if not behind else (False, "; ".join(behind))
+    return kube.until(check, timeout, f"nodes {', '.join(names)} were not all Ready")

@@ -172,3 +172,20 @@ def test_evaluate_names_every_problem_and_only_warns_about_soon_expiring_certs(t
     assert "cp-1: etcd not ready — no static pod reported" in problems and len(problems) == 5
     assert warnings == ("stray: a node the inventory does not list",
                         "pki/apiserver.crt: expires in 10 days (2026-11-29)")
+
+
+def test_a_manifest_file_is_applied_as_given_but_only_with_the_inventorys_pod_subnet(tmp_path):
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net/flannel.yml").write_text(cni.manifest(load(tmp_path, 'pod_subnet = "10.40.0.0/16"')))
+    inv = load(tmp_path, 'pod_subnet = "10.40.0.0/16"\ncni_manifest = "net/flannel.yml"')
+    assert cni.manifest(inv) == (tmp_path / "net/flannel.yml").read_text()
+    other = load(tmp_path, 'pod_subnet = "10.41.0.0/16"\ncni_manifest = "net/flannel.yml"')
+    with pytest.raises(KubefabError, match=r"flannel.yml: ConfigMap kube-flannel-cfg: net-conf.json Network is "
+                                           r"10.40.0.0/16, but \[cluster\] pod_subnet is 10.41.0.0/16"):
+        cni.manifest(other)
+    calico = load(tmp_path, 'pod_subnet = "10.42.0.0/16"\ncni = "calico"')
+    (tmp_path / "calico.yaml").write_text(cni.manifest(calico))
+    with pytest.raises(KubefabError, match="CALICO_IPV4POOL_CIDR is 10.42.0.0/16, but"):
+        cni.manifest(load(tmp_path, 'cni = "calico"\ncni_manifest = "calico.yaml"'))
+    with pytest.raises(KubefabError, match=r"cni_manifest: cannot read .*missing.yaml \(No such file"):
+        cni.manifest(load(tmp_path, 'cni_manifest = "missing.yaml"'))

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from invoke import Config, Context, Exit
 
-from kubefab import apply, bootstrap, cni, drain, inventory, kube, kubeconfig, nodes, pki, token
+from kubefab import apply, bootstrap, cni, drain, health, inventory, kube, kubeconfig, nodes, pki, token
 from lab.doubles import controllers, install_dir, testkit
 from tasks import cluster_api
 
@@ -107,7 +107,7 @@ def test_wait_ready_gives_up_at_its_deadline_with_the_last_error(cluster, tmp_pa
     doc = yaml.safe_load((cluster.inv.state_dir / "kubeconfigs/admin.conf").read_text())
     doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed}"
     conf.write_text(yaml.safe_dump(doc))
-    with pytest.raises(kube.Unreachable) as err:
+    with pytest.raises(kube.Timeout) as err:
         kube.wait_ready(kube.connect(conf), timeout=2)
     assert f"https://127.0.0.1:{closed}: the API server was not ready within 2s" in str(err.value)
     assert "refused" in str(err.value).lower()
@@ -328,18 +328,45 @@ def status(cluster):
     cluster_api.status(ctx)
 
 
+def static_pods(api, node, not_ready=()):
+    """The kubelet's mirror pods of a control-plane node, Ready unless named in `not_ready`."""
+    for component in health.COMPONENTS:
+        path = f"/api/v1/namespaces/kube-system/pods/{component}-{node}"
+        api.delete(path)
+        api.create("/api/v1/namespaces/kube-system/pods", {
+            "metadata": {"name": f"{component}-{node}", "labels": {"component": component, "tier": "control-plane"},
+                         "annotations": {drain.MIRROR: "x"}},
+            "spec": {"nodeName": node, "containers": [{"name": component, "image": "x"}]}})
+        ready = "False" if component in not_ready else "True"
+        api.patch(f"{path}/status", {"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": ready}]}}, kube.MERGE)
+
+
+def test_a_join_waits_for_the_previous_control_plane_to_be_ready(cluster):
+    static_pods(cluster.api, "cp-1", not_ready=("etcd",))
+    with pytest.raises(kube.Timeout, match="cp-1: the control-plane components were not all Ready within 1s — "
+                                           "last: etcd: pod etcd-cp-1 is Running, not Ready"):
+        health.wait_control_plane(cluster.api, "cp-1", timeout=1)
+    static_pods(cluster.api, "cp-1")
+    health.wait_control_plane(cluster.api, "cp-1", timeout=5)
+
+
+def test_verify_waits_for_every_node_to_be_registered_and_ready(cluster):
+    ensure_node(cluster.api, "cp-1")
+    cluster.api.delete("/api/v1/nodes/w-1")
+    with pytest.raises(kube.Timeout, match="last: w-1 not registered"):
+        nodes.wait_ready(cluster.api, ["cp-1", "w-1"], timeout=1)
+    ensure_node(cluster.api, "w-1", ready=False)
+    with pytest.raises(kube.Timeout, match=r"w-1 NotReady \(container runtime network not ready"):
+        nodes.wait_ready(cluster.api, ["cp-1", "w-1"], timeout=1)
+    ensure_node(cluster.api, "w-1")
+    assert [n.name for n in nodes.wait_ready(cluster.api, ["cp-1", "w-1"], timeout=5)] == ["cp-1", "w-1"]
+
+
 def test_status_exits_non_zero_while_a_node_is_not_ready(cluster, capsys):
     for name in ("cp-1", "w-1"):
         ensure_node(cluster.api, name)
-    for component in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
-        path = f"/api/v1/namespaces/kube-system/pods/{component}-cp-1"
-        cluster.api.delete(path)
-        cluster.api.create("/api/v1/namespaces/kube-system/pods", {
-            "metadata": {"name": f"{component}-cp-1", "labels": {"component": component, "tier": "control-plane"},
-                         "annotations": {drain.MIRROR: "x"}},
-            "spec": {"nodeName": "cp-1", "containers": [{"name": component, "image": "x"}]}})
-        cluster.api.patch(f"{path}/status", {"status": {"phase": "Running", "conditions": [
-            {"type": "Ready", "status": "True"}]}}, kube.MERGE)
+    static_pods(cluster.api, "cp-1")
     status(cluster)
     healthy = capsys.readouterr().out
     assert "0 problems" in healthy and "cp-1" in healthy and "kube-scheduler" in healthy
