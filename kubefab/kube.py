@@ -57,9 +57,8 @@ class Resource:
     namespaced: bool
 
     def path(self, namespace=None, name=None):
-        base = f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
         scope = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
-        return f"{base}{scope}/{self.plural}" + (f"/{name}" if name else "")
+        return f"{group_path(self.api_version)}{scope}/{self.plural}" + (f"/{name}" if name else "")
 
 
 @dataclass(frozen=True)
@@ -120,29 +119,33 @@ class Api:
         On a miss discovery is read again until `timeout`: a CRD applied a moment ago is served
         only once the API server has established it.
         """
-        deadline = time.monotonic() + timeout
-        kinds = self._discover(api_version, fresh=False)
-        while kind not in kinds:
-            if time.monotonic() > deadline:
-                raise KubefabError(f"{self.server}: the API server serves no {kind} in {api_version} "
-                                   f"(known there: {', '.join(sorted(kinds)) or 'none'})")
-            time.sleep(POLL_SECONDS / 2)
-            kinds = self._discover(api_version, fresh=True)
-        return kinds[kind]
+        kinds = self._discover(api_version)
+        if kind in kinds:
+            return kinds[kind]
 
-    def _discover(self, api_version, fresh):
+        def check():
+            kinds = self._discover(api_version, fresh=True)
+            if kind in kinds:
+                return True, kinds[kind]
+            return False, f"it serves {', '.join(sorted(kinds)) or 'nothing'}"
+        return until(check, timeout, f"{self.server}: no {kind} served in {api_version}")
+
+    def _discover(self, api_version, fresh=False):
         if fresh or api_version not in self._kinds:
-            path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-            found = self.find(path) or {"resources": []}
+            found = self.find(group_path(api_version)) or {"resources": []}
             self._kinds[api_version] = {r["kind"]: Resource(api_version, r["kind"], r["name"], r["namespaced"])
                                         for r in found["resources"] if "/" not in r["name"]}
         return self._kinds[api_version]
 
     def has_subresource(self, api_version, plural, sub):
         """True when discovery lists `plural/sub` (e.g. pods/eviction) in `api_version`."""
-        path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-        found = self.find(path) or {"resources": []}
+        found = self.find(group_path(api_version)) or {"resources": []}
         return any(r["name"] == f"{plural}/{sub}" for r in found["resources"])
+
+
+def group_path(api_version):
+    """The discovery path of an apiVersion: /api/v1 for the core group, /apis/<group>/<version> otherwise."""
+    return f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
 
 
 def _cause(e):

@@ -241,7 +241,8 @@ def join_discovery(cluster, tmp_path, value):
 def cluster_info(cluster):
     """What kubeadm init publishes for discovery: cluster-info from admin.conf, kubeadm-config, kubelet-config."""
     admin = yaml.safe_load((cluster.inv.state_dir / "kubeconfigs/admin.conf").read_text())
-    info = {"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "", "cluster": admin["clusters"][0]["cluster"]}]}
+    info = {"apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "", "cluster": admin["clusters"][0]["cluster"]}]}
     objects = [("kube-public", "cluster-info", {"kubeconfig": yaml.safe_dump(info)}),
                ("kube-system", "kubeadm-config", {"ClusterConfiguration": yaml.safe_dump({
                    "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
@@ -378,3 +379,10 @@ def test_status_exits_non_zero_while_a_node_is_not_ready(cluster, capsys):
     out = capsys.readouterr().out
     assert "problem: w-1: NotReady — container runtime network not ready" in out
     assert "1 problem\n" in out + "\n"
+
+
+def test_a_kind_the_server_does_not_serve_is_named_with_what_it_does_serve(cluster):
+    with pytest.raises(kube.Timeout, match=r"no Widget served in example.org/v1 within 1s — last: it serves nothing"):
+        cluster.api.resource("example.org/v1", "Widget", timeout=1)
+    with pytest.raises(kube.Timeout, match=r"no Widget served in v1 within 1s — last: it serves .*ConfigMap"):
+        cluster.api.resource("v1", "Widget", timeout=1)
