@@ -34,11 +34,10 @@ def secret(value, ttl, now, description=""):
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-def create(api, ttl=JOIN_TTL, description="kubefab node.join", now=None):
+def create(api, ttl=JOIN_TTL, description="kubefab node.join"):
     """A new bootstrap token valid for `ttl`, stored in the cluster; returned as a Secret (masked in logs)."""
     value = token.generate()
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    api.create(SECRETS, secret(value, ttl, now, description))
+    api.create(SECRETS, secret(value, ttl, datetime.datetime.now(datetime.timezone.utc), description))
     return value
 
 

@@ -30,6 +30,7 @@ class Component:
 
 @dataclass(frozen=True)
 class Status:
+    server: str
     version: str
     nodes: tuple           # NodeView
     components: tuple      # Component
@@ -91,17 +92,17 @@ def gather(api, inv, version, warn_days=pki.WARN_DAYS):
     comps = components(pods, [h.name for h in inv.control_planes])
     certs = pki.certificates(inv, warn_days)
     problems, warnings = evaluate(inv, node_views, comps, certs, warn_days)
-    return Status(version, node_views, comps, certs, problems, warnings)
+    return Status(api.server, version, node_views, comps, certs, problems, warnings)
 
 
 def text(status, now=None):
     """The status as the user reads it: a nodes table, components, certificates, then what is wrong."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    out = [f"API server {status.version}", "",
-           f"{'NAME':<20} {'STATUS':<26} {'ROLES':<22} {'AGE':>6}  {'VERSION':<10} INTERNAL-IP"]
+    out = [f"API server {status.server}: {status.version}", "",
+           f"{'NAME':<20} {'STATUS':<28} {'ROLES':<22} {'AGE':>6}  {'VERSION':<10} INTERNAL-IP"]
     for n in status.nodes:
         state = ("Ready" if n.ready else "NotReady") + (",SchedulingDisabled" if n.unschedulable else "")
-        out.append(f"{n.name:<20} {state:<26} {','.join(n.roles) or '<none>':<22} "
+        out.append(f"{n.name:<20} {state:<28} {','.join(n.roles) or '<none>':<22} "
                    f"{nodes_mod.age(n.created, now):>6}  {n.version:<10} {n.internal_ip}")
     out += ["", "control plane"]
     for c in status.components:

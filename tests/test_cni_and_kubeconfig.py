@@ -189,3 +189,27 @@ def test_a_manifest_file_is_applied_as_given_but_only_with_the_inventorys_pod_su
         cni.manifest(load(tmp_path, 'cni = "calico"\ncni_manifest = "calico.yaml"'))
     with pytest.raises(KubefabError, match=r"cni_manifest: cannot read .*missing.yaml \(No such file"):
         cni.manifest(load(tmp_path, 'cni_manifest = "missing.yaml"'))
+
+
+def test_kubeconfig_task_writes_the_admin_conf_or_merges_it_where_kubeconfig_points(tmp_path, monkeypatch, capsys):
+    from invoke import Config, Context
+
+    from kubefab import kubeconfig, pki
+    from tasks import cluster_api
+    inv = load(tmp_path, hosts=host_tables(1, 0))
+    pki.ensure(inv)
+    kubeconfig.ensure(inv)
+    ctx = Context(Config(overrides={"kubefab": {"inventory": str(inv.path), "state_dir": str(inv.state_dir)}}))
+    monkeypatch.chdir(tmp_path)
+    cluster_api.kubeconfig_file(ctx)
+    written = tmp_path / "t.conf"
+    assert written.read_text() == (inv.state_dir / "kubeconfigs/admin.conf").read_text()
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(OTHER))
+    monkeypatch.setenv("KUBECONFIG", str(mine))
+    cluster_api.kubeconfig_file(ctx, merge=True, context="lab-t")
+    assert f"{mine}: context 'lab-t' added; current context is now 'lab-t'" in capsys.readouterr().out
+    merged = yaml.safe_load(mine.read_text())
+    assert [c["name"] for c in merged["contexts"]] == ["work", "lab-t"]
+    assert merged["clusters"][1]["cluster"]["server"] == "https://10.0.0.11:6443"
