@@ -19,6 +19,8 @@ import yaml
 from kubefab import templates
 from kubefab.errors import KubefabError
 
+FLANNEL, CALICO, CALICO_CRD = "cni/flannel.yaml", "cni/calico.yaml", "cni/calico-crd.yaml"
+TEMPLATES = (FLANNEL, CALICO, CALICO_CRD)       # applied through the API, so not in render.FILES
 FLANNEL_IMAGES = {"flannel_image": "docker.io/flannel/flannel:v0.27.3",
                   "cni_plugin_image": "docker.io/flannel/flannel-cni-plugin:v1.7.1-flannel1"}
 CALICO_IMAGES = {"cni_image": "docker.io/calico/cni:v3.29.3",
@@ -64,14 +66,14 @@ def flannel(inv):
     """flannel's manifest: net-conf.json's Network is the pod subnet; nftables masquerading with kube-proxy's."""
     net_conf = {"Network": _pod_network(inv), "EnableNFTables": inv.cluster.kube_proxy.mode == "nftables",
                 "Backend": {"Type": "vxlan"}}
-    return templates.fill("cni/flannel.yaml", {"net_conf": json.dumps(net_conf, indent=2) + "\n",
+    return templates.fill(FLANNEL, {"net_conf": json.dumps(net_conf, indent=2) + "\n",
                                                **FLANNEL_IMAGES})
 
 
 def calico(inv):
     """Calico's CRDs and manifest: the default IPv4 pool is the pod subnet."""
-    crds = [templates.fill("cni/calico-crd.yaml", _crd_values(crd)) for crd in CALICO_CRDS]
-    body = templates.fill("cni/calico.yaml", {"pool_cidr": _pod_network(inv), **CALICO_IMAGES})
+    crds = [templates.fill(CALICO_CRD, _crd_values(crd)) for crd in CALICO_CRDS]
+    body = templates.fill(CALICO, {"pool_cidr": _pod_network(inv), **CALICO_IMAGES})
     return "---\n".join(crds + [body])
 
 
