@@ -45,6 +45,7 @@ class Cluster:
     dns_domain: str = "cluster.local"
     image_repository: str = "registry.k8s.io"
     cni: str = "flannel"
+    cni_manifest: str = ""                  # a manifest file to apply instead of kubefab's (relative: to the inventory)
     encryption_algorithm: str = "RSA-2048"
     cert_validity_days: int = 365
     ca_validity_days: int = 3650

@@ -4,7 +4,7 @@ import pytest
 import toml
 import yaml
 
-from kubefab import render, templates
+from kubefab import cni, render, templates
 from kubefab.errors import KubefabError
 
 FRAGMENTS = {"containerd/hosts-mirror.toml"}      # filled once per mirror inside hosts.toml
@@ -15,7 +15,7 @@ def template_files():
 
 
 def test_every_template_is_in_the_table_and_every_row_has_its_template():
-    assert template_files() == {spec.template for spec in render.FILES} | FRAGMENTS
+    assert template_files() == {spec.template for spec in render.FILES} | FRAGMENTS | set(cni.TEMPLATES)
 
 
 @pytest.mark.parametrize("name", sorted(template_files()))
