@@ -8,9 +8,11 @@ from pathlib import Path
 
 from invoke import Collection
 
-from . import cluster, pki
+from . import cluster, cluster_api, pki
 
 ns = Collection(cluster, pki)
+for api_task in (cluster_api.status, cluster_api.kubeconfig_file):  # cluster.* tasks that talk to the API server
+    ns.collections["cluster"].add_task(api_task)
 if (Path(__file__).resolve().parent.parent / "lab" / "__init__.py").exists():
     from . import lab_tasks  # not tasks/lab.py: invoke puts tasks/ on sys.path, where it would hide the lab
 
