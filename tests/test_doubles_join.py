@@ -32,11 +32,8 @@ def api(tmp_path_factory):
         client.create("/api/v1/namespaces/kube-system/configmaps", {"metadata": {"name": "kubelet-config"}, "data": {
             "kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"}})
         # what kubeadm init grants the default bootstrap token group (reference §4.3)
-        for role, cm in (("kubeadm:nodes-kubeadm-config", "kubeadm-config"), ("kubeadm:kubelet-config", "kubelet-config")):
-            objects.create_role_for_nodes(client, role, cm)
-        client.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", objects.GET_NODES_ROLE)
-        for name, role, subject in objects.BOOTSTRAP_CRBS:
-            client.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", objects.crb(name, role, subject))
+        objects.grant_config_reads(client)
+        objects.grant_bootstrap_tokens(client)
         yield type("Api", (), dict(root=root, bin_dir=bin_dir, server=server, port=port, cluster=cluster,
                                    client=client))
 

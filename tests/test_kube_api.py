@@ -13,7 +13,8 @@ import yaml
 from invoke import Config, Context, Exit
 
 from kubefab import apply, bootstrap, cni, drain, health, inventory, kube, kubeconfig, nodes, pki, token
-from lab.doubles import controllers, install_dir, testkit
+from lab.doubles import controllers, install_dir, objects as kubeadm_objects, testkit
+from lab.doubles.kubeclient import Client
 from tasks import cluster_api
 
 pytestmark = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
@@ -87,7 +88,7 @@ def node_object(name, ready=True, taints=()):
                                        "message": "kubelet is posting ready status" if ready else
                                        "container runtime network not ready: NetworkReady=false"}],
                        "addresses": [{"type": "InternalIP", "address": "127.0.0.9"}],
-                       "nodeInfo": dict(info, kubeletVersion="v1.33.4")}}
+                       "nodeInfo": dict(info, kubeletVersion="v1.33.5")}}
 
 
 def ensure_node(api, name, **kw):
@@ -98,7 +99,7 @@ def ensure_node(api, name, **kw):
 # -- connecting -----------------------------------------------------------------------------------
 
 def test_wait_ready_returns_the_server_version(cluster):
-    assert kube.wait_ready(cluster.api, timeout=10) == "v1.33.4"
+    assert kube.wait_ready(cluster.api, timeout=10) == "v1.33.5"
 
 
 def test_wait_ready_gives_up_at_its_deadline_with_the_last_error(cluster, tmp_path):
@@ -246,12 +247,15 @@ def cluster_info(cluster):
     objects = [("kube-public", "cluster-info", {"kubeconfig": yaml.safe_dump(info)}),
                ("kube-system", "kubeadm-config", {"ClusterConfiguration": yaml.safe_dump({
                    "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
-                   "kubernetesVersion": "v1.33.4", "controlPlaneEndpoint": cluster.inv.endpoint})}),
+                   "kubernetesVersion": "v1.33.5", "controlPlaneEndpoint": cluster.inv.endpoint})}),
                ("kube-system", "kubelet-config", {"kubelet": "apiVersion: kubelet.config.k8s.io/v1beta1\n"
                                                              "kind: KubeletConfiguration\n"})]
     for ns, name, data in objects:
         if cluster.api.find(f"/api/v1/namespaces/{ns}/configmaps/{name}") is None:
             cluster.api.create(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": name}, "data": data})
+    client = signer_client(cluster)
+    kubeadm_objects.grant_config_reads(client)
+    kubeadm_objects.grant_bootstrap_tokens(client)
 
 
 def test_kubeadm_join_discovery_accepts_a_token_made_through_the_api_until_it_is_deleted(cluster, cluster_info,
@@ -270,7 +274,6 @@ def test_kubeadm_join_discovery_accepts_a_token_made_through_the_api_until_it_is
 
 
 def signer_client(cluster):
-    from lab.doubles.kubeclient import Client
     return Client.from_kubeconfig(cluster.inv.state_dir / "kubeconfigs/super-admin.conf")
 
 

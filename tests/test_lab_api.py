@@ -2,6 +2,7 @@
 API server through kubefab's admin.conf, the CNI apply, verify, cluster.status, removing a worker and
 joining it again with a fresh token made through the API after the init token is gone."""
 
+import json
 import shutil
 
 import pytest
@@ -41,10 +42,13 @@ def cluster(tmp_path_factory):
 
 
 def flannel_config(lab, host, manifest):
-    """What flannel's install-cni init container writes on every node (the DaemonSet's effect, which
-    the doubles do not play)."""
+    """What flannel's install-cni init containers leave on every node (the DaemonSet's effect, which the
+    doubles do not play): its conflist, and a plugin binary for each type it names (flannel's own binary;
+    portmap comes with the CNI plugins the runtime phase installs)."""
     cfg = next(d for d in yaml.safe_load_all(manifest) if d["kind"] == "ConfigMap")["data"]["cni-conf.json"]
-    lab.run(host, f"mkdir -p {CNI_DIR} && cat > {CNI_DIR}/10-flannel.conflist", input=cfg)
+    binaries = " && ".join(f"printf '#!/bin/sh\\n' > /opt/cni/bin/{p['type']} && chmod 755 /opt/cni/bin/{p['type']}"
+                           for p in json.loads(cfg)["plugins"])
+    lab.run(host, f"mkdir -p {CNI_DIR} /opt/cni/bin && cat > {CNI_DIR}/10-flannel.conflist && {binaries}", input=cfg)
 
 
 def status_exit(inv):

@@ -12,8 +12,8 @@ from .certs import Node, PhaseError
 from .hostfs import DoubleError, exists, log, version
 from .kubeadm_util import (ADMIN_CONF, KUBELET_CONF, duration, ignored_errors,
                            mixed_config_check, new_token, skip_set, skipper, wait_component, wait_http)
-from .objects import (BOOTSTRAP_CRBS, GET_NODES_ROLE, admin_client, configmap, coredns_objects, create_role_for_nodes,
-                      create_token_secret, crb, kube_proxy_objects, mark_control_plane)
+from .objects import (admin_client, configmap, coredns_objects, create_token_secret, grant_bootstrap_tokens,
+                      grant_config_reads, kube_proxy_objects, mark_control_plane)
 
 INIT_FLAGS_EXCLUSIVE_WITH_CONFIG = ("apiserver-advertise-address", "apiserver-bind-port", "apiserver-cert-extra-sans",
                                     "cert-dir", "control-plane-endpoint", "cri-socket", "image-repository",
@@ -147,9 +147,7 @@ class Init:
             "ClusterConfiguration": yaml.safe_dump(stored, sort_keys=False)}))
         c.apply("/api/v1/namespaces/kube-system/configmaps", configmap("kube-system", "kubelet-config", {
             "kubelet": yaml.safe_dump(self.kubelet_config(), sort_keys=False)}))
-        for role, cm in (("kubeadm:nodes-kubeadm-config", "kubeadm-config"), ("kubeadm:kubelet-config",
-                                                                                "kubelet-config")):
-            create_role_for_nodes(c, role, cm)
+        grant_config_reads(c)
 
     def phase_upload_certs(self):
         if "upload-certs" not in self.flags:
@@ -167,9 +165,7 @@ class Init:
         for t in self.tokens:
             log(f"[bootstrap-token] Using token: {t['token']}")
             create_token_secret(c, t)
-        c.apply("/apis/rbac.authorization.k8s.io/v1/clusterroles", GET_NODES_ROLE)
-        for name, role, subject in BOOTSTRAP_CRBS:
-            c.apply("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", crb(name, role, subject))
+        grant_bootstrap_tokens(c)
         log("[bootstrap-token] Creating the \"cluster-info\" ConfigMap in the \"kube-public\" namespace")
         admin = kc.load(ADMIN_CONF)
         cluster, _ = kc.current(admin, ADMIN_CONF)

@@ -38,6 +38,22 @@ GET_NODES_ROLE = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Cluster
                   "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}
 
 
+NODE_CONFIG_ROLES = (("kubeadm:nodes-kubeadm-config", "kubeadm-config"), ("kubeadm:kubelet-config", "kubelet-config"))
+
+
+def grant_config_reads(c):
+    """upload-config: nodes and the default bootstrap token group may read kubeadm-config and kubelet-config."""
+    for role, cm in NODE_CONFIG_ROLES:
+        create_role_for_nodes(c, role, cm)
+
+
+def grant_bootstrap_tokens(c):
+    """bootstrap-token: the default token group may get nodes, create CSRs and have them approved (§4.3)."""
+    c.apply("/apis/rbac.authorization.k8s.io/v1/clusterroles", GET_NODES_ROLE)
+    for name, role, subject in BOOTSTRAP_CRBS:
+        c.apply("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", crb(name, role, subject))
+
+
 def create_role_for_nodes(c, role, cm):
     c.apply("/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/roles", {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
