@@ -8,9 +8,9 @@ from pathlib import Path
 
 from invoke import Collection
 
-from . import cluster, pki
+from . import cluster, pki, vagrant
 
-ns = Collection(cluster, pki)
+ns = Collection(cluster, pki, vagrant)
 if (Path(__file__).resolve().parent.parent / "lab" / "__init__.py").exists():
     from . import lab
 
