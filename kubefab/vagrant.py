@@ -153,6 +153,12 @@ class Generated:
     machines: tuple
     text: str
 
+    def report(self, output):
+        """What `invoke vagrant.inventory` prints once it wrote `output`."""
+        return "\n".join([f"wrote {output}: {len(self.machines)} machines on {self.provider}",
+                          *(f"  {m.name:<12} {m.address:<15} {', '.join(m.roles)}" for m in self.machines),
+                          f"next: python -m invoke cluster.up -i {output}"])
+
 
 def generate(ssh_config, relative_to, provider=None, control_planes=DEFAULT_CONTROL_PLANES,
              ip_prefix=DEFAULT_IP_PREFIX):

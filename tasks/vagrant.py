@@ -30,7 +30,4 @@ def inventory(c, output="vagrant-inventory.toml", provider=None, control_planes=
         parent_mode = out.parent.stat().st_mode & 0o7777 if out.parent.is_dir() else 0o755
         fsutil.write_atomic(out, made.text, mode=0o644, dir_mode=parent_mode)
         inventories.load(out)  # the file is kubefab's to read: a bad prefix or subnet overlap is reported now
-    print(f"wrote {output}: {len(made.machines)} machines on {made.provider}")
-    for m in made.machines:
-        print(f"  {m.name:<12} {m.address:<15} {', '.join(m.roles)}")
-    print(f"next: python -m invoke cluster.up -i {output}")
+    print(made.report(output))

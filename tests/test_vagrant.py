@@ -151,6 +151,15 @@ def test_a_created_machine_the_vagrantfile_no_longer_defines_is_an_error(tmp_pat
     assert [m.name for m in vagrant.generate(text, tmp_path).machines] == ["k8s-master", "k8s-s2", "k8s-s3"]
 
 
+def test_readme_walk_through_matches_the_committed_inventory_and_the_task():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Try it on your machine"):readme.index("## Tasks")]
+    for h in inventory.load(ROOT / "inventory.toml").hosts:
+        assert f"\n  {h.name:<12} {h.address:<15} {', '.join(h.roles)}\n" in section
+    three = recorded("libvirt")[:recorded("libvirt").index("Host k8s-s4")]
+    assert f"```\n{generate(three).report('vagrant-inventory.toml')}\n```" in section
+
+
 # ---- `invoke vagrant.inventory` --------------------------------------------------------------------------------
 
 def invoke(*args, cwd=ROOT, env=None):
