@@ -149,6 +149,8 @@ def check_all_reported(logins, provider):
 
 @dataclass(frozen=True)
 class Generated:
+    """An inventory made from `vagrant ssh-config`: its text and what it was made of."""
+
     provider: str
     machines: tuple
     text: str
