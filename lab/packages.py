@@ -53,7 +53,11 @@ def missing():
 
 def ensure():
     """apt-get install whatever the lab needs and the machine lacks; nothing when all are there."""
-    names = missing()
+    return install(missing())
+
+
+def install(names):
+    """apt-get install the Debian packages `names` (after apt-get update), starting none of their services."""
     if not names:
         return ()
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", PATH=SYSTEM_PATH)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from invoke import Collection
 
-from . import cluster, cluster_api, pki
+from . import cluster, cluster_api, pki, vagrant
 
-ns = Collection(cluster, pki)
+ns = Collection(cluster, pki, vagrant)
 for api_task in (cluster_api.status, cluster_api.kubeconfig_file):  # cluster.* tasks that talk to the API server
     ns.collections["cluster"].add_task(api_task)
 if (Path(__file__).resolve().parent.parent / "lab" / "__init__.py").exists():
