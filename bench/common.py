@@ -2,7 +2,8 @@
 
 A measurement is wall seconds, client CPU seconds (user + system of this process and of the child processes it
 waited for) and peak resident memory: this process's high-water mark, reset before the measurement, and the
-largest child process's. A benchmark runs the contenders side by side in one run and reports their ratios.
+largest child process's. On a busy machine wall time also counts waiting for a core or a disk; CPU time is the
+steadier figure. A benchmark runs the contenders side by side in one run and reports their ratios.
 """
 
 import argparse
@@ -45,6 +46,7 @@ def parser(doc, runs=3):
 def options(args, argv=None, smoke=()):
     """Parse `argv`; with --smoke, one run and the values of `smoke` ((dest, value) pairs) whatever was given."""
     parsed = args.parse_args(argv)
+    parsed.load_at_start = [round(x, 2) for x in os.getloadavg()]
     if parsed.runs < 1:
         args.error(f"--runs {parsed.runs}: give at least 1")
     if parsed.smoke:
@@ -105,7 +107,7 @@ def machine():
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)),
         "memory_mb": int(meminfo["MemTotal"].split()[0]) // 1024,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "platform": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "versions": _versions(),
@@ -151,7 +153,7 @@ def write(name, opts, params, rows, notes=()):
         "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "runs": opts.runs,
         "smoke": opts.smoke,
-        "machine": machine(),
+        "machine": {**machine(), "load_average_at_start": opts.load_at_start},
         "params": params,
         "rows": [_plain(r) for r in rows],
         "notes": list(notes),

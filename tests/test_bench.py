@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = {"wall_s", "cpu_s", "peak_rss_mb", "child_peak_rss_mb"}
 # benchmark -> (row keys, the keys among them that hold a measurement, rows expected in smoke mode)
 BENCHMARKS = {
-    "plan_scale": ({"hosts", "first", "replan", "marginal_ms_per_host", "replan_over_first"}, ("first", "replan"), 2),
+    "plan_scale": ({"hosts", "first", "replan", "marginal_ms_per_host", "marginal_cpu_ms_per_host",
+                    "replan_over_first"}, ("first", "replan"), 2),
     "pki": ({"control_planes", "algorithm", "certificates", "files", "kubefab", "rerun", "openssl",
              "kubefab_over_openssl", "kubefab_over_openssl_cpu", "rerun_over_first"}, ("kubefab", "rerun", "openssl"), 2),
 }
