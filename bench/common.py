@@ -59,14 +59,15 @@ def options(args, argv=None, smoke=()):
 def measure(fn):
     """(Sample, fn's return value) for one call of `fn`."""
     peak_reset = _reset_peak_rss()
-    before_self, before_children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    before_self, before_children = _usage()
     start = time.perf_counter()
     value = fn()
     wall = time.perf_counter() - start
-    after_self, after_children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    after_self, after_children = _usage()
     cpu = _cpu(after_self) - _cpu(before_self) + _cpu(after_children) - _cpu(before_children)
     peak = _peak_rss_kb() if peak_reset else after_self.ru_maxrss
-    return Sample(wall_s=wall, cpu_s=cpu, peak_rss_mb=peak / 1024, child_peak_rss_mb=after_children.ru_maxrss / 1024), value
+    return Sample(wall_s=wall, cpu_s=cpu, peak_rss_mb=peak / 1024,
+                  child_peak_rss_mb=after_children.ru_maxrss / 1024), value
 
 
 def median(samples):
@@ -78,6 +79,10 @@ def median(samples):
 def ratio(a, b):
     """a / b, or None when b is zero."""
     return a / b if b else None
+
+
+def _usage():
+    return resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 
 
 def _cpu(usage):

@@ -26,13 +26,14 @@ printf '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n' > "$config"
 issue() {  # issue PATH CA-PATH|- SUBJECT EKU|- SAN|- DAYS
   local path=$out/$1 ca=$2 subject=$3 eku=$4 san=$5 days=$6
   local args=(-config "$config" -x509 -newkey "${key[@]}" -noenc -keyout "$path.key" -out "$path.crt"
-              -subj "$subject" -days "$days" -addext "basicConstraints=critical,CA:$([[ $ca == - ]] && echo TRUE || echo FALSE)")
+              -subj "$subject" -days "$days")
   mkdir -p "$(dirname "$path")"
   if [[ $ca == - ]]; then
-    args+=(-addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign")
+    args+=(-addext "basicConstraints=critical,CA:TRUE"
+           -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign")
   else
-    args+=(-CA "$out/$ca.crt" -CAkey "$out/$ca.key" -addext "keyUsage=critical,digitalSignature,keyEncipherment"
-           -addext "authorityKeyIdentifier=keyid")
+    args+=(-CA "$out/$ca.crt" -CAkey "$out/$ca.key" -addext "basicConstraints=critical,CA:FALSE"
+           -addext "keyUsage=critical,digitalSignature,keyEncipherment" -addext "authorityKeyIdentifier=keyid")
   fi
   [[ $eku == - ]] || args+=(-addext "extendedKeyUsage=$eku")
   [[ $san == - ]] || args+=(-addext "subjectAltName=$san")
