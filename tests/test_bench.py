@@ -14,7 +14,8 @@ BENCHMARKS = {
     "plan_scale": ({"hosts", "first", "replan", "marginal_ms_per_host", "marginal_cpu_ms_per_host",
                     "replan_over_first"}, ("first", "replan"), 2),
     "pki": ({"control_planes", "algorithm", "certificates", "files", "kubefab", "rerun", "openssl",
-             "kubefab_over_openssl", "kubefab_over_openssl_cpu", "rerun_over_first"},
+             "kubefab_over_openssl", "kubefab_over_openssl_cpu", "rerun_over_first",
+             "rerun_over_first_cpu"},
             ("kubefab", "rerun", "openssl"), 2),
 }
 
