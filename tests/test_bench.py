@@ -1,6 +1,7 @@
 """The benchmarks keep working: each runs in smoke mode (smallest sizes, one run) and writes its JSON."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,9 @@ BENCHMARKS = {
 
 
 def bench(*argv):
-    return subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # PYTHONPATH: the scripts import this checkout's kubefab, whatever the interpreter has installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+    return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def committed(name):
