@@ -1,7 +1,7 @@
 """kubefab's command line (Invoke's `tasks/` package layout): thin wiring over the kubefab package.
 
-The lab's tasks (`lab.*`) are development tools: they are listed only in a checkout, where the `lab`
-package sits beside this one, and the lab itself is imported only when one of them runs.
+The lab's tasks (`lab.*`) and the benchmarks (`bench.*`) are development tools: they are listed only in a
+checkout, where `lab/` and `bench/` sit beside this package, and the lab itself is imported only when one of them runs.
 """
 
 from pathlib import Path
@@ -17,4 +17,8 @@ if (Path(__file__).resolve().parent.parent / "lab" / "__init__.py").exists():
     from . import lab_tasks  # not tasks/lab.py: invoke puts tasks/ on sys.path, where it would hide the lab
 
     ns.add_collection(Collection.from_module(lab_tasks, name="lab"))
+if (Path(__file__).resolve().parent.parent / "bench").is_dir():
+    from . import bench_tasks  # named as lab_tasks is, so no module of tasks/ shadows a directory of the checkout
+
+    ns.add_collection(Collection.from_module(bench_tasks, name="bench"))
 ns.configure({"kubefab": {"inventory": "inventory.toml", "state_dir": None}})
