@@ -51,10 +51,9 @@ class _Scanner:
 
     def _pair(self, table, line):
         """key = value, recording the key (and its dotted parents) under `table`; None records nothing."""
-        path = None if table is None else table + self._keys()
-        if path is None:
-            self._keys()
-        else:
+        keys = self._keys()
+        path = None if table is None else table + keys
+        if path is not None:
             for depth in range(len(table) + 1, len(path) + 1):
                 self._record(path[:depth], line)
         self._skip(_SPACE)

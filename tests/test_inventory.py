@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kubefab import inventory
+from kubefab import inventory, locate
 from kubefab.errors import InventoryError, KubefabError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,6 +247,13 @@ def test_problems_in_inline_tables_and_dotted_headers_keep_their_line(tmp_path):
     assert err.value.problems == (
         "line 24: [hosts.w-2.ssh] sudo is true but user is 'root' — drop sudo or log in as a user with sudo rights",
         "line 25: [hosts.w-3] address is missing — give the IP address sshd listens on")
+
+
+def test_the_locator_skips_values_that_look_like_keys():
+    text = '[a]\ns = """\nb = 1\n"""\narr = [\n  { c = 1 },  # x = 1\n]\n"q\\"k" . x = 2\nlast = { d.e = 3 }\n'
+    found = locate.lines(text)
+    assert (found[("a", "s")], found[("a", 'q"k', "x")], found[("a", "last", "d", "e")]) == (2, 8, 9)
+    assert not {("a", "b"), ("a", "c"), ("c",), ("a", "x"), ("x",)} & set(found)
 
 
 def test_a_package_repository_that_is_not_used_yet_is_said_so(tmp_path):
