@@ -4,13 +4,12 @@ Each check is a pure function of a Subject (inventory, host, that host's facts, 
 machine's CA) returning None when it passes or an Outcome saying why not and what to do.
 """
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable
 
-from kubefab import facts as probe, render, validate
+from kubefab import facts as probe, net, paths, render
 
 OK, DONE, FIX, WARNING, ERROR = "ok", "done", "fix", "warning", "error"
 MIN_CPUS, MIN_MEMORY_MB = 2, 1700                # kubeadm's ControlPlaneNumCPU and ControlPlaneMem
@@ -358,7 +357,7 @@ def _clock(s):
 
 
 def _ipv6(inv):
-    return any(ipaddress.ip_network(n).version == 6 for n in (inv.cluster.pod_subnet, inv.cluster.service_subnet))
+    return any(n.version == 6 for s in (inv.cluster.pod_subnet, inv.cluster.service_subnet) for n in net.networks(s))
 
 
 def _before_132(inv):
@@ -366,7 +365,7 @@ def _before_132(inv):
 
 
 def _checks():
-    control_plane_ports = (validate.API_PORT, 10259, 10257, 2379, 2380)
+    control_plane_ports = (net.API_PORT, 10259, 10257, 2379, 2380)
     runtime_sysctl = "writes /etc/sysctl.d/99-kubernetes.conf and applies it"
     return (
         Check("Reachable", ERROR, "all", _reachable, kubeadm=False),
@@ -392,9 +391,9 @@ def _checks():
         *(Check(f"Port-{p}", ERROR, "control-plane", _port(p), node_fails=True) for p in control_plane_ports),
         Check("Port-10250", ERROR, "all", _port(10250), node_fails=True),
         *(Check("FileAvailable-" + path.replace("/", "-"), ERROR, "control-plane", _file_available(path),
-                node_fails=True) for path in render.MANIFESTS),
+                node_fails=True) for path in paths.MANIFESTS),
         *(Check("FileAvailable-" + path.replace("/", "-"), ERROR, "joining", _file_available(path), node_fails=True)
-          for path in render.JOIN_WRITES),
+          for path in paths.JOIN_WRITES),
         Check("FileAvailable-" + probe.CA_CERT.replace("/", "-"), ERROR, "worker", _file_available(probe.CA_CERT),
               node_fails=True),
         Check("DirAvailable--var-lib-etcd", ERROR, "control-plane", _etcd_dir, node_fails=True),

@@ -9,14 +9,13 @@ images (registry.aliyuncs.com/google_containers, say), a namespace that holds no
 file to apply instead (e.g. a newer upstream release); its pod network is checked against pod_subnet.
 """
 
-import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from kubefab import templates
+from kubefab import net, templates
 from kubefab.errors import KubefabError
 
 FLANNEL, CALICO, CALICO_CRD = "cni/flannel.yaml", "cni/calico.yaml", "cni/calico-crd.yaml"
@@ -55,11 +54,11 @@ CALICO_CRDS = (
 
 
 def _pod_network(inv):
-    network = ipaddress.ip_network(inv.cluster.pod_subnet)
-    if network.version != 4:
-        raise KubefabError(f"{inv.path}: [cluster] pod_subnet {network} is IPv6: kubefab's {inv.cluster.cni} "
-                           'manifest is IPv4 only — set cni = "none" and apply your own network')
-    return str(network)
+    networks = net.networks(inv.cluster.pod_subnet)
+    if len(networks) != 1 or networks[0].version != 4:
+        raise KubefabError(f"{inv.path}: [cluster] pod_subnet {inv.cluster.pod_subnet} is not IPv4 only: kubefab's "
+                           f'{inv.cluster.cni} manifest is IPv4 only — set cni = "none" and apply your own network')
+    return str(networks[0])
 
 
 def flannel(inv):

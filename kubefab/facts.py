@@ -13,7 +13,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Optional
 
-from kubefab import pki, render
+from kubefab import paths
 from kubefab.errors import KubefabError
 
 HEADER, END = "kubefab-probe 1", "end"
@@ -26,8 +26,8 @@ MODULES = ("overlay", "br_netfilter", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_s
 SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.default.forwarding", "net.bridge.bridge-nf-call-iptables",
            "net.bridge.bridge-nf-call-ip6tables")
 CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/var/run/cri-dockerd.sock")
-CA_CERT = f"{pki.HOST_PKI}/ca.crt"
-KUBE_FILES = (*render.MANIFESTS, *render.JOIN_WRITES, CA_CERT)  # kubeadm writes them; their presence tells a node
+CA_CERT = paths.in_pki("ca.crt")
+KUBE_FILES = (*paths.MANIFESTS, *paths.JOIN_WRITES, CA_CERT)  # kubeadm writes them; their presence tells a node
 KUBELET_CONF, APISERVER_MANIFEST = "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml"
 VERSIONED = ("kubeadm", "kubelet", "kubectl", "containerd", "runc")
 TAIL_LINES = 12

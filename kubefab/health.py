@@ -9,7 +9,7 @@ componentstatuses is deprecated since 1.19 (and the API-server double does not s
 import datetime
 from dataclasses import dataclass
 
-from kubefab import kube, pki
+from kubefab import bundle, kube, pki
 from kubefab import nodes as nodes_mod
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -90,7 +90,7 @@ def gather(api, inv, version, warn_days=pki.WARN_DAYS):
     node_views = nodes_mod.list_nodes(api)
     pods = api.get(PODS, {"labelSelector": "tier=control-plane"})["items"]
     comps = components(pods, [h.name for h in inv.control_planes])
-    certs = pki.certificates(inv, warn_days)
+    certs = bundle.certificates(inv, warn_days)
     problems, warnings = evaluate(inv, node_views, comps, certs, warn_days)
     return Status(api.server, version, node_views, comps, certs, problems, warnings)
 

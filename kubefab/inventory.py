@@ -2,37 +2,40 @@
 
 import difflib
 import os
+import re
+import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import toml
-
-from kubefab import validate, versions
+from kubefab import net, schema, validate, versions
 from kubefab.errors import InventoryError, KubefabError
 from kubefab.validate import CONTROL_PLANE, WORKER
+
+FlagValues = dict[str, str | int | bool]         # component flags: name without "--" -> value
+
 
 @dataclass(frozen=True)
 class Component:
     """Settings users customise for one control-plane component."""
 
-    extra_args: dict = field(default_factory=dict)
+    extra_args: FlagValues = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ApiServer(Component):
-    cert_sans: tuple = ()
+    cert_sans: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Kubelet:
-    extra_args: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
+    extra_args: FlagValues = field(default_factory=dict)
+    config: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class KubeProxy:
     mode: str = "iptables"
-    config: dict = field(default_factory=dict)
+    config: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,17 +85,17 @@ class SSH:
 @dataclass(frozen=True)
 class Mirrors:
     package_repository: str = "https://pkgs.k8s.io/core:/stable:"
-    registries: dict = field(default_factory=dict)
+    registries: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Host:
     name: str
     address: str
-    roles: tuple
+    roles: tuple[str, ...]
     internal_address: str = ""
-    labels: dict = field(default_factory=dict)
-    taints: tuple = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[str, ...] = ()
     ssh: SSH = SSH()
 
     @property
@@ -119,7 +122,8 @@ class Inventory:
         return tuple(h for h in self.hosts if h.is_control_plane)
 
     @property
-    def workers(self):
+    def non_control_planes(self):
+        """Hosts without the control-plane role: they join with a plain `kubeadm join`."""
         return tuple(h for h in self.hosts if not h.is_control_plane)
 
     @property
@@ -134,7 +138,7 @@ class Inventory:
     @property
     def endpoint_host(self):
         """The host part of the endpoint: an IP address or a DNS name."""
-        return validate.endpoint_parts(self.endpoint)[0]
+        return net.endpoint_parts(self.endpoint)[0]
 
     def host(self, name):
         """The host called `name`; a clear error naming close matches otherwise."""
@@ -154,16 +158,34 @@ class Inventory:
         return tuple(h for h in self.hosts if h.name in wanted)
 
 
+# The host sets files and phases are for, by name: one table for the render table and the phase table.
+HOST_SETS = {
+    "all": lambda inv: inv.hosts,
+    "first-control-plane": lambda inv: (inv.first_control_plane,),
+    "other-control-planes": lambda inv: inv.control_planes[1:],
+    "non-control-planes": lambda inv: inv.non_control_planes,
+}
+
 
 def _read(path):
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode()
     except FileNotFoundError:
         raise KubefabError(f"{path}: no such inventory — pass -i PATH or create inventory.toml") from None
+    except UnicodeDecodeError as e:
+        raise InventoryError(path, [f"byte {e.start}: not UTF-8 text, which TOML requires"]) from None
     try:
-        return text, toml.loads(text)
-    except toml.TomlDecodeError as e:
-        raise InventoryError(path, [f"line {e.lineno}, column {e.colno}: TOML syntax error: {e.msg}"]) from None
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InventoryError(path, [_syntax_error(str(e))]) from None
+
+
+def _syntax_error(message):
+    """tomllib's 'Expected ... (at line 3, column 7)' as 'line 3, column 7: TOML syntax error: Expected ...'."""
+    m = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message, re.DOTALL)
+    if m:
+        return f"line {m.group(2)}, column {m.group(3)}: TOML syntax error: {m.group(1)}"
+    return f"TOML syntax error: {message.replace(' (at end of document)', ' at the end of the file')}"
 
 
 def _table(p, raw, key, where):
@@ -178,10 +200,10 @@ def _resolve_cluster(p, raw):
     nested = {"apiserver": ApiServer, "controller_manager": Component, "scheduler": Component,
               "kubelet": Kubelet, "kube_proxy": KubeProxy}
     flat = {k: v for k, v in raw.items() if k not in nested}
-    values = validate.typed(p, "cluster", flat, Cluster)
+    values = schema.typed(p, "cluster", flat, Cluster)
     for key, spec in nested.items():
         sub = _table(p, raw, key, f"cluster.{key}")
-        values[key] = spec(**validate.typed(p, f"cluster.{key}", sub, spec))
+        values[key] = spec(**schema.typed(p, f"cluster.{key}", sub, spec))
     return Cluster(**values)
 
 
@@ -189,18 +211,19 @@ def _resolve_hosts(p, raw_hosts, ssh_defaults):
     hosts = []
     for name, raw in raw_hosts.items():
         if not isinstance(raw, dict):
-            p.add(f"hosts.{name}", "", "must be a table with address and roles")
+            p.add(("hosts", name), "", "must be a table with address and roles")
             continue
         raw = dict(raw)
-        ssh_raw = raw.pop("ssh", {})
-        values = validate.typed(p, f"hosts.{name}", raw, Host, skip=("name", "ssh"))
+        ssh_raw = _table(p, raw, "ssh", ("hosts", name, "ssh"))
+        raw.pop("ssh", None)
+        values = schema.typed(p, ("hosts", name), raw, Host, skip=("name", "ssh"))
         values.setdefault("address", "")
         values.setdefault("roles", ())
-        ssh = replace(ssh_defaults, **validate.typed(p, f"hosts.{name}.ssh", ssh_raw, SSH)) if ssh_raw else ssh_defaults
+        ssh = replace(ssh_defaults, **schema.typed(p, ("hosts", name, "ssh"), ssh_raw, SSH)) if ssh_raw else ssh_defaults
         host = Host(name=name, ssh=ssh, **values)
-        validate.check_host(p, host)
+        validate.check_host(p, host, given=set(raw))
         if ssh_raw:
-            validate.check_ssh(p, f"hosts.{name}.ssh", ssh)
+            validate.check_ssh(p, ("hosts", name, "ssh"), ssh)
         hosts.append(replace(host, internal_address=host.internal_address or host.address))
     return tuple(hosts)
 
@@ -221,27 +244,35 @@ def load(path="inventory.toml", state_dir=None):
     """Read and validate `path`; raise InventoryError listing every problem."""
     path = Path(path)
     text, raw = _read(path)
-    p = validate.Problems(path, text)
+    p = schema.Problems(path, text)
     for key in raw:
         if key not in ("cluster", "ssh", "hosts", "mirrors"):
-            p.add(key, "", f"is not a known table{validate.did_you_mean(key, ['cluster', 'ssh', 'hosts', 'mirrors'])}")
+            p.add((key,), "", f"is not a known table{schema.did_you_mean(key, ['cluster', 'ssh', 'hosts', 'mirrors'])}")
     cluster_raw = _table(p, raw, "cluster", "cluster")
     cluster = _resolve_cluster(p, cluster_raw)
-    ssh = SSH(**validate.typed(p, "ssh", _table(p, raw, "ssh", "ssh"), SSH))
+    ssh = SSH(**schema.typed(p, "ssh", _table(p, raw, "ssh", "ssh"), SSH))
     validate.check_ssh(p, "ssh", ssh)
     hosts = _resolve_hosts(p, _table(p, raw, "hosts", "hosts"), ssh)
-    mirrors = Mirrors(**validate.typed(p, "mirrors", _table(p, raw, "mirrors", "mirrors"), Mirrors))
-    validate.check_cluster(p, cluster, cluster_raw.get("control_plane_endpoint", ""))
-    warnings = validate.check_whole(p, hosts, cluster, mirrors)
+    mirrors = Mirrors(**schema.typed(p, "mirrors", _table(p, raw, "mirrors", "mirrors"), Mirrors))
+    validate.check_cluster(p, cluster)
+    warnings = validate.check_whole(p, hosts, cluster, mirrors) + _unused(mirrors)
     if p.items:
         raise InventoryError(path, p.items)
     base = path.resolve().parent
     hosts = tuple(replace(h, ssh=_with_paths(h.ssh, base)) for h in hosts)
-    host, port = validate.endpoint_parts(cluster.control_plane_endpoint or _first_control_plane(hosts).internal_address)
-    cluster = replace(cluster, control_plane_endpoint=validate.join_endpoint(host, port))
+    host, port = net.endpoint_parts(cluster.control_plane_endpoint or _first_control_plane(hosts).internal_address)
+    cluster = replace(cluster, control_plane_endpoint=net.join_endpoint(host, port))
     state = Path(state_dir) if state_dir else base / ".kubefab" / cluster.name
     return Inventory(path=path, cluster=cluster, ssh=_with_paths(ssh, base), hosts=hosts, mirrors=mirrors,
                      state_dir=state.resolve(), warnings=tuple(warnings))
+
+
+def _unused(mirrors):
+    """Settings read and checked but not acted on yet: said in the plan rather than silently ignored."""
+    if mirrors.package_repository == Mirrors.package_repository:
+        return []
+    return [f"[mirrors] package_repository {mirrors.package_repository!r} is not used yet: kubefab installs no "
+            "packages so far — install containerd, kubeadm and kubelet from that repository yourself"]
 
 
 def _first_control_plane(hosts):

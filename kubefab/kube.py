@@ -18,7 +18,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from kubefab import validate
+from kubefab import net
 from kubefab.errors import KubefabError
 
 REQUEST_TIMEOUT = (5, 30)             # connect, read (seconds): no call waits without bound
@@ -178,7 +178,7 @@ def connect(kubeconfig, via=None):
                            "`invoke cluster.plan` to (re)create it") from None
     server = cluster["server"]
     if via:
-        endpoint_host = validate.endpoint_parts(server.removeprefix("https://"))[0]
+        endpoint_host = net.endpoint_parts(server.removeprefix("https://"))[0]
         cluster["tls-server-name"] = endpoint_host
         cluster["server"] = server = f"https://{via}"
     configuration = k8s.Configuration()

@@ -12,13 +12,11 @@ from typing import Callable
 
 import yaml
 
-from kubefab import fsutil, pki, x509
+from kubefab import fsutil, net, pki, x509
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
-from kubefab.validate import API_PORT
 from kubefab.x509 import CLIENT
 
-HOST_DIR = "/etc/kubernetes"
 MODE = 0o600
 
 
@@ -29,8 +27,7 @@ def control_plane_endpoint(inv, host):
 
 def local_endpoint(inv, host):
     """https://<advertise address>:6443 of that node: kubeadm's local API endpoint."""
-    address = host.internal_address
-    return f"https://{f'[{address}]' if ':' in address else address}:{API_PORT}"
+    return f"https://{net.join_endpoint(host.internal_address)}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,7 @@ def _ensure_one(inv, spec, host, ca, at, renew):
         return pki.Action(spec.file, node, pki.KEPT, pki.expiry_note(parse(file.read_bytes()).cert, at) or "valid")
     key = x509.new_key(inv.cluster.encryption_algorithm)
     cert = x509.issue(_request(inv, spec), key, ca, at)
-    fsutil.write_atomic(file, render(inv.cluster.name, spec.cn, server, ca[0], cert, key), MODE, pki.DIR_MODE)
+    fsutil.write_atomic(file, dump(inv.cluster.name, spec.cn, server, ca[0], cert, key), MODE, pki.DIR_MODE)
     return pki.Action(spec.file, node, pki.CREATED if reason == pki.NEW else pki.REISSUED, reason)
 
 
@@ -124,7 +121,7 @@ def _problem(inv, spec, file, server, ca_pem, at):
     return pki.check_leaf(have.cert, have.key, ca_pem, _request(inv, spec), at)
 
 
-def render(cluster, user, server, ca_pem, cert_pem, key):
+def dump(cluster, user, server, ca_pem, cert_pem, key):
     """The kubeconfig YAML kubeadm writes: one cluster, user and context, everything embedded."""
     context = f"{user}@{cluster}"
     doc = {
@@ -158,20 +155,6 @@ def _named(entries, name):
 
 def _b64(data):
     return base64.b64encode(data).decode()
-
-
-def host_files(inv, host):
-    """The kubeconfigs a control-plane `host` gets in /etc/kubernetes (super-admin.conf: first one only)."""
-    return tuple(pki.HostFile(f"{HOST_DIR}/{spec.file}", path(inv, spec, target), MODE)
-                 for spec, target in targets(inv) if _goes_to(inv, spec, target, host))
-
-
-def _goes_to(inv, spec, target, host):
-    if not host.is_control_plane:
-        return False
-    if spec.per_node:
-        return target.name == host.name
-    return host.name == inv.first_control_plane.name if spec.first_only else True
 
 
 def client_certs(inv):

@@ -1,7 +1,7 @@
 """Nodes as the API reports them, and the inventory's labels and taints brought onto them.
 
 `view()` is pure: a Node object in, a NodeView out. `reconcile()` adds the labels the kubelet may not
-set itself (render.kubelet_may_set) and makes the taints kubefab manages match the inventory: the
+set itself (kubeadm.kubelet_may_set) and makes the taints kubefab manages match the inventory: the
 host's own taints, and kubeadm's control-plane taint, which a single-node cluster has removed.
 Taints and labels that anyone else set are left alone.
 """
@@ -9,10 +9,10 @@ Taints and labels that anyone else set are left alone.
 import datetime
 from dataclasses import dataclass
 
-from kubefab import kube, render
+from kubefab import kube, kubeadm
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
-CONTROL_PLANE_KEY = render.CONTROL_PLANE_TAINT.split(":")[0]
+CONTROL_PLANE_KEY = kubeadm.CONTROL_PLANE_TAINT.split(":")[0]
 NODES = "/api/v1/nodes"
 
 
@@ -87,12 +87,12 @@ def list_nodes(api):
 
 def wanted_labels(host):
     """The host's labels that only the API can set (the kubelet sets the others at registration)."""
-    return {k: v for k, v in host.labels.items() if not render.kubelet_may_set(k)}
+    return {k: v for k, v in host.labels.items() if not kubeadm.kubelet_may_set(k)}
 
 
 def wanted_taints(inv, host):
-    """The taints `host` must carry: render.taints(), without the control-plane taint on a single-node cluster."""
-    taints = render.taints(host)
+    """The taints `host` must carry: kubeadm.taints(), without the control-plane taint on a single-node cluster."""
+    taints = kubeadm.taints(host)
     if len(inv.hosts) == 1:
         taints = [t for t in taints if t["key"] != CONTROL_PLANE_KEY]
     return taints

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Callable
 
-from kubefab import render
+from kubefab import paths, render
 from kubefab.command import Run, run
 from kubefab.errors import KubefabError
 
@@ -48,7 +48,7 @@ def _other_cps(inv):
 
 
 def _workers(inv):
-    return inv.workers
+    return inv.non_control_planes
 
 
 def _runtime_file(f):
@@ -82,11 +82,11 @@ def _push(inv, host, files):
 
 
 def _init(inv, host, files):
-    return (run("kubeadm", "init", "--config", render.INIT_CONFIG),)
+    return (run("kubeadm", "init", "--config", paths.INIT_CONFIG),)
 
 
 def _join(inv, host, files):
-    return (run("kubeadm", "join", "--config", render.JOIN_CONFIG),)
+    return (run("kubeadm", "join", "--config", paths.JOIN_CONFIG),)
 
 
 def _cni(inv, host, files):

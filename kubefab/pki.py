@@ -1,23 +1,21 @@
-"""The local PKI bundle: kubeadm's cert tree declared once as a table, then kept or (re)issued.
+"""The local PKI: kubeadm's cert tree declared once as a table, then kept or (re)issued.
 
 Layout under the state dir: `pki/` in kubeadm's layout for the three CAs, sa.key/sa.pub and the
 shared leaves; `pki/nodes/<host>/` for the leaves that carry a node's name and address
 (apiserver, etcd/server, etcd/peer), under the same relative names. Dirs 0700, keys 0600, certs 0644.
-An existing CA is always loaded, never regenerated.
+An existing CA is always loaded, never regenerated. The kubeconfigs build on this module (its
+`Action`, `check_leaf` and layout helpers); `bundle` says which host receives which file.
 """
 
-import datetime
 import ipaddress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
-from kubefab import fsutil, validate, x509
+from kubefab import fsutil, net, x509
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
 from kubefab.x509 import CLIENT, SERVER
 
-HOST_PKI = "/etc/kubernetes/pki"
 WARN_DAYS = 30
 CERT_MODE, KEY_MODE, DIR_MODE = 0o644, 0o600, 0o700
 CREATED, KEPT, REISSUED = "created", "kept", "reissued"
@@ -34,9 +32,9 @@ def apiserver_sans(inv, host):
     c = inv.cluster
     dns = [host.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
            f"kubernetes.default.svc.{c.dns_domain}"]
-    ips = [service_ip(c.service_subnet), host.internal_address]
+    ips = [net.service_ip(c.service_subnet), host.internal_address]
     for name in (inv.endpoint_host, *c.apiserver.cert_sans):
-        (ips if validate.as_ip(name) else dns).append(name)
+        (ips if net.as_ip(name) else dns).append(name)
     return _unique(dns), _unique(_canonical(i) for i in ips)
 
 
@@ -86,28 +84,6 @@ class Action:
     node: Optional[str]
     what: str
     reason: str
-
-
-@dataclass(frozen=True)
-class HostFile:
-    """A local file and where, with which mode, it lands on a host."""
-
-    path_on_host: str
-    local_source: Path
-    mode: int
-
-
-@dataclass(frozen=True)
-class CertInfo:
-    """One certificate for `pki.show`."""
-
-    file: str                 # relative to the state dir
-    subject: str
-    issuer: str
-    sans: tuple
-    not_after: datetime.datetime
-    days_left: int
-    expiring: bool
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -287,11 +263,6 @@ def expiry_note(cert_pem, at, warn_days=WARN_DAYS):
 
 # -- SAN helpers ----------------------------------------------------------------------------------
 
-def service_ip(service_subnet):
-    """The first usable address of the (first) service subnet: the `kubernetes` Service VIP."""
-    return str(ipaddress.ip_network(service_subnet.split(",")[0].strip(), strict=False).network_address + 1)
-
-
 def _canonical(ip):
     return str(ipaddress.ip_address(ip))
 
@@ -302,35 +273,3 @@ def _unique(items):
 
 def subject(cn, org=""):
     return f"CN={cn}, O={org}" if org else f"CN={cn}"
-
-
-# -- what goes where, and what is there -----------------------------------------------------------
-
-def host_files(inv, host):
-    """Every PKI file and kubeconfig `host` gets; workers get none (kubeadm join writes their own)."""
-    from kubefab import kubeconfig        # kubeconfig builds on pki; imported here to keep loading one-way
-    if not host.is_control_plane:
-        return ()
-    files = []
-    for spec in CERTS:
-        crt, key = paths(inv, spec, host)
-        files += [HostFile(f"{HOST_PKI}/{spec.name}.crt", crt, CERT_MODE),
-                  HostFile(f"{HOST_PKI}/{spec.name}.key", key, KEY_MODE)]
-    files += [HostFile(f"{HOST_PKI}/{p.name}", p, KEY_MODE) for p in sa_paths(inv)]
-    return tuple(files) + kubeconfig.host_files(inv, host)
-
-
-def certificates(inv, warn_days=WARN_DAYS):
-    """Every certificate in the state dir (kubeconfig client certs too), soonest expiry first."""
-    from kubefab import kubeconfig
-    at = x509.now()
-    found = [(p, p.read_bytes()) for p in sorted(pki_dir(inv).rglob("*.crt"))] + list(kubeconfig.client_certs(inv))
-    infos = (_info(inv, path, pem, at, warn_days) for path, pem in found)
-    return tuple(sorted(infos, key=lambda i: (i.not_after, i.file)))
-
-
-def _info(inv, path, pem, at, warn_days):
-    v = x509.view(pem)
-    days = (v.not_after - at).days
-    return CertInfo(file=str(path.relative_to(inv.state_dir)), subject=subject(v.cn, v.org), issuer=v.issuer_cn,
-                    sans=v.sans, not_after=v.not_after, days_left=days, expiring=days < warn_days)

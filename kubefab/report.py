@@ -8,7 +8,7 @@ def plan(p):
     inv = p.inventory
     c = inv.cluster
     out = [f"kubefab plan for cluster {c.name!r}: Kubernetes {c.kubernetes_version}, {len(inv.hosts)} hosts "
-           f"({len(inv.control_planes)} control-plane, {len(inv.workers)} worker)",
+           f"({len(inv.control_planes)} control-plane, {len(inv.non_control_planes)} worker)",
            f"  endpoint https://{inv.endpoint}  pods {c.pod_subnet}  services {c.service_subnet}  cni {c.cni}",
            f"  state {inv.state_dir}",
            f"  bootstrap token {p.token_id}.***  discovery CA hash {p.ca_hash}"]

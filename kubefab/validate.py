@@ -1,20 +1,24 @@
 """Inventory validation: every problem found at once, each with its place and its fix."""
 
-import difflib
-import ipaddress
 import re
-from dataclasses import fields
 
-from kubefab import versions
+from kubefab import net, versions
+from kubefab.x509 import ALGORITHMS
 
 CONTROL_PLANE, WORKER = "control-plane", "worker"
 ROLES = (CONTROL_PLANE, WORKER)
 CNIS = ("flannel", "calico", "none")
-ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384")
 PROXY_MODES = ("iptables", "ipvs", "nftables")
 KNOWN_HOSTS_POLICIES = ("strict", "accept-new", "off")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-API_PORT = 6443
+
+# kubeadm's limits (cmd/kubeadm/app/constants, apis/kubeadm/validation)
+SERVICE_SUBNET_MAX_BITS = 20            # host bits of a service subnet: /12 for IPv4, /108 for IPv6
+SERVICE_SUBNET_MIN_ADDRESSES = 16       # the DNS Service takes the 10th address
+POD_SUBNET_MIN_ADDRESSES = 14
+NODE_MASKS = {4: 24, 6: 64}             # kube-controller-manager's default per-node range of the pod subnet
+NODE_MASK_MAX_DIFF = 16                 # pod subnet and per-node mask may differ by this many bits at most
+NODE_MASK_FLAG = "node-cidr-mask-size"  # single-stack only; kubeadm itself reads the per-family flags
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123 = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
@@ -26,99 +30,9 @@ _REGISTRY = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:\d+)?$")
 _TAINT = re.compile(r"^([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)$")
 
 
+# -- [cluster] --------------------------------------------------------------------------------------
 
-class Problems:
-    """Collects every problem with its location, so all are reported at once."""
-
-    def __init__(self, path, text):
-        self.path, self.items = path, []
-        self._lines = text.splitlines()
-
-    def add(self, table, key, message):
-        where = f"[{table}] {key}" if key else f"[{table}]"
-        line = self._locate(table, key)
-        prefix = f"line {line}: " if line else ""
-        self.items.append(f"{prefix}{where} {message}")
-
-    def _locate(self, table, key):
-        current = ""
-        for number, raw in enumerate(self._lines, 1):
-            line = raw.split("#", 1)[0].strip()
-            header = re.match(r"^\[+\s*([^\]]+?)\s*\]+$", line)
-            if header:
-                current = header.group(1).replace('"', "")
-                if not key and current == table:
-                    return number
-            elif key and current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
-                return number
-        return None
-
-
-def did_you_mean(key, known):
-    close = difflib.get_close_matches(key, known, n=1)
-    return f" — did you mean {close[0]!r}?" if close else f" — known keys: {', '.join(sorted(known))}"
-
-
-def typed(p, table, raw, spec, skip=()):
-    """Values of table `raw` for dataclass `spec`; unknown keys and wrong types become problems."""
-    known = {f.name: f.type for f in fields(spec) if f.name not in skip}
-    values = {}
-    for key, value in raw.items():
-        if key not in known:
-            p.add(table, key, f"is not a known key{did_you_mean(key, known)}")
-        elif known[key] in _TYPE_NAMES and not _is(value, known[key]):
-            p.add(table, key, f"must be {_TYPE_NAMES[known[key]]}, not {value!r}")
-        else:
-            values[key] = tuple(value) if isinstance(value, list) else value
-    return values
-
-
-_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", float: "a number",
-               tuple: "a list", dict: "a table"}
-
-
-def _is(value, expected):
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected is tuple:
-        return isinstance(value, list)
-    return isinstance(value, expected)
-
-
-def as_ip(value):
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return None
-
-
-def as_network(value):
-    try:
-        return ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        return None
-
-
-def endpoint_parts(value):
-    """(host, port) of 'host:port', '[v6]:port', 'host' or a bare IPv6 address; port None when not a number."""
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest.removeprefix(":") or str(API_PORT)
-    elif value.count(":") == 1:
-        host, _, port = value.partition(":")
-    else:
-        host, port = value, str(API_PORT)
-    return host, int(port) if port.isdigit() else None
-
-
-def join_endpoint(host, port):
-    """'host:port', with an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def check_cluster(p, c, endpoint_raw):
+def check_cluster(p, c):
     try:
         minor = versions.parse(c.kubernetes_version)[1]
         if minor not in versions.RELEASES:
@@ -130,22 +44,9 @@ def check_cluster(p, c, endpoint_raw):
               f"{c.kubernetes_version!r} is not a version — write it as 'X.Y.Z', e.g. '{versions.DEFAULT_VERSION}'")
     if not _DNS1123.match(c.name) or len(c.name) > 63:
         p.add("cluster", "name", f"{c.name!r} must be a lowercase RFC 1123 name (a-z, 0-9, '-'), e.g. 'prod-1'")
-    if endpoint_raw:
-        host, port = endpoint_parts(endpoint_raw)
-        if port is None or not 0 < port < 65536:
-            p.add("cluster", "control_plane_endpoint", f"{endpoint_raw!r} has no valid port — write 'host:6443'")
-        elif not (as_ip(host) or _DNS1123.match(host)):
-            p.add("cluster", "control_plane_endpoint",
-                  f"{endpoint_raw!r}: {host!r} is neither an IP address nor a lowercase DNS name")
-    for key in ("pod_subnet", "service_subnet"):
-        value = getattr(c, key)
-        if as_network(value) is None:
-            p.add("cluster", key, f"{value!r} is not a network in CIDR form with its host bits zero, e.g. '10.244.0.0/16'")
-    service = as_network(c.service_subnet)
-    if service and service.version == 4 and service.prefixlen < 12:
-        p.add("cluster", "service_subnet", f"{c.service_subnet!r} is larger than kubeadm allows (/12 at most)")
-    if service and service.num_addresses < 16:
-        p.add("cluster", "service_subnet", f"{c.service_subnet!r} is too small: the DNS service takes its 10th address")
+    if c.control_plane_endpoint:
+        _check_endpoint(p, c.control_plane_endpoint)
+    _check_subnets(p, c)
     if not _DNS1123.match(c.dns_domain):
         p.add("cluster", "dns_domain", f"{c.dns_domain!r} is not a lowercase DNS domain, e.g. 'cluster.local'")
     if not c.image_repository or "://" in c.image_repository:
@@ -164,21 +65,105 @@ def check_cluster(p, c, endpoint_raw):
     if not _DURATION.match(c.token_ttl) or c.token_ttl == "":
         p.add("cluster", "token_ttl", f"{c.token_ttl!r} is not a duration like '24h', '1h30m' or '0' (never expires)")
     for san in c.apiserver.cert_sans:
-        if not (as_ip(san) or _DNS1123.match(san.removeprefix("*."))):
+        if not (net.as_ip(san) or _DNS1123.match(san.removeprefix("*."))):
             p.add("cluster.apiserver", "cert_sans", f"entry {san!r} is neither an IP address nor a DNS name")
     _choice(p, "cluster.kube_proxy", "mode", c.kube_proxy.mode, PROXY_MODES)
     for table, component in (("apiserver", c.apiserver), ("controller_manager", c.controller_manager),
                              ("scheduler", c.scheduler), ("kubelet", c.kubelet)):
-        for name, value in component.extra_args.items():
-            if not isinstance(value, (str, int, bool)) or name.startswith("-"):
-                p.add(f"cluster.{table}", "extra_args",
-                      f"entry {name!r} = {value!r}: write flag names without '--' and values as strings")
+        for name in component.extra_args:
+            if name.startswith("-"):
+                p.add(f"cluster.{table}", "extra_args", f"entry {name!r}: write flag names without '--'", at=(name,))
+
+
+def _check_endpoint(p, value):
+    host, port = net.endpoint_parts(value)
+    if port is None or not 0 < port < 65536:
+        p.add("cluster", "control_plane_endpoint", f"{value!r} has no valid port — write 'host:6443'")
+    elif not (net.as_ip(host) or _DNS1123.match(host)):
+        p.add("cluster", "control_plane_endpoint",
+              f"{value!r}: {host!r} is neither an IP address nor a lowercase DNS name")
 
 
 def _choice(p, table, key, value, allowed):
     if value not in allowed:
         p.add(table, key, f"is {value!r} — choose one of {', '.join(repr(a) for a in allowed)}")
 
+
+# -- networks ---------------------------------------------------------------------------------------
+
+def _check_subnets(p, c):
+    """kubeadm's networking rules: one CIDR or a dual-stack pair each, service range size, pod range per node."""
+    services = _subnets(p, "service_subnet", c.service_subnet)
+    for s in services:
+        largest = s.max_prefixlen - SERVICE_SUBNET_MAX_BITS
+        if s.prefixlen < largest:
+            p.add("cluster", "service_subnet", f"{str(s)!r} is larger than kubeadm allows: /{largest} at most for "
+                                               f"IPv{s.version}")
+        elif s.num_addresses < SERVICE_SUBNET_MIN_ADDRESSES:
+            p.add("cluster", "service_subnet", f"{str(s)!r} is too small: the DNS service takes its 10th address")
+    pods = _subnets(p, "pod_subnet", c.pod_subnet)
+    args = c.controller_manager.extra_args
+    if len(pods) == 2 and NODE_MASK_FLAG in args:
+        p.add("cluster.controller_manager", "extra_args",
+              f"sets {NODE_MASK_FLAG!r}, which kube-controller-manager refuses with a dual-stack pod_subnet — set "
+              f"'{NODE_MASK_FLAG}-ipv4' and '{NODE_MASK_FLAG}-ipv6' instead", at=(NODE_MASK_FLAG,))
+    for pod in pods:
+        _check_node_mask(p, pod, args, single_stack=len(pods) == 1)
+
+
+def _subnets(p, key, value):
+    """The networks of subnet `key` when it is one CIDR or an IPv4,IPv6 pair; () after adding a problem."""
+    nets = net.networks(value)
+    if nets is None:
+        p.add("cluster", key, f"{value!r} is not a network in CIDR form with its host bits zero, e.g. "
+                              "'10.244.0.0/16' (dual-stack: an IPv4 and an IPv6 network, comma-separated)")
+        return ()
+    if len(nets) > 2 or len({n.version for n in nets}) != len(nets):
+        p.add("cluster", key, f"{value!r} must be one network, or two for dual-stack: one IPv4 and one IPv6, "
+                              "e.g. '10.244.0.0/16,fd00:10:244::/56'")
+        return ()
+    return nets
+
+
+def _check_node_mask(p, pods, args, single_stack):
+    """kube-controller-manager cuts a /mask per node out of the pod subnet; kubeadm checks the family's mask."""
+    family = f"{NODE_MASK_FLAG}-ipv{pods.version}"
+    if family in args:
+        masks = [(_mask_arg(p, args, family), family, f"[cluster.controller_manager] extra_args {family!r}")]
+    else:
+        ignored = f"; kubeadm reads {family!r}, not {NODE_MASK_FLAG!r}" if NODE_MASK_FLAG in args else ""
+        masks = [(NODE_MASKS[pods.version], family, f"the IPv{pods.version} default{ignored}")]
+    if single_stack and NODE_MASK_FLAG in args:
+        masks.append((_mask_arg(p, args, NODE_MASK_FLAG), NODE_MASK_FLAG,
+                      f"[cluster.controller_manager] extra_args {NODE_MASK_FLAG!r}"))
+    for mask, flag, origin in masks:
+        if mask is None:
+            continue
+        if pods.prefixlen > mask:
+            p.add("cluster", "pod_subnet", f"{str(pods)!r} is smaller than the /{mask} each node gets from it "
+                                           f"({origin}) — use a /{mask} or larger pod subnet, or set {flag!r} to "
+                                           f"{pods.prefixlen} or more in [cluster.controller_manager] extra_args")
+        elif mask - pods.prefixlen > NODE_MASK_MAX_DIFF:
+            p.add("cluster", "pod_subnet", f"{str(pods)!r} holds more than 2^{NODE_MASK_MAX_DIFF} node ranges of "
+                                           f"/{mask} ({origin}), which kubeadm refuses — use a pod subnet of "
+                                           f"/{mask - NODE_MASK_MAX_DIFF} or smaller, or set {flag!r} to at most "
+                                           f"{pods.prefixlen + NODE_MASK_MAX_DIFF}")
+    if pods.num_addresses < POD_SUBNET_MIN_ADDRESSES:
+        p.add("cluster", "pod_subnet", f"{str(pods)!r} is too small: kubeadm needs at least "
+                                       f"{POD_SUBNET_MIN_ADDRESSES} addresses")
+
+
+def _mask_arg(p, args, flag):
+    """The whole number given for controller-manager flag `flag`, or None after adding a problem."""
+    value = args[flag]
+    if isinstance(value, bool) or not str(value).isdigit():
+        p.add("cluster.controller_manager", "extra_args", f"{flag!r} = {value!r} is not a whole number",
+              at=(flag,))
+        return None
+    return int(value)
+
+
+# -- [ssh] and [hosts.*] ----------------------------------------------------------------------------
 
 def check_ssh(p, table, s):
     if not 0 < s.port < 65536:
@@ -190,48 +175,53 @@ def check_ssh(p, table, s):
         p.add(table, "gateway", f"{s.gateway!r} must look like 'user@bastion:22'")
 
 
-def check_host(p, h):
-    table = f"hosts.{h.name}"
+def check_host(p, h, given):
+    """Checks of one host; `given` names the keys its table set (a key with a wrong type is not 'missing')."""
+    table = ("hosts", h.name)
     if not _DNS1123.match(h.name) or len(h.name) > 63:
         fix = re.sub(r"[^a-z0-9-]+", "-", h.name.lower()).strip("-")
         p.add(table, "", f"name {h.name!r} is not a lowercase RFC 1123 name (it becomes the node name) — "
                          f"rename it, e.g. {fix!r}")
     if not h.address:
-        p.add(table, "address", "is missing — give the IP address sshd listens on")
-    elif not as_ip(h.address):
+        if "address" not in given:
+            p.add(table, "address", "is missing — give the IP address sshd listens on")
+    elif not net.as_ip(h.address):
         p.add(table, "address", f"{h.address!r} is not an IP address — use the address sshd listens on")
-    if h.internal_address and not as_ip(h.internal_address):
+    if h.internal_address and not net.as_ip(h.internal_address):
         p.add(table, "internal_address", f"{h.internal_address!r} is not an IP address — "
                                          "use the address other nodes reach this one on")
-    if not h.roles:
+    if not h.roles and "roles" not in given:
         p.add(table, "roles", f"is missing — give [{', '.join(repr(r) for r in ROLES)}] or one of them")
     for role in h.roles:
         if role not in ROLES:
             p.add(table, "roles", f"has {role!r} — roles are {', '.join(repr(r) for r in ROLES)}")
     for taint in h.taints:
-        m = _TAINT.match(taint) if isinstance(taint, str) else None
+        m = _TAINT.match(taint)
         if not m or m.group(4) not in TAINT_EFFECTS:
             p.add(table, "taints", f"entry {taint!r} must be 'key=value:Effect' with Effect one of "
                                    f"{', '.join(TAINT_EFFECTS)}")
     for key, value in h.labels.items():
         if not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
             p.add(table, "labels", f"key {key!r} is not a Kubernetes label key: [prefix/]name, the name at most 63 "
-                                   "of a-z, A-Z, 0-9, '-', '_', '.' starting and ending alphanumeric")
-        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+                                   "of a-z, A-Z, 0-9, '-', '_', '.' starting and ending alphanumeric", at=(key,))
+        if not _LABEL_VALUE.match(value):
             p.add(table, "labels", f"{key!r} = {value!r}: a label value is a string of at most 63 a-z, A-Z, 0-9, "
-                                   "'-', '_', '.' starting and ending alphanumeric (or empty)")
+                                   "'-', '_', '.' starting and ending alphanumeric (or empty)", at=(key,))
 
+
+# -- across tables ----------------------------------------------------------------------------------
 
 def _addresses(p, hosts):
     """Every host address once, mapped to its host; a shared address is a problem."""
     seen = {}
     for h in hosts:
         for key, addr in (("address", h.address), ("internal_address", h.internal_address)):
-            ip = as_ip(addr) if isinstance(addr, str) else None
+            ip = net.as_ip(addr)
             if ip is None or (key == "internal_address" and addr == h.address):
                 continue
             if ip in seen and seen[ip] != h.name:
-                p.add(f"hosts.{h.name}", key, f"{addr} is also the address of [hosts.{seen[ip]}] — every host needs its own")
+                p.add(("hosts", h.name), key, f"{addr} is also the address of [hosts.{seen[ip]}] — every host "
+                                              "needs its own")
             seen.setdefault(ip, h.name)
     return seen
 
@@ -242,14 +232,19 @@ def check_whole(p, inv_hosts, cluster, mirrors):
     if not any(h.is_control_plane for h in inv_hosts):
         p.add("hosts", "", "has no host with role 'control-plane' — give at least one host roles = ['control-plane']")
     seen = _addresses(p, inv_hosts)
-    pods, services = as_network(cluster.pod_subnet), as_network(cluster.service_subnet)
-    if pods and services and pods.overlaps(services):
-        p.add("cluster", "pod_subnet", f"{pods} overlaps service_subnet {services} — pick disjoint ranges")
+    pods, services = net.networks(cluster.pod_subnet) or (), net.networks(cluster.service_subnet) or ()
+    for pod in pods:
+        for service in services:
+            if pod.overlaps(service):
+                p.add("cluster", "pod_subnet", f"{pod} overlaps service_subnet {service} — pick disjoint ranges")
     for ip, name in seen.items():
-        for key, net in (("pod_subnet", pods), ("service_subnet", services)):
-            if net and ip.version == net.version and ip in net:
-                p.add(f"hosts.{name}", "address", f"{ip} lies inside {key} {net} — move the {key} "
-                                                  "away from the host network")
+        for key, nets in (("pod_subnet", pods), ("service_subnet", services)):
+            for n in nets:
+                if ip.version == n.version and ip in n:
+                    p.add(("hosts", name), "address", f"{ip} lies inside {key} {n} — move the {key} "
+                                                      "away from the host network")
+    if services:
+        _check_advertise_family(p, inv_hosts, services)
     count = sum(h.is_control_plane for h in inv_hosts)
     if count and count % 2 == 0:
         warnings.append(f"{count} control-plane nodes: etcd tolerates no more failures than with {count - 1} — "
@@ -262,12 +257,28 @@ def check_whole(p, inv_hosts, cluster, mirrors):
     return warnings
 
 
+def _check_advertise_family(p, hosts, services):
+    """kube-apiserver refuses an advertise address outside the family of the first service subnet."""
+    first = services[0]
+    for h in hosts:
+        ip = net.as_ip(h.internal_address)
+        if not (h.is_control_plane and ip and ip.version != first.version):
+            continue
+        other = [s for s in services if s.version == ip.version]
+        fix = (f"list {other[0]} first in service_subnet" if other else
+               f"give it an IPv{first.version} internal_address, or use an IPv{ip.version} service_subnet")
+        key = "internal_address" if h.internal_address != h.address else "address"
+        p.add(("hosts", h.name), key, f"{ip} is IPv{ip.version} but the (first) service_subnet {first} is "
+                                      f"IPv{first.version}: kube-apiserver advertises this address and needs both "
+                                      f"in one family — {fix}")
+
+
 def _check_mirrors(p, mirrors):
     for registry, urls in mirrors.registries.items():
         if not _REGISTRY.match(registry):
             p.add("mirrors.registries", registry, "must be a registry host such as \"docker.io\" or "
                                                   "\"registry.local:5000\"")
-        bad = [u for u in urls if not re.match(r"^https?://[^\s/]+", str(u))] if isinstance(urls, list) else [urls]
+        bad = [u for u in urls if not re.match(r"^https?://[^\s/]+", u)]
         if bad:
             p.add("mirrors.registries", registry, f"mirrors {bad!r} must be a list of http(s):// URLs")
     if not re.match(r"^(https?|file)://", mirrors.package_repository):

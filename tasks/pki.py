@@ -2,7 +2,7 @@
 
 from invoke import task
 
-from kubefab import pki, report
+from kubefab import bundle, report
 
 from .common import INVENTORY_HELP, STATE_HELP, load, user_errors
 
@@ -12,4 +12,4 @@ from .common import INVENTORY_HELP, STATE_HELP, load, user_errors
 def show(c, inventory=None, state_dir=None, days=30):
     """List every certificate with subject, issuer, SANs and expiry, soonest first."""
     with user_errors():
-        print(report.certs(pki.certificates(load(c, inventory, state_dir)), warn_days=int(days)))
+        print(report.certs(bundle.certificates(load(c, inventory, state_dir)), warn_days=int(days)))

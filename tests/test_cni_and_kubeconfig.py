@@ -63,8 +63,11 @@ def test_cni_none_renders_nothing_and_ipv6_is_refused_by_name(tmp_path):
     assert cni.manifest(load(tmp_path, 'cni = "none"')) == ""
     inv = load(tmp_path, 'pod_subnet = "fd00:10::/56"\nservice_subnet = "fd00:20::/112"',
                hosts='[hosts.cp-1]\naddress = "fd00::11"\nroles = ["control-plane"]\n')
-    with pytest.raises(KubefabError, match="pod_subnet fd00:10::/56 is IPv6: kubefab's flannel manifest is IPv4"):
+    with pytest.raises(KubefabError, match="pod_subnet fd00:10::/56 is not IPv4 only: kubefab's flannel manifest is IPv4"):
         cni.manifest(inv)
+    dual = load(tmp_path, 'pod_subnet = "10.244.0.0/16,fd00:10::/56"\nservice_subnet = "10.96.0.0/12,fd00:20::/112"')
+    with pytest.raises(KubefabError, match="pod_subnet 10.244.0.0/16,fd00:10::/56 is not IPv4 only"):
+        cni.manifest(dual)
 
 
 # -- kubeconfig merge -------------------------------------------------------------------------------

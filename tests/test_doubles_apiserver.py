@@ -14,6 +14,7 @@ import yaml
 
 from lab.doubles import controllers, install_dir, objects, testkit
 
+pytestmark = pytest.mark.lab        # every test here talks to real etcd behind the API-server double
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")
 

@@ -14,7 +14,7 @@ import yaml
 from lab import Network
 from lab.doubles import install_dir, testkit
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]

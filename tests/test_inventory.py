@@ -1,13 +1,13 @@
 """inventory.toml: what a user sees for good and bad input."""
 
-import shutil
 import subprocess
 import sys
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
 
-from kubefab import inventory
+from kubefab import inventory, locate
 from kubefab.errors import InventoryError, KubefabError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,8 +51,10 @@ def test_good_inventory_resolves_defaults_once(tmp_path):
     assert w.ssh.user == "root" and not w.ssh.sudo
     assert w.internal_address == "10.0.0.21"
     assert [h.name for h in inv.control_planes] == ["cp-1"]
-    assert [h.name for h in inv.workers] == ["w-1"]
-    with pytest.raises(Exception):
+    assert [h.name for h in inv.non_control_planes] == ["w-1"]
+    assert w.labels == {"zone": "a", "topology.kubernetes.io/zone": "eu-1a", "empty": ""}
+    assert w.taints == ("dedicated=infra:NoSchedule",) and w.roles == ("worker",)
+    with pytest.raises(FrozenInstanceError):
         inv.cluster.name = "other"
 
 
@@ -124,7 +126,7 @@ BAD = [
     (edit('name = "prod"', 'name = "prod"\nworker_batch_size = "2"'), ["worker_batch_size must be a whole number"]),
     (edit('name = "prod"', 'name = "prod"\ntoken_ttl = "1 day"'), ["token_ttl", "'24h'"]),
     (edit('sudo = true', 'sudo = true\nknown_hosts = "yes"'), ["[ssh] known_hosts is 'yes'", "'accept-new'"]),
-    (edit('ssh.sudo = false', 'ssh.sudo = false\nssh.port = 0'), ["[hosts.w-1.ssh] port", "not a TCP port"]),
+    (edit('ssh.sudo = false', 'ssh.sudo = false\nssh.port = 0'), ["line 20: [hosts.w-1.ssh] port", "not a TCP port"]),
     (edit('ssh.sudo = false', 'ssh.sudo = true'), ["[hosts.w-1.ssh] sudo is true but user is 'root'"]),
     (edit('name = "prod"', 'name = "prod"\n[cluster.apiserver]\ncert_sans = ["api example"]'),
      ["[cluster.apiserver] cert_sans", "'api example'"]),
@@ -137,6 +139,76 @@ BAD = [
 ]
 
 
+def cluster(extra):
+    """GOOD with `extra` lines at the end of [cluster] (from line 4 on)."""
+    return edit('kubernetes_version = "1.33.5"\n', f'kubernetes_version = "1.33.5"\n{extra}\n')
+
+
+# Every list and table element has its type checked (TOML 1.0 allows mixed arrays), with its line.
+BAD += [
+    (cluster('[cluster.apiserver]\ncert_sans = [1, 2]'),
+     ["line 5: [cluster.apiserver] cert_sans must be a list of strings: item 1 is 1"]),
+    (cluster('[cluster.apiserver]\ncert_sans = ["api.example.com", 1.5]'),
+     ["line 5: [cluster.apiserver] cert_sans must be a list of strings: item 2 is 1.5"]),
+    (edit('zone = "a", ', 'zone = 1, '), ["line 16: [hosts.w-1] labels must be a table of strings: 'zone' is 1"]),
+    (edit('taints = ["dedicated=infra:NoSchedule"]', 'taints = [true]'),
+     ["line 17: [hosts.w-1] taints must be a list of strings: item 1 is True"]),
+    (edit('roles = ["worker"]', 'roles = [["worker"]]'),
+     ["line 15: [hosts.w-1] roles must be a list of strings: item 1 is ['worker']"]),
+    (edit('roles = ["worker"]', 'roles = "worker"'), ["line 15: [hosts.w-1] roles must be a list of strings, "
+                                                      "not 'worker'"]),
+    (GOOD + '\n[mirrors.registries]\n"docker.io" = ["https://m.example", 5]\n',
+     ["line 22: [mirrors] registries must be a table of lists of strings: 'docker.io' item 2 is 5"]),
+    (cluster('[cluster.scheduler]\nextra_args = { "v" = 1.5 }'),
+     ["line 5: [cluster.scheduler] extra_args must be a table of strings, whole numbers or true/false values: "
+      "'v' is 1.5"]),
+    (cluster('control_plane_endpoint = 6443'), ["line 4: [cluster] control_plane_endpoint must be a string"]),
+    (edit('ssh.user = "root"\nssh.sudo = false', 'ssh = 5'), ["line 18: [hosts.w-1.ssh] must be a table"]),
+]
+
+# Networks as kubeadm checks them: sizes per family, dual-stack pairs, the pod subnet against the per-node mask.
+BAD += [
+    (cluster('service_subnet = "fd00::/64"'),
+     ["line 4: [cluster] service_subnet 'fd00::/64' is larger than kubeadm allows: /108 at most for IPv6"]),
+    (cluster('service_subnet = "10.96.0.0/12,fd00::/64"'), ["'fd00::/64' is larger than kubeadm allows"]),
+    (cluster('service_subnet = "10.96.0.0/12,10.112.0.0/12"'),
+     ["[cluster] service_subnet '10.96.0.0/12,10.112.0.0/12' must be one network, or two for dual-stack: one "
+      "IPv4 and one IPv6"]),
+    (cluster('pod_subnet = "10.244.0.0/16,fd00:1::/56,fd00:2::/56"'), ["pod_subnet", "two for dual-stack"]),
+    (cluster('pod_subnet = "10.244.0.0/16, fd00:1::/56"'), ["pod_subnet", "not a network in CIDR form"]),
+    (cluster('pod_subnet = "10.244.0.0/25"'),
+     ["line 4: [cluster] pod_subnet '10.244.0.0/25' is smaller than the /24 each node gets from it (the IPv4 "
+      "default)"]),
+    (cluster('pod_subnet = "10.244.0.0/16,fd00:10:244::/72"'),
+     ["'fd00:10:244::/72' is smaller than the /64 each node gets from it (the IPv6 default)"]),
+    (cluster('pod_subnet = "10.244.0.0/20"\n[cluster.controller_manager]\n'
+             'extra_args = { "node-cidr-mask-size-ipv4" = "19" }'),
+     ["[cluster] pod_subnet '10.244.0.0/20' is smaller than the /19 each node gets from it "
+      "([cluster.controller_manager] extra_args 'node-cidr-mask-size-ipv4')"]),
+    (cluster('pod_subnet = "10.244.0.0/16"\n[cluster.controller_manager]\nextra_args = { "node-cidr-mask-size" = 12 }'),
+     ["'10.244.0.0/16' is smaller than the /12 each node gets from it ([cluster.controller_manager] extra_args "
+      "'node-cidr-mask-size')"]),
+    (cluster('pod_subnet = "10.244.0.0/25"\n[cluster.controller_manager]\n'
+             'extra_args = { "node-cidr-mask-size" = "26" }'),
+     ["smaller than the /24 each node gets from it (the IPv4 default; kubeadm reads 'node-cidr-mask-size-ipv4', "
+      "not 'node-cidr-mask-size')"]),
+    (cluster('pod_subnet = "10.244.0.0/16,fd00:10:244::/56"\n[cluster.controller_manager]\n'
+             'extra_args = { "node-cidr-mask-size" = "24" }'),
+     ["line 6: [cluster.controller_manager] extra_args sets 'node-cidr-mask-size', which kube-controller-manager "
+      "refuses with a dual-stack pod_subnet"]),
+    (cluster('[cluster.controller_manager]\nextra_args = { "node-cidr-mask-size-ipv4" = "big" }'),
+     ["[cluster.controller_manager] extra_args 'node-cidr-mask-size-ipv4' = 'big' is not a whole number"]),
+    (cluster('pod_subnet = "12.0.0.0/7"'), ["'12.0.0.0/7' holds more than 2^16 node ranges of /24"]),
+    (cluster('service_subnet = "fd00:10:96::/112"'),
+     ["line 11: [hosts.cp-1] address 10.0.0.11 is IPv4 but the (first) service_subnet fd00:10:96::/112 is IPv6",
+      "give it an IPv6 internal_address, or use an IPv4 service_subnet"]),
+    (cluster('pod_subnet = "10.244.0.0/16,fd00:10:244::/56"\nservice_subnet = "fd00:10:96::/112,10.96.0.0/12"'),
+     ["[hosts.cp-1] address 10.0.0.11 is IPv4", "list 10.96.0.0/12 first in service_subnet"]),
+    (cluster('pod_subnet = "10.244.0.0/16,fd00:10:96::/56"\nservice_subnet = "10.96.0.0/12,fd00:10:96::/112"'),
+     ["pod_subnet fd00:10:96::/56 overlaps service_subnet fd00:10:96::/112"]),
+]
+
+
 @pytest.mark.parametrize("text,expected", BAD, ids=[e[0] for _, e in BAD])
 def test_bad_inventory_names_file_place_and_fix(tmp_path, text, expected):
     with pytest.raises(InventoryError) as err:
@@ -145,6 +217,51 @@ def test_bad_inventory_names_file_place_and_fix(tmp_path, text, expected):
     assert message.startswith(str(tmp_path / "inventory.toml"))
     for part in expected:
         assert part in message
+
+
+@pytest.mark.parametrize("subnets,nodes", [
+    ('pod_subnet = "10.244.0.0/16,fd00:10:244::/56"\nservice_subnet = "10.96.0.0/12,fd00:10:96::/112"', ""),
+    ('pod_subnet = "10.244.0.0/25"', '"node-cidr-mask-size-ipv4" = "26"'),
+    ('pod_subnet = "fd00:10:244::/56"\nservice_subnet = "10.96.0.0/12,fd00:10:96::/108"', ""),
+    ('pod_subnet = "10.244.0.0/25"', '"node-cidr-mask-size-ipv4" = 26, "node-cidr-mask-size" = 27'),
+])
+def test_networks_kubeadm_accepts(tmp_path, subnets, nodes):
+    text = cluster(subnets + (f'\n[cluster.controller_manager]\nextra_args = {{ {nodes} }}' if nodes else ""))
+    inv = load(tmp_path, text)
+    assert (inv.cluster.pod_subnet, inv.cluster.service_subnet) == tuple(
+        dict(line.split(" = ") for line in subnets.splitlines()).get(k, d).strip('"')
+        for k, d in (("pod_subnet", "10.244.0.0/16"), ("service_subnet", "10.96.0.0/12")))
+
+
+def test_toml_1_0_is_read(tmp_path):
+    """Whitespace around a dotted key's dots is TOML 1.0 (the old `toml` reader took it for a key 'ssh ')."""
+    inv = load(tmp_path, edit('ssh.user = "root"', 'ssh . port = 2222\n"ssh".user = "root"'))
+    assert (inv.host("w-1").ssh.port, inv.host("w-1").ssh.user) == (2222, "root")
+
+
+def test_problems_in_inline_tables_and_dotted_headers_keep_their_line(tmp_path):
+    text = GOOD + ('\n[hosts."w-2"]\naddress = "10.0.0.22"\nroles = ["worker"]\n'
+                   'ssh = { user = "root", sudo = true }\n[hosts.w-3]\nroles = ["worker"]\n')
+    with pytest.raises(InventoryError) as err:
+        load(tmp_path, text)
+    assert err.value.problems == (
+        "line 24: [hosts.w-2.ssh] sudo is true but user is 'root' — drop sudo or log in as a user with sudo rights",
+        "line 25: [hosts.w-3] address is missing — give the IP address sshd listens on")
+
+
+def test_the_locator_skips_values_that_look_like_keys():
+    text = '[a]\ns = """\nb = 1\n"""\narr = [\n  { c = 1 },  # x = 1\n]\n"q\\"k" . x = 2\nlast = { d.e = 3 }\n'
+    found = locate.lines(text)
+    assert (found[("a", "s")], found[("a", 'q"k', "x")], found[("a", "last", "d", "e")]) == (2, 8, 9)
+    assert not {("a", "b"), ("a", "c"), ("c",), ("a", "x"), ("x",)} & set(found)
+
+
+def test_a_package_repository_that_is_not_used_yet_is_said_so(tmp_path):
+    assert not load(tmp_path, GOOD).warnings
+    mirror = GOOD + '\n[mirrors]\npackage_repository = "https://mirrors.example/kubernetes"\n'
+    assert load(tmp_path, mirror).warnings == (
+        "[mirrors] package_repository 'https://mirrors.example/kubernetes' is not used yet: kubefab installs no "
+        "packages so far — install containerd, kubeadm and kubelet from that repository yourself",)
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -176,7 +293,6 @@ def test_missing_inventory_file_is_a_clear_error(tmp_path):
         inventory.load(tmp_path / "absent.toml")
 
 
-@pytest.mark.skipif(not shutil.which("invoke"), reason="invoke is not installed")
 def test_cli_reports_problems_without_traceback(tmp_path):
     bad = tmp_path / "inventory.toml"
     bad.write_text(edit('address = "10.0.0.21"', 'address = "10.0.0"'))

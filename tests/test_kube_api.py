@@ -12,7 +12,7 @@ import pytest
 import yaml
 from invoke import Config, Context, Exit
 
-from kubefab import apply, bootstrap, cni, drain, health, inventory, kube, kubeconfig, nodes, pki, token
+from kubefab import apply, bootstrap, bundle, cni, drain, health, inventory, kube, kubeconfig, nodes, pki, token
 from lab.doubles import controllers, install_dir, objects as kubeadm_objects, testkit
 from lab.doubles.kubeclient import Client
 from tasks import cluster_api
@@ -54,7 +54,7 @@ def cluster(tmp_path_factory):
     pki.ensure(inv)
     kubeconfig.ensure(inv)
     root = base / "root"
-    for f in pki.host_files(inv, inv.host("cp-1")):
+    for f in bundle.host_files(inv, inv.host("cp-1")):
         dest = root / f.path_on_host.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(f.local_source.read_bytes())

@@ -33,7 +33,7 @@ def cluster(tmp_path_factory):
             install_doubles(lab, h.name)
             push(lab, h.name, inv.state_dir)
             runtime(lab, h.name, p)
-        cp, worker = inv.first_control_plane.name, inv.workers[0].name
+        cp, worker = inv.first_control_plane.name, inv.non_control_planes[0].name
         out = kubeadm(lab, cp, "init", "--config", "/etc/kubernetes/kubefab/init.yaml")
         assert out.returncode == 0, out.stdout[-3000:]
         out = kubeadm(lab, worker, "join", "--config", "/etc/kubernetes/kubefab/join.yaml")
@@ -80,7 +80,7 @@ def test_up_after_init_wait_cni_verify_and_status(cluster):
 
 def test_a_removed_worker_joins_again_with_a_fresh_token_after_the_init_token_is_gone(cluster):
     lab, inv, api = cluster
-    worker = inv.workers[0].name
+    worker = inv.non_control_planes[0].name
     removed = drain.remove(api, worker, timeout=60)
     assert removed.deleted and api.find(f"/api/v1/nodes/{worker}") is None
     assert status_exit(inv) == 1

@@ -81,7 +81,7 @@ def kubectl(inv, *args):
 
 def test_init_then_join_with_kubefabs_files(cluster):
     lab, inv = cluster
-    cp, worker = inv.first_control_plane.name, inv.workers[0].name
+    cp, worker = inv.first_control_plane.name, inv.non_control_planes[0].name
     init = kubeadm(lab, cp, "init", "--config", "/etc/kubernetes/kubefab/init.yaml")
     assert init.returncode == 0, init.stdout[-3000:]
     # kubeadm took kubefab's whole bundle as it was: nothing regenerated but the kubelet's own kubeconfig
@@ -108,7 +108,7 @@ def test_a_worker_with_a_prepushed_ca_fails_join_preflight(new_lab, tmp_path):
     lab = new_lab(hosts=2, control_planes=1, flavour="node", bin_dir=install_dir(tmp_path / "bin"))
     inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
     plan.build(inv)
-    worker = inv.workers[0].name
+    worker = inv.non_control_planes[0].name
     install_doubles(lab, worker)
     push(lab, worker, inv.state_dir)
     lab.run(worker, "mkdir -p /etc/kubernetes/pki && touch /etc/kubernetes/pki/ca.crt")

@@ -15,8 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from kubefab.validate import endpoint_parts
-from kubefab import inventory, kubeconfig, pki, x509
+from kubefab import bundle, inventory, kubeconfig, net, pki, x509
 from kubefab.errors import KubefabError
 
 HA = """\
@@ -71,20 +70,20 @@ def load(tmp, algorithm="RSA-2048", cert_days=365, ca_days=3650, sans=SANS, stat
     return inventory.load(path, state_dir=state)
 
 
-def bundle(inv):
+def ensure_all(inv):
     return pki.ensure(inv) + kubeconfig.ensure(inv)
 
 
 @pytest.fixture(scope="module")
 def rsa_ha(tmp_path_factory):
     inv = load(tmp_path_factory.mktemp("rsa"))
-    return inv, bundle(inv)
+    return inv, ensure_all(inv)
 
 
 @pytest.fixture(scope="module")
 def ec_ha(tmp_path_factory):
     inv = load(tmp_path_factory.mktemp("ec"), algorithm="ECDSA-P256", cert_days=100, ca_days=1000)
-    return inv, bundle(inv)
+    return inv, ensure_all(inv)
 
 
 @pytest.fixture(params=["rsa", "ec"])
@@ -150,11 +149,17 @@ def test_cert_table_invariants():
     assert {s.name for s in pki.CERTS if s.per_node} == {"apiserver", "etcd/server", "etcd/peer"}
 
 
-def test_san_functions_are_pure(tmp_path):
-    inv = load(tmp_path)
+def test_sans_come_from_the_inventory_alone(tmp_path):
+    """SANs are computed before any file exists: nothing is read or written, the values are kubeadm's."""
+    inv = load(tmp_path, state=tmp_path / "absent")
     host = inv.host("cp-2")
-    for spec in pki.CERTS:
-        assert spec.sans(inv, host) == spec.sans(inv, host)
+    sans = {spec.name: spec.sans(inv, host) for spec in pki.CERTS}
+    assert not (tmp_path / "absent").exists()
+    assert sans.pop("apiserver") == (
+        ("cp-2", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.test",
+         "api.lab.internal", "k8s.example.com", "*.apps.example.com"), ("10.96.0.1", "10.0.0.12", "10.0.0.100"))
+    assert sans.pop("etcd/server") == sans.pop("etcd/peer") == (("cp-2", "localhost"), ("10.0.0.12", "127.0.0.1", "::1"))
+    assert set(sans.values()) == {((), ())}
 
 
 # -- a generated bundle ---------------------------------------------------------------------------
@@ -327,7 +332,7 @@ def test_file_and_directory_modes(rsa_ha):
 def test_control_planes_get_the_bundle_and_their_own_leaves(rsa_ha):
     inv, _ = rsa_ha
     for host in inv.control_planes:
-        files = {f.path_on_host: f for f in pki.host_files(inv, host)}
+        files = {f.path_on_host: f for f in bundle.host_files(inv, host)}
         pki_files = {p for p in files if p.startswith("/etc/kubernetes/pki/")}
         assert pki_files == {f"/etc/kubernetes/pki/{s.name}.{e}" for s in pki.CERTS for e in ("crt", "key")} | {
             "/etc/kubernetes/pki/sa.key", "/etc/kubernetes/pki/sa.pub"}
@@ -348,7 +353,7 @@ def test_control_planes_get_the_bundle_and_their_own_leaves(rsa_ha):
 
 def test_workers_get_nothing_from_the_pki(rsa_ha):
     inv, _ = rsa_ha
-    assert pki.host_files(inv, inv.host("w-1")) == ()
+    assert bundle.host_files(inv, inv.host("w-1")) == ()
 
 
 # -- idempotence and reissue ----------------------------------------------------------------------
@@ -356,7 +361,7 @@ def test_workers_get_nothing_from_the_pki(rsa_ha):
 def test_rerun_changes_no_byte_and_no_mtime(rsa_ha):
     inv, _ = rsa_ha
     before = tree(inv.state_dir)
-    actions = bundle(inv)
+    actions = ensure_all(inv)
     assert {a.what for a in actions} == {"kept"}
     assert tree(inv.state_dir) == before
 
@@ -366,7 +371,7 @@ def test_deleting_a_leaf_reissues_only_that_leaf(ec_copy):
     gone = pki.paths(inv, pki.BY_NAME["etcd/peer"], inv.host("cp-3"))[0]
     gone.unlink()
     before = tree(inv.state_dir)
-    actions = bundle(inv)
+    actions = ensure_all(inv)
     assert by_what(actions, "reissued") == [("etcd/peer", "cp-3")]
     assert [a.reason for a in actions if a.what == "reissued"] == ["certificate was missing"]
     assert changed(before, tree(inv.state_dir)) == ["pki/nodes/cp-3/etcd/peer.crt", "pki/nodes/cp-3/etcd/peer.key"]
@@ -376,7 +381,7 @@ def test_a_new_cert_san_reissues_the_apiserver_certs_only(ec_copy):
     inv = ec_copy()
     before = tree(inv.state_dir)
     inv = ec_copy(sans=SANS + ', "new.example.com"')
-    actions = bundle(inv)
+    actions = ensure_all(inv)
     assert by_what(actions, "reissued") == [("apiserver", h) for h in CPS]
     assert all("new.example.com" in a.reason for a in actions if a.what == "reissued")
     assert changed(before, tree(inv.state_dir)) == sorted(
@@ -386,7 +391,7 @@ def test_a_new_cert_san_reissues_the_apiserver_certs_only(ec_copy):
 
 def test_a_changed_address_reissues_that_nodes_certs_and_kubeconfigs(ec_copy, tmp_path):
     inv = ec_copy(text=HA.replace('internal_address = "10.0.0.12"', 'internal_address = "10.0.0.42"'))
-    actions = bundle(inv)
+    actions = ensure_all(inv)
     assert by_what(actions, "reissued") == sorted(
         [(n, "cp-2") for n in ("apiserver", "etcd/server", "etcd/peer", "controller-manager.conf", "scheduler.conf")])
     reasons = {a.name: a.reason for a in actions if a.what == "reissued"}
@@ -398,7 +403,7 @@ def test_existing_cas_are_kept_when_the_inventory_changes(ec_copy):
     cas = {p: p.read_bytes() for p in (inv.state_dir / "pki").glob("**/ca.*")}
     sa = {p: p.read_bytes() for p in pki.sa_paths(inv)}
     inv = ec_copy(sans='"other.example.com"', cert_days=50, ca_days=500)
-    actions = bundle(inv)
+    actions = ensure_all(inv)
     assert {a.what for a in actions if a.name in ("ca", "front-proxy-ca", "etcd/ca", "sa")} == {"kept"}
     assert {p: p.read_bytes() for p in cas} == cas and {p: p.read_bytes() for p in sa} == sa
 
@@ -480,9 +485,9 @@ def test_renew_reissues_the_named_leaves_but_never_a_ca(ec_copy):
 
 def test_a_cert_expiring_soon_is_reported_not_renewed(tmp_path):
     inv = load(tmp_path, algorithm="ECDSA-P256", cert_days=10)
-    bundle(inv)
+    ensure_all(inv)
     before = tree(inv.state_dir)
-    actions = bundle(inv)
+    actions = ensure_all(inv)
     assert {a.what for a in actions} == {"kept"}
     leaves = [a for a in actions if a.name not in ("ca", "front-proxy-ca", "etcd/ca", "sa")]
     assert len(leaves) == 4 + 3 * 3 + 2 + 3 * 2
@@ -494,8 +499,8 @@ def test_a_cert_expiring_soon_is_reported_not_renewed(tmp_path):
 
 def test_certificates_lists_every_cert_soonest_first(tmp_path):
     inv = load(tmp_path, algorithm="ECDSA-P256", cert_days=20, ca_days=1000)
-    bundle(inv)
-    certs = pki.certificates(inv)
+    ensure_all(inv)
+    certs = bundle.certificates(inv)
     files = [c.file for c in certs]
     assert len(files) == 3 + 4 + 3 * 3 + 2 + 3 * 2 and len(set(files)) == len(files)
     assert "kubeconfigs/admin.conf" in files and "pki/nodes/cp-2/etcd/peer.crt" in files
@@ -522,11 +527,14 @@ def test_hostname_matching_follows_go(rsa_ha):
 
 
 def test_service_ip_and_endpoint_host():
-    assert pki.service_ip("10.96.0.0/12") == "10.96.0.1"
-    assert pki.service_ip("10.100.0.0/16,fd00::/108") == "10.100.0.1"
-    assert endpoint_parts("api.lab.internal:6443")[0] == "api.lab.internal"
-    assert endpoint_parts("[fd00::10]:6443")[0] == "fd00::10"
-    assert endpoint_parts("10.0.0.1:443")[0] == "10.0.0.1"
+    assert net.service_ip("10.96.0.0/12") == "10.96.0.1"
+    assert net.service_ip("10.100.0.0/16,fd00::/108") == "10.100.0.1"
+    assert net.service_ip("fd00:10:96::/112,10.96.0.0/12") == "fd00:10:96::1"
+    assert net.endpoint_parts("api.lab.internal:6443") == ("api.lab.internal", 6443)
+    assert net.endpoint_parts("[fd00::10]:6443") == ("fd00::10", 6443)
+    assert net.endpoint_parts("fd00::10") == ("fd00::10", 6443)
+    assert net.endpoint_parts("10.0.0.1:443") == ("10.0.0.1", 443)
+    assert net.join_endpoint("fd00::10") == "[fd00::10]:6443" and net.join_endpoint("api", 443) == "api:443"
 
 
 def test_a_new_key_prints_as_a_mask():
@@ -553,7 +561,7 @@ def test_the_kubeadm_double_uses_every_pushed_file_as_is(rsa_ha, tmp_path, monke
     inv, _ = rsa_ha
     for host in inv.control_planes:
         root = tmp_path / host.name
-        for f in pki.host_files(inv, host):
+        for f in bundle.host_files(inv, host):
             target = root / f.path_on_host.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(f.local_source, target)

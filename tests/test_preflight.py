@@ -22,7 +22,7 @@ INVENTORIES = {  # name: (more [cluster] keys, more tables)
     "1.34": ('kubernetes_version = "1.34.2"\n', ""),
     "swap allowed": ("", "[cluster.kubelet]\nconfig = { failSwapOn = false }\n"),
     "cgroupfs": ("", '[cluster.kubelet]\nconfig = { cgroupDriver = "cgroupfs" }\n'),
-    "ipv6": ('pod_subnet = "fd00:10::/56"\nservice_subnet = "fd00:20::/112"\n', ""),
+    "ipv6": ('pod_subnet = "10.244.0.0/16,fd00:10::/56"\nservice_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
 }
 
 

@@ -3,15 +3,15 @@
 import re
 import shutil
 import subprocess
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import toml
 import yaml
 
 from inventories import host_tables
-from kubefab import inventory, kubeconfig, pki, render, token
+from kubefab import bundle, inventory, kubeadm, kubeconfig, paths, pki, render, token, tree, x509
 from kubefab.errors import KubefabError
 
 from lab.doubles import install_dir, testkit
@@ -116,7 +116,7 @@ def any_cluster(request):
 
 
 def on_host(inv, host, path):
-    return render.local_path(inv, host, path)
+    return tree.local_path(inv, host, path)
 
 
 def docs(inv, host, path):
@@ -131,7 +131,7 @@ def args(items):
 
 def test_init_config_holds_the_four_kinds_in_order_with_v1beta4(single):
     inv, _ = single
-    loaded = list(yaml.safe_load_all(on_host(inv, "cp-1", render.INIT_CONFIG).read_text()))
+    loaded = list(yaml.safe_load_all(on_host(inv, "cp-1", paths.INIT_CONFIG).read_text()))
     assert [(d["apiVersion"], d["kind"]) for d in loaded] == [
         ("kubeadm.k8s.io/v1beta4", "InitConfiguration"), ("kubeadm.k8s.io/v1beta4", "ClusterConfiguration"),
         ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"),
@@ -140,7 +140,7 @@ def test_init_config_holds_the_four_kinds_in_order_with_v1beta4(single):
 
 def test_init_configuration_registers_the_node_with_the_token(single):
     inv, _ = single
-    init = docs(inv, "cp-1", render.INIT_CONFIG)["InitConfiguration"]
+    init = docs(inv, "cp-1", paths.INIT_CONFIG)["InitConfiguration"]
     assert init["localAPIEndpoint"] == {"advertiseAddress": "10.0.0.11", "bindPort": 6443}
     assert init["bootstrapTokens"][0]["token"] == token.bootstrap_token(inv).reveal()
     assert TOKEN_RE.match(init["bootstrapTokens"][0]["token"])
@@ -153,11 +153,11 @@ def test_init_configuration_registers_the_node_with_the_token(single):
 
 def test_cluster_configuration_carries_the_inventory(single, ha):
     inv, _ = single
-    cluster = docs(inv, "cp-1", render.INIT_CONFIG)["ClusterConfiguration"]
+    cluster = docs(inv, "cp-1", paths.INIT_CONFIG)["ClusterConfiguration"]
     assert cluster["kubernetesVersion"] == "v1.34.2"
     assert cluster["clusterName"] == "single"
     assert cluster["controlPlaneEndpoint"] == "10.0.0.11:6443"
-    assert cluster["certificatesDir"] == pki.HOST_PKI
+    assert cluster["certificatesDir"] == paths.PKI
     assert cluster["encryptionAlgorithm"] == "RSA-2048"
     assert cluster["certificateValidityPeriod"] == "8760h"
     assert cluster["caCertificateValidityPeriod"] == "87600h"
@@ -165,7 +165,7 @@ def test_cluster_configuration_carries_the_inventory(single, ha):
                                      "dnsDomain": "cluster.local"}
     assert cluster["apiServer"]["certSANs"] == ["api.single.example", "203.0.113.10"]
     inv, _ = ha
-    cluster = docs(inv, "cp-1", render.INIT_CONFIG)["ClusterConfiguration"]
+    cluster = docs(inv, "cp-1", paths.INIT_CONFIG)["ClusterConfiguration"]
     assert cluster["controlPlaneEndpoint"] == "api.ha.internal:8443"
     assert cluster["imageRepository"] == "registry.aliyuncs.com/google_containers"
     assert cluster["encryptionAlgorithm"] == "ECDSA-P256"
@@ -174,7 +174,7 @@ def test_cluster_configuration_carries_the_inventory(single, ha):
 
 def test_extra_args_are_lists_of_name_and_string_value(single):
     inv, _ = single
-    cluster = docs(inv, "cp-1", render.INIT_CONFIG)["ClusterConfiguration"]
+    cluster = docs(inv, "cp-1", paths.INIT_CONFIG)["ClusterConfiguration"]
     assert cluster["apiServer"]["extraArgs"] == [
         {"name": "audit-log-maxage", "value": "30"}, {"name": "profiling", "value": "false"},
         {"name": "max-requests-inflight", "value": "800"}]
@@ -184,12 +184,12 @@ def test_extra_args_are_lists_of_name_and_string_value(single):
 
 def test_component_configs_merge_the_inventory_over_kubefabs_settings(single, ha):
     inv, _ = single
-    kubelet = docs(inv, "cp-1", render.INIT_CONFIG)["KubeletConfiguration"]
+    kubelet = docs(inv, "cp-1", paths.INIT_CONFIG)["KubeletConfiguration"]
     assert kubelet["cgroupDriver"] == "systemd"
     assert kubelet["maxPods"] == 150 and kubelet["evictionHard"] == {"memory.available": "200Mi"}
-    assert docs(inv, "cp-1", render.INIT_CONFIG)["KubeProxyConfiguration"]["mode"] == "iptables"
+    assert docs(inv, "cp-1", paths.INIT_CONFIG)["KubeProxyConfiguration"]["mode"] == "iptables"
     inv, _ = ha
-    proxy = docs(inv, "cp-1", render.INIT_CONFIG)["KubeProxyConfiguration"]
+    proxy = docs(inv, "cp-1", paths.INIT_CONFIG)["KubeProxyConfiguration"]
     assert proxy["mode"] == "ipvs" and proxy["ipvs"] == {"scheduler": "wrr"}
 
 
@@ -209,7 +209,7 @@ def test_kubelet_extra_args_may_not_replace_the_per_host_node_ip(single):
     inv, _ = single
     inv = replace(inv, cluster=replace(inv.cluster, kubelet=inventory.Kubelet(extra_args={"node-ip": "1.2.3.4"})))
     with pytest.raises(KubefabError, match=r"\[cluster.kubelet\] extra_args sets 'node-ip'.*remove it"):
-        render.kubelet_args(inv, inv.hosts[0])
+        kubeadm.kubelet_args(inv, inv.hosts[0])
 
 
 # ---- joins --------------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_kubelet_extra_args_may_not_replace_the_per_host_node_ip(single):
 def test_worker_join_pins_the_ca_and_carries_token_and_endpoint(single):
     inv, _ = single
     for name in ("w-1", "w-2"):
-        join = docs(inv, name, render.JOIN_CONFIG)
+        join = docs(inv, name, paths.JOIN_CONFIG)
         assert list(join) == ["JoinConfiguration"]
         cfg = join["JoinConfiguration"]
         bootstrap = cfg["discovery"]["bootstrapToken"]
@@ -227,37 +227,37 @@ def test_worker_join_pins_the_ca_and_carries_token_and_endpoint(single):
         assert bootstrap["caCertHashes"] == [token.ca_cert_hash(inv)]
         assert "controlPlane" not in cfg
         assert cfg["nodeRegistration"]["name"] == name
-    node_ip = args(docs(inv, "w-1", render.JOIN_CONFIG)["JoinConfiguration"]["nodeRegistration"]["kubeletExtraArgs"])
+    node_ip = args(docs(inv, "w-1", paths.JOIN_CONFIG)["JoinConfiguration"]["nodeRegistration"]["kubeletExtraArgs"])
     assert node_ip["node-ip"] == "10.1.0.21" and node_ip["max-pods"] == "150"
 
 
 def test_control_plane_joins_advertise_their_own_address_without_a_certificate_key(ha):
     inv, _ = ha
     for name, address in (("cp-2", "10.0.0.12"), ("cp-3", "10.0.0.13")):
-        cfg = docs(inv, name, render.JOIN_CONFIG)["JoinConfiguration"]
+        cfg = docs(inv, name, paths.JOIN_CONFIG)["JoinConfiguration"]
         assert cfg["controlPlane"] == {"localAPIEndpoint": {"advertiseAddress": address, "bindPort": 6443}}
         assert cfg["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "api.ha.internal:8443"
         assert HASH_RE.match(cfg["discovery"]["bootstrapToken"]["caCertHashes"][0])
         assert args(cfg["nodeRegistration"]["kubeletExtraArgs"])["node-ip"] == address
-    assert "controlPlane" not in docs(inv, "w-1", render.JOIN_CONFIG)["JoinConfiguration"]
+    assert "controlPlane" not in docs(inv, "w-1", paths.JOIN_CONFIG)["JoinConfiguration"]
 
 
 def test_each_host_gets_exactly_one_kubeadm_config(any_cluster):
     inv, files = any_cluster
     for host in inv.hosts:
-        paths = {f.path for f in files if f.host == host.name}
+        got = {f.path for f in files if f.host == host.name}
         first = host.name == inv.first_control_plane.name
-        assert (render.INIT_CONFIG in paths, render.JOIN_CONFIG in paths) == (first, not first)
-        assert all(f.mode == 0o600 for f in files if f.path in (render.INIT_CONFIG, render.JOIN_CONFIG))
+        assert (paths.INIT_CONFIG in got, paths.JOIN_CONFIG in got) == (first, not first)
+        assert all(f.mode == 0o600 for f in files if f.path in (paths.INIT_CONFIG, paths.JOIN_CONFIG))
 
 
 def test_kubeadm_double_accepts_every_rendered_config(any_cluster, tmp_path_factory):
     inv, files = any_cluster
     bin_dir = install_dir(tmp_path_factory.mktemp("bin"), version=f"v{inv.cluster.kubernetes_version}")
     for f in files:
-        if f.path in (render.INIT_CONFIG, render.JOIN_CONFIG):
+        if f.path in (paths.INIT_CONFIG, paths.JOIN_CONFIG):
             out = subprocess.run([str(bin_dir / "kubeadm"), "config", "validate", "--config", f.path],
-                                 env=testkit.double_env(render.hosts_dir(inv) / f.host, bin_dir),
+                                 env=testkit.double_env(tree.hosts_dir(inv) / f.host, bin_dir),
                                  capture_output=True, text=True, timeout=60)
             assert out.returncode == 0, f"{f.host}:{f.path}: {out.stderr}"
 
@@ -265,8 +265,8 @@ def test_kubeadm_double_accepts_every_rendered_config(any_cluster, tmp_path_fact
 # ---- taints and labels ------------------------------------------------------------------------------
 
 def node_registration(inv, host):
-    path = render.INIT_CONFIG if host == inv.first_control_plane.name else render.JOIN_CONFIG
-    kind = "InitConfiguration" if path == render.INIT_CONFIG else "JoinConfiguration"
+    path = paths.INIT_CONFIG if host == inv.first_control_plane.name else paths.JOIN_CONFIG
+    kind = "InitConfiguration" if path == paths.INIT_CONFIG else "JoinConfiguration"
     return docs(inv, host, path)[kind]["nodeRegistration"]
 
 
@@ -286,7 +286,7 @@ def test_a_node_with_both_roles_is_not_tainted_control_plane(both):
     inv, _ = both
     assert node_registration(inv, "solo")["taints"] == [{"key": "dedicated", "value": "db", "effect": "NoExecute"}]
     assert node_registration(inv, "edge")["taints"] == []
-    assert "controlPlane" in docs(inv, "edge", render.JOIN_CONFIG)["JoinConfiguration"]
+    assert "controlPlane" in docs(inv, "edge", paths.JOIN_CONFIG)["JoinConfiguration"]
 
 
 def test_only_labels_the_kubelet_may_set_go_to_node_labels(single):
@@ -304,16 +304,16 @@ def test_only_labels_the_kubelet_may_set_go_to_node_labels(single):
     ("node-role.kubernetes.io/worker", False), ("node-restriction.kubernetes.io/x", False),
     ("kubernetes.io/role", False), ("example.k8s.io/x", False), ("k8s.io/x", False)])
 def test_kubelet_label_rule_matches_node_restriction(label, kubelet):
-    assert render.kubelet_may_set(label) is kubelet
+    assert kubeadm.kubelet_may_set(label) is kubelet
 
 
 # ---- workers receive nothing kubeadm join writes itself ----------------------------------------------
 
 def test_no_worker_tree_holds_pki_kubelet_kubeconfigs_or_manifests(any_cluster):
     inv, _ = any_cluster
-    for host in inv.workers:
-        tree = render.hosts_dir(inv) / host.name
-        present = {"/" + str(p.relative_to(tree)) for p in tree.rglob("*")}
+    for host in inv.non_control_planes:
+        root = tree.hosts_dir(inv) / host.name
+        present = {"/" + str(p.relative_to(root)) for p in root.rglob("*")}
         assert not any(p.startswith(("/etc/kubernetes/pki", "/etc/kubernetes/manifests")) for p in present)
         assert not present & {"/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf"}
         assert not any(p.endswith(".conf") and p.startswith("/etc/kubernetes/") for p in present)
@@ -322,23 +322,23 @@ def test_no_worker_tree_holds_pki_kubelet_kubeconfigs_or_manifests(any_cluster):
 def test_no_host_gets_a_static_pod_manifest(any_cluster):
     inv, files = any_cluster
     assert not [f for f in files if f.path.startswith("/etc/kubernetes/manifests/")]
-    assert not [f for f in files if f.path in render.JOIN_WRITES and f.host != inv.first_control_plane.name]
+    assert not [f for f in files if f.path in paths.JOIN_WRITES and f.host != inv.first_control_plane.name]
 
 
 def test_control_planes_get_their_pki_and_kubeconfigs_copied_unchanged(ha):
     inv, files = ha
     for host in inv.control_planes:
-        for hf in pki.host_files(inv, host):
-            local = render.local_path(inv, host.name, hf.path_on_host)
+        for hf in bundle.host_files(inv, host):
+            local = tree.local_path(inv, host.name, hf.path_on_host)
             assert local.read_bytes() == Path(hf.local_source).read_bytes()
             assert local.stat().st_mode & 0o777 == hf.mode
-    assert render.local_path(inv, "cp-2", "/etc/kubernetes/pki/ca.key").is_file()
+    assert tree.local_path(inv, "cp-2", "/etc/kubernetes/pki/ca.key").is_file()
 
 
 # ---- containerd ----------------------------------------------------------------------------------------
 
 def containerd_config(inv, host):
-    return toml.loads(on_host(inv, host, "/etc/containerd/config.toml").read_text())
+    return tomllib.loads(on_host(inv, host, "/etc/containerd/config.toml").read_text())
 
 
 def test_containerd_config_uses_systemd_cgroups_and_kubeadms_pause_image(single, ha):
@@ -349,8 +349,8 @@ def test_containerd_config_uses_systemd_cgroups_and_kubeadms_pause_image(single,
             assert conf["version"] == 2
             assert cri["containerd"]["runtimes"]["runc"]["runtime_type"] == "io.containerd.runc.v2"
             assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
-            assert cri["registry"]["config_path"] == render.CERTS_D
-            assert cri["sandbox_image"] == render.images(inv)[5]
+            assert cri["registry"]["config_path"] == paths.CONTAINERD_CERTS_D
+            assert cri["sandbox_image"] == kubeadm.images(inv)[5]
     inv, _ = ha
     assert containerd_config(inv, "w-1")["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] == \
         "registry.aliyuncs.com/google_containers/pause:3.10"
@@ -372,29 +372,29 @@ def test_containerd_itself_reads_the_config_as_intended(ha, tmp_path):
     dump = subprocess.run(["containerd", "--config", str(on_host(inv, "w-1", "/etc/containerd/config.toml")),
                            "config", "dump"], capture_output=True, text=True, timeout=30)
     assert dump.returncode == 0, dump.stderr
-    cri = toml.loads(dump.stdout)["plugins"]["io.containerd.grpc.v1.cri"]
+    cri = tomllib.loads(dump.stdout)["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
-    assert cri["sandbox_image"] == render.pause_image(inv)
+    assert cri["sandbox_image"] == kubeadm.pause_image(inv)
     assert cri["registry"]["config_path"] == "/etc/containerd/certs.d"
 
 
 def test_one_hosts_toml_per_mirrored_registry_with_mirrors_in_order(ha, single):
     inv, files = ha
     for host in inv.hosts:
-        paths = sorted(f.path for f in files if f.host == host.name and f.path.startswith(render.CERTS_D))
-        assert paths == ["/etc/containerd/certs.d/docker.io/hosts.toml",
-                         "/etc/containerd/certs.d/registry.local_5000_/hosts.toml"]
+        got = sorted(f.path for f in files if f.host == host.name and f.path.startswith(paths.CONTAINERD_CERTS_D))
+        assert got == ["/etc/containerd/certs.d/docker.io/hosts.toml",
+                       "/etc/containerd/certs.d/registry.local_5000_/hosts.toml"]
     text = on_host(inv, "w-1", "/etc/containerd/certs.d/docker.io/hosts.toml").read_text()
-    docker = toml.loads(text)
+    docker = tomllib.loads(text)
     assert docker["server"] == "https://registry-1.docker.io"
     assert list(docker["host"]) == ["https://docker.m.daocloud.io", "https://mirror.ccs.tencentyun.com"]
     assert text.index("docker.m.daocloud.io") < text.index("mirror.ccs.tencentyun.com")
     assert all(h["capabilities"] == ["pull", "resolve"] for h in docker["host"].values())
-    local = toml.loads(on_host(inv, "cp-2", "/etc/containerd/certs.d/registry.local_5000_/hosts.toml").read_text())
+    local = tomllib.loads(on_host(inv, "cp-2", "/etc/containerd/certs.d/registry.local_5000_/hosts.toml").read_text())
     assert local == {"server": "https://registry.local:5000",
                      "host": {"http://10.0.0.5:5000": {"capabilities": ["pull", "resolve"]}}}
     inv, files = single
-    assert not [f for f in files if f.path.startswith(render.CERTS_D)]
+    assert not [f for f in files if f.path.startswith(paths.CONTAINERD_CERTS_D)]
 
 
 # ---- kernel ------------------------------------------------------------------------------------------
@@ -420,10 +420,10 @@ def test_modules_and_sysctls_for_kubeadm_and_bridged_traffic(single, ha):
                                           "ip_vs_sh", "nf_conntrack")
 
 
-def test_ipv6_subnets_turn_on_ipv6_forwarding(tmp_path):
+def test_dual_stack_subnets_reach_kubeadm_and_turn_on_ipv6_forwarding(tmp_path):
+    pods, services = "10.244.0.0/16,fd00:10:244::/56", "10.96.0.0/12,fd00:10:96::/112"
     text = BOTH.replace('encryption_algorithm = "ECDSA-P256"',
-                        'encryption_algorithm = "ECDSA-P256"\npod_subnet = "fd00:10:244::/56"\n'
-                        'service_subnet = "fd00:10:96::/112"')
+                        f'encryption_algorithm = "ECDSA-P256"\npod_subnet = "{pods}"\nservice_subnet = "{services}"')
     path = tmp_path / "inventory.toml"
     path.write_text(text)
     inv = inventory.load(path)
@@ -432,19 +432,22 @@ def test_ipv6_subnets_turn_on_ipv6_forwarding(tmp_path):
     render.render(inv)
     assert settings(inv, "w-1", "/etc/sysctl.d/99-kubernetes-ipv6.conf") == [
         "net.ipv6.conf.all.forwarding = 1", "net.ipv6.conf.default.forwarding = 1"]
+    cluster = docs(inv, "solo", paths.INIT_CONFIG)["ClusterConfiguration"]
+    assert cluster["networking"] == {"serviceSubnet": services, "podSubnet": pods, "dnsDomain": "cluster.local"}
+    assert "10.96.0.1" in x509.view(pki.paths(inv, pki.BY_NAME["apiserver"], inv.host("solo"))[0].read_bytes()).ips
 
 
 # ---- images ----------------------------------------------------------------------------------------
 
 def test_images_are_named_as_kubeadm_names_them(single, ha):
     inv, _ = single
-    assert render.images(inv) == (
+    assert kubeadm.images(inv) == (
         "registry.k8s.io/kube-apiserver:v1.34.2", "registry.k8s.io/kube-controller-manager:v1.34.2",
         "registry.k8s.io/kube-scheduler:v1.34.2", "registry.k8s.io/kube-proxy:v1.34.2",
         "registry.k8s.io/coredns/coredns:v1.12.1", "registry.k8s.io/pause:3.10.1", "registry.k8s.io/etcd:3.6.4-0")
     inv, _ = ha
     repo = "registry.aliyuncs.com/google_containers"
-    assert render.images(inv) == (
+    assert kubeadm.images(inv) == (
         f"{repo}/kube-apiserver:v1.33.5", f"{repo}/kube-controller-manager:v1.33.5",
         f"{repo}/kube-scheduler:v1.33.5", f"{repo}/kube-proxy:v1.33.5", f"{repo}/coredns:v1.12.0",
         f"{repo}/pause:3.10", f"{repo}/etcd:3.5.21-0")
@@ -453,8 +456,8 @@ def test_images_are_named_as_kubeadm_names_them(single, ha):
 def test_images_equal_kubeadm_config_images_list_for_the_rendered_config(any_cluster, tmp_path_factory):
     inv, _ = any_cluster
     bin_dir = install_dir(tmp_path_factory.mktemp("bin"), version=f"v{inv.cluster.kubernetes_version}")
-    out = subprocess.run([str(bin_dir / "kubeadm"), "config", "images", "list", "--config", render.INIT_CONFIG],
-                         env=testkit.double_env(render.hosts_dir(inv) / inv.first_control_plane.name, bin_dir),
+    out = subprocess.run([str(bin_dir / "kubeadm"), "config", "images", "list", "--config", paths.INIT_CONFIG],
+                         env=testkit.double_env(tree.hosts_dir(inv) / inv.first_control_plane.name, bin_dir),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert tuple(out.stdout.split()) == render.images(inv)
+    assert tuple(out.stdout.split()) == kubeadm.images(inv)

@@ -1,45 +1,44 @@
 """The templates and the render table: every template is real, used, and filled strictly."""
 
+import tomllib
+
 import pytest
-import toml
 import yaml
 
-from kubefab import cni, render, templates
+from kubefab import cni, paths, render, templates
 from kubefab.errors import KubefabError
+from kubefab.inventory import HOST_SETS
 
 FRAGMENTS = {"containerd/hosts-mirror.toml"}      # filled once per mirror inside hosts.toml
 
 
-def template_files():
-    return {str(p.relative_to(templates.ROOT)) for p in templates.ROOT.rglob("*") if p.is_file()}
-
-
 def test_every_template_is_in_the_table_and_every_row_has_its_template():
-    assert template_files() == {spec.template for spec in render.FILES} | FRAGMENTS | set(cni.TEMPLATES)
+    assert set(templates.names()) == {spec.template for spec in render.FILES} | FRAGMENTS | set(cni.TEMPLATES)
+    assert "kubeadm/init.yaml" in templates.names() and "__init__.py" not in templates.names()
 
 
-@pytest.mark.parametrize("name", sorted(template_files()))
+@pytest.mark.parametrize("name", templates.names())
 def test_templates_read_as_the_real_file_format(name):
     text = templates.load(name)
     if name.endswith(".yaml"):
         assert all(isinstance(doc, dict) for doc in yaml.safe_load_all(text))
     elif name.endswith(".toml"):
-        toml.loads(text)
+        tomllib.loads(text)
     assert "{{" not in text
 
 
 def test_table_rows_name_known_host_sets_and_keep_token_files_private():
     for spec in render.FILES:
-        assert spec.hosts in render.HOSTS, spec
+        assert spec.hosts in HOST_SETS, spec
         assert spec.mode in (0o600, 0o644), spec
         if spec.template.startswith("kubeadm/"):
-            assert spec.mode == 0o600 and spec.on_host(None).startswith(render.KUBEFAB_DIR + "/")
+            assert spec.mode == 0o600 and spec.on_host(None).startswith(paths.KUBEFAB + "/")
 
 
 def test_kubefab_files_avoid_paths_kubeadm_preflight_checks():
-    paths = [spec.on_host("example.io") for spec in render.FILES]
-    assert not set(paths) & set(render.MANIFESTS + render.JOIN_WRITES)
-    assert not [p for p in paths if p.startswith(("/etc/kubernetes/pki", "/etc/kubernetes/manifests"))]
+    on_host = [spec.on_host("example.io") for spec in render.FILES]
+    assert not set(on_host) & set(paths.MANIFESTS + paths.JOIN_WRITES)
+    assert not [p for p in on_host if p.startswith((paths.PKI, "/etc/kubernetes/manifests"))]
 
 
 def test_yaml_placeholder_without_value_names_file_and_key():

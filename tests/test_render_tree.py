@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import inventory, kubeconfig, pki, render
+from kubefab import bundle, inventory, kubeconfig, paths, pki, render, tree
 from kubefab.errors import KubefabError
 
 BEFORE = """\
@@ -53,7 +53,7 @@ def snapshot(root):
 def test_files_sit_at_their_host_path_with_the_host_mode(rendered):
     inv, files = rendered
     for f in files:
-        assert f.local == render.hosts_dir(inv) / f.host / f.path.lstrip("/")
+        assert f.local == tree.hosts_dir(inv) / f.host / f.path.lstrip("/")
         assert stat.S_IMODE(f.local.stat().st_mode) == f.mode
         assert f.local.stat().st_size == f.size
     modes = {(f.host, f.path): f.mode for f in files}
@@ -66,15 +66,15 @@ def test_files_sit_at_their_host_path_with_the_host_mode(rendered):
 
 def test_tree_dirs_are_0755_and_the_state_dir_stays_private(rendered):
     inv, _ = rendered
-    dirs = [p for p in render.hosts_dir(inv).rglob("*") if p.is_dir()]
+    dirs = [p for p in tree.hosts_dir(inv).rglob("*") if p.is_dir()]
     assert {stat.S_IMODE(d.stat().st_mode) for d in dirs} == {0o755}
-    assert stat.S_IMODE(render.hosts_dir(inv).stat().st_mode) == 0o700
+    assert stat.S_IMODE(tree.hosts_dir(inv).stat().st_mode) == 0o700
     assert stat.S_IMODE(inv.state_dir.stat().st_mode) == 0o700
 
 
 def test_the_tree_holds_exactly_the_returned_files(rendered):
     inv, files = rendered
-    on_disk = {(p.relative_to(render.hosts_dir(inv)).parts[0], p) for p in render.hosts_dir(inv).rglob("*")
+    on_disk = {(p.relative_to(tree.hosts_dir(inv)).parts[0], p) for p in tree.hosts_dir(inv).rglob("*")
                if p.is_file()}
     assert on_disk == {(f.host, f.local) for f in files}
     assert sorted({f.host for f in files}) == ["cp-1", "cp-2", "w-1", "w-2"]
@@ -82,7 +82,7 @@ def test_the_tree_holds_exactly_the_returned_files(rendered):
 
 def test_no_placeholder_survives_anywhere(rendered):
     inv, _ = rendered
-    for p in render.hosts_dir(inv).rglob("*"):
+    for p in tree.hosts_dir(inv).rglob("*"):
         if p.is_file():
             text = p.read_bytes().decode()
             assert "${" not in text and "{{" not in text, p
@@ -90,17 +90,17 @@ def test_no_placeholder_survives_anywhere(rendered):
 
 def test_a_second_render_changes_nothing(rendered):
     inv, first = rendered
-    before = snapshot(render.hosts_dir(inv))
+    before = snapshot(tree.hosts_dir(inv))
     again = render.render(inv)
     assert not [f for f in again if f.changed]
     assert [(f.host, f.path, f.mode, f.size) for f in again] == [(f.host, f.path, f.mode, f.size) for f in first]
-    assert snapshot(render.hosts_dir(inv)) == before
+    assert snapshot(tree.hosts_dir(inv)) == before
     assert all(f.changed for f in first)
 
 
 def test_a_changed_mode_on_disk_is_put_back(rendered):
     inv, _ = rendered
-    key = render.local_path(inv, "cp-1", "/etc/kubernetes/pki/ca.key")
+    key = tree.local_path(inv, "cp-1", "/etc/kubernetes/pki/ca.key")
     key.chmod(0o644)
     changed = [f for f in render.render(inv) if f.changed]
     assert [(f.host, f.path) for f in changed] == [("cp-1", "/etc/kubernetes/pki/ca.key")]
@@ -109,27 +109,27 @@ def test_a_changed_mode_on_disk_is_put_back(rendered):
 
 def test_files_no_longer_due_leave_the_tree(rendered, tmp_path):
     inv, _ = rendered
-    stray = render.local_path(inv, "w-1", "/etc/leftover/old.conf")
+    stray = tree.local_path(inv, "w-1", "/etc/leftover/old.conf")
     stray.parent.mkdir(parents=True)
     stray.write_text("from an older kubefab\n")
     inv = ensure(tmp_path / "inventory.toml", AFTER)
     files = render.render(inv)
-    cp2 = render.hosts_dir(inv) / "cp-2"
+    cp2 = tree.hosts_dir(inv) / "cp-2"
     assert not (cp2 / "etc/kubernetes/pki").exists()
     assert not list(cp2.glob("etc/kubernetes/*.conf"))
-    assert "controlPlane" not in render.local_path(inv, "cp-2", render.JOIN_CONFIG).read_text()
-    assert not (render.hosts_dir(inv) / "w-2").exists()
+    assert "controlPlane" not in tree.local_path(inv, "cp-2", paths.JOIN_CONFIG).read_text()
+    assert not (tree.hosts_dir(inv) / "w-2").exists()
     assert not (cp2 / "etc/containerd/certs.d/quay.io").exists()
     assert (cp2 / "etc/containerd/certs.d/docker.io/hosts.toml").is_file()
     assert not stray.exists() and not stray.parent.exists()
-    assert {p for p in render.hosts_dir(inv).rglob("*") if p.is_file()} == {f.local for f in files}
+    assert {p for p in tree.hosts_dir(inv).rglob("*") if p.is_file()} == {f.local for f in files}
 
 
 def test_render_refuses_to_give_a_worker_what_kubeadm_join_writes(rendered, monkeypatch):
     inv, _ = rendered
-    real = pki.host_files
+    real = bundle.host_files
     ca = real(inv, inv.first_control_plane)[0]
-    monkeypatch.setattr(pki, "host_files", lambda i, h: real(i, h) + (() if h.is_control_plane else (ca,)))
+    monkeypatch.setattr(bundle, "host_files", lambda i, h: real(i, h) + (() if h.is_control_plane else (ca,)))
     with pytest.raises(KubefabError, match=r"refusing to put /etc/kubernetes/pki/ca.crt on w-1: a worker gets no "
                                            r"certificate.*FileAvailable--etc-kubernetes-pki-ca.crt"):
         render.render(inv)

@@ -79,7 +79,7 @@ def test_libvirt_machines_get_their_private_addresses_and_libvirt_keys(tmp_path)
 def test_control_planes_and_ip_prefix_follow_the_vagrantfiles_settings(tmp_path):
     inv = load(tmp_path, generate(recorded("libvirt"), control_planes=3, ip_prefix="10.11.12").text)
     assert [h.name for h in inv.control_planes] == ["k8s-master", "k8s-s2", "k8s-s3"]
-    assert [(h.name, h.address) for h in inv.workers] == [("k8s-s4", "10.11.12.13")]
+    assert [(h.name, h.address) for h in inv.non_control_planes] == [("k8s-s4", "10.11.12.13")]
     assert inv.endpoint == "10.11.12.10:6443"
 
 

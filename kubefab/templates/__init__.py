@@ -1,4 +1,8 @@
-"""Templates in `templates/`, filled strictly: a missing, unused or surviving placeholder is an error.
+"""The templates of what lands on hosts, shipped in this package, and their strict filling.
+
+The files sit beside this module (kubeadm/, containerd/, system/) and are read through
+importlib.resources, so an installed wheel renders exactly as a checkout does. Filling is strict:
+a missing, unused or surviving placeholder is an error.
 
 A placeholder is `${name}`. In YAML it is a whole value: the document is parsed, the value put in
 with its type (string, number, list, mapping) and the result dumped by pyyaml, so no quoting or
@@ -7,15 +11,14 @@ indentation can go wrong. In any other file it is replaced as text; the value mu
 """
 
 import functools
+import importlib.resources
 import re
-from pathlib import Path
+import tomllib
 
-import toml
 import yaml
 
 from kubefab.errors import KubefabError
 
-ROOT = Path(__file__).resolve().parent.parent / "templates"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 WHOLE = re.compile(r"^\$\{(\w+)\}$")
 LEFTOVERS = ("${", "{{")
@@ -27,8 +30,21 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 @functools.cache
 def load(name):
-    """The text of template `name` (a path under templates/), read once."""
-    return (ROOT / name).read_text()
+    """The text of template `name` (e.g. 'kubeadm/init.yaml'), read once."""
+    return importlib.resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+
+
+def names():
+    """Every template shipped, as the names `load` takes, sorted."""
+    def walk(node, prefix):
+        for child in node.iterdir():
+            if child.name.startswith(("_", ".")):      # __pycache__ and the like
+                continue
+            if child.is_dir():
+                yield from walk(child, f"{prefix}{child.name}/")
+            elif prefix:                 # files at the top are this package's own modules
+                yield f"{prefix}{child.name}"
+    return tuple(sorted(walk(importlib.resources.files(__name__), "")))
 
 
 @functools.cache
@@ -140,8 +156,8 @@ def check(path, text):
             _walk_leftovers(path, doc, doc.get("kind", "") if isinstance(doc, dict) else "")
     elif path.endswith(".toml"):
         try:
-            toml.loads(text)
-        except toml.TomlDecodeError as e:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
             raise KubefabError(f"{path}: rendered file is not valid TOML: {e}") from None
     for number, line in enumerate(text.splitlines(), 1):
         if any(mark in line for mark in LEFTOVERS):

@@ -1,0 +1,77 @@
+"""The bundle of certificates and kubeconfigs: which host receives which file, and what `pki.show` lists.
+
+(The bootstrap token reaches the hosts inside the kubeadm configs, see `kubeadm`.)
+"""
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubefab import kubeconfig, paths, pki, x509
+
+
+@dataclass(frozen=True)
+class HostFile:
+    """A local file and where, with which mode, it lands on a host."""
+
+    path_on_host: str
+    local_source: Path
+    mode: int
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """One certificate for `pki.show`."""
+
+    file: str                 # relative to the state dir
+    subject: str
+    issuer: str
+    sans: tuple
+    not_after: datetime.datetime
+    days_left: int
+    expiring: bool
+
+
+def host_files(inv, host):
+    """Every PKI file and kubeconfig `host` gets; workers get none (kubeadm join writes their own)."""
+    if not host.is_control_plane:
+        return ()
+    return _certs(inv, host) + _kubeconfigs(inv, host)
+
+
+def _certs(inv, host):
+    """The whole cert tree, this node's own leaves for the per-node ones, and the service-account pair."""
+    files = []
+    for spec in pki.CERTS:
+        crt, key = pki.paths(inv, spec, host)
+        files += [HostFile(paths.in_pki(f"{spec.name}.crt"), crt, pki.CERT_MODE),
+                  HostFile(paths.in_pki(f"{spec.name}.key"), key, pki.KEY_MODE)]
+    files += [HostFile(paths.in_pki(p.name), p, pki.KEY_MODE) for p in pki.sa_paths(inv)]
+    return tuple(files)
+
+
+def _kubeconfigs(inv, host):
+    """A control-plane node's kubeconfigs: the shared ones, its own per-node ones, super-admin.conf on the first."""
+    return tuple(HostFile(paths.kubeconfig(spec.file), kubeconfig.path(inv, spec, target), kubeconfig.MODE)
+                 for spec, target in kubeconfig.targets(inv) if _goes_to(inv, spec, target, host))
+
+
+def _goes_to(inv, spec, target, host):
+    if spec.per_node:
+        return target.name == host.name
+    return host.name == inv.first_control_plane.name if spec.first_only else True
+
+
+def certificates(inv, warn_days=pki.WARN_DAYS):
+    """Every certificate in the state dir (kubeconfig client certs too), soonest expiry first."""
+    at = x509.now()
+    found = [(p, p.read_bytes()) for p in sorted(pki.pki_dir(inv).rglob("*.crt"))] + list(kubeconfig.client_certs(inv))
+    infos = (_info(inv, path, pem, at, warn_days) for path, pem in found)
+    return tuple(sorted(infos, key=lambda i: (i.not_after, i.file)))
+
+
+def _info(inv, path, pem, at, warn_days):
+    v = x509.view(pem)
+    days = (v.not_after - at).days
+    return CertInfo(file=str(path.relative_to(inv.state_dir)), subject=pki.subject(v.cn, v.org), issuer=v.issuer_cn,
+                    sans=v.sans, not_after=v.not_after, days_left=days, expiring=days < warn_days)

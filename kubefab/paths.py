@@ -1,0 +1,24 @@
+"""Paths on the hosts, each spelled once: kubeadm's tree under /etc/kubernetes, kubefab's own files, containerd's."""
+
+KUBERNETES = "/etc/kubernetes"
+PKI = f"{KUBERNETES}/pki"                       # kubeadm's certificatesDir
+KUBEFAB = f"{KUBERNETES}/kubefab"               # kubefab's own files: no kubeadm preflight looks here
+INIT_CONFIG = f"{KUBEFAB}/init.yaml"
+JOIN_CONFIG = f"{KUBEFAB}/join.yaml"
+
+# Files kubeadm must write itself: its preflight fails when they already exist (reference §6.1).
+MANIFESTS = tuple(f"{KUBERNETES}/manifests/{name}.yaml"
+                  for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"))
+JOIN_WRITES = (f"{KUBERNETES}/kubelet.conf", f"{KUBERNETES}/bootstrap-kubelet.conf")
+
+CONTAINERD_CERTS_D = "/etc/containerd/certs.d"  # containerd's registry host directories (config_path)
+
+
+def kubeconfig(file):
+    """Where kubeadm keeps kubeconfig `file` (admin.conf, scheduler.conf, ...) on a host."""
+    return f"{KUBERNETES}/{file}"
+
+
+def in_pki(name):
+    """Where file `name` of kubeadm's PKI (e.g. 'etcd/ca.crt') sits on a host."""
+    return f"{PKI}/{name}"

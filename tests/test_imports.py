@@ -1,0 +1,82 @@
+"""kubefab's modules import one another one way: no cycle, not even through an import inside a function."""
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import kubefab
+
+PACKAGE = Path(kubefab.__file__).resolve().parent
+
+
+def module_name(path):
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules():
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported(name, path, known):
+    """The kubefab modules `name` imports anywhere in its source (functions included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            found |= {f"{base}.{alias.name}" for alias in node.names} | {base}
+    return {m for m in found if m in known and m != name}
+
+
+def graph():
+    known = modules()
+    return {name: imported(name, path, known) for name, path in known.items()}
+
+
+def cycle(edges):
+    """One import cycle as a list of modules (first repeated at the end), or None."""
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt, stack + [nxt])
+                if found:
+                    return found
+        state[node] = "done"
+        return None
+
+    for start in sorted(edges):
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                return found
+    return None
+
+
+def test_the_graph_sees_imports_inside_functions():
+    edges = {"kubefab.pki": {"kubefab.x509"}, "kubefab.x509": set(), "kubefab.kubeconfig": {"kubefab.pki"}}
+    assert cycle(edges) is None
+    edges["kubefab.pki"].add("kubefab.kubeconfig")        # what pki.host_files once did inside the function
+    assert cycle(edges) == ["kubefab.kubeconfig", "kubefab.pki", "kubefab.kubeconfig"]
+    assert "kubefab.kubeconfig" in graph()["kubefab.bundle"]
+
+
+def test_no_import_cycle_in_kubefab():
+    assert cycle(graph()) is None
+
+
+def test_kubefab_imports_neither_the_lab_nor_the_tests_and_only_x509_imports_cryptography():
+    for name, path in modules().items():
+        tops = {(n.module or "").split(".")[0] for n in ast.walk(ast.parse(path.read_text()))
+                if isinstance(n, ast.ImportFrom) and not n.level}
+        tops |= {a.name.split(".")[0] for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Import)
+                 for a in n.names}
+        assert not tops & {"lab", "tests", "conftest"}, name
+        assert ("cryptography" in tops) == (name == "kubefab.x509"), name
