@@ -85,6 +85,14 @@ class Mirrors:
 
 
 @dataclass(frozen=True)
+class Install:
+    """Where kubeadm, kubelet, kubectl and the runtime come from: package repositories or a local directory."""
+
+    source: str = "packages"        # packages | offline
+    directory: str = ""             # offline: binaries and kubelet unit files; relative to the inventory
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: str
@@ -112,6 +120,7 @@ class Inventory:
     mirrors: Mirrors
     state_dir: Path
     warnings: tuple = ()
+    install: Install = Install()
 
     @property
     def control_planes(self):
@@ -221,15 +230,18 @@ def load(path="inventory.toml", state_dir=None):
     path = Path(path)
     text, raw = _read(path)
     p = validate.Problems(path, text)
+    tables = ["cluster", "ssh", "hosts", "mirrors", "install"]
     for key in raw:
-        if key not in ("cluster", "ssh", "hosts", "mirrors"):
-            p.add(key, "", f"is not a known table{validate.did_you_mean(key, ['cluster', 'ssh', 'hosts', 'mirrors'])}")
+        if key not in tables:
+            p.add(key, "", f"is not a known table{validate.did_you_mean(key, tables)}")
     cluster_raw = _table(p, raw, "cluster", "cluster")
     cluster = _resolve_cluster(p, cluster_raw)
     ssh = SSH(**validate.typed(p, "ssh", _table(p, raw, "ssh", "ssh"), SSH))
     validate.check_ssh(p, "ssh", ssh)
     hosts = _resolve_hosts(p, _table(p, raw, "hosts", "hosts"), ssh)
     mirrors = Mirrors(**validate.typed(p, "mirrors", _table(p, raw, "mirrors", "mirrors"), Mirrors))
+    install = Install(**validate.typed(p, "install", _table(p, raw, "install", "install"), Install))
+    validate.check_install(p, install)
     validate.check_cluster(p, cluster, cluster_raw.get("control_plane_endpoint", ""))
     warnings = validate.check_whole(p, hosts, cluster, mirrors)
     if p.items:
@@ -240,7 +252,8 @@ def load(path="inventory.toml", state_dir=None):
     cluster = replace(cluster, control_plane_endpoint=validate.join_endpoint(host, port))
     state = Path(state_dir) if state_dir else base / ".kubefab" / cluster.name
     return Inventory(path=path, cluster=cluster, ssh=_with_paths(ssh, base), hosts=hosts, mirrors=mirrors,
-                     state_dir=state.resolve(), warnings=tuple(warnings))
+                     state_dir=state.resolve(), warnings=tuple(warnings),
+                     install=replace(install, directory=_absolute(install.directory, base)))
 
 
 def _first_control_plane(hosts):

@@ -219,6 +219,7 @@ class FileSpec:
     hosts: str                          # a key of HOSTS
     fill: Callable                      # (template, inventory, host, item) -> file text
     items: Callable = _once             # inventory -> items, one file each; () = not for this inventory
+    phase: str = "runtime"              # the phase of cluster.up that pushes it: runtime or push
 
     def on_host(self, item):
         return self.path(item) if callable(self.path) else self.path
@@ -226,10 +227,10 @@ class FileSpec:
 
 FILES = (
     FileSpec("kubeadm/init.yaml", INIT_CONFIG, 0o600, "first-control-plane",
-             _with(_init_values, _component_configs)),
+             _with(_init_values, _component_configs), phase="push"),
     FileSpec("kubeadm/join-control-plane.yaml", JOIN_CONFIG, 0o600, "other-control-planes",
-             _with(_join_control_plane_values)),
-    FileSpec("kubeadm/join.yaml", JOIN_CONFIG, 0o600, "workers", _with(_join_values)),
+             _with(_join_control_plane_values), phase="push"),
+    FileSpec("kubeadm/join.yaml", JOIN_CONFIG, 0o600, "workers", _with(_join_values), phase="push"),
     FileSpec("containerd/config.toml", "/etc/containerd/config.toml", 0o644, "all", _with(_containerd_values)),
     FileSpec("containerd/hosts.toml", _registry_hosts_path, 0o644, "all", _registry_hosts, items=_registries),
     FileSpec("system/crictl.yaml", "/etc/crictl.yaml", 0o644, "all", _as_is),
@@ -262,6 +263,7 @@ class RenderedFile:
     changed: bool             # this render wrote it (new content or mode)
     local: Path               # <state>/hosts/<host><path>
     source: str               # the template, or the state-dir file it was copied from
+    phase: str                # the phase of cluster.up that pushes it
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,7 @@ class _Due:
     mode: int
     data: bytes
     source: str
+    phase: str
 
 
 def hosts_dir(inv):
@@ -291,10 +294,10 @@ def render(inv):
 
 
 def _due(inv, host):
-    files = [_Due(host, spec.on_host(item), spec.mode, _text(spec, inv, host, item).encode(), spec.template)
-             for spec in FILES if _serves(spec, inv, host) for item in spec.items(inv)]
+    files = [_Due(host, spec.on_host(item), spec.mode, _text(spec, inv, host, item).encode(), spec.template,
+                  spec.phase) for spec in FILES if _serves(spec, inv, host) for item in spec.items(inv)]
     files += [_Due(host, f.path_on_host, f.mode, Path(f.local_source).read_bytes(),
-                   str(Path(f.local_source).relative_to(inv.state_dir))) for f in pki.host_files(inv, host)]
+                   str(Path(f.local_source).relative_to(inv.state_dir)), "push") for f in pki.host_files(inv, host)]
     seen = set()
     for d in files:
         _refuse_forbidden(inv, host, d.path)
@@ -332,7 +335,7 @@ def _write(inv, due):
     local = local_path(inv, due.host.name, due.path)
     _make_dirs(hosts_dir(inv), local.parent)
     changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
-    return RenderedFile(due.host.name, due.path, due.mode, len(due.data), changed, local, due.source)
+    return RenderedFile(due.host.name, due.path, due.mode, len(due.data), changed, local, due.source, due.phase)
 
 
 def _make_dirs(top, target):

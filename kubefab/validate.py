@@ -13,6 +13,7 @@ CNIS = ("flannel", "calico", "none")
 ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384")
 PROXY_MODES = ("iptables", "ipvs", "nftables")
 KNOWN_HOSTS_POLICIES = ("strict", "accept-new", "off")
+INSTALL_SOURCES = ("packages", "offline")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 API_PORT = 6443
 
@@ -188,6 +189,13 @@ def check_ssh(p, table, s):
         p.add(table, "sudo", "is true but user is 'root' — drop sudo or log in as a user with sudo rights")
     if s.gateway and not re.match(r"^([^@\s]+@)?[^@:\s]+(:\d+)?$", s.gateway):
         p.add(table, "gateway", f"{s.gateway!r} must look like 'user@bastion:22'")
+
+
+def check_install(p, install):
+    _choice(p, "install", "source", install.source, INSTALL_SOURCES)
+    if install.source == "offline" and not install.directory:
+        p.add("install", "directory", "is missing — source 'offline' installs from a local directory of kubeadm, "
+                                      "kubelet, kubectl and the kubelet unit files; name it here")
 
 
 def check_host(p, h):
