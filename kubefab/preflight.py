@@ -101,8 +101,10 @@ def table(findings):
         return "preflight: no host has facts"
     cells = {(f.host, f.check): f for f in findings}
     width = max(len(h) for h in hosts)
-    rows = [f"{'host':<{width}}  " + "  ".join(checks) if checks else "preflight: every check passed on every host"]
-    for h in hosts if checks else ():
+    if not checks:
+        return f"preflight: every check passed on all {len(hosts)} hosts"
+    rows = [f"{'host':<{width}}  " + "  ".join(checks)]
+    for h in hosts:
         rows.append(f"{h:<{width}}  " + "  ".join(f"{_cell(cells.get((h, c))):<{len(c)}}" for c in checks))
     rows += [f"{f.level.upper()}{' (ignored)' if f.ignored else ''} {f.host} {f.check}: {f.reason} — {f.fix}"
              for f in bad]

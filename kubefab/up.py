@@ -40,6 +40,7 @@ class Run:
         self.ask = ask or _ask
         self.log = logs.setup(inv.state_dir, options.verbose, options.quiet, self.console)
         self.results = []
+        self._last_progress = None
         self.start = time.monotonic()
 
     def up(self):
@@ -146,8 +147,9 @@ class Run:
         out = self.ssh.run(host, text, timeout)
         steps_done = script.parse(steps, out.stdout, nonce)
         for r in steps_done:
+            detail = r.detail if r.status == FAILED else r.detail.partition("\n")[0]
             self.log.debug("%s %s %s: %s (%.2f s)%s", phase_name, host.name, r.name, r.status, r.seconds,
-                           f" {r.detail}" if r.detail else "")
+                           f" {detail}" if detail else "")
         status = worst(r.status for r in steps_done)
         detail = "; ".join(f"{r.name}: {r.detail}" for r in steps_done if r.status == FAILED)
         if steps_done and all(r.detail.startswith("no report") for r in steps_done if r.status == FAILED) \
@@ -159,13 +161,15 @@ class Run:
         if self.o.quiet:
             return
         line = f"{phase}: {done}/{total} hosts done, {failed} failed, {seconds:.1f} s"
+        finished = done == total
+        if finished and self._last_progress == (phase, done):
+            return
+        self._last_progress = (phase, done)
         if getattr(self.console, "isatty", lambda: False)():
-            end = "\n" if done == total else ""
-            self.console.write(f"\r{line}{end}")
+            self.console.write(f"\r{line}{chr(10) if finished else ''}")
             self.console.flush()
-        elif done == total:
+        elif finished:
             self.log.info(line)
-        self.log.debug(line)
 
     def _say(self, text):
         self.log.info(text)

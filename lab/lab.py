@@ -20,7 +20,7 @@ from pathlib import Path
 
 import toml
 
-from . import kernel, packages, quirks as quirk_table, rootfs, spec, state
+from . import doubles, kernel, packages, quirks as quirk_table, rootfs, spec, state
 from .errors import LabError
 
 INIT = Path(__file__).resolve().parent / "init.sh"
@@ -44,6 +44,7 @@ class Lab:
         self.known_hosts = self.dir / "known_hosts"
         self.identity_file = self.dir / "id_ed25519"
         self.sudo_password_file = self.dir / "sudo_password"
+        self.offline_dir = self.dir / "offline"  # kubefab's offline install source: the doubles and unit files
         self.sudo_password = secrets.token_urlsafe(12)  # kfpasswd's; never printed, kept 0600 in sudo_password_file
         self.bridge_address = str(spec.subnet(self.id)[1])
         self._bin_dir = None
@@ -124,6 +125,7 @@ class Lab:
         self._bin_dir = bin_dir
         known = [self._host_layer(h) for h in self.hosts]
         self.known_hosts.write_text("".join(f"{h.name},{h.address} {key}\n" for h, key in zip(self.hosts, known)))
+        self._write_offline_dir()
         self.inventory.write_text(toml.dumps(self.inventory_data()))
         if self.flavour.systemd:
             self._hierarchies = kernel.hierarchies()
@@ -152,6 +154,11 @@ class Lab:
     def _machine_id(self, h):
         return hashlib.sha256(f"{self.dir}:{self.state.owner_pid}:{h.name}".encode()).hexdigest()[:32]
 
+    def _write_offline_dir(self):
+        doubles.install_dir(self.offline_dir, version=f"v{KUBERNETES_VERSION}")
+        for path, text in doubles.unit_files().items():
+            (self.offline_dir / Path(path).name).write_text(text)
+
     def inventory_data(self):
         """kubefab's inventory of this lab, as written to `inventory`."""
         return {
@@ -160,6 +167,7 @@ class Lab:
                     "sudo": self.ssh_user is not spec.ROOT, "known_hosts": "strict",
                     "known_hosts_file": str(self.known_hosts)},
             "hosts": {h.name: {"address": h.address, "roles": list(h.roles)} for h in self.hosts},
+            "install": {"source": "offline", "directory": str(self.offline_dir)},
         }
 
     def _boot(self):
