@@ -1,13 +1,13 @@
 """A host's steps of one phase as one POSIX sh script, run in one SSH round trip.
 
 Each step reports a status line tagged with a per-script nonce, then the tail of its output, so the
-results come back as values per step. Steps after a failed one are skipped. A Push carries its files
-as one tar archive inside the script: unpacked into a private staging dir, each file that differs
-copied beside its target, synced, then renamed over it (old or new, never partial), mode set and
-owned by root. The script ignores SIGHUP and SIGPIPE: a dropped connection lets it finish.
+results come back as values per step. Steps after a failed one are skipped. The files of every Push
+travel beside the script as one tar archive (the payload, the script's $1): unpacked into a private
+staging dir, each file that differs is copied beside its target, synced, then renamed over it (old
+or new, never partial), mode set and owned by root. The script ignores SIGHUP and SIGPIPE: a
+dropped connection lets it finish.
 """
 
-import base64
 import io
 import re
 import secrets
@@ -23,8 +23,10 @@ TAIL_BYTES = 3000
 PREAMBLE = r"""set -u
 umask 022
 trap '' HUP PIPE
+kf_payload=${1:-}
+kf_stage=""
 kf_dir=$(mktemp -d) || exit 1
-trap 'rm -rf "$kf_dir"' EXIT
+trap 'rm -rf "$kf_dir" $kf_stage' EXIT
 kf_changed=" "
 kf_failed=0
 kf_now() { date +%s%N 2>/dev/null || echo 0; }
@@ -36,6 +38,10 @@ kf_report() {
 }
 kf_untouched() {
   for p in "$@"; do case "$kf_changed" in *" $p "*) return 1;; esac; done
+}
+kf_unpack() {
+  [ -n "$kf_stage" ] && return
+  kf_stage=$(mktemp -d /var/tmp/kubefab-stage.XXXXXX) && tar -x -f "$kf_payload" -C "$kf_stage"
 }
 kf_place() {
   kf_new=""; kf_same=0
@@ -65,13 +71,22 @@ class StepResult:
     code: int = 0
 
 
+@dataclass(frozen=True)
+class Script:
+    text: bytes             # the script, run by sh with the payload's path as $1
+    payload: bytes          # a tar of every pushed file, named s<step>f<file>
+    nonce: str              # tags the status lines
+
+
 def build(steps, nonce=None):
-    """(script bytes, nonce) running `steps` in order and reporting each."""
+    """The Script running `steps` in order and reporting each."""
     nonce = nonce or secrets.token_hex(8)
     parts = [f"K={nonce}\n", PREAMBLE]
     for index, step in enumerate(steps):
         parts.append(_step(index, step, nonce))
-    return "".join(parts).encode(), nonce
+    pushed = tuple((f"s{i}f{j}", f) for i, step in enumerate(steps) if isinstance(step, Push) and not step.done
+                   for j, f in enumerate(step.files))
+    return Script("".join(parts).encode(), archive(pushed) if pushed else b"", nonce)
 
 
 def _step(index, step, nonce):
@@ -106,13 +121,13 @@ def _command(index, step, nonce):
             f"kf_report {index} $st $rc $s\nfi\n")
 
 
-def archive(files):
-    """A tar of `files` named f0, f1, ... in order: what a Push carries."""
+def archive(named):
+    """A tar of (name, file) pairs: what the Push steps of a script carry."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for i, f in enumerate(files):
+        for name, f in named:
             data = f.local.read_bytes()
-            info = tarfile.TarInfo(f"f{i}")
+            info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o600
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
@@ -124,13 +139,10 @@ def _push(index, step, nonce):
     for f in step.files:
         if not re.fullmatch(r"/[A-Za-z0-9._/@+-]+", f.path):
             raise ValueError(f"cannot push to {f.path!r}: only plain path characters are allowed")
-    data = base64.encodebytes(archive(step.files)).decode()
-    listing = "".join(f"{f.mode:o} f{i} {f.path}\n" for i, f in enumerate(step.files))
-    return ("else s=$(kf_now); kf_stage=$(mktemp -d /var/tmp/kubefab-stage.XXXXXX) &&\n"
-            f"base64 -d > \"$kf_stage/a.tar\" {_heredoc(data, nonce)}"
-            "[ $? = 0 ] && tar -x -f \"$kf_stage/a.tar\" -C \"$kf_stage\" &&\n"
+    listing = "".join(f"{f.mode:o} s{index}f{i} {f.path}\n" for i, f in enumerate(step.files))
+    return ("else s=$(kf_now); kf_unpack >\"$kf_dir/out\" 2>&1 &&\n"
             f"kf_place \"$kf_stage\" >\"$kf_dir/out\" 2>&1 {_heredoc(listing, nonce)}"
-            "rc=$?; rm -rf \"$kf_stage\"\n"
+            "rc=$?\n"
             f"case $rc in 0) st={CHANGED};; {UNCHANGED_EXIT}) st={UNCHANGED};; *) st={FAILED}; kf_failed=1;; esac\n"
             f"kf_report {index} $st $rc $s\nfi\n")
 

@@ -182,17 +182,21 @@ class Hosts:
                 self._gateways[spec] = self._open(via)
             return self._gateways[spec]
 
-    def run(self, host, script, timeout):
-        """Run `script` (bytes) as root on `host`; Output, or Unreachable when the connection fails."""
+    def run(self, host, script, timeout, payload=b""):
+        """Run `script` (bytes) as root on `host`, the path of `payload` as its $1.
+
+        Returns its Output, or raises Unreachable when the connection fails or breaks.
+        """
         c = self.connection(host)
         password = sudo_password(host)
         prefix = password.reveal().encode() + b"\n" if password else b""
-        command = _wrapper(len(script), host.ssh.sudo, password is not None)
+        command = _wrapper(len(script), len(payload), host.ssh.sudo, password is not None)
         start = time.monotonic()
         try:
             chan = c.transport.open_session(timeout=host.ssh.connect_timeout)
             chan.exec_command(command)
             chan.sendall(prefix + script)
+            chan.sendall(payload)
             chan.shutdown_write()
             code, out, err = _collect(chan, start + timeout)
         except (paramiko.SSHException, OSError, EOFError) as e:
@@ -226,18 +230,19 @@ def _cause(host, known, error):
     raise error
 
 
-def _wrapper(size, sudo, with_password):
-    """The remote command: take the whole script into a private temp file, then run it as root."""
+def _wrapper(size, payload_size, sudo, with_password):
+    """The remote command: take the whole script and payload into private temp files, then run it as root."""
     if not sudo:
-        run = 'sh "$f"'
+        run = 'sh "$f" "$f.d"'
     elif with_password:
-        run = 'printf "%s\\n" "$p" | sudo -S -p "" sh -c "exec </dev/null; exec sh \\"\\$0\\"" "$f"'
+        run = 'printf "%s\\n" "$p" | sudo -S -p "" sh -c "exec </dev/null; exec sh \\"\\$0\\" \\"\\$1\\"" "$f" "$f.d"'
     else:
-        run = 'sudo -n sh "$f"'
+        run = 'sudo -n sh "$f" "$f.d"'
     read = 'IFS= read -r p; ' if with_password else ''
-    body = (f'umask 077; f=$(mktemp) || exit {TRUNCATED}; trap \'rm -f "$f"\' EXIT; {read}'
-            f'head -c {size} > "$f"; [ "$(wc -c < "$f")" -eq {size} ] || '
-            f'{{ echo "kubefab: the script arrived truncated" >&2; exit {TRUNCATED}; }}; {run}')
+    take = " && ".join(f'head -c {n} > "{name}" && [ "$(wc -c < "{name}")" -eq {n} ]'
+                       for name, n in (("$f", size), ("$f.d", payload_size)))
+    body = (f'umask 077; f=$(mktemp) || exit {TRUNCATED}; trap \'rm -f "$f" "$f.d"\' EXIT; {read}'
+            f'{{ {take}; }} || {{ echo "kubefab: the script arrived truncated" >&2; exit {TRUNCATED}; }}; {run}')
     return "sh -c '" + body.replace("'", "'\\''") + "'"
 
 

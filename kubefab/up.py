@@ -142,10 +142,10 @@ class Run:
             return HostResult(host.name, "facts", FAILED, out.seconds, detail=str(e))
 
     def _host_phase(self, phase_name, host, steps):
-        text, nonce = script.build(steps)
-        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60
-        out = self.ssh.run(host, text, timeout)
-        steps_done = script.parse(steps, out.stdout, nonce)
+        built = script.build(steps)
+        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + len(built.payload) // 2 ** 20
+        out = self.ssh.run(host, built.text, timeout, built.payload)
+        steps_done = script.parse(steps, out.stdout, built.nonce)
         for r in steps_done:
             detail = r.detail if r.status == FAILED else r.detail.partition("\n")[0]
             self.log.debug("%s %s %s: %s (%.2f s)%s", phase_name, host.name, r.name, r.status, r.seconds,
