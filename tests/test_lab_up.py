@@ -47,11 +47,12 @@ def run(lab, tmp_path, action="up", **options):
 def test_facts_and_preflight_on_many_hosts_report_each_quirk_by_its_check(new_lab, tmp_path):
     lab = new_lab(hosts=PLAIN_HOSTS, control_planes=3, flavour="plain", quirks={h: [q] for h, q in QUIRKY.items()})
     edit_inventory(lab, connect_timeout=3)
+    run(lab, tmp_path, "preflight")  # the first run also makes the PKI: time the second
     cpu, wall = time.process_time(), time.monotonic()
     code, text, results = run(lab, tmp_path, "preflight")
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-    print(f"\nfacts + preflight on {PLAIN_HOSTS} plain hosts: {wall:.2f} s wall, client CPU {cpu:.2f} s "
-          f"({cpu / PLAIN_HOSTS * 1000:.1f} ms per host)")
+    print(f"\nfacts + preflight on {PLAIN_HOSTS} plain hosts (one cut off: 3 s timeout): {wall:.2f} s wall, client "
+          f"CPU {cpu:.2f} s ({cpu / PLAIN_HOSTS * 1000:.1f} ms per host)")
     assert code == 1
     assert "refused" in results["kf-w6", "facts"].detail and "is sshd running" in results["kf-w6", "facts"].detail
     assert "timed out after 3 s" in results["kf-w7", "facts"].detail
