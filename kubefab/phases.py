@@ -41,14 +41,21 @@ def _push(inv, host, bundle, facts):
     return (Push("push files", tuple(f for f in bundle.files[host.name] if f.phase == "push")),)
 
 
+def _already(facts, path, what):
+    """Why the facts say a kubeadm step is done: the file it leaves behind is there."""
+    return what if facts and path in facts.kubernetes_files else ""
+
+
 def _init(inv, host, bundle, facts):
+    manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml"
     return (Command("kubeadm init", f"kubeadm init --config {render.INIT_CONFIG}", timeout=900,
-                    guard="[ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]"),)
+                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),)
 
 
 def _join(inv, host, bundle, facts):
+    kubelet_conf = "/etc/kubernetes/kubelet.conf"
     return (Command("kubeadm join", f"kubeadm join --config {render.JOIN_CONFIG}", timeout=900,
-                    guard="[ -f /etc/kubernetes/kubelet.conf ]"),)
+                    guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node")),)
 
 
 def _no_steps(inv, host, bundle, facts):

@@ -6,6 +6,7 @@ bundle and facts, ask (or --yes), then run each phase as the plan orders it. A p
 host stops the run before the next phase. The run ends with a hosts x phases table.
 """
 
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ class Run:
         failed = any(r.failed for r in results)
         if "preflight" in stages:
             findings = preflight.evaluate(self.inv, gathered, self.o.ignore)
-            self._say(preflight.table(findings))
+            self._say(preflight.table(findings), shown=any(f.level != OK for f in findings))
             blocking = preflight.blocking(findings)
             self.results += [HostResult(h.name, "preflight", _preflight_status(h.name, findings, gathered),
                                         detail="; ".join(f"{f.check}: {f.reason}" for f in blocking
@@ -171,13 +172,14 @@ class Run:
         elif finished:
             self.log.info(line)
 
-    def _say(self, text):
-        self.log.info(text)
+    def _say(self, text, shown=False):
+        """Tell the user; `shown` text appears even under --quiet (summaries, problems)."""
+        self.log.log(logging.WARNING if shown else logging.INFO, text)
 
     def _finish(self, outcome):
         if self.results:
-            self._say(report.summary(self.results, time.monotonic() - self.start))
-        self._say(outcome)
+            self._say(report.summary(self.results, time.monotonic() - self.start), shown=True)
+        self._say(outcome, shown=True)
 
 
 @dataclass(frozen=True)

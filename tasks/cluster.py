@@ -32,7 +32,7 @@ def preflight(c, inventory=None, state_dir=None, host=None, ignore=None, workers
     """Gather facts and run the preflight checks on the hosts; changes nothing, exits 1 on errors."""
     with user_errors():
         options = Options(hosts=names(host), ignore=names(ignore), workers=int(workers), verbose=verbose, quiet=quiet)
-        code = Run(load(c, inventory, state_dir), options).preflight()
+        code = _interruptible(Run(load(c, inventory, state_dir), options).preflight)
     if code:
         raise Exit(code=code)
 
@@ -45,6 +45,15 @@ def up(c, inventory=None, state_dir=None, only=None, skip=None, host=None, ignor
     with user_errors():
         options = Options(only=names(only), skip=names(skip), hosts=names(host), ignore=names(ignore),
                           workers=int(workers), yes=yes, verbose=verbose, quiet=quiet)
-        code = Run(load(c, inventory, state_dir), options).up()
+        code = _interruptible(Run(load(c, inventory, state_dir), options).up)
     if code:
         raise Exit(code=code)
+
+
+def _interruptible(run):
+    """Ctrl-C outside the host work (which the runner handles) still ends with 130, not a traceback."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 130

@@ -5,8 +5,12 @@ import hashlib
 import io
 import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import toml
@@ -16,6 +20,7 @@ from kubefab.render import RenderedFile
 from kubefab.steps import Command, Push
 
 pytestmark = pytest.mark.lab
+ROOT = Path(__file__).resolve().parent.parent
 PLAIN_HOSTS = 50
 PASSWORD_ENV = "KUBEFAB_TEST_SUDO_PASSWORD"
 # the check that reports each quirk (kubeadm's name where kubeadm has the check); None: SSH fails first
@@ -229,3 +234,36 @@ def _run_catching(hosts, host, built):
 def test_the_runner_bounds_its_pool():
     with pytest.raises(ValueError):
         runner.Runner(workers=0)
+
+
+def cli(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_up_without_a_terminal_asks_for_yes_instead_of_waiting_and_changes_nothing(new_lab, tmp_path):
+    lab = new_lab(hosts=1, flavour="plain")
+    p = cli("cluster.up", "-i", str(lab.inventory), "--state-dir", str(tmp_path / "state"), "--only", "runtime")
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "no terminal to ask on — pass --yes" in err, out + err
+    assert "kubefab" not in lab.run("kf-cp1", "cat /etc/hosts").stdout
+    p = cli("cluster.up", "-i", str(lab.inventory), "--state-dir", str(tmp_path / "state"))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "init, join-control-plane, join-workers, cni, verify are not implemented yet" in err
+
+
+def test_ctrl_c_lets_running_hosts_finish_then_exits_130_with_the_summary(new_lab, tmp_path):
+    lab = new_lab(hosts=3, flavour="plain")
+    edit_inventory(lab, connect_timeout=4)
+    lab.cut("kf-w2")
+    p = cli("cluster.preflight", "-i", str(lab.inventory), "--state-dir", str(tmp_path / "state"))
+    log = tmp_path / "state" / logs.FILE
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and "facts" in log.read_text()):
+        time.sleep(0.1)
+    time.sleep(1.5)  # the two reachable hosts are done, kf-w2 is still connecting
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, out + err
+    assert re.search(r"kf-w1 +ok", out) and re.search(r"kf-w2 +failed", out), out
+    assert "interrupted" in out and "Traceback" not in err

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import inventory, plan, report
+from kubefab import facts, inventory, plan, report
 from kubefab.errors import KubefabError
 from kubefab.steps import Push
 
@@ -154,3 +154,28 @@ def test_plan_for_one_host_and_an_unknown_host(ha):
     assert run.returncode == 2
     assert "no host named 'w-4'" in run.stderr and "did you mean 'w-3'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def facts_of(host, package_manager="dnf", kubernetes_files=()):
+    return facts.Facts(host, host, "0" * 32, "rocky", package_manager, 4, 4096, 0, 0, (), (), kubernetes_files, 10000)
+
+
+def test_facts_decide_steps_the_offline_plan_leaves_open(ha):
+    inv, p = ha
+    gathered = {h.name: facts_of(h.name) for h in inv.hosts}
+    gathered["w-2"] = facts_of("w-2", "apt", ("/etc/kubernetes/kubelet.conf",))
+    with_facts = plan.build(inv, p.bundle, gathered)
+
+    def step(pl, phase, host, name):
+        pp = next(pp for pp in pl.phases if pp.phase.name == phase)
+        return next(s for b in pp.batches for hs in b if hs.host.name == host for s in hs.steps if s.name == name)
+
+    offline_install = step(p, "runtime", "w-1", "install packages").script
+    assert "apt-get" in offline_install and "dnf install" in offline_install
+    assert "dnf install" in step(with_facts, "runtime", "w-1", "install packages").script
+    assert "apt-get" not in step(with_facts, "runtime", "w-1", "install packages").script
+    assert "dnf" not in step(with_facts, "runtime", "w-2", "install packages").script
+    assert step(with_facts, "join-workers", "w-2", "kubeadm join").done == "already a node"
+    assert step(with_facts, "join-workers", "w-1", "kubeadm join").done == ""
+    assert "[done: already a node]" in report.plan_text(with_facts)
+    assert plan.build(inv, p.bundle, gathered) == with_facts
