@@ -112,7 +112,7 @@ class Hosts:
         self._known = {}
         self._connections = {}
         self._gateways = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()       # a gateway is opened under it, and opening takes it again
 
     def known_hosts(self, host):
         key = (host.ssh.known_hosts_file, host.ssh.known_hosts)

@@ -268,3 +268,14 @@ def test_ctrl_c_lets_running_hosts_finish_then_exits_130_with_the_summary(new_la
     assert p.returncode == 130, out + err
     assert re.search(r"kf-w1 +ok", out) and re.search(r"kf-w2 +failed", out), out
     assert "interrupted" in out and "Traceback" not in err
+
+
+def test_a_host_behind_a_gateway_is_reached_through_it(new_lab, tmp_path):
+    lab = new_lab(hosts=2, flavour="plain")
+    raw = toml.loads(lab.inventory.read_text())
+    raw["hosts"]["kf-w1"]["ssh"] = {"gateway": f"root@{lab.host('kf-cp1').address}:22"}
+    lab.inventory.write_text(toml.dumps(raw))
+    lab.run("kf-w1", f"iptables -A INPUT -p tcp --dport 22 ! -s {lab.host('kf-cp1').address} -j REJECT")
+    code, text, results = run(lab, tmp_path, "preflight")
+    assert code == 0, text
+    assert results["kf-w1", "facts"].status == "ok"
