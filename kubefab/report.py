@@ -76,7 +76,7 @@ def summary(results, seconds):
     for h in hosts:
         out.append(f"{h:<{width}}  " + "  ".join(f"{_cell(cells.get((h, p))):<{cols[p]}}" for p in phase_names))
     failed = [r for r in results if r.status == FAILED]
-    out += [f"FAILED {r.host} {r.phase}: {r.detail}" for r in failed]
+    out += [f"FAILED {r.host} {r.phase}: {r.detail}".replace("\n", "\n    ") for r in failed]
     hosts_failed = len({r.host for r in failed})
     out.append(f"{len(hosts)} hosts, {hosts_failed} failed, {seconds:.1f} s")
     return "\n".join(out)

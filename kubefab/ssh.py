@@ -66,7 +66,8 @@ class KnownHosts:
 
     def prime(self, client, host):
         """Give `client` only this host's known keys, so paramiko negotiates their type and checks them."""
-        known = self.keys.lookup(entry_name(host)) or {}
+        with self._lock:
+            known = dict(self.keys.lookup(entry_name(host)) or {})
         for keytype, key in known.items():
             client.get_host_keys().add(entry_name(host), keytype, key)
         client.set_missing_host_key_policy(_Missing(self, host))

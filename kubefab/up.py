@@ -149,8 +149,8 @@ class Run:
         steps_done = script.parse(steps, out.stdout, built.nonce)
         for r in steps_done:
             detail = r.detail if r.status == FAILED else r.detail.partition("\n")[0]
-            self.log.debug("%s %s %s: %s (%.2f s)%s", phase_name, host.name, r.name, r.status, r.seconds,
-                           f" {detail}" if detail else "")
+            self.log.debug("%s %s %s: %s, exit %s, %.2f s%s", phase_name, host.name, r.name, r.status, r.code,
+                           r.seconds, f": {detail}" if detail else "")
         status = worst(r.status for r in steps_done)
         detail = "; ".join(f"{r.name}: {r.detail}" for r in steps_done if r.status == FAILED)
         if steps_done and all(r.detail.startswith("no report") for r in steps_done if r.status == FAILED) \
