@@ -108,8 +108,7 @@ def _changed_key(host, known_path, error):
 class Hosts:
     """Open connections to the inventory's hosts, one per host for the whole run."""
 
-    def __init__(self, inv):
-        self.inv = inv
+    def __init__(self):
         self._known = {}
         self._connections = {}
         self._gateways = {}
@@ -158,8 +157,11 @@ class Hosts:
         """A TCP socket to the host with Nagle off, or a channel through the gateway (ProxyJump)."""
         s = host.ssh
         if s.gateway:
-            return self._gateway(host).transport.open_channel(
-                "direct-tcpip", (host.address, s.port), ("", 0), timeout=s.connect_timeout)
+            try:
+                return self._gateway(host).transport.open_channel(
+                    "direct-tcpip", (host.address, s.port), ("", 0), timeout=s.connect_timeout)
+            except (Unreachable, paramiko.SSHException, OSError) as e:
+                raise Unreachable(f"through the gateway {s.gateway}: {e}") from None
         try:
             sock = socket.create_connection((host.address, s.port), timeout=s.connect_timeout)
         except socket.timeout:
@@ -173,6 +175,7 @@ class Hosts:
         return sock
 
     def _gateway(self, host):
+        """The shared connection to the host's bastion; a bastion that failed once fails its hosts at once."""
         spec = host.ssh.gateway
         with self._lock:
             if spec not in self._gateways:
@@ -180,7 +183,12 @@ class Hosts:
                 address, _, port = rest.partition(":")
                 via = replace(host, name=f"gateway {spec}", address=address,
                               ssh=replace(host.ssh, user=user or host.ssh.user, port=int(port or 22), gateway=""))
-                self._gateways[spec] = self._open(via)
+                try:
+                    self._gateways[spec] = self._open(via)
+                except Unreachable as e:
+                    self._gateways[spec] = e
+            if isinstance(self._gateways[spec], Unreachable):
+                raise self._gateways[spec]
             return self._gateways[spec]
 
     def run(self, host, script, timeout, payload=b""):
@@ -210,7 +218,7 @@ class Hosts:
 
     def close(self):
         with self._lock:
-            conns = [*self._connections.values(), *self._gateways.values()]
+            conns = [*self._connections.values(), *(g for g in self._gateways.values() if isinstance(g, Connection))]
             self._connections, self._gateways = {}, {}
         for c in conns:
             c.close()

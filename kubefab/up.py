@@ -72,7 +72,7 @@ class Run:
         with lock.held(self.inv.state_dir, self.log):
             self.bundle = plan.prepare(self.inv)
             logs.mask(token.bootstrap_token(self.inv))
-            self.ssh = ssh.Hosts(self.inv)
+            self.ssh = ssh.Hosts()
             self.runner = Runner(self.o.workers, self._progress)
             try:
                 return body()

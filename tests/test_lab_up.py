@@ -117,7 +117,7 @@ def test_runtime_and_push_as_a_sudo_user_with_a_password_then_a_second_run_chang
 def test_sudo_as_a_passwordless_user_and_a_wrong_or_missing_password(new_lab, tmp_path, monkeypatch):
     lab = new_lab(hosts=2, flavour="plain", ssh_user="kfadmin")
     inv = inventory.load(lab.inventory, state_dir=tmp_path / "a")
-    hosts = ssh.Hosts(inv)
+    hosts = ssh.Hosts()
     try:
         assert hosts.run(inv.host("kf-w1"), b"id -un; echo $SUDO_USER", 30).stdout.split() == ["root", "kfadmin"]
     finally:
@@ -184,7 +184,7 @@ def test_a_push_cut_off_mid_way_leaves_every_file_old_or_new(new_lab, tmp_path):
         (tmp_path / name).write_bytes(data)
         files.append(RenderedFile("kf-cp1", f"/etc/kubefab-test/{name}", 0o600, len(data), True, tmp_path / name,
                                   "test", "push"))
-    hosts = ssh.Hosts(inv)
+    hosts = ssh.Hosts()
 
     def cut_while(steps, ready):
         built = script.build(steps)
