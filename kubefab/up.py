@@ -36,6 +36,8 @@ class Run:
     """One run against one inventory: its log, lock, connections, pool and results so far."""
 
     def __init__(self, inv, options, console=None, ask=None):
+        if options.workers < 1:
+            raise KubefabError(f"--workers {options.workers}: at least one host must be worked on at a time")
         self.inv, self.o = inv, options
         self.console = console or sys.stdout
         self.ask = ask or _ask

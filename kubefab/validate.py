@@ -194,8 +194,8 @@ def check_ssh(p, table, s):
 def check_install(p, install):
     _choice(p, "install", "source", install.source, INSTALL_SOURCES)
     if install.source == "offline" and not install.directory:
-        p.add("install", "directory", "is missing — source 'offline' installs from a local directory of kubeadm, "
-                                      "kubelet, kubectl and the kubelet unit files; name it here")
+        p.add("install", "source", "is 'offline' but no directory is given — add directory = \"PATH\": a local "
+                                   "directory of kubeadm, kubelet, kubectl and the kubelet unit files")
 
 
 def check_host(p, h):
