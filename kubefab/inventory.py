@@ -89,6 +89,14 @@ class Mirrors:
 
 
 @dataclass(frozen=True)
+class Install:
+    """Where kubeadm, kubelet, kubectl and the runtime come from: package repositories or a local directory."""
+
+    source: str = "packages"        # packages | offline
+    directory: str = ""             # offline: binaries and kubelet unit files; relative to the inventory
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: str
@@ -116,6 +124,7 @@ class Inventory:
     mirrors: Mirrors
     state_dir: Path
     warnings: tuple = ()
+    install: Install = Install()
 
     @property
     def control_planes(self):
@@ -245,17 +254,20 @@ def load(path="inventory.toml", state_dir=None):
     path = Path(path)
     text, raw = _read(path)
     p = schema.Problems(path, text)
+    tables = ["cluster", "ssh", "hosts", "mirrors", "install"]
     for key in raw:
-        if key not in ("cluster", "ssh", "hosts", "mirrors"):
-            p.add((key,), "", f"is not a known table{schema.did_you_mean(key, ['cluster', 'ssh', 'hosts', 'mirrors'])}")
+        if key not in tables:
+            p.add((key,), "", f"is not a known table{schema.did_you_mean(key, tables)}")
     cluster_raw = _table(p, raw, "cluster", "cluster")
     cluster = _resolve_cluster(p, cluster_raw)
     ssh = SSH(**schema.typed(p, "ssh", _table(p, raw, "ssh", "ssh"), SSH))
     validate.check_ssh(p, "ssh", ssh)
     hosts = _resolve_hosts(p, _table(p, raw, "hosts", "hosts"), ssh)
     mirrors = Mirrors(**schema.typed(p, "mirrors", _table(p, raw, "mirrors", "mirrors"), Mirrors))
+    install = Install(**schema.typed(p, "install", _table(p, raw, "install", "install"), Install))
+    validate.check_install(p, install)
     validate.check_cluster(p, cluster)
-    warnings = validate.check_whole(p, hosts, cluster, mirrors) + _unused(mirrors)
+    warnings = validate.check_whole(p, hosts, cluster, mirrors)
     if p.items:
         raise InventoryError(path, p.items)
     base = path.resolve().parent
@@ -264,15 +276,8 @@ def load(path="inventory.toml", state_dir=None):
     cluster = replace(cluster, control_plane_endpoint=net.join_endpoint(host, port))
     state = Path(state_dir) if state_dir else base / ".kubefab" / cluster.name
     return Inventory(path=path, cluster=cluster, ssh=_with_paths(ssh, base), hosts=hosts, mirrors=mirrors,
-                     state_dir=state.resolve(), warnings=tuple(warnings))
-
-
-def _unused(mirrors):
-    """Settings read and checked but not acted on yet: said in the plan rather than silently ignored."""
-    if mirrors.package_repository == Mirrors.package_repository:
-        return []
-    return [f"[mirrors] package_repository {mirrors.package_repository!r} is not used yet: kubefab installs no "
-            "packages so far — install containerd, kubeadm and kubelet from that repository yourself"]
+                     state_dir=state.resolve(), warnings=tuple(warnings),
+                     install=replace(install, directory=_absolute(install.directory, base)))
 
 
 def _first_control_plane(hosts):

@@ -7,10 +7,15 @@ INIT_CONFIG = f"{KUBEFAB}/init.yaml"
 JOIN_CONFIG = f"{KUBEFAB}/join.yaml"
 
 # Files kubeadm must write itself: its preflight fails when they already exist (reference §6.1).
-MANIFESTS = tuple(f"{KUBERNETES}/manifests/{name}.yaml"
-                  for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"))
+def manifest(component):
+    """The static pod manifest kubeadm writes for `component` (kube-apiserver, etcd, ...)."""
+    return f"{KUBERNETES}/manifests/{component}.yaml"
+
+
+MANIFESTS = tuple(manifest(name) for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"))
 JOIN_WRITES = (f"{KUBERNETES}/kubelet.conf", f"{KUBERNETES}/bootstrap-kubelet.conf")
 
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 CONTAINERD_CERTS_D = "/etc/containerd/certs.d"  # containerd's registry host directories (config_path)
 
 

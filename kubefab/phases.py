@@ -1,27 +1,24 @@
-"""The phases of `cluster.up`, in order: one table drives help, --skip/--only and the plan."""
+"""The stages and phases of `cluster.up`, in order: one table drives help, --skip/--only, the plan and the run.
+
+`facts` and `preflight` are stages: they feed the plan (facts) or gate it (preflight) and are not
+steps inside it. Every phase after them is a row of PHASES: which hosts, in what order (all at once,
+one at a time, or in batches) and which steps each host runs, or which API steps run once from here.
+"""
 
 from dataclasses import dataclass
 from typing import Callable
 
-from kubefab import paths, render
-from kubefab.command import Run, run
+from kubefab import inventory, paths, runtime
 from kubefab.errors import KubefabError
+from kubefab.steps import Api, Command, Push
 
-KUBEADM_DIR = "/etc/kubernetes"
-
-
-@dataclass(frozen=True)
-class Push:
-    """Files staged on the host, then moved into place."""
-
-    files: tuple
+PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
+STAGES = {"facts": "Gather facts from every host (one probe per host)",
+          "preflight": "Check every host against kubeadm's preflight and kubefab's own checks"}
 
 
-@dataclass(frozen=True)
-class Api:
-    """A step done from this machine through the API server with admin.conf."""
-
-    what: str
+def _none(inv, bundle):
+    return ()
 
 
 @dataclass(frozen=True)
@@ -30,103 +27,85 @@ class Phase:
 
     name: str
     title: str
-    hosts: Callable          # inventory -> hosts the phase acts on
-    order: str               # "parallel" | "serial" | "batches"
-    steps: Callable          # (inventory, host, files of that host) -> tuple of Run | Push | Api
+    hosts: str               # a key of inventory.HOST_SETS
+    order: str               # PARALLEL | SERIAL | BATCHES
+    steps: Callable          # (inventory, host, bundle, facts of that host or None) -> host steps
+    api: Callable = _none    # (inventory, bundle) -> Api steps run once from this machine
+    implemented: bool = True
+
+    def host_list(self, inv):
+        return inventory.HOST_SETS[self.hosts](inv)
 
 
-def _all(inv):
-    return inv.hosts
+def _push(inv, host, bundle, facts):
+    return (Push("push files", tuple(f for f in bundle.files[host.name] if f.phase == "push")),)
 
 
-def _first_cp(inv):
-    return (inv.first_control_plane,)
+def _already(facts, path, what):
+    """Why the facts say a kubeadm step is done: the file it leaves behind is there."""
+    return what if facts and path in facts.kube_files else ""
 
 
-def _other_cps(inv):
-    return inv.control_planes[1:]
+def _init(inv, host, bundle, facts):
+    manifest = paths.manifest("kube-apiserver")
+    return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG}", timeout=900,
+                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),)
 
 
-def _workers(inv):
-    return inv.non_control_planes
+def _join(inv, host, bundle, facts):
+    kubelet_conf = paths.kubeconfig("kubelet.conf")
+    return (Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}", timeout=900,
+                    guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node")),)
 
 
-def _runtime_file(f):
-    return not f.path.startswith(KUBEADM_DIR + "/")
-
-
-def _facts(inv, host, files):
-    return (Run(("sh", "-s"), label="one probe script: os, kernel, cpus, memory, swap, ports, files, "
-                                    "binaries, clock, machine-id"),)
-
-
-def _preflight(inv, host, files):
+def _no_steps(inv, host, bundle, facts):
     return ()
 
 
-def _runtime(inv, host, files):
-    return (
-        Push(tuple(f for f in files if _runtime_file(f))),
-        run("modprobe", "-a", *render.kernel_modules(inv)),
-        # only kubefab's own files: `sysctl --system` would re-apply every file on the host and
-        # fails where an unrelated key is read-only (containers, hardened hosts)
-        *(run("sysctl", "-p", f.path) for f in files if f.path.startswith("/etc/sysctl.d/")),
-        run("swapoff", "-a"),
-        run("systemctl", "restart", "containerd"),
-        run("systemctl", "enable", "kubelet"),
-    )
+def _cni(inv, bundle):
+    c = inv.cluster
+    return () if c.cni == "none" else (Api("cni", f"apply the {c.cni} manifest for pods in {c.pod_subnet}"),)
 
 
-def _push(inv, host, files):
-    return (Push(tuple(f for f in files if not _runtime_file(f))),)
-
-
-def _init(inv, host, files):
-    return (run("kubeadm", "init", "--config", paths.INIT_CONFIG),)
-
-
-def _join(inv, host, files):
-    return (run("kubeadm", "join", "--config", paths.JOIN_CONFIG),)
-
-
-def _cni(inv, host, files):
-    return () if inv.cluster.cni == "none" else (Api(f"apply the {inv.cluster.cni} manifest for pods in "
-                                                     f"{inv.cluster.pod_subnet}"),)
-
-
-def _verify(inv, host, files):
-    return (Api(f"wait until all {len(inv.hosts)} nodes are Ready, apply labels and taints from the inventory"),)
+def _verify(inv, bundle):
+    return (Api("verify", f"wait until all {len(inv.hosts)} nodes are Ready, apply labels and taints "
+                          "from the inventory"),)
 
 
 PHASES = (
-    Phase("facts", "Gather facts from every host", _all, "parallel", _facts),
-    Phase("preflight", "Check every host against kubeadm's preflight and kubefab's own checks", _all,
-          "parallel", _preflight),
-    Phase("runtime", "Set up modules, sysctls, containerd and the kubelet", _all, "parallel", _runtime),
-    Phase("push", "Push the PKI bundle, kubeconfigs and kubeadm configs", _all, "parallel", _push),
-    Phase("init", "kubeadm init on the first control-plane node", _first_cp, "serial", _init),
-    Phase("join-control-plane", "Join the other control-plane nodes, one at a time", _other_cps, "serial", _join),
-    Phase("join-workers", "Join the workers", _workers, "batches", _join),
-    Phase("cni", "Install the pod network", _first_cp, "serial", _cni),
-    Phase("verify", "Check the cluster", _first_cp, "serial", _verify),
+    Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
+          runtime.steps),
+    Phase("push", "Push the PKI bundle, kubeconfigs and kubeadm configs", "all", PARALLEL, _push),
+    Phase("init", "kubeadm init on the first control-plane node", "first-control-plane", SERIAL, _init,
+          implemented=False),
+    Phase("join-control-plane", "Join the other control-plane nodes, one at a time", "other-control-planes",
+          SERIAL, _join, implemented=False),
+    Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join, implemented=False),
+    Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _no_steps, api=_cni,
+          implemented=False),
+    Phase("verify", "Check the cluster", "first-control-plane", SERIAL, _no_steps, api=_verify,
+          implemented=False),
 )
-NAMES = tuple(p.name for p in PHASES)
+NAMES = (*STAGES, *(p.name for p in PHASES))
 
 
 def select(only=(), skip=()):
-    """The phases to run, in order; unknown names are rejected with the valid ones listed."""
+    """(stage names, phases) to run, in order; unknown names are rejected with the valid ones listed."""
     for name in (*only, *skip):
         if name not in NAMES:
             raise KubefabError(f"unknown phase {name!r} — phases are: {', '.join(NAMES)}")
-    return tuple(p for p in PHASES if (not only or p.name in only) and p.name not in skip)
+
+    def chosen(name):
+        return (not only or name in only) and name not in skip
+    return tuple(s for s in STAGES if chosen(s)), tuple(p for p in PHASES if chosen(p.name))
 
 
 def batches(phase, inv):
     """The host groups of `phase`, run one group after another."""
-    hosts = phase.hosts(inv)
+    hosts = phase.host_list(inv)
     if not hosts:
         return ()
-    if phase.order == "parallel":
+    if phase.order == PARALLEL:
         return (hosts,)
-    size = inv.cluster.worker_batch_size if phase.order == "batches" else 1
+    size = inv.cluster.worker_batch_size if phase.order == BATCHES else 1
     return tuple(hosts[i:i + size] for i in range(0, len(hosts), size))

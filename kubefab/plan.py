@@ -1,8 +1,23 @@
-"""Plan first, then act: PKI, rendered files, phases, hosts and batches decided before any host changes."""
+"""Plan first, then act: the local bundle is prepared, then the plan is built from it without side effects.
+
+`prepare(inv)` makes or keeps the PKI, kubeconfigs, bootstrap token and every host's rendered files.
+`build(inv, bundle, facts)` is a pure function of the inventory, that bundle and the facts (None when
+offline): `cluster.plan` and `cluster.up` build the same plan, and `up` executes exactly it.
+"""
 
 from dataclasses import dataclass
 
-from kubefab import kubeconfig, phases, pki, render, token
+from kubefab import kubeconfig, offline, phases, pki, render, token
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What this machine made for the cluster: keys, token, rendered files, offline install files."""
+
+    actions: tuple          # what happened to each cert and kubeconfig (created, kept, reissued)
+    token_id: str           # the public half of the bootstrap token
+    ca_hash: str
+    files: dict             # host name -> rendered files (and offline install files), as they land there
 
 
 @dataclass(frozen=True)
@@ -15,31 +30,42 @@ class HostSteps:
 class PhasePlan:
     phase: phases.Phase
     batches: tuple          # tuple of tuples of HostSteps, run one batch after another
+    api: tuple = ()         # Api steps run once from this machine, after the hosts' steps
 
 
 @dataclass(frozen=True)
 class Plan:
     inventory: object
-    actions: tuple          # what happened to each cert and kubeconfig (created, kept, reissued)
-    token_id: str           # the public half of the bootstrap token
-    ca_hash: str
-    files: dict             # host name -> rendered files, as they will land on that host
+    bundle: Bundle
+    facts: object           # {host name: Facts}, or None when built offline
+    stages: tuple           # "facts", "preflight": what runs before the plan's phases
     phases: tuple
 
 
-def build(inv, only=(), skip=(), hosts=()):
-    """Ensure the PKI and the rendered tree for `inv`, then lay out the phases to run (on `hosts`, or all)."""
-    selected = phases.select(only, skip)
-    chosen = {h.name for h in inv.select(hosts)}
+def prepare(inv):
+    """Ensure the PKI, kubeconfigs, token and rendered tree for `inv` in its state dir."""
     actions = pki.ensure(inv) + kubeconfig.ensure(inv)
     token_id = token.bootstrap_token(inv).reveal().split(".")[0]
     rendered = render.render(inv)
-    files = {h.name: tuple(f for f in rendered if f.host == h.name) for h in inv.hosts}
-    return Plan(inventory=inv, actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv),
-                files=files, phases=tuple(_phase_plan(p, inv, files, chosen) for p in selected))
+    extra = offline.files(inv)
+    files = {h.name: tuple(f for f in rendered if f.host == h.name) + extra for h in inv.hosts}
+    return Bundle(actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv), files=files)
 
 
-def _phase_plan(phase, inv, files, chosen):
-    batches = (tuple(HostSteps(h, phase.steps(inv, h, files[h.name])) for h in batch if h.name in chosen)
+def build(inv, bundle, facts=None, only=(), skip=(), hosts=()):
+    """The phases to run on `hosts` (or all), each host's steps decided from the bundle and its facts."""
+    stages, selected = phases.select(only, skip)
+    chosen = {h.name for h in inv.select(hosts)}
+    return Plan(inventory=inv, bundle=bundle, facts=facts, stages=stages,
+                phases=tuple(_phase_plan(p, inv, bundle, facts, chosen) for p in selected))
+
+
+def _phase_plan(phase, inv, bundle, facts, chosen):
+    batches = (tuple(HostSteps(h, phase.steps(inv, h, bundle, facts and facts.get(h.name)))
+                     for h in batch if h.name in chosen)
                for batch in phases.batches(phase, inv))
-    return PhasePlan(phase, tuple(b for b in batches if b))
+    return PhasePlan(phase, tuple(b for b in batches if b), phase.api(inv, bundle))
+
+
+def host_count(pp):
+    return sum(len(b) for b in pp.batches)

@@ -80,6 +80,7 @@ class FileSpec:
     hosts: str                          # a key of inventory.HOST_SETS
     fill: Callable                      # (template, inventory, host, item) -> file text
     items: Callable = _once             # inventory -> items, one file each; () = not for this inventory
+    phase: str = "runtime"              # the phase of cluster.up that pushes it: runtime or push
 
     def on_host(self, item):
         return self.path(item) if callable(self.path) else self.path
@@ -87,11 +88,12 @@ class FileSpec:
 
 FILES = (
     FileSpec("kubeadm/init.yaml", paths.INIT_CONFIG, 0o600, "first-control-plane",
-             _with(kubeadm.init_values, kubeadm.component_configs)),
+             _with(kubeadm.init_values, kubeadm.component_configs), phase="push"),
     FileSpec("kubeadm/join-control-plane.yaml", paths.JOIN_CONFIG, 0o600, "other-control-planes",
-             _with(kubeadm.join_control_plane_values)),
-    FileSpec("kubeadm/join.yaml", paths.JOIN_CONFIG, 0o600, "non-control-planes", _with(kubeadm.join_values)),
-    FileSpec("containerd/config.toml", "/etc/containerd/config.toml", 0o644, "all", _with(_containerd_values)),
+             _with(kubeadm.join_control_plane_values), phase="push"),
+    FileSpec("kubeadm/join.yaml", paths.JOIN_CONFIG, 0o600, "non-control-planes", _with(kubeadm.join_values),
+             phase="push"),
+    FileSpec("containerd/config.toml", paths.CONTAINERD_CONFIG, 0o644, "all", _with(_containerd_values)),
     FileSpec("containerd/hosts.toml", _registry_hosts_path, 0o644, "all", _registry_hosts, items=_registries),
     FileSpec("system/crictl.yaml", "/etc/crictl.yaml", 0o644, "all", _as_is),
     FileSpec("system/modules-load.conf", "/etc/modules-load.d/k8s.conf", 0o644, "all", _as_is),
@@ -118,10 +120,10 @@ def render(inv):
 
 
 def _due(inv, host):
-    files = [tree.Due(host.name, spec.on_host(item), spec.mode, _text(spec, inv, host, item).encode(), spec.template)
-             for spec in FILES if _serves(spec, inv, host) for item in spec.items(inv)]
+    files = [tree.Due(host.name, spec.on_host(item), spec.mode, _text(spec, inv, host, item).encode(), spec.template,
+                      spec.phase) for spec in FILES if _serves(spec, inv, host) for item in spec.items(inv)]
     files += [tree.Due(host.name, f.path_on_host, f.mode, Path(f.local_source).read_bytes(),
-                       str(Path(f.local_source).relative_to(inv.state_dir))) for f in bundle.host_files(inv, host)]
+                       str(Path(f.local_source).relative_to(inv.state_dir)), "push") for f in bundle.host_files(inv, host)]
     seen = set()
     for d in files:
         _refuse_forbidden(inv, host, d.path)

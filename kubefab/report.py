@@ -1,33 +1,39 @@
-"""What the user reads: the plan and the certificate table, as plain text."""
+"""What the user reads: the plan, the run's summary and the certificate table, as plain text."""
 
-from kubefab.phases import Api, Push
+from kubefab import phases, plan
+from kubefab.steps import FAILED, Push
 
 
-def plan(p):
+def plan_text(p):
     """The plan as text: cluster, PKI actions, then per phase which hosts, files and commands."""
-    inv = p.inventory
+    inv, b = p.inventory, p.bundle
     c = inv.cluster
     out = [f"kubefab plan for cluster {c.name!r}: Kubernetes {c.kubernetes_version}, {len(inv.hosts)} hosts "
            f"({len(inv.control_planes)} control-plane, {len(inv.non_control_planes)} worker)",
            f"  endpoint https://{inv.endpoint}  pods {c.pod_subnet}  services {c.service_subnet}  cni {c.cni}",
            f"  state {inv.state_dir}",
-           f"  bootstrap token {p.token_id}.***  discovery CA hash {p.ca_hash}"]
+           f"  bootstrap token {b.token_id}.***  discovery CA hash {b.ca_hash}",
+           f"  install from {inv.install.source}{f' ({inv.install.directory})' if inv.install.directory else ''}"]
     out += [f"  warning: {w}" for w in inv.warnings]
-    out += ["", "PKI and kubeconfigs (local)"] + _actions(p.actions)
+    out += ["", "PKI and kubeconfigs (local)"] + _actions(b.actions)
+    for name in p.stages:
+        out += ["", f"{name}: {phases.STAGES[name]} — {'from the facts gathered' if p.facts else 'before the plan'}"]
     for number, pp in enumerate(p.phases, 1):
-        out += ["", f"{number}. {pp.phase.name}: {pp.phase.title}{_order(pp)}"]
-        if not pp.batches:
+        later = "" if pp.phase.implemented else " [not implemented yet]"
+        out += ["", f"{number}. {pp.phase.name}: {pp.phase.title}{_order(pp)}{later}"]
+        if not pp.batches and not pp.api:
             out.append("   (no hosts)")
         for index, batch in enumerate(pp.batches, 1):
             if len(pp.batches) > 1:
                 out.append(f"   batch {index}: {', '.join(hs.host.name for hs in batch)}")
             for hs in batch:
                 out += _host_steps(hs)
+        out += [f"   from this machine: {a.what}" for a in pp.api]
     return "\n".join(out)
 
 
 def _order(pp):
-    hosts = sum(len(b) for b in pp.batches)
+    hosts = plan.host_count(pp)
     count = f"{hosts} host{'s' * (hosts != 1)}"
     if pp.phase.order == "parallel":
         return f" — {count} at once"
@@ -49,14 +55,37 @@ def _actions(actions):
 def _host_steps(hs):
     lines = [f"   {hs.host.name} ({hs.host.address})"]
     for step in hs.steps:
+        done = f"  [done: {step.done}]" if step.done else ""
         if isinstance(step, Push):
-            lines.append(f"     push {len(step.files)} files:")
+            lines.append(f"     push {len(step.files)} files, each only when it differs:{done}")
             lines += [f"       {f.mode:04o} {f.size:>7}  {f.path}" for f in step.files]
-        elif isinstance(step, Api):
-            lines.append(f"     api: {step.what}")
         else:
-            lines.append(f"     $ {'sudo ' if step.sudo and hs.host.ssh.sudo else ''}{step.display()}")
+            first = step.guard and "  (checked first)"
+            lines.append(f"     $ {step.display()}{first or ''}{done}")
     return lines
+
+
+def summary(results, seconds):
+    """Hosts x phases, each cell the status and seconds; then every failed host with its cause."""
+    phase_names = list(dict.fromkeys(r.phase for r in results))
+    hosts = list(dict.fromkeys(r.host for r in results))
+    cells = {(r.host, r.phase): r for r in results}
+    width = max([len(h) for h in hosts] + [4])
+    cols = {p: max(len(p), 16) for p in phase_names}
+    out = [f"{'host':<{width}}  " + "  ".join(f"{p:<{cols[p]}}" for p in phase_names)]
+    for h in hosts:
+        out.append(f"{h:<{width}}  " + "  ".join(f"{_cell(cells.get((h, p))):<{cols[p]}}" for p in phase_names))
+    failed = [r for r in results if r.status == FAILED]
+    out += [f"FAILED {r.host} {r.phase}: {r.detail}".replace("\n", "\n    ") for r in failed]
+    hosts_failed = len({r.host for r in failed})
+    out.append(f"{len(hosts)} hosts, {hosts_failed} failed, {seconds:.1f} s")
+    return "\n".join(out)
+
+
+def _cell(r):
+    if r is None:
+        return "-"
+    return f"{r.status} {r.seconds:.1f}s" if r.seconds else r.status
 
 
 def certs(infos, warn_days=30):

@@ -22,6 +22,7 @@ class Due:
     mode: int
     data: bytes
     source: str               # the template, or the state-dir file it is a copy of
+    phase: str                # the phase of cluster.up that pushes it: runtime or push
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class RenderedFile:
     changed: bool             # this render wrote it (new content or mode)
     local: Path               # <state>/hosts/<host><path>
     source: str               # the template, or the state-dir file it was copied from
+    phase: str                # the phase of cluster.up that pushes it
 
 
 def hosts_dir(inv):
@@ -57,7 +59,7 @@ def _write(inv, due):
     local = local_path(inv, due.host, due.path)
     _make_dirs(hosts_dir(inv), local.parent)
     changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
-    return RenderedFile(due.host, due.path, due.mode, len(due.data), changed, local, due.source)
+    return RenderedFile(due.host, due.path, due.mode, len(due.data), changed, local, due.source, due.phase)
 
 
 def _make_dirs(top, target):

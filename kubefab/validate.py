@@ -10,6 +10,7 @@ ROLES = (CONTROL_PLANE, WORKER)
 CNIS = ("flannel", "calico", "none")
 PROXY_MODES = ("iptables", "ipvs", "nftables")
 KNOWN_HOSTS_POLICIES = ("strict", "accept-new", "off")
+INSTALL_SOURCES = ("packages", "offline")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 # kubeadm's limits (cmd/kubeadm/app/constants, apis/kubeadm/validation)
@@ -173,6 +174,13 @@ def check_ssh(p, table, s):
         p.add(table, "sudo", "is true but user is 'root' — drop sudo or log in as a user with sudo rights")
     if s.gateway and not re.match(r"^([^@\s]+@)?[^@:\s]+(:\d+)?$", s.gateway):
         p.add(table, "gateway", f"{s.gateway!r} must look like 'user@bastion:22'")
+
+
+def check_install(p, install):
+    _choice(p, "install", "source", install.source, INSTALL_SOURCES)
+    if install.source == "offline" and not install.directory:
+        p.add("install", "source", "is 'offline' but no directory is given — add directory = \"PATH\": a local "
+                                   "directory of kubeadm, kubelet, kubectl and the kubelet unit files")
 
 
 def check_host(p, h, given):

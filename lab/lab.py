@@ -21,7 +21,7 @@ from pathlib import Path
 
 import toml
 
-from . import kernel, packages, quirks as quirk_table, rootfs, spec, state
+from . import doubles, kernel, packages, quirks as quirk_table, rootfs, spec, state
 from .doubles import INTERPRETER
 from .doubles.hostfs import DEFAULT_VERSION
 from .errors import LabError
@@ -49,6 +49,7 @@ class Lab:
         self.known_hosts = self.dir / "known_hosts"
         self.identity_file = self.dir / "id_ed25519"
         self.sudo_password_file = self.dir / "sudo_password"
+        self.offline_dir = self.dir / "offline"  # kubefab's offline install source: the doubles and unit files
         self.sudo_password = secrets.token_urlsafe(12)  # kfpasswd's; never printed, kept 0600 in sudo_password_file
         self.bridge_address = str(spec.subnet(self.id)[1])
         self._bin_dir = None
@@ -129,7 +130,11 @@ class Lab:
                          mount_points=self.flavour.tmpfs + ((BIN_MOUNT,) if bin_dir else ()))
         rootfs.dev_template(fs / "dev")
         self._bin_dir = bin_dir
-        self._binds = interpreter_binds(bin_dir, HOST_MOUNTS + self.flavour.tmpfs) if bin_dir else ()
+        self._write_offline_dir()
+        # the doubles, pushed by kubefab from the offline dir or bound from bin_dir, run with the interpreter
+        # that installed them: what it needs is bound into every host
+        self._binds = tuple(dict.fromkeys(path for d in self._doubles_dirs()
+                                          for path in interpreter_binds(d, HOST_MOUNTS + self.flavour.tmpfs)))
         known = [self._host_layer(h) for h in self.hosts]
         self.known_hosts.write_text("".join(f"{h.name},{h.address} {key}\n" for h, key in zip(self.hosts, known)))
         self.inventory.write_text(toml.dumps(self.inventory_data()))
@@ -160,6 +165,11 @@ class Lab:
     def _machine_id(self, h):
         return hashlib.sha256(f"{self.dir}:{self.state.owner_pid}:{h.name}".encode()).hexdigest()[:32]
 
+    def _write_offline_dir(self):
+        doubles.install_dir(self.offline_dir, version=f"v{KUBERNETES_VERSION}")
+        for path, text in doubles.unit_files().items():
+            (self.offline_dir / Path(path).name).write_text(text)
+
     def inventory_data(self):
         """kubefab's inventory of this lab, as written to `inventory`."""
         return {
@@ -168,6 +178,7 @@ class Lab:
                     "sudo": self.ssh_user is not spec.ROOT, "known_hosts": "strict",
                     "known_hosts_file": str(self.known_hosts)},
             "hosts": {h.name: {"address": h.address, "roles": list(h.roles)} for h in self.hosts},
+            "install": {"source": "offline", "directory": str(self.offline_dir)},
         }
 
     def _boot(self):
@@ -192,16 +203,20 @@ class Lab:
                     KFL_CGROUPS=" ".join(kernel.mount_specs(self._hierarchies)) if self._hierarchies else "",
                     KFL_BOOT="; ".join(q.boot for q in h.quirks if q.boot))
 
+    def _doubles_dirs(self):
+        return (self.offline_dir, *((self._bin_dir,) if self._bin_dir else ()))
+
     def _check_interpreter(self):
-        """LabError naming the interpreter when a host cannot run the doubles of bin_dir."""
-        if not self._bin_dir or not (self._bin_dir / INTERPRETER).exists():
-            return
-        python = (self._bin_dir / INTERPRETER).read_text().splitlines()[0]
-        done = self.run(self.hosts[0].name, f"{shlex.quote(python)} -c 'import cryptography, yaml'", check=False)
-        if done.returncode:
-            raise LabError(f"lab hosts cannot run the doubles' interpreter {python} (exit {done.returncode}: "
-                           f"{done.stderr.strip()[-300:]}) — install the doubles with an interpreter whose "
-                           "files the hosts can see, or check the directories in " + str(self._bin_dir / INTERPRETER))
+        """LabError naming the interpreter when a host cannot run the doubles (offline dir or bin_dir)."""
+        for d in self._doubles_dirs():
+            if not (d / INTERPRETER).exists():
+                continue
+            python = (d / INTERPRETER).read_text().splitlines()[0]
+            done = self.run(self.hosts[0].name, f"{shlex.quote(python)} -c 'import cryptography, yaml'", check=False)
+            if done.returncode:
+                raise LabError(f"lab hosts cannot run the doubles' interpreter {python} (exit {done.returncode}: "
+                               f"{done.stderr.strip()[-300:]}) — install the doubles with an interpreter whose "
+                               f"files the hosts can see, or check the directories in {d / INTERPRETER}")
 
     def _twin(self, h, what):
         """The host whose `what` ('hostname' or 'machine-id') host `h` shows: another one with the quirk."""

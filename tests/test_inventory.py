@@ -256,14 +256,6 @@ def test_the_locator_skips_values_that_look_like_keys():
     assert not {("a", "b"), ("a", "c"), ("c",), ("a", "x"), ("x",)} & set(found)
 
 
-def test_a_package_repository_that_is_not_used_yet_is_said_so(tmp_path):
-    assert not load(tmp_path, GOOD).warnings
-    mirror = GOOD + '\n[mirrors]\npackage_repository = "https://mirrors.example/kubernetes"\n'
-    assert load(tmp_path, mirror).warnings == (
-        "[mirrors] package_repository 'https://mirrors.example/kubernetes' is not used yet: kubefab installs no "
-        "packages so far — install containerd, kubeadm and kubelet from that repository yourself",)
-
-
 def test_every_problem_is_reported_at_once(tmp_path):
     text = edit('address = "10.0.0.21"', 'address = "nope"').replace(
         'name = "prod"', 'name = "prod"\ncni = "weave"\ndns_domain = "Cluster.Local"')

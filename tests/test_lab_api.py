@@ -10,11 +10,10 @@ import yaml
 from invoke import Config, Context, Exit
 
 from conftest import lab_unavailable
-from kubefab import apply, bootstrap, cni, drain, health, inventory, kube, nodes, plan, token
+from kubefab import apply, bootstrap, cni, drain, health, kube, nodes, token
 from lab import Lab
-from lab.doubles import install_dir
 from tasks import cluster_api
-from test_lab_cluster import install_doubles, kubeadm, push, runtime
+from test_lab_cluster import kubeadm, prepare
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
@@ -25,14 +24,8 @@ CNI_DIR = "/etc/cni/net.d"
 def cluster(tmp_path_factory):
     if lab_unavailable():
         pytest.skip(lab_unavailable())
-    bin_dir = install_dir(tmp_path_factory.mktemp("bin"))
-    with Lab.up(hosts=2, control_planes=1, flavour="node", bin_dir=bin_dir) as lab:
-        inv = inventory.load(lab.inventory, state_dir=tmp_path_factory.mktemp("state"))
-        p = plan.build(inv)
-        for h in inv.hosts:
-            install_doubles(lab, h.name)
-            push(lab, h.name, inv.state_dir)
-            runtime(lab, h.name, p)
+    with Lab.up(hosts=2, control_planes=1, flavour="node") as lab:
+        inv = prepare(lab, tmp_path_factory.mktemp("state"))
         cp, worker = inv.first_control_plane.name, inv.non_control_planes[0].name
         out = kubeadm(lab, cp, "init", "--config", "/etc/kubernetes/kubefab/init.yaml")
         assert out.returncode == 0, out.stdout[-3000:]

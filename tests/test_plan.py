@@ -3,14 +3,15 @@
 import hashlib
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from inventories import host_tables
-from kubefab import inventory, plan, report
+from kubefab import facts, inventory, plan, report
 from kubefab.errors import KubefabError
-from kubefab.phases import Push
+from kubefab.steps import Push
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +30,7 @@ def ha(tmp_path_factory):
     path = tmp_path_factory.mktemp("ha") / "inventory.toml"
     path.write_text(HA)
     inv = inventory.load(path)
-    return inv, plan.build(inv)
+    return inv, plan.build(inv, plan.prepare(inv))
 
 
 def tree(root):
@@ -44,8 +45,9 @@ def hosts_of(p, name):
 
 def test_phases_run_in_order_with_the_right_hosts_and_batches(ha):
     _, p = ha
-    assert [pp.phase.name for pp in p.phases] == ["facts", "preflight", "runtime", "push", "init",
-                                                  "join-control-plane", "join-workers", "cni", "verify"]
+    assert p.stages == ("facts", "preflight")
+    assert [pp.phase.name for pp in p.phases] == ["runtime", "push", "init", "join-control-plane", "join-workers",
+                                                  "cni", "verify"]
     assert hosts_of(p, "runtime") == [["cp-1", "cp-2", "cp-3", "w-1", "w-2", "w-3"]]
     assert hosts_of(p, "init") == [["cp-1"]]
     assert hosts_of(p, "join-control-plane") == [["cp-2"], ["cp-3"]]
@@ -53,17 +55,18 @@ def test_phases_run_in_order_with_the_right_hosts_and_batches(ha):
 
 
 def test_skip_and_only_select_phases_and_reject_unknown_names(ha):
-    inv, _ = ha
-    assert [pp.phase.name for pp in plan.build(inv, only=("init", "cni")).phases] == ["init", "cni"]
-    assert "cni" not in [pp.phase.name for pp in plan.build(inv, skip=("cni",)).phases]
+    inv, p = ha
+    assert [pp.phase.name for pp in plan.build(inv, p.bundle, only=("init", "cni")).phases] == ["init", "cni"]
+    assert "cni" not in [pp.phase.name for pp in plan.build(inv, p.bundle, skip=("cni",)).phases]
+    assert plan.build(inv, p.bundle, only=("facts", "runtime")).stages == ("facts",)
     with pytest.raises(KubefabError, match="unknown phase 'jion'.*phases are: facts, preflight"):
-        plan.build(inv, skip=("jion",))
+        plan.build(inv, p.bundle, skip=("jion",))
 
 
 def test_workers_are_pushed_nothing_that_breaks_kubeadm_join(ha):
     _, p = ha
     for name in ("w-1", "w-2", "w-3"):
-        paths = {f.path for f in p.files[name]}
+        paths = {f.path for f in p.bundle.files[name]}
         assert not any(path.startswith("/etc/kubernetes/pki") for path in paths)
         assert not paths & {"/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf"}
         assert not any(path.startswith("/etc/kubernetes/manifests") for path in paths)
@@ -71,7 +74,7 @@ def test_workers_are_pushed_nothing_that_breaks_kubeadm_join(ha):
 
 def test_every_rendered_file_is_pushed_exactly_once(ha):
     _, p = ha
-    for host, files in p.files.items():
+    for host, files in p.bundle.files.items():
         pushed = [f.path for pp in p.phases for batch in pp.batches for hs in batch if hs.host.name == host
                   for step in hs.steps if isinstance(step, Push) for f in step.files]
         assert sorted(pushed) == sorted(f.path for f in files)
@@ -79,14 +82,14 @@ def test_every_rendered_file_is_pushed_exactly_once(ha):
 
 def test_plan_text_masks_the_token_and_lists_files_and_commands(ha):
     inv, p = ha
-    text = report.plan(p)
+    text = report.plan_text(p)
     secret = (inv.state_dir / "bootstrap-token").read_text().strip()
     token_id, token_secret = secret.split(".")
     assert token_secret not in text and f"{token_id}.***" in text
     assert "kubeadm init --config /etc/kubernetes/kubefab/init.yaml" in text
     assert "0600" in text and "/etc/kubernetes/pki/ca.key" in text
     assert "batch 2: w-3" in text
-    assert p.ca_hash in text
+    assert p.bundle.ca_hash in text
 
 
 def test_state_dir_keeps_secrets_private(ha):
@@ -103,7 +106,7 @@ def test_state_dir_keeps_secrets_private(ha):
 def test_second_plan_changes_nothing_and_says_so(ha):
     inv, _ = ha
     before = tree(inv.state_dir)
-    again = plan.build(inv)
+    again = plan.prepare(inv)
     assert {a.what for a in again.actions} == {"kept"}
     assert tree(inv.state_dir) == before
 
@@ -146,9 +149,39 @@ def test_pki_show_lists_every_certificate_soonest_first_and_warns(ha):
 
 def test_plan_for_one_host_and_an_unknown_host(ha):
     inv, _ = ha
-    p = plan.build(inv, hosts=("w-3",))
+    p = plan.build(inv, plan.prepare(inv), hosts=("w-3",))
     assert {hs.host.name for pp in p.phases for batch in pp.batches for hs in batch} == {"w-3"}
     run = cli("cluster.plan", "-i", str(inv.path), "--host", "w-4")
     assert run.returncode == 2
     assert "no host named 'w-4'" in run.stderr and "did you mean 'w-3'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+READY = (Path(__file__).parent / "data" / "facts" / "ready.txt").read_text()
+
+
+def facts_of(host, package_manager="dnf", kubernetes_files=()):
+    """A ready host's facts (tests/data/facts), with its package manager and kubeadm's files as given."""
+    ready = facts.parse(host, READY)
+    return replace(ready, os=replace(ready.os, package_manager=package_manager), kube_files=frozenset(kubernetes_files))
+
+
+def test_facts_decide_steps_the_offline_plan_leaves_open(ha):
+    inv, p = ha
+    gathered = {h.name: facts_of(h.name) for h in inv.hosts}
+    gathered["w-2"] = facts_of("w-2", "apt-get", ("/etc/kubernetes/kubelet.conf",))
+    with_facts = plan.build(inv, p.bundle, gathered)
+
+    def step(pl, phase, host, name):
+        pp = next(pp for pp in pl.phases if pp.phase.name == phase)
+        return next(s for b in pp.batches for hs in b if hs.host.name == host for s in hs.steps if s.name == name)
+
+    offline_install = step(p, "runtime", "w-1", "install packages").script
+    assert "apt-get" in offline_install and "dnf install" in offline_install
+    assert "dnf install" in step(with_facts, "runtime", "w-1", "install packages").script
+    assert "apt-get" not in step(with_facts, "runtime", "w-1", "install packages").script
+    assert "dnf" not in step(with_facts, "runtime", "w-2", "install packages").script
+    assert step(with_facts, "join-workers", "w-2", "kubeadm join").done == "already a node"
+    assert step(with_facts, "join-workers", "w-1", "kubeadm join").done == ""
+    assert "[done: already a node]" in report.plan_text(with_facts)
+    assert plan.build(inv, p.bundle, gathered) == with_facts

@@ -1,0 +1,196 @@
+"""The runtime phase: everything a host needs before kubeadm, each step checking first.
+
+Every Command here has a guard that is true once the host matches, so a second run reports every
+step `unchanged`. The rendered runtime files (containerd config, sysctl and modules-load files,
+crictl.yaml, registry hosts) and, for the offline source, the binaries and unit files are pushed by
+one Push step; the steps after it act on what it changed.
+"""
+
+import shlex
+
+from kubefab import kubeadm, offline, paths, render
+from kubefab.steps import UNCHANGED_EXIT, Command, Push
+
+MANAGERS = {"apt-get": "apt"}       # the facts name the command; the install scripts name the family
+CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
+HOSTS_BEGIN, HOSTS_END = "# BEGIN kubefab nodes", "# END kubefab nodes"
+PACKAGES = ("kubeadm", "kubelet", "kubectl")
+PORTS = {"control-plane": ("6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp"),
+         "worker": ("10250/tcp", "10256/tcp", "30000-32767/tcp")}
+CNI_PORTS = {"flannel": ("8472/udp",), "calico": ("179/tcp", "4789/udp")}
+
+
+def q(value):
+    return shlex.quote(str(value))
+
+
+def steps(inv, host, bundle, facts):
+    """The runtime steps of `host`, in order."""
+    files = tuple(f for f in bundle.files[host.name] if f.phase == "runtime")
+    return (_hostname(host), _etc_hosts(inv), _swap(), Push("files", files), _modules(inv), _sysctls(files),
+            _selinux(), _firewalld(inv, host), *_install(inv, files, facts), _containerd(),
+            _kubelet(files), _images(inv))
+
+
+def _hostname(host):
+    name = q(host.name)
+    return Command("hostname", f"echo {name} > /etc/hostname && hostname {name}",
+                   guard=f'[ "$(hostname)" = {name} ] && [ "$(cat /etc/hostname)" = {name} ]',
+                   label=f"hostname {host.name} (and /etc/hostname)")
+
+
+def _etc_hosts(inv):
+    block = "\n".join((HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), HOSTS_END))
+    current = f"sed -n '/^{HOSTS_BEGIN}$/,/^{HOSTS_END}$/p' /etc/hosts"
+    script = (f"{{ sed '/^{HOSTS_BEGIN}$/,/^{HOSTS_END}$/d' /etc/hosts; printf '%s\\n' {q(block)}; }}"
+              " > /etc/hosts.kubefab-new && chmod 644 /etc/hosts.kubefab-new && "
+              # a bind-mounted /etc/hosts (containers) cannot be renamed over: write it in place then
+              "{ mv -f /etc/hosts.kubefab-new /etc/hosts 2>/dev/null || "
+              "{ cat /etc/hosts.kubefab-new > /etc/hosts && rm -f /etc/hosts.kubefab-new; }; }")
+    return Command("/etc/hosts", script, guard=f'[ "$({current})" = {q(block)} ]',
+                   label=f"/etc/hosts: a kubefab block naming all {len(inv.hosts)} nodes")
+
+
+def _swap():
+    fstab = r"^[^#].*[[:space:]]swap[[:space:]]"
+    script = ("swapoff -a && { [ ! -f /etc/fstab ] || sed -i -E "
+              f"'s/({fstab[1:]}.*)$/# \\1  # kubefab: the kubelet needs swap off/' /etc/fstab; }}")
+    return Command("swap off", script, label="swapoff -a; comment out swap in /etc/fstab",
+                   guard=f"[ $(awk 'NR > 1' /proc/swaps | wc -l) -eq 0 ] && ! grep -Eqs '{fstab}' /etc/fstab")
+
+
+def _modules(inv):
+    mods = render.kernel_modules(inv)
+    loaded = " && ".join(f"{{ grep -q '^{m} ' /proc/modules || grep -qs '/{m}.ko' "
+                         f"/lib/modules/$(uname -r)/modules.builtin; }}" for m in mods)
+    return Command("kernel modules", f"modprobe -a {' '.join(mods)}", guard=loaded)
+
+
+def _sysctl_values(files):
+    values = {}
+    for f in files:
+        if f.path.startswith("/etc/sysctl.d/"):
+            for line in f.local.read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep and not line.lstrip().startswith(("#", ";")):
+                    values[key.strip()] = value.strip()
+    return values
+
+
+def _sysctls(files):
+    paths = [f.path for f in files if f.path.startswith("/etc/sysctl.d/")]
+    values = _sysctl_values(files)
+    guard = " && ".join(f'[ "$(sysctl -n {k})" = {q(v)} ]' for k, v in values.items())
+    # only kubefab's own files: `sysctl --system` would re-apply every file on the host and fails
+    # where an unrelated key is read-only (containers, hardened hosts)
+    return Command("sysctls", " && ".join(f"sysctl -p {p}" for p in paths), guard=guard or "true")
+
+
+def _selinux():
+    return Command("SELinux permissive",
+                   "setenforce 0; sed -i 's/^SELINUX=enforcing/SELINUX=permissive/' /etc/selinux/config",
+                   guard="! command -v getenforce || { [ \"$(getenforce)\" != Enforcing ] && "
+                         "! grep -qs '^SELINUX=enforcing' /etc/selinux/config; }",
+                   label="where SELinux enforces: setenforce 0, SELINUX=permissive")
+
+
+def _firewalld(inv, host):
+    ports = sorted({p for role in host.roles for p in PORTS[role]} | set(CNI_PORTS.get(inv.cluster.cni, ())))
+    listed = " ".join(ports)
+    script = f"for p in {listed}; do firewall-cmd -q --permanent --add-port=$p || exit 1; done; firewall-cmd -q --reload"
+    guard = ("! systemctl is-active -q firewalld || { have=\" $(firewall-cmd --permanent --list-ports) \"; "
+             f"for p in {listed}; do case $have in *\" $p \"*) ;; *) exit 1;; esac; done; }}")
+    return Command("firewalld ports", script, guard=guard,
+                   label=f"where firewalld runs: open {listed}")
+
+
+def _install(inv, files, facts):
+    if inv.install.source == "offline":
+        return _offline(inv, files)
+    return _packages(inv, facts and MANAGERS.get(facts.os.package_manager, facts.os.package_manager))
+
+
+def _offline(inv, files):
+    names = offline.commands(files)
+    guard = " && ".join(f'[ "$(readlink {offline.BIN}/{n})" = {offline.HOME}/{n} ]' for n in names)
+    link = Command("link binaries", " && ".join(f"ln -sfn {offline.HOME}/{n} {offline.BIN}/{n}" for n in names),
+                   guard=guard, label=f"link {', '.join(names)} into {offline.BIN}")
+    return (link, _versions(inv), _runtime_present())
+
+
+def _versions(inv):
+    want = f"v{inv.cluster.kubernetes_version}"
+    script = (f'a=$(kubeadm version -o short) && l=$(kubelet --version) || exit 1; [ "$a" = {want} ] || '
+              f'{{ echo "kubeadm is $a, the inventory wants {want}"; exit 1; }}; case "$l" in *" {want}") ;; '
+              f'*) echo "kubelet is $l, the inventory wants {want}"; exit 1;; esac; exit {UNCHANGED_EXIT}')
+    return Command("check versions", script, label=f"kubeadm and kubelet report {want}")
+
+
+def _runtime_present():
+    script = ("for c in containerd runc ctr; do command -v $c >/dev/null || { echo \"$c is not installed: put it "
+              "in the offline directory or install it\"; exit 1; }; done; exit " + str(UNCHANGED_EXIT))
+    return Command("containerd and runc present", script, label="containerd, runc and ctr are installed")
+
+
+def _repo_url(inv):
+    return f"{inv.mirrors.package_repository.rstrip('/')}/v1.{inv.cluster.minor}"
+
+
+def _apt(inv):
+    url, version = _repo_url(inv), inv.cluster.kubernetes_version
+    key = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+    repo = (f"mkdir -p -m 755 /etc/apt/keyrings && curl -fsSL {url}/deb/Release.key | gpg --dearmor --yes -o {key}"
+            f" && echo 'deb [signed-by={key}] {url}/deb/ /' > /etc/apt/sources.list.d/kubernetes.list")
+    pins = " ".join(f"{p}={version}-*" for p in PACKAGES)
+    return (f"{repo} && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy "
+            f"--allow-change-held-packages containerd {pins} && apt-mark hold {' '.join(PACKAGES)}")
+
+
+def _dnf(inv, tool):
+    url, version = _repo_url(inv), inv.cluster.kubernetes_version
+    repo = (f"[kubernetes]\nname=Kubernetes\nbaseurl={url}/rpm/\nenabled=1\ngpgcheck=1\n"
+            f"gpgkey={url}/rpm/repodata/repomd.xml.key\nexclude={' '.join(PACKAGES)} cri-tools kubernetes-cni\n")
+    # the exclude line is the hold: nothing upgrades them unless --disableexcludes names the repo
+    return (f"printf '%s' {q(repo)} > /etc/yum.repos.d/kubernetes.repo && {tool} install -qy "
+            f"--disableexcludes=kubernetes containerd {' '.join(f'{p}-{version}' for p in PACKAGES)}")
+
+
+def _packages(inv, manager):
+    version = inv.cluster.kubernetes_version
+    by_manager = {"apt": _apt(inv), "dnf": _dnf(inv, "dnf"), "yum": _dnf(inv, "yum")}
+    if manager in by_manager:
+        script = by_manager[manager]
+    else:
+        script = ("if command -v apt-get >/dev/null; then " + by_manager["apt"] + "; elif command -v dnf >/dev/null; "
+                  "then " + by_manager["dnf"] + "; else " + by_manager["yum"] + "; fi")
+    guard = (f"command -v containerd && command -v runc && [ \"$(kubeadm version -o short)\" = v{version} ] && "
+             f"kubelet --version | grep -q ' v{version}$' && kubectl version --client | grep -q 'v{version}$'")
+    install = Command("install packages", script, guard=guard, timeout=1200,
+                      label=f"{manager or 'apt or dnf'}: containerd, {', '.join(PACKAGES)} {version} from "
+                            f"{_repo_url(inv)}, held")
+    return (install,)
+
+
+def _containerd():
+    return Command("containerd running", "systemctl enable -q containerd && systemctl restart containerd",
+                   guard="systemctl is-enabled -q containerd && systemctl is-active -q containerd",
+                   after=(paths.CONTAINERD_CONFIG,), label="enable containerd; restart it when its config changed")
+
+
+def _kubelet(files):
+    units = tuple(f.path for f in files if f.path.startswith(offline.UNIT))
+    return Command("kubelet enabled", "systemctl daemon-reload && systemctl enable -q kubelet",
+                   guard="systemctl is-enabled -q kubelet", after=units,
+                   label="systemctl enable kubelet (daemon-reload when its unit changed)")
+
+
+def _images(inv):
+    c = inv.cluster
+    listed = "ctr -n k8s.io images ls -q | sort"
+    have = " && ".join(f"echo \"$have\" | grep -qxF {q(i)}" for i in kubeadm.images(inv))
+    pull = (f"kubeadm config images pull --kubernetes-version v{c.kubernetes_version} "
+            f"--image-repository {q(c.image_repository)} --cri-socket {CRI_SOCKET}")
+    script = (f"before=$({listed}) && {pull} && after=$({listed}) && "
+              f"{{ [ \"$before\" != \"$after\" ] || exit {UNCHANGED_EXIT}; }}")
+    return Command("pull images", script, guard=f"have=$({listed}) && {have}", timeout=1800,
+                   label=f"{pull} (when an image is missing)")

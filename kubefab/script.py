@@ -1,0 +1,185 @@
+"""A host's steps of one phase as one POSIX sh script, run in one SSH round trip.
+
+Each step reports a status line tagged with a per-script nonce, then the tail of its output, so the
+results come back as values per step. Steps after a failed one are skipped. The files of every Push
+travel beside the script as one tar archive (the payload, the script's $1): unpacked into a private
+staging dir, each file that differs is copied beside its target, synced, then renamed over it (old
+or new, never partial), mode set and owned by root. The script ignores SIGHUP and SIGPIPE: a
+dropped connection lets it finish.
+"""
+
+import io
+import re
+import secrets
+import shlex
+import tarfile
+from dataclasses import dataclass
+
+from kubefab.secret import Secret
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, UNCHANGED_EXIT, Command, Push
+
+TAIL_BYTES = 3000
+
+PREAMBLE = r"""set -u
+umask 022
+trap '' HUP PIPE
+kf_payload=${1:-}
+kf_stage=""
+kf_dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$kf_dir" $kf_stage' EXIT
+kf_changed=" "
+kf_failed=0
+kf_now() { date +%s%N 2>/dev/null || echo 0; }
+kf_report() {
+  printf '\n@@%s %s %s %s %s %s\n' "$K" "$1" "$2" "$3" "$4" "$(kf_now)"
+  [ ! -s "$kf_dir/out" ] || tail -c TAIL "$kf_dir/out"
+  printf '\n@@%s end\n' "$K"
+  : > "$kf_dir/out"
+}
+kf_untouched() {
+  for p in "$@"; do case "$kf_changed" in *" $p "*) return 1;; esac; done
+}
+kf_unpack() {
+  [ -n "$kf_stage" ] && return
+  kf_stage=$(mktemp -d /var/tmp/kubefab-stage.XXXXXX) && tar -x -f "$kf_payload" -C "$kf_stage"
+}
+kf_place() {
+  kf_new=""; kf_same=0
+  while read -r m n p; do
+    if cmp -s "$1/$n" "$p" && [ "$(stat -c '%a %u %g' "$p")" = "$m 0 0" ]; then
+      kf_same=$((kf_same + 1)); continue
+    fi
+    mkdir -p "${p%/*}" && cp "$1/$n" "$p.kubefab-new" && chown 0:0 "$p.kubefab-new" &&
+      chmod "$m" "$p.kubefab-new" || return 1
+    kf_new="$kf_new $p"
+  done
+  [ -z "$kf_new" ] || sync
+  for p in $kf_new; do mv -f "$p.kubefab-new" "$p" || return 1; echo "changed $p"; done
+  kf_changed="$kf_changed${kf_new# } "
+  echo "unchanged $kf_same"
+  [ -n "$kf_new" ] || return UNCHANGED_EXIT
+}
+""".replace("TAIL", str(TAIL_BYTES)).replace("UNCHANGED_EXIT", str(UNCHANGED_EXIT))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+    code: int = 0
+
+
+@dataclass(frozen=True)
+class Script:
+    text: bytes             # the script, run by sh with the payload's path as $1
+    payload: bytes          # a tar of every pushed file, named s<step>f<file>
+    nonce: str              # tags the status lines
+
+
+def build(steps, nonce=None):
+    """The Script running `steps` in order and reporting each."""
+    nonce = nonce or secrets.token_hex(8)
+    parts = [f"K={nonce}\n", PREAMBLE]
+    for index, step in enumerate(steps):
+        parts.append(_step(index, step, nonce))
+    pushed = tuple((f"s{i}f{j}", f) for i, step in enumerate(steps) if isinstance(step, Push) and not step.done
+                   for j, f in enumerate(step.files))
+    return Script("".join(parts).encode(), archive(pushed) if pushed else b"", nonce)
+
+
+def _step(index, step, nonce):
+    if step.done:
+        return f"kf_report {index} {UNCHANGED} 0 0\n"
+    head = f'if [ "$kf_failed" != 0 ]; then kf_report {index} {SKIPPED} - 0\n'
+    if isinstance(step, Command):
+        return head + _command(index, step, nonce)
+    if isinstance(step, Push):
+        return head + _push(index, step, nonce)
+    raise TypeError(f"a host cannot run {step!r}")
+
+
+def _heredoc(text, nonce):
+    text = text if text.endswith("\n") else text + "\n"
+    return f"<<'KFEOF_{nonce}'\n{text}KFEOF_{nonce}\n"
+
+
+def _command(index, step, nonce):
+    guard = step.guard or ("true" if step.after else "")
+    check = ""
+    if guard:
+        after = f" && kf_untouched {' '.join(shlex.quote(p) for p in step.after)}" if step.after else ""
+        check = f"elif ( {guard}\n) >/dev/null 2>&1 </dev/null{after}; then kf_report {index} {UNCHANGED} 0 0\n"
+    stdin = step.stdin.reveal() if isinstance(step.stdin, Secret) else step.stdin
+    feed = _heredoc(stdin, nonce) if stdin is not None else "</dev/null\n"
+    codes = "|".join(str(c) for c in step.ok_codes)
+    return (check + "else s=$(kf_now)\n"
+            f"timeout -k 10 {step.timeout} sh -c {shlex.quote(step.script)} >\"$kf_dir/out\" 2>&1 {feed}"
+            f"rc=$?; case $rc in {codes}) st={CHANGED};; {UNCHANGED_EXIT}) st={UNCHANGED};; "
+            f"*) st={FAILED}; kf_failed=1;; esac\n"
+            f"kf_report {index} $st $rc $s\nfi\n")
+
+
+def archive(named):
+    """A tar of (name, file) pairs: what the Push steps of a script carry."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, f in named:
+            data = f.local.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _push(index, step, nonce):
+    if not step.files:
+        return f"else kf_report {index} {UNCHANGED} 0 0\nfi\n"
+    for f in step.files:
+        if not re.fullmatch(r"/[A-Za-z0-9._/@+-]+", f.path):
+            raise ValueError(f"cannot push to {f.path!r}: only plain path characters are allowed")
+    listing = "".join(f"{f.mode:o} s{index}f{i} {f.path}\n" for i, f in enumerate(step.files))
+    return ("else s=$(kf_now); kf_unpack >\"$kf_dir/out\" 2>&1 &&\n"
+            f"kf_place \"$kf_stage\" >\"$kf_dir/out\" 2>&1 {_heredoc(listing, nonce)}"
+            "rc=$?\n"
+            f"case $rc in 0) st={CHANGED};; {UNCHANGED_EXIT}) st={UNCHANGED};; *) st={FAILED}; kf_failed=1;; esac\n"
+            f"kf_report {index} $st $rc $s\nfi\n")
+
+
+def parse(steps, output, nonce):
+    """The StepResults of `steps` from the script's stdout; a step that never reported is failed."""
+    results, current, lines = {}, None, []
+    for line in output.splitlines():
+        if line.startswith(f"@@{nonce} "):
+            fields = line.split()
+            if fields[1] == "end" and current:
+                results[current[0]] = _result(steps[current[0]], current[1:], "\n".join(lines).strip())
+                current, lines = None, []
+            elif len(fields) == 6 and fields[1].isdigit() and int(fields[1]) < len(steps):
+                current, lines = (int(fields[1]), *fields[2:]), []
+        elif current:
+            lines.append(line)
+    return tuple(results.get(i) or StepResult(s.name, FAILED, "no report: the script stopped before this step")
+                 for i, s in enumerate(steps))
+
+
+def _result(step, fields, text):
+    status, code, start, end = fields
+    seconds = (int(end) - int(start)) / 1e9 if start.isdigit() and end.isdigit() and start != "0" else 0.0
+    detail = text
+    if status == FAILED:
+        detail = f"exit {code}" + (f": {text}" if text else "")
+    elif isinstance(step, Push):
+        detail = _push_detail(text)
+    elif status == SKIPPED:
+        detail = "an earlier step failed"
+    elif step.done:
+        detail = step.done
+    return StepResult(step.name, status, detail, seconds, int(code) if code.lstrip("-").isdigit() else 0)
+
+
+def _push_detail(text):
+    changed = [line.split(" ", 1)[1] for line in text.splitlines() if line.startswith("changed ")]
+    same = next((line.split()[1] for line in text.splitlines() if line.startswith("unchanged ")), "0")
+    return f"{len(changed)} changed, {same} unchanged" + (f": {', '.join(changed)}" if changed else "")

@@ -1,0 +1,65 @@
+"""What a phase does, as values that run as they stand: host commands, file pushes, API calls.
+
+A `Command` runs on a host as root (through sudo when the login is not root). Its `guard` is a shell
+condition that is true when the step is already satisfied: the step then reports `unchanged` and its
+body does not run. `after` names files pushed earlier in the same phase: when one of them changed in
+this run the body runs even if the guard holds (a containerd restart only when its config changed).
+A body may exit with UNCHANGED to say it found nothing to do.
+
+A `Push` delivers rendered files (staged, then renamed into place). An `Api` step runs once from this
+machine against the API server, not on a host.
+"""
+
+import shlex
+from dataclasses import dataclass
+
+from kubefab.secret import Secret
+
+OK, CHANGED, UNCHANGED, FAILED, SKIPPED = "ok", "changed", "unchanged", "failed", "skipped"
+UNCHANGED_EXIT = 100           # a body's "nothing to do"
+DEFAULT_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Command:
+    """A shell step on a host: `script` (POSIX sh; argv items quoted by `command()`), fed `stdin`."""
+
+    name: str
+    script: str
+    guard: str = ""                 # true when already satisfied
+    after: tuple = ()               # on-host paths whose change in this phase re-runs the body
+    stdin: object = None            # str or Secret, given on the body's standard input
+    timeout: int = DEFAULT_TIMEOUT
+    ok_codes: tuple = (0,)
+    label: str = ""                 # what the plan shows instead of a long script
+    done: str = ""                  # why the facts say this step is already satisfied
+
+    def display(self):
+        """The step as plans and logs show it: its label, or the script with secrets masked."""
+        return self.label or self.script
+
+
+@dataclass(frozen=True)
+class Push:
+    """Rendered files staged on the host, then renamed into place with their modes, owned by root."""
+
+    name: str
+    files: tuple                    # tree.RenderedFile
+    done: str = ""
+
+
+@dataclass(frozen=True)
+class Api:
+    """A step done once from this machine through the API server with admin.conf."""
+
+    name: str
+    what: str
+    done: str = ""
+
+
+def command(name, *argv, guard="", after=(), timeout=DEFAULT_TIMEOUT, ok_codes=(0,)):
+    """A Command running `argv`, each item quoted. Secrets never go on a command line: use `stdin`."""
+    if any(isinstance(a, Secret) for a in argv):
+        raise TypeError(f"step {name}: a secret may not be a command-line argument; give it on stdin")
+    return Command(name, " ".join(shlex.quote(str(a)) for a in argv), guard=guard, after=after, timeout=timeout,
+                   ok_codes=ok_codes)
