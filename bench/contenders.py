@@ -32,6 +32,11 @@ def plain_lab(hosts):
         yield lab, Path(tmp)
 
 
+def lab_record(lab):
+    """What a test needs to check that the lab is gone: its id, directory and the process that owned it."""
+    return {"id": lab.id, "dir": str(lab.dir), "owner_pid": os.getpid()}
+
+
 def inventory_file(lab, path, **install):
     """The lab's kubefab inventory at `path`, its [install] table replaced by `install` when given."""
     data = lab.inventory_data()
@@ -67,6 +72,13 @@ def together(commands, out_dir):
         if code:
             raise SystemExit(f"{argv[0]} exited {code}: {' '.join(argv)}\n"
                              f"{(out_dir / f'{i}.err').read_text(errors='replace')[-2000:]}")
+
+
+def need_rsync():
+    """Install rsync with apt-get when the machine lacks it (the lab hosts run the machine's own commands)."""
+    from lab import packages
+    if packages.which("rsync") is None:
+        packages.install(("rsync",))
 
 
 def ansible(venv):

@@ -122,7 +122,7 @@ def size_row(n, opts, ansible):
         inv = inventory.load(contenders.inventory_file(lab, work / "inventory.toml"), state_dir=work / "state")
         plan.prepare(inv)       # the PKI and rendered tree exist before any measurement, as after a first plan
         samples = [one_run(lab, inv, work / f"run-{i}", opts, ansible) for i in range(opts.runs)]
-    row = {"hosts": n, "workers": opts.workers}
+    row = {"hosts": n, "lab": contenders.lab_record(lab), "workers": opts.workers}
     row.update({name: common.median(s[name] for s in samples) for name in NAMES})
     for other in ("ansible_setup", "ansible_raw", "openssh", "floor"):
         row[f"kubefab_over_{other}"] = common.ratio(row["kubefab"].wall_s, row[other].wall_s)

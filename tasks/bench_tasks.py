@@ -39,3 +39,24 @@ def plan_scale(c, hosts="3,50,200", runs=3, smoke=False, out=None):
 def pki(c, control_planes="1,5", algorithms="RSA-2048,ECDSA-P256", runs=3, smoke=False, out=None):
     """kubefab's PKI bundle against the openssl CLI making the same certificates, and a no-change re-run."""
     run_script(c, "pki", runs, smoke, out, control_planes=control_planes, algorithms=algorithms)
+
+
+LAB_HELP = {"workers": "kubefab's pool size (default 32, kubefab's own)",
+            "ansible-venv": "venv holding ansible-core, made with pip when missing (default ~/.cache/kubefab-bench/"
+                            "ansible-core)"}
+
+
+@task(help={"hosts": "comma-separated lab sizes (default 10,50,100,200)", **LAB_HELP, **COMMON_HELP})
+def facts(c, hosts="10,50,100,200", workers=32, ansible_venv=None, runs=3, smoke=False, out=None):
+    """kubefab's facts stage against Ansible, parallel OpenSSH and the Fabric floor, on plain lab hosts (root)."""
+    run_script(c, "facts", runs, smoke, out, hosts=hosts, workers=workers,
+               **({"ansible_venv": ansible_venv} if ansible_venv else {}))
+
+
+@task(help={"hosts": "comma-separated lab sizes (default 10,50,100)",
+            "megabytes": "size of the offline-binaries directory pushed with the tree (default 50)",
+            **LAB_HELP, **COMMON_HELP})
+def push(c, hosts="10,50,100", megabytes=50, workers=32, ansible_venv=None, runs=3, smoke=False, out=None):
+    """kubefab's push of each host's tree and the offline binaries against scp, rsync and Ansible's copy (root)."""
+    run_script(c, "push", runs, smoke, out, hosts=hosts, megabytes=megabytes, workers=workers,
+               **({"ansible_venv": ansible_venv} if ansible_venv else {}))

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from lab import kernel, spec, state
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = {"wall_s", "cpu_s", "peak_rss_mb", "child_peak_rss_mb"}
+FACTS = ("kubefab", "preflight", "ansible_setup", "ansible_raw", "openssh", "floor")
+PUSH = ("kubefab", "scp", "rsync", "ansible_copy")
 # benchmark -> (row keys, the keys among them that hold a measurement, rows expected in smoke mode)
 BENCHMARKS = {
     "plan_scale": ({"hosts", "first", "replan", "marginal_ms_per_host", "marginal_cpu_ms_per_host",
@@ -18,13 +22,18 @@ BENCHMARKS = {
              "kubefab_over_openssl", "kubefab_over_openssl_cpu", "rerun_over_first",
              "rerun_over_first_cpu"},
             ("kubefab", "rerun", "openssl"), 2),
+    "facts": ({"hosts", "lab", "workers", *FACTS, "cpu_ms_per_host", "kubefab_cpu_ms_per_host_beyond_floor",
+               *(f"kubefab_over_{n}{cpu}" for n in FACTS[2:] for cpu in ("", "_cpu"))}, FACTS, 1),
+    "push": ({"hosts", "lab", "workers", "files_per_host", "mb_per_host", *PUSH, "cpu_ms_per_host",
+              *(f"kubefab_over_{n}{cpu}" for n in PUSH[1:] for cpu in ("", "_cpu"))}, PUSH, 1),
 }
+ON_LAB = ("facts", "push")     # they build labs of plain hosts: root and namespaces
 
 
 def bench(*argv):
     # PYTHONPATH: the scripts import this checkout's kubefab, whatever the interpreter has installed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
-    return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def committed(name):
@@ -46,7 +55,8 @@ def smoke(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.lab) if n in ON_LAB else n
+                                  for n in sorted(BENCHMARKS)])
 def test_smoke_run_writes_its_results(name, smoke):
     run, out, before = smoke(name)
     assert run.returncode == 0, run.stderr
@@ -76,15 +86,60 @@ def test_pki_smoke_compares_both_algorithms_against_openssl(smoke):
         assert row["openssl"]["child_peak_rss_mb"] > 0, "the openssl side ran no process"
 
 
+@pytest.mark.lab
+@pytest.mark.parametrize("name", ON_LAB)
+def test_a_lab_benchmark_leaves_no_lab_behind(name, smoke):
+    run, out, _ = smoke(name)
+    assert run.returncode == 0, run.stderr
+    for row in json.loads((out / f"{name}.json").read_text())["rows"]:
+        lab_id, lab_dir, owner = row["lab"]["id"], row["lab"]["dir"], row["lab"]["owner_pid"]
+        record = state.load(lab_dir)
+        if record is not None and record.owner_pid != owner:
+            continue    # another run has taken the freed id since: its objects carry the same names
+        assert not Path(lab_dir).exists(), f"{lab_dir} is left"
+        assert kernel.netns_list(spec.netns_name(lab_id, "")) == []
+        assert kernel.link_list(spec.veth_name(lab_id, "")) == []
+        assert spec.bridge_name(lab_id) not in kernel.link_list(spec.bridge_name(lab_id))
+        assert kernel.mounts_under(lab_dir) == []
+
+
+@pytest.mark.lab
+def test_facts_smoke_runs_every_contender_on_the_lab(smoke):
+    run, out, _ = smoke("facts")
+    assert run.returncode == 0, run.stderr
+    [row] = json.loads((out / "facts.json").read_text())["rows"]
+    assert row["hosts"] == 3
+    # the process contenders spent their CPU in child processes; kubefab and the floor in this one
+    for name in ("ansible_setup", "ansible_raw", "openssh"):
+        assert row[name]["cpu_s"] > 0.01, name
+    assert row["kubefab_over_floor"] > 0 and row["kubefab_over_ansible_setup"] > 0
+    assert "beyond floor" in run.stdout
+
+
+@pytest.mark.lab
+def test_push_smoke_sends_the_tree_and_the_offline_binaries(smoke):
+    run, out, _ = smoke("push")
+    assert run.returncode == 0, run.stderr
+    [row] = json.loads((out / "push.json").read_text())["rows"]
+    # smoke mode: a 5 MB offline directory (7 files) beside the push phase's tree of certificates and configs
+    assert 5 <= row["mb_per_host"] < 6
+    assert row["files_per_host"] > 7
+    for name in PUSH:
+        assert row[name]["wall_s"] > 0, name
+
+
 def test_tasks_list_every_benchmark():
     run = bench("-m", "invoke", "--list")
     assert run.returncode == 0, run.stderr
-    assert "bench.pki" in run.stdout and "bench.plan-scale" in run.stdout
+    for name in ("bench.pki", "bench.plan-scale", "bench.facts", "bench.push"):
+        assert name in run.stdout
 
 
 @pytest.mark.parametrize("argv, message", [
     (["bench.pki", "--algorithms", "DSA-1024"], "give counts of at least 1 and algorithms among RSA-2048, ECDSA-P256"),
     (["bench.plan-scale", "--hosts", "2,50"], "every size needs at least 3 hosts"),
+    (["bench.facts", "--hosts", "0,10"], "give sizes and workers of at least 1"),
+    (["bench.push", "--megabytes", "0"], "give sizes, workers and megabytes of at least 1"),
 ])
 def test_a_bad_option_ends_the_task_with_the_scripts_error(argv, message, tmp_path):
     run = bench("-m", "invoke", *argv, "--out", str(tmp_path))

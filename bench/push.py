@@ -1,0 +1,189 @@
+"""kubefab's push of every host's files against parallel scp, rsync and Ansible's copy, on N plain lab hosts.
+
+    python bench/push.py [--hosts 10,50,100] [--megabytes 50] [--workers 32] [--ansible-venv DIR] [--runs 3]
+                         [--smoke] [--out DIR]     (root: it builds labs)
+
+What travels to each host: its rendered tree of the push phase (kubeadm config, certificates, kubeconfigs, as
+`cluster.plan` made them for that host) plus an offline-binaries directory of --megabytes MB (random bytes, so
+nothing compresses; kubefab's offline install source layout). In each run, side by side, onto hosts wiped before
+each contender (every run is a first push):
+- kubefab: the runner's pool (--workers), one connection per host, one script per host (kubefab/script.py) whose
+  Push step carries every file in a tar beside the script, staged and renamed into place — what up.Run does for a
+  phase; the files land at their real paths;
+- scp: one `scp -r` process per host, all started together, of a directory holding the same files;
+- rsync: one `rsync -a` (over ssh) process per host, all started together, of that directory;
+- Ansible copy: `ansible all -m copy -f N` of that directory.
+The contenders' files land under /var/tmp/kubefab-bench. Wall times include the hosts' sshd and disk work (they
+share this machine's cores); client CPU is what an operator's machine spends.
+"""
+
+import os
+import shlex
+from pathlib import Path
+
+import common
+import contenders
+from kubefab import inventory, plan, script, ssh
+from kubefab.runner import DEFAULT_WORKERS, HostResult, Runner, worst
+from kubefab.steps import FAILED, Push
+
+NAMES = ("kubefab", "scp", "rsync", "ansible_copy")
+DEST = "/var/tmp/kubefab-bench"
+SMOKE = [("hosts", "3"), ("megabytes", 5)]
+# the offline directory's binaries, as shares of --megabytes
+BINARIES = (("kubeadm", 0.24), ("kubelet", 0.30), ("kubectl", 0.20), ("crictl", 0.16), ("cni/bridge", 0.10))
+UNITS = {"kubelet.service": "[Service]\nExecStart=/usr/bin/kubelet\n",
+         "10-kubeadm.conf": "[Service]\nEnvironment=KUBELET_EXTRA_ARGS=\n"}
+
+
+def offline_dir(root, megabytes):
+    """An offline install directory of `megabytes` MB of random binaries and the kubelet unit files."""
+    for name, share in BINARIES:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(int(share * megabytes * 2 ** 20)))
+        path.chmod(0o755)
+    for name, text in UNITS.items():
+        (root / name).write_text(text)
+    return root
+
+
+def pushed(bundle, host):
+    """The files kubefab pushes to `host` in this benchmark: its push-phase tree and the offline directory."""
+    return tuple(f for f in bundle.files[host.name] if f.phase == "push" or f.source.startswith("offline:"))
+
+
+def contender_tree(files, root):
+    """The same files for the contenders, hard-linked under `root` at their on-host paths."""
+    for f in files:
+        target = root / f.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(f.local, target)
+    return root
+
+
+def kubefab_push(inv, files, workers):
+    """One script per host carrying its files, run over the runner's pool; SystemExit naming failed hosts."""
+    hosts, runner = ssh.Hosts(), Runner(workers)
+
+    def push(host):
+        steps = (Push("push files", files[host.name]),)
+        built = script.build(steps)
+        out = hosts.run(host, built.text, 120 + len(built.payload) // 2 ** 20, built.payload)
+        done = script.parse(steps, out.stdout, built.nonce)
+        return HostResult(host.name, "push", worst(r.status for r in done), out.seconds,
+                          "; ".join(r.detail for r in done if r.status == FAILED) or out.stderr[-300:], done)
+    try:
+        results = runner.phase("push", (inv.hosts,), push)
+    finally:
+        runner.close()
+        hosts.close()
+    failed = [f"{r.host}: {r.detail}" for r in results if r.failed]
+    if failed:
+        raise SystemExit(f"kubefab's push failed on {len(failed)} hosts:\n" + "\n".join(failed[:10]))
+
+
+def scp(lab, trees, work):
+    options = contenders.ssh_options(lab)
+    contenders.together([(["scp", "-r", "-q", *options, str(trees / h.name), f"{h.address}:{DEST}"], None)
+                         for h in lab.hosts], work)
+
+
+def rsync(lab, trees, work):
+    shell = "ssh " + shlex.join(contenders.ssh_options(lab))
+    contenders.together([(["rsync", "-a", "-e", shell, f"{trees / h.name}/", f"{h.address}:{DEST}/"], None)
+                         for h in lab.hosts], work)
+
+
+def wipe(lab, files):
+    """Remove what any contender wrote, so that the next one pushes everything again."""
+    for h in lab.hosts:
+        lab.run(h.name, f"rm -rf {DEST} && rm -f {shlex.join(f.path for f in files[h.name])}")
+
+
+def delivered(lab, files, under=""):
+    """Fail unless the first host holds every file, byte for byte as large as here."""
+    h = lab.hosts[0]
+    sizes = lab.run(h.name, "wc -c " + shlex.join(under + f.path for f in files[h.name])).stdout.split()
+    have = dict(zip(sizes[1::2], map(int, sizes[0::2])))
+    missing = [f.path for f in files[h.name] if have.get(under + f.path) != f.local.stat().st_size]
+    if missing:
+        raise SystemExit(f"{h.name} lacks or holds short copies of {missing[:5]}")
+
+
+def one_run(lab, inv, files, trees, work, opts, ansible):
+    """A Sample per contender, each on freshly wiped hosts, side by side."""
+    n = len(lab.hosts)
+    inventory_ini, env = contenders.ansible_setup(lab, work / "ansible")
+    runs = {
+        "kubefab": (lambda: kubefab_push(inv, files, opts.workers), ""),
+        "scp": (lambda: scp(lab, trees, work / "scp"), DEST),
+        "rsync": (lambda: rsync(lab, trees, work / "rsync"), DEST),
+        "ansible_copy": (lambda: contenders.run_ansible(ansible, inventory_ini, env, n, "copy",
+                                                        f"src={trees}/{{{{ inventory_hostname }}}}/ dest={DEST}/",
+                                                        work / "copy.out"), DEST),
+    }
+    samples = {}
+    for name in NAMES:
+        fn, under = runs[name]
+        wipe(lab, files)
+        samples[name] = common.measure(fn)[0]
+        delivered(lab, files, under)
+    wipe(lab, files)
+    return samples
+
+
+def size_row(n, opts, ansible):
+    """The row of one lab size: the medians of --runs runs and the ratios."""
+    with contenders.plain_lab(n) as (lab, work):
+        offline = offline_dir(work / "offline", opts.megabytes)
+        path = contenders.inventory_file(lab, work / "inventory.toml", source="offline", directory=str(offline))
+        inv = inventory.load(path, state_dir=work / "state")
+        bundle = plan.prepare(inv)
+        files = {h.name: pushed(bundle, h) for h in inv.hosts}
+        trees = work / "trees"
+        for h in inv.hosts:
+            contender_tree(files[h.name], trees / h.name)
+        samples = [one_run(lab, inv, files, trees, work / f"run-{i}", opts, ansible) for i in range(opts.runs)]
+        per_host = files[inv.hosts[0].name]
+    row = {"hosts": n, "lab": contenders.lab_record(lab), "workers": opts.workers, "files_per_host": len(per_host),
+           "mb_per_host": sum(f.size for f in per_host) / 2 ** 20}
+    row.update({name: common.median(s[name] for s in samples) for name in NAMES})
+    for other in NAMES[1:]:
+        row[f"kubefab_over_{other}"] = common.ratio(row["kubefab"].wall_s, row[other].wall_s)
+        row[f"kubefab_over_{other}_cpu"] = common.ratio(row["kubefab"].cpu_s, row[other].cpu_s)
+    row["cpu_ms_per_host"] = {name: 1000 * row[name].cpu_s / n for name in NAMES}
+    return row
+
+
+def main(argv=None):
+    args = common.parser(__doc__)
+    args.add_argument("--hosts", default="10,50,100", help="comma-separated lab sizes (default 10,50,100)")
+    args.add_argument("--megabytes", type=int, default=50, help="size of the offline-binaries directory (default 50)")
+    args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                      help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
+    args.add_argument("--ansible-venv", type=Path, default=contenders.ANSIBLE_VENV,
+                      help=f"venv holding ansible-core, made with pip when missing (default {contenders.ANSIBLE_VENV})")
+    opts = common.options(args, argv, smoke=SMOKE)
+    sizes = sorted({int(n) for n in opts.hosts.split(",")})
+    if sizes[0] < 1 or opts.workers < 1 or opts.megabytes < 1:
+        args.error(f"--hosts {opts.hosts} --workers {opts.workers} --megabytes {opts.megabytes}: "
+                   "give sizes, workers and megabytes of at least 1")
+    contenders.need_rsync()
+    ansible = contenders.ansible(opts.ansible_venv)
+    rows = [size_row(n, opts, ansible) for n in sizes]
+    print(common.table(
+        ("hosts", "files/host", "MB/host", *(f"{name} s" for name in NAMES), "/scp", "/rsync", "/copy",
+         "kubefab cpu ms/host"),
+        [(r["hosts"], r["files_per_host"], r["mb_per_host"], *(r[name].wall_s for name in NAMES),
+          r["kubefab_over_scp"], r["kubefab_over_rsync"], r["kubefab_over_ansible_copy"],
+          r["cpu_ms_per_host"]["kubefab"]) for r in rows]))
+    print(common.table(
+        ("hosts", *(f"{name} cpu s" for name in NAMES), "kubefab peak MB"),
+        [(r["hosts"], *(r[name].cpu_s for name in NAMES), r["kubefab"].peak_rss_mb) for r in rows]))
+    path = common.write("push", opts, {"hosts": sizes, "megabytes": opts.megabytes, "workers": opts.workers}, rows)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
