@@ -13,7 +13,7 @@ from lab import kernel, spec, state
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = {"wall_s", "cpu_s", "peak_rss_mb", "child_peak_rss_mb"}
 FACTS = ("kubefab", "preflight", "ansible_setup", "ansible_raw", "openssh", "floor")
-PUSH = ("kubefab", "scp", "rsync", "ansible_copy")
+PUSH = ("kubefab", "scp", "rsync", "ansible_copy")  # and kubefab_again: the same push onto hosts that have it all
 # benchmark -> (row keys, the keys among them that hold a measurement, rows expected in smoke mode)
 BENCHMARKS = {
     "plan_scale": ({"hosts", "first", "replan", "marginal_ms_per_host", "marginal_cpu_ms_per_host",
@@ -24,8 +24,9 @@ BENCHMARKS = {
             ("kubefab", "rerun", "openssl"), 2),
     "facts": ({"hosts", "lab", "workers", *FACTS, "cpu_ms_per_host", "kubefab_cpu_ms_per_host_beyond_floor",
                *(f"kubefab_over_{n}{cpu}" for n in FACTS[2:] for cpu in ("", "_cpu"))}, FACTS, 1),
-    "push": ({"hosts", "lab", "workers", "files_per_host", "mb_per_host", *PUSH, "cpu_ms_per_host",
-              *(f"kubefab_over_{n}{cpu}" for n in PUSH[1:] for cpu in ("", "_cpu"))}, PUSH, 1),
+    "push": ({"hosts", "lab", "workers", "files_per_host", "mb_per_host", *PUSH, "kubefab_again", "again_over_first",
+              "cpu_ms_per_host",
+              *(f"kubefab_over_{n}{cpu}" for n in PUSH[1:] for cpu in ("", "_cpu"))}, (*PUSH, "kubefab_again"), 1),
 }
 ON_LAB = ("facts", "push")     # they build labs of plain hosts: root and namespaces
 
