@@ -113,3 +113,12 @@ def run_ansible(command, inventory, env, forks, module, args, out):
         done = subprocess.run(argv, env=env, stdout=f, stderr=subprocess.STDOUT)
     if done.returncode:
         raise SystemExit(f"ansible -m {module} exited {done.returncode}:\n{out.read_text(errors='replace')[-3000:]}")
+
+
+def versions(ansible_command):
+    """The contenders' versions, for the JSON: ansible-core, OpenSSH and rsync."""
+    def first_line(argv):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else None
+    return {"ansible": first_line([str(ansible_command), "--version"]), "openssh": first_line(["ssh", "-V"]),
+            "rsync": first_line(["rsync", "--version"])}

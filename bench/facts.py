@@ -155,7 +155,8 @@ def main(argv=None):
     print(common.table(
         ("hosts", *(f"{name} cpu s" for name in NAMES)),
         [(r["hosts"], *(r[name].cpu_s for name in NAMES)) for r in rows]))
-    path = common.write("facts", opts, {"hosts": sizes, "workers": opts.workers}, rows)
+    path = common.write("facts", opts, {"hosts": sizes, "workers": opts.workers,
+                        "contenders": contenders.versions(ansible)}, rows)
     print(f"wrote {path}")
 
 

@@ -186,7 +186,8 @@ def main(argv=None):
     print(common.table(
         ("hosts", *(f"{name} cpu s" for name in (*NAMES, AGAIN)), "kubefab peak MB"),
         [(r["hosts"], *(r[name].cpu_s for name in (*NAMES, AGAIN)), r["kubefab"].peak_rss_mb) for r in rows]))
-    path = common.write("push", opts, {"hosts": sizes, "megabytes": opts.megabytes, "workers": opts.workers}, rows)
+    path = common.write("push", opts, {"hosts": sizes, "megabytes": opts.megabytes, "workers": opts.workers,
+                        "contenders": contenders.versions(ansible)}, rows)
     print(f"wrote {path}")
 
 
