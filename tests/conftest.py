@@ -21,12 +21,19 @@ def lab_unavailable():
     return ""
 
 
+# Fixtures that make a test a lab test (network namespaces, real etcd) or a slow one (real vagrant runs), so
+# `-m "not lab and not slow"` selects the pure, fast part whatever the test's own marks say.
+FIXTURE_MARKS = {"netns": "lab", "api": "lab", "vagrant_env": "slow"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
     reason = lab_unavailable()
-    if reason:
-        for item in items:
-            if item.get_closest_marker("lab"):
-                item.add_marker(pytest.mark.skip(reason=reason))
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & set(FIXTURE_MARKS):
+            item.add_marker(FIXTURE_MARKS[fixture])
+        if reason and item.get_closest_marker("lab"):
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_collection_finish(session):
