@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from lab import Lab, down_labs, down_on_termination, packages
+from lab import Lab, Network, down_labs, down_on_termination, packages
 
 SESSION_LAB = {"hosts": 3, "control_planes": 1, "flavour": "node"}
 
@@ -55,6 +55,16 @@ def lab():
     down_labs(scope="stale")  # labs of an earlier run that was killed
     with Lab.up(**SESSION_LAB) as shared:
         yield shared
+
+
+@pytest.fixture(scope="module")
+def netns():
+    """A private network namespace on a lab bridge, for doubles that bind 6443, 2379, 10250...; shared by a module."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with Network.up(1) as net:
+        yield net.namespaces[0]
 
 
 @pytest.fixture
