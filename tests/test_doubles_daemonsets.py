@@ -33,7 +33,7 @@ def api(tmp_path_factory):
 class Node:
     """A registered Node with its own filesystem root and a kubelet pod worker using the node's identity."""
 
-    def __init__(self, api, name, taints=()):
+    def __init__(self, api, name, taints=(), pod_cidr=None):
         self.name, self.root = name, api.root / "nodes" / name
         self.root.mkdir(parents=True)
         conf = self.root / "kubelet.conf"
@@ -41,7 +41,7 @@ class Node:
         self.client = Client.from_kubeconfig(conf)
         self.client.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {
             "name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/hostname": name}},
-            "spec": {"taints": list(taints)}})
+            "spec": dict({"taints": list(taints)}, **({"podCIDR": pod_cidr} if pod_cidr else {}))})
         self.worker = podrun.PodWorkers(name, lambda msg: None)
 
     def sync(self, monkeypatch):
@@ -78,7 +78,7 @@ def pods(api, namespace):
 
 
 def test_flannel_config_and_plugin_land_on_every_node_it_tolerates(api, monkeypatch):
-    cp = Node(api, "fl-cp", taints=[CONTROL_PLANE_TAINT])
+    cp = Node(api, "fl-cp", taints=[CONTROL_PLANE_TAINT], pod_cidr="10.244.0.0/24")
     worker = Node(api, "fl-worker")
     gpu = Node(api, "fl-gpu", taints=[{"key": "dedicated", "value": "gpu", "effect": "NoExecute"}])
     manifest = cni.flannel(INVENTORY)
@@ -109,6 +109,17 @@ def test_flannel_config_and_plugin_land_on_every_node_it_tolerates(api, monkeypa
         assert node.network_error(monkeypatch) is None
     assert not gpu.path("/etc/cni/net.d").exists() and not gpu.path("/opt/cni/bin").exists()
     assert gpu.network_error(monkeypatch) == "cni plugin not initialized"
+
+    # flanneld needs the node's pod CIDR (nodeipam); without it the container crash-loops with flanneld's words
+    crashing = pods(api, "kube-flannel")["fl-worker"]["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert crashing == {"reason": "CrashLoopBackOff", "message": 'Error registering network: failed to acquire '
+                                                                 'lease: node "fl-worker" pod cidr not assigned'}
+    api.admin.patch("/api/v1/nodes/fl-worker", {"spec": {"podCIDR": "10.244.1.0/24"}})
+    worker.sync(monkeypatch)
+    assert worker.path("/run/flannel/subnet.env").read_text() == \
+        "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
+    annotations = api.admin.get("/api/v1/nodes/fl-worker")["metadata"]["annotations"]
+    assert annotations["flannel.alpha.coreos.com/backend-type"] == "vxlan"
 
     running = pods(api, "kube-flannel")
     assert {n: p["status"]["phase"] for n, p in running.items()} == {"fl-cp": "Running", "fl-worker": "Running"}

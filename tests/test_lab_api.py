@@ -66,6 +66,12 @@ def test_up_after_init_wait_cni_verify_and_status(cluster):
     for h in inv.hosts:
         assert json.loads(lab.run(h.name, f"cat {CNI_DIR}/10-flannel.conflist").stdout) == json.loads(cfg)
         lab.run(h.name, "test -x /opt/cni/bin/flannel && test -x /opt/cni/bin/portmap")
+    # and flanneld's: the VXLAN device and its chains, which kubeadm reset leaves for kubefab's reset
+    for h in inv.hosts:
+        out = lab.run(h.name, "ip -o link show flannel.1; iptables -w -t nat -S FLANNEL-POSTRTG; "
+                              "cat /run/flannel/subnet.env", check=False)
+        assert "flannel.1:" in out.stdout and "-N FLANNEL-POSTRTG" in out.stdout, out.stdout + out.stderr
+        assert "FLANNEL_NETWORK=" + inv.cluster.pod_subnet in out.stdout
     assert flannel_pods(api) == {h.name: "Running" for h in inv.hosts}
     assert all(n.ready and n.version.startswith("v1.") for n in ready)
     assert next(n for n in ready if n.name == cp).roles == ("control-plane",)

@@ -5,7 +5,7 @@ The doubles run no images, so an init container is played only when its image an
 the tables below, which hold what kubefab's CNI manifests run: flannel's `cp` steps (install-cni-plugin,
 install-cni) and calico's `/opt/cni/bin/install` (install-cni). A pod is taken on only if it uses the
 host network (no CNI is needed for it) and every init container can be played; its main containers are
-then reported running, not run. Completed init containers are recorded under
+then reported running, not run, except that flanneld's effect on the host is played (flanneld.py). Completed init containers are recorded under
 /var/lib/kubelet/pods/<uid>/containers/<name> as the kubelet records its containers, so a restarted
 kubelet does not run them again, and after `kubeadm reset` (which empties /var/lib/kubelet) they run
 again for the pod bound to the rejoined node. Files they wrote stay when the pod or its DaemonSet is
@@ -14,10 +14,11 @@ deleted, as on a real node.
 
 import json
 import posixpath
+import subprocess
 import time
 from urllib.parse import quote
 
-from . import cniplugins
+from . import cniplugins, flanneld
 from .hostfs import host, write_file
 from .kubeclient import ApiStatus
 
@@ -225,6 +226,10 @@ PROGRAMS = {("flannel-cni-plugin", "cp"): busybox_cp, ("flannel", "cp"): busybox
             ("cni", "/opt/cni/bin/install"): calico_install}
 
 
+# main containers whose effect on the host the double plays, once per pod, after the init containers
+MAIN_PROGRAMS = {("flannel", "/opt/bin/flanneld"): flanneld.run}
+
+
 def program(container):
     argv = list(container.get("command") or []) + list(container.get("args") or [])
     key = (image_name(container.get("image", "")), argv[0] if argv else "")
@@ -288,6 +293,16 @@ class PodWorkers:
         except OSError as e:
             return pending_status(pod, ip, started, finished, inits[len(finished)],
                                   ContainerError("Error", str(e)))
+        for spec in pod["spec"].get("containers") or []:
+            argv = list(spec.get("command") or [])
+            play = MAIN_PROGRAMS.get((image_name(spec.get("image", "")), argv[0] if argv else ""))
+            if play and not (done / spec["name"]).is_dir():
+                try:
+                    play(Container(spec, vols, environment(spec, pod, client)), client, self.node, ip)
+                except (flanneld.FlannelError, ContainerError, OSError, subprocess.CalledProcessError) as e:
+                    self.say(f"pod {pod['metadata']['name']}: container {spec['name']}: {e}")
+                    return running_status(pod, ip, started, crashing=(spec["name"], str(e)))
+                (done / spec["name"]).mkdir(parents=True, exist_ok=True)
         return running_status(pod, ip, started)
 
 
@@ -311,14 +326,18 @@ def _image(c):
     return {"name": c["name"], "image": c.get("image", ""), "imageID": c.get("image", ""), "restartCount": 0}
 
 
-def running_status(pod, ip, started):
+def running_status(pod, ip, started, crashing=None):
+    """Init containers completed; containers running, except `crashing` = (name, error) in back-off."""
     inits = [dict(_image(c), ready=True, started=False, state={"terminated": {
         "exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": started}})
         for c in pod["spec"].get("initContainers") or []]
     mains = [dict(_image(c), ready=True, started=True, state={"running": {"startedAt": started}})
+             if not crashing or c["name"] != crashing[0] else
+             dict(_image(c), ready=False, started=False, state={"waiting": {
+                 "reason": "CrashLoopBackOff", "message": crashing[1]}})
              for c in pod["spec"].get("containers") or []]
     return {"phase": "Running", "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": ip, "podIPs": [{"ip": ip}],
-            "startTime": started, "conditions": _conditions(True, True, started),
+            "startTime": started, "conditions": _conditions(True, crashing is None, started),
             "initContainerStatuses": inits, "containerStatuses": mains, "qosClass": "Burstable"}
 
 
