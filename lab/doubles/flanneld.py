@@ -2,7 +2,8 @@
 /run/flannel/subnet.env from the node's podCIDR, the `flannel.1` VXLAN device (VNI 1, port 8472, MTU of the
 node's interface less 50) holding the subnet's network address, the FLANNEL-POSTRTG (nat) and FLANNEL-FWD
 (filter) chains jumped to from POSTROUTING and FORWARD, and the Node's flannel annotations (not its
-NetworkUnavailable condition: the kubelet double owns the conditions list). These are what `kubeadm reset` does not clean and kubefab's reset must.
+NetworkUnavailable condition: the kubelet double owns the conditions list). These are what `kubeadm reset`
+does not clean and kubefab's reset must.
 
 Under a test root (KUBEFAB_DOUBLE_ROOT) only subnet.env is written: links and iptables would be the machine's.
 Sources: flannel `pkg/subnet/kube` (pod cidr lease, annotations), `pkg/backend/vxlan` (device, MTU),

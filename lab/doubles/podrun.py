@@ -5,8 +5,9 @@ The doubles run no images, so an init container is played only when its image an
 the tables below, which hold what kubefab's CNI manifests run: flannel's `cp` steps (install-cni-plugin,
 install-cni) and calico's `/opt/cni/bin/install` (install-cni). A pod is taken on only if it uses the
 host network (no CNI is needed for it) and every init container can be played; its main containers are
-then reported running, not run, except that flanneld's effect on the host is played (flanneld.py). Completed init containers are recorded under
-/var/lib/kubelet/pods/<uid>/containers/<name> as the kubelet records its containers, so a restarted
+then reported running, not run, except that flanneld's effect on the host is played (flanneld.py).
+Completed containers are recorded under /var/lib/kubelet/pods/<uid>/containers/<name> as the kubelet
+records its containers, so a restarted
 kubelet does not run them again, and after `kubeadm reset` (which empties /var/lib/kubelet) they run
 again for the pod bound to the rejoined node. Files they wrote stay when the pod or its DaemonSet is
 deleted, as on a real node.
