@@ -14,7 +14,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import controllers
+from . import controllers, daemonsets
 from . import flags as flagparse
 from . import x509util as xu
 from .hostfs import DoubleError, host
@@ -104,6 +104,7 @@ def controller_loop(client, flags):
             controllers.approve_and_sign(clients("certificate-controller"), ca_cert, ca_key)
             if cidr:
                 controllers.allocate_pod_cidrs(clients("node-controller"), cidr)
+            daemonsets.sync(clients("daemon-set-controller"))
         except (DoubleError, ApiStatus) as e:
             print(f"E controller: {e}", file=sys.stderr, flush=True)
         time.sleep(0.5)
