@@ -17,10 +17,6 @@ STAGES = {"facts": "Gather facts from every host (one probe per host)",
           "preflight": "Check every host against kubeadm's preflight and kubefab's own checks"}
 
 
-def _none(inv, bundle):
-    return ()
-
-
 @dataclass(frozen=True)
 class Phase:
     """One titled step of the workflow: which hosts, in what order, doing what on each."""
@@ -29,9 +25,7 @@ class Phase:
     title: str
     hosts: str               # a key of inventory.HOST_SETS
     order: str               # PARALLEL | SERIAL | BATCHES
-    steps: Callable          # (inventory, host, bundle, facts of that host or None) -> host steps
-    api: Callable = _none    # (inventory, bundle) -> Api steps run once from this machine
-    implemented: bool = True
+    steps: Callable          # (inventory, host, bundle, facts of that host or None) -> host steps, then Api steps
 
     def host_list(self, inv):
         return inventory.HOST_SETS[self.hosts](inv)
@@ -49,42 +43,49 @@ def _already(facts, path, what):
 def _init(inv, host, bundle, facts):
     manifest = paths.manifest("kube-apiserver")
     return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG}", timeout=900,
-                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),)
+                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
+            Api(API_SERVER, f"wait for the API server, then for {host.name}'s control-plane components"))
 
 
-def _join(inv, host, bundle, facts):
+def join_step(inv, host, bundle, facts):
     kubelet_conf = paths.kubeconfig("kubelet.conf")
-    return (Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}", timeout=900,
-                    guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node")),)
+    return Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}", timeout=900,
+                   guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node"))
 
 
-def _no_steps(inv, host, bundle, facts):
-    return ()
+def _join_control_plane(inv, host, bundle, facts):
+    # the next control plane joins only once this one's etcd member and API server are healthy
+    return (join_step(inv, host, bundle, facts),
+            Api(CONTROL_PLANE, f"wait for {host.name}'s etcd, API server, controller-manager and scheduler"))
 
 
-def _cni(inv, bundle):
+def _join_worker(inv, host, bundle, facts):
+    return (join_step(inv, host, bundle, facts),)
+
+
+def _cni(inv, host, bundle, facts):
     c = inv.cluster
-    return () if c.cni == "none" else (Api("cni", f"apply the {c.cni} manifest for pods in {c.pod_subnet}"),)
+    if c.cni == "none":
+        return ()
+    source = c.cni_manifest or f"kubefab's {c.cni} manifest"
+    return (Api(CNI, f"apply {source} for pods in {c.pod_subnet}"),)
 
 
-def _verify(inv, bundle):
-    return (Api("verify", f"wait until all {len(inv.hosts)} nodes are Ready, apply labels and taints "
-                          "from the inventory"),)
+def _verify(inv, host, bundle, facts):
+    return (Api(NODE, f"wait until node {host.name} is Ready, then apply its labels and taints"),)
 
 
+API_SERVER, CONTROL_PLANE, CNI, NODE = "api-server", "control-plane", "cni", "node"   # kubefab.apisteps runs them
 PHASES = (
     Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
           runtime.steps),
     Phase("push", "Push the PKI bundle, kubeconfigs and kubeadm configs", "all", PARALLEL, _push),
-    Phase("init", "kubeadm init on the first control-plane node", "first-control-plane", SERIAL, _init,
-          implemented=False),
+    Phase("init", "kubeadm init on the first control-plane node", "first-control-plane", SERIAL, _init),
     Phase("join-control-plane", "Join the other control-plane nodes, one at a time", "other-control-planes",
-          SERIAL, _join, implemented=False),
-    Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join, implemented=False),
-    Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _no_steps, api=_cni,
-          implemented=False),
-    Phase("verify", "Check the cluster", "first-control-plane", SERIAL, _no_steps, api=_verify,
-          implemented=False),
+          SERIAL, _join_control_plane),
+    Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join_worker),
+    Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _cni),
+    Phase("verify", "Every node Ready, with the inventory's labels and taints", "all", PARALLEL, _verify),
 )
 NAMES = (*STAGES, *(p.name for p in PHASES))
 
@@ -100,12 +101,12 @@ def select(only=(), skip=()):
     return tuple(s for s in STAGES if chosen(s)), tuple(p for p in PHASES if chosen(p.name))
 
 
-def batches(phase, inv):
-    """The host groups of `phase`, run one group after another."""
+def batches(phase, inv, batch=0):
+    """The host groups of `phase`, run one group after another; `batch` overrides worker_batch_size."""
     hosts = phase.host_list(inv)
     if not hosts:
         return ()
     if phase.order == PARALLEL:
         return (hosts,)
-    size = inv.cluster.worker_batch_size if phase.order == BATCHES else 1
+    size = (batch or inv.cluster.worker_batch_size) if phase.order == BATCHES else 1
     return tuple(hosts[i:i + size] for i in range(0, len(hosts), size))

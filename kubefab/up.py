@@ -2,21 +2,26 @@
 
 Order of a run: lock the state dir, prepare the local bundle, gather facts (one probe per host),
 evaluate preflight (errors stop the run before any host changes), build the plan from inventory,
-bundle and facts, ask (or --yes), then run each phase as the plan orders it. A phase with a failed
-host stops the run before the next phase. The run ends with a hosts x phases table.
+bundle and facts, ask (or --yes), then run each phase as the plan orders it: on each host its steps as
+one script, then its Api steps from this machine (kubefab.apisteps). A phase with a failed host stops
+the run before the next phase, except join-workers: up to `max_failed` workers may fail there, their
+later phases are skipped and the rest of the cluster is finished. A failed kubeadm step comes back
+with the host's kubelet and containerd journals and a hint (kubefab.diagnose). The run ends with a
+hosts x phases table.
 """
 
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import shlex
 
-from kubefab import facts as facts_mod, lock, log as logs, phases, plan, preflight, report, script, ssh, token
+from kubefab import apisteps, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
+    script, ssh, token
 from kubefab.errors import KubefabError
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, worst
-from kubefab.steps import FAILED, OK, SKIPPED
+from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, Api
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 PROBE_TIMEOUT = facts_mod.TIMEOUT + 40      # the probe bounds itself; the rest is connecting as the host lets us
@@ -29,6 +34,8 @@ class Options:
     hosts: tuple = ()
     ignore: tuple = ()
     workers: int = DEFAULT_WORKERS
+    batch: int = 0              # workers joined at once; 0: the inventory's worker_batch_size
+    max_failed: int = 0         # workers that may fail to join before the run stops
     yes: bool = False
     verbose: bool = False
     quiet: bool = False
@@ -40,6 +47,8 @@ class Run:
     def __init__(self, inv, options, console=None, ask=None):
         if options.workers < 1:
             raise KubefabError(f"--workers {options.workers}: at least one host must be worked on at a time")
+        if options.max_failed < 0:
+            raise KubefabError(f"--max-failed {options.max_failed}: give how many workers may fail, 0 or more")
         self.inv, self.o = inv, options
         self.console = console or sys.stdout
         self.ask = ask or _ask
@@ -52,10 +61,6 @@ class Run:
     def up(self):
         """Run the selected stages and phases; the exit code (0, 1 on a failed host, 130 on Ctrl-C)."""
         stages, selected = phases.select(self.o.only, self.o.skip)
-        later = [p.name for p in selected if not p.implemented]
-        if later:
-            raise KubefabError(f"phases {', '.join(later)} are not implemented yet (the sequence issue adds them) — "
-                               "run `cluster.up --only facts,preflight,runtime,push`, or --skip them")
         return self._locked(lambda: self._up(stages, selected))
 
     def preflight(self):
@@ -78,6 +83,7 @@ class Run:
             self.bundle = plan.prepare(self.inv)
             logs.mask(token.bootstrap_token(self.inv))
             self.ssh = ssh.Hosts()
+            self.api_steps = apisteps.ApiSteps(self.inv, self.ssh, self.log)
             self.runner = Runner(self.o.workers, self._progress)
             try:
                 return body()
@@ -93,22 +99,36 @@ class Run:
         code, facts = self._gate(stages, prepared=any(p.name == "runtime" for p in selected))
         if code:
             return code
-        p = plan.build(self.inv, self.bundle, facts, self.o.only, self.o.skip, self.o.hosts)
+        p = plan.build(self.inv, self.bundle, facts, self.o.only, self.o.skip, self.o.hosts, self.o.batch)
         if not p.phases:
             self._finish("done")
             return 0
         self._say(_summary(p))
         if not self.o.yes:
             self.ask(f"Change {len({hs.host.name for pp in p.phases for b in pp.batches for hs in b})} hosts now?")
+        return self._phases(p)
+
+    def _phases(self, p):
+        failed = {}                 # host name -> the phase it failed in: its later phases are skipped
         for pp in p.phases:
             steps = {hs.host.name: hs.steps for b in pp.batches for hs in b}
-            results = self.runner.phase(pp.phase.name, tuple(tuple(hs.host for hs in b) for b in pp.batches),
-                                        lambda host, name=pp.phase.name: self._host_phase(name, host, steps[host.name]))
+            self.results += [HostResult(h, pp.phase.name, SKIPPED, detail=f"failed in {failed[h]}")
+                             for h in steps if h in failed]
+            batches = tuple(b for b in (tuple(hs.host for hs in b if hs.host.name not in failed) for b in pp.batches)
+                            if b)
+            budget = self.o.max_failed - len(failed) if pp.phase.order == phases.BATCHES else 0
+            results = self.runner.phase(pp.phase.name, batches, budget=budget,
+                                        work=lambda host, n=pp.phase.name: self._host_phase(n, host, steps[host.name]))
             self.results += results
-            if any(r.failed for r in results):
+            failed.update((r.host, pp.phase.name) for r in results if r.failed)
+            if sum(r.failed for r in results) > budget:
                 self._finish(f"{pp.phase.name} failed on some hosts: the run stops before the next phase")
                 return EXIT_FAILED
-        self._finish("done")
+        if failed:
+            self._finish(f"done, except on {', '.join(failed)}: fix the cause shown and run again to finish them")
+            return EXIT_FAILED
+        changed = any(r.status == CHANGED for r in self.results)
+        self._finish("done" if changed else "done: nothing changed, every host and phase was already as planned")
         return 0
 
     def _gate(self, stages, prepared):
@@ -154,20 +174,44 @@ class Run:
             return HostResult(host.name, "facts", FAILED, out.seconds, detail=str(e))
 
     def _host_phase(self, phase_name, host, steps):
-        built = script.build(steps)
-        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + len(built.payload) // 2 ** 20
-        out = self.ssh.run(host, built.text, timeout, built.payload)
-        steps_done = script.parse(steps, out.stdout, built.nonce)
-        for r in steps_done:
+        """The host's script steps over SSH, then (when they passed) its Api steps from here."""
+        on_host = tuple(s for s in steps if not isinstance(s, Api))
+        done, seconds, broken = self._script(phase_name, host, on_host) if on_host else ((), 0.0, "")
+        if worst(r.status for r in done) != FAILED:
+            for step in (s for s in steps if isinstance(s, Api)):
+                done += (self.api_steps.run(step, host),)
+                seconds += done[-1].seconds
+                if done[-1].status == FAILED:
+                    break
+        for r in done:
             detail = r.detail if r.status == FAILED else r.detail.partition("\n")[0]
             self.log.debug("%s %s %s: %s, exit %s, %.2f s%s", phase_name, host.name, r.name, r.status, r.code,
                            r.seconds, f": {detail}" if detail else "")
-        status = worst(r.status for r in steps_done)
-        detail = "; ".join(f"{r.name}: {r.detail}" for r in steps_done if r.status == FAILED)
-        if steps_done and all(r.detail.startswith("no report") for r in steps_done if r.status == FAILED) \
-                and status == FAILED:
-            detail = f"the {phase_name} script did not run to its end (exit {out.code}): {_tail(out.stderr)}"
-        return HostResult(host.name, phase_name, status, out.seconds, detail, steps_done)
+        status = worst(r.status for r in done)
+        detail = broken or "; ".join(f"{r.name}: {r.detail}" for r in done if r.status == FAILED)
+        return HostResult(host.name, phase_name, status, seconds, detail, done)
+
+    def _script(self, phase_name, host, steps):
+        """(step results, seconds, why the script broke off or '') of `steps` run on `host` as one script."""
+        built = script.build(steps)
+        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + len(built.payload) // 2 ** 20
+        out = self.ssh.run(host, built.text, timeout, built.payload)
+        done = script.parse(steps, out.stdout, built.nonce)
+        failed = [r for r in done if r.status == FAILED]
+        if failed and all(r.detail.startswith("no report") for r in failed):
+            return done, out.seconds, (f"the {phase_name} script did not run to its end (exit {out.code}): "
+                                       f"{_tail(out.stderr)}")
+        return tuple(self._explained(host, r) for r in done), out.seconds, ""
+
+    def _explained(self, host, result):
+        """A failed kubeadm step with the host's kubelet and containerd journals and a hint added."""
+        if result.status != FAILED or not result.name.startswith("kubeadm"):
+            return result
+        try:
+            journals = self.ssh.run(host, diagnose.JOURNALS.encode(), 60).stdout
+        except ssh.Unreachable as e:
+            journals = f"(the journals could not be read: {e})"
+        return replace(result, detail=f"{result.detail}\n{diagnose.explain(result.detail, journals)}")
 
     def _progress(self, phase, done, failed, total, seconds):
         if self.o.quiet:

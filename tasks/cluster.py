@@ -38,13 +38,16 @@ def preflight(c, inventory=None, state_dir=None, host=None, ignore=None, workers
 
 
 @task(iterable=["only", "skip", "host", "ignore"], help={
-    **SELECT_HELP, **RUN_HELP, "yes": "do not ask before changing hosts (needed without a terminal)"})
+    **SELECT_HELP, **RUN_HELP, "yes": "do not ask before changing hosts (needed without a terminal)",
+    "batch": "join this many workers at once (default: worker_batch_size of the inventory)",
+    "max-failed": "workers that may fail to join while the others go on (default 0: the first failure stops)"})
 def up(c, inventory=None, state_dir=None, only=None, skip=None, host=None, ignore=None, workers=DEFAULT_WORKERS,
-       yes=False, verbose=False, quiet=False):
+       batch=0, max_failed=0, yes=False, verbose=False, quiet=False):
     """Bring the cluster up: facts, preflight, then the plan's phases on every host (asks first unless --yes)."""
     with user_errors():
         options = Options(only=names(only), skip=names(skip), hosts=names(host), ignore=names(ignore),
-                          workers=int(workers), yes=yes, verbose=verbose, quiet=quiet)
+                          workers=int(workers), batch=int(batch), max_failed=int(max_failed), yes=yes,
+                          verbose=verbose, quiet=quiet)
         code = _interruptible(Run(load(c, inventory, state_dir), options).up)
     if code:
         raise Exit(code=code)

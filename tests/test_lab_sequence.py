@@ -1,0 +1,98 @@
+"""cluster.up's whole sequence on lab node hosts: init, joins, CNI and verify, then a second up that changes
+nothing, and a worker that fails to join while the others go on, finished by the next run.
+
+The doubles do not run flannel's DaemonSet: until they lay its effect themselves, each test puts flannel's
+conflist and plugin binaries on the nodes first, as test_lab_api.py does (the kubelet double is Ready only
+with them)."""
+
+import re
+import shutil
+import threading
+import time
+
+import pytest
+
+from kubefab import cni, inventory, kube, log as logs, nodes
+from test_lab_api import flannel_config
+from test_lab_up import run_of
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
+
+
+def lay_flannel(lab, tmp_path):
+    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
+    manifest = cni.manifest(inv)
+    for h in inv.hosts:
+        flannel_config(lab, h.name, manifest)
+    return inv
+
+
+def cells(r):
+    return {(x.host, x.phase): x for x in r.results}
+
+
+def test_up_makes_a_ready_cluster_and_a_second_up_changes_nothing(new_lab, tmp_path):
+    lab = new_lab(hosts=3, control_planes=1, flavour="node")
+    inv = lay_flannel(lab, tmp_path)
+    start = time.monotonic()
+    code, text, r = run_of(lab, tmp_path, yes=True)
+    first = time.monotonic() - start
+    assert code == 0, text
+    results = cells(r)
+    assert results["kf-cp1", "init"].status == "changed"
+    assert [s.name for s in results["kf-cp1", "init"].steps] == ["kubeadm init", "api-server"]
+    assert {results[h, "join-workers"].status for h in ("kf-w1", "kf-w2")} == {"changed"}
+    assert "objects written" in results["kf-cp1", "cni"].detail or results["kf-cp1", "cni"].status == "changed"
+    api = kube.connect(inv.state_dir / "kubeconfigs" / "admin.conf")
+    listed = {n.name: n for n in nodes.list_nodes(api)}
+    assert sorted(listed) == ["kf-cp1", "kf-w1", "kf-w2"] and all(n.ready for n in listed.values())
+    assert listed["kf-cp1"].roles == ("control-plane",)
+    assert api.find("/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-flannel-ds") is not None
+
+    start = time.monotonic()
+    code, again, r = run_of(lab, tmp_path, yes=True)
+    second = time.monotonic() - start
+    assert code == 0, again
+    after_facts = {k: x for k, x in cells(r).items() if k[1] not in ("facts", "preflight")}
+    assert {x.status for x in after_facts.values()} == {"unchanged"}, again
+    assert len(after_facts) == 3 * 2 + 1 + 2 + 1 + 3    # runtime, push; init; join-workers; cni; verify
+    assert results["kf-w1", "join-workers"].steps[0].detail != "already a node"
+    assert cells(r)["kf-w1", "join-workers"].steps[0].detail == "already a node"
+    assert "done: nothing changed" in again
+    assert re.search(r"kf-w2 +ok .* unchanged", again), again
+    print(f"\ncluster.up on 1 control plane + 2 workers: first {first:.1f} s, second (no change) {second:.1f} s")
+
+
+def test_a_worker_cut_off_after_push_fails_with_its_cause_the_others_join_and_a_rerun_finishes_it(
+        new_lab, tmp_path):
+    lab = new_lab(hosts=3, control_planes=1, flavour="node")
+    lay_flannel(lab, tmp_path)
+    log = tmp_path / "state" / logs.FILE
+
+    def cut_after_push():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if log.exists() and re.search(r"push kf-w2 push files: changed", log.read_text()):
+                lab.cut("kf-w2")
+                return
+            time.sleep(0.05)
+    cutter = threading.Thread(target=cut_after_push)
+    cutter.start()
+    code, text, r = run_of(lab, tmp_path, yes=True, max_failed=1)
+    cutter.join()
+    results = cells(r)
+    assert code == 1, text
+    assert results["kf-w1", "join-workers"].status == "changed"
+    assert results["kf-w2", "join-workers"].status == "failed"
+    assert "kf-w2" in text and re.search(r"FAILED kf-w2 join-workers: .*(lost|timed out|no answer)", text), text
+    assert results["kf-w2", "verify"].status == "skipped" and results["kf-w1", "verify"].status != "failed"
+    assert "done, except on kf-w2" in text
+
+    lab.connect("kf-w2")
+    code, again, r = run_of(lab, tmp_path, yes=True)
+    assert code == 0, again
+    results = cells(r)
+    assert results["kf-w2", "join-workers"].status == "changed"
+    assert results["kf-w1", "join-workers"].status == "unchanged"
+    assert results["kf-cp1", "init"].status == "unchanged"
