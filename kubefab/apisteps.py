@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 
-from kubefab import apply, cni, health, kube, kubeconfig, net, nodes, phases
+from kubefab import apply, cni, drain, health, kube, kubeconfig, net, nodes, phases
 from kubefab.errors import KubefabError
 from kubefab.script import StepResult
 from kubefab.steps import CHANGED, FAILED, UNCHANGED
@@ -91,5 +91,13 @@ class ApiSteps:
         return UNCHANGED, f"Ready ({view.version}), labels and taints as the inventory says"
 
 
-RUNNERS = {phases.API_SERVER: ApiSteps.api_server, phases.CONTROL_PLANE: ApiSteps.control_plane,
+    def remove(self, host):
+        gone = drain.remove(self.api(), host.name)
+        if not gone.deleted:
+            return UNCHANGED, "not a node of the cluster"
+        return CHANGED, f"drained ({len(gone.evicted)} pods evicted) and deleted"
+
+
+REMOVE = "remove node"      # cluster.reset of some hosts: drain and delete the Node first
+RUNNERS = {REMOVE: ApiSteps.remove, phases.API_SERVER: ApiSteps.api_server, phases.CONTROL_PLANE: ApiSteps.control_plane,
            phases.CNI: ApiSteps.cni, phases.NODE: ApiSteps.node}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import shlex
 
 from kubefab import apisteps, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
-    script, ssh, token
+    reset as reset_mod, script, ssh, token
 from kubefab.errors import KubefabError
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, worst
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, Api
@@ -62,6 +62,41 @@ class Run:
         """Run the selected stages and phases; the exit code (0, 1 on a failed host, 130 on Ctrl-C)."""
         stages, selected = phases.select(self.o.only, self.o.skip)
         return self._locked(lambda: self._up(stages, selected))
+
+    def reset(self):
+        """Reset the hosts (workers first, control planes last) to as they were before cluster.up; the exit code."""
+        return self._locked(self._reset)
+
+    def _reset(self):
+        hosts = self.inv.select(self.o.hosts)
+        subset = len(hosts) < len(self.inv.hosts)
+        self._say(f"cluster.reset of {len(hosts)} host{'s' * (len(hosts) != 1)} of cluster {self.inv.cluster.name!r}"
+                  f", in this order: {', '.join(h.name for b in reset_mod.order(self.inv, hosts) for h in b)}"
+                  + ("; each node is drained and deleted through the API first" if subset else ""), shown=True)
+        if not self.o.yes:
+            self.ask(f"Reset {len(hosts)} hosts now (kubeadm reset -f, then what it leaves behind)?")
+        first = (Api(apisteps.REMOVE, "drain and delete the node"),) if subset else ()
+        results = []
+        for batch in reset_mod.order(self.inv, hosts):
+            results += self.runner.phase("reset", (batch,), lambda host: self._reset_host(host, first))
+            if any(r.failed for r in results):
+                break
+        self.results += results
+        if any(r.failed for r in results) or len(results) < len(hosts):
+            self._finish("reset failed on some hosts: the control planes after them were left as they are")
+            return EXIT_FAILED
+        self._finish(f"reset {len(hosts)} hosts; the state dir {self.inv.state_dir} is kept (the CA and keys)")
+        return 0
+
+    def _reset_host(self, host, first):
+        """The API steps from here first (drain, delete), then the host's reset script."""
+        drained = tuple(self.api_steps.run(step, host) for step in first)
+        if any(r.status == FAILED for r in drained):
+            return HostResult(host.name, "reset", FAILED, sum(r.seconds for r in drained),
+                              "; ".join(f"{r.name}: {r.detail}" for r in drained if r.status == FAILED), drained)
+        result = self._host_phase("reset", host, reset_mod.steps())
+        steps = drained + result.steps
+        return replace(result, status=worst(r.status for r in steps), steps=steps)
 
     def preflight(self):
         """Facts and checks only; the exit code (1 when a host failed or a check errs)."""
@@ -261,7 +296,7 @@ def _summary(p):
 def _ask(question):
     """Ask on a terminal; without one, refuse rather than wait for an answer that cannot come."""
     if not sys.stdin.isatty():
-        raise KubefabError("cluster.up changes hosts and asks first, but there is no terminal to ask on — "
+        raise KubefabError("this changes hosts and asks first, but there is no terminal to ask on — "
                            "pass --yes to go ahead")
     if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise KubefabError("stopped: nothing was changed")

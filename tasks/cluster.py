@@ -1,4 +1,4 @@
-"""`invoke cluster.*`: plan (offline), preflight (facts and checks) and up (the phases on the hosts)."""
+"""`invoke cluster.*`: plan (offline), preflight (facts and checks), up (the phases on the hosts) and reset."""
 
 from invoke import Exit, task
 
@@ -49,6 +49,20 @@ def up(c, inventory=None, state_dir=None, only=None, skip=None, host=None, ignor
                           workers=int(workers), batch=int(batch), max_failed=int(max_failed), yes=yes,
                           verbose=verbose, quiet=quiet)
         code = _interruptible(Run(load(c, inventory, state_dir), options).up)
+    if code:
+        raise Exit(code=code)
+
+
+@task(iterable=["host"], help={
+    "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "host": "reset these hosts only, each drained and deleted "
+    "through the API first (repeat or comma-separate)", "yes": "do not ask first (needed without a terminal)",
+    **{k: RUN_HELP[k] for k in ("workers", "verbose", "quiet")}})
+def reset(c, inventory=None, state_dir=None, host=None, yes=False, workers=DEFAULT_WORKERS, verbose=False,
+          quiet=False):
+    """Reset the hosts as before cluster.up (workers first, control planes last); the local state dir is kept."""
+    with user_errors():
+        options = Options(hosts=names(host), workers=int(workers), yes=yes, verbose=verbose, quiet=quiet)
+        code = _interruptible(Run(load(c, inventory, state_dir), options).reset)
     if code:
         raise Exit(code=code)
 

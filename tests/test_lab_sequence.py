@@ -32,9 +32,14 @@ def cells(r):
     return {(x.host, x.phase): x for x in r.results}
 
 
-def test_up_makes_a_ready_cluster_and_a_second_up_changes_nothing(new_lab, tmp_path):
+KEEP = "-p tcp --dport 9999 -m comment --comment operator-rule -j ACCEPT"
+
+
+def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_the_hosts_as_before(
+        new_lab, tmp_path):
     lab = new_lab(hosts=3, control_planes=1, flavour="node")
     inv = lay_flannel(lab, tmp_path)
+    lab.run("kf-w1", f"iptables -A INPUT {KEEP}")
     start = time.monotonic()
     code, text, r = run_of(lab, tmp_path, yes=True)
     first = time.monotonic() - start
@@ -62,6 +67,26 @@ def test_up_makes_a_ready_cluster_and_a_second_up_changes_nothing(new_lab, tmp_p
     assert "done: nothing changed" in again
     assert re.search(r"kf-w2 +ok .* unchanged", again), again
     print(f"\ncluster.up on 1 control plane + 2 workers: first {first:.1f} s, second (no change) {second:.1f} s")
+
+    # what kube-proxy and flannel leave on a node: their chains, a jump into them, a CNI interface
+    lab.run("kf-w1", "iptables -t nat -N KUBE-SERVICES && iptables -t nat -A PREROUTING -j KUBE-SERVICES && "
+                     "iptables -N FLANNEL-FWD && iptables -A FORWARD -j FLANNEL-FWD && ip link add cni0 type bridge")
+    code, text, r = run_of(lab, tmp_path, "reset", yes=True)
+    assert code == 0, text
+    assert [x.host for x in r.results] == ["kf-w1", "kf-w2", "kf-cp1"] or \
+        [x.host for x in r.results][-1] == "kf-cp1", text
+    rules = lab.run("kf-w1", "iptables-save").stdout
+    assert f"-A INPUT {KEEP}" in rules.replace('"', "") or "operator-rule" in rules, rules
+    assert "KUBE-" not in rules and "FLANNEL" not in rules, rules
+    assert "cni0" not in lab.run("kf-w1", "ip -o link").stdout
+    for h in inv.hosts:
+        assert lab.run(h.name, "ls -A /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d 2>&1 | "
+                               "grep -vc 'No such file'", check=False).stdout.strip() == "0"
+    assert (inv.state_dir / "pki" / "ca.key").is_file()
+    code, again, r = run_of(lab, tmp_path, "reset", yes=True)       # SSH works after the reset; nothing is left
+    assert code == 0, again
+    assert {s.status for x in r.results for s in x.steps} == {"unchanged"}, [(x.host, s) for x in r.results
+                                                                             for s in x.steps if s.status != "unchanged"]
 
 
 def test_a_worker_cut_off_after_push_fails_with_its_cause_the_others_join_and_a_rerun_finishes_it(
