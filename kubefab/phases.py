@@ -5,11 +5,12 @@ steps inside it. Every phase after them is a row of PHASES: which hosts, in what
 one at a time, or in batches) and which steps each host runs, or which API steps run once from here.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
-from kubefab import inventory, paths, runtime
+from kubefab import inventory, kubeadm, paths, runtime, templates
 from kubefab.errors import KubefabError
+from kubefab.secret import Secret
 from kubefab.steps import Api, Command, Push
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
@@ -51,6 +52,19 @@ def join_step(inv, host, bundle, facts):
     kubelet_conf = paths.kubeconfig("kubelet.conf")
     return Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}", timeout=900,
                    guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node"))
+
+
+def fresh_join(inv, host, facts, fresh):
+    """node.join's steps for `host`: kubeadm join with its join config rendered with token `fresh` (a Secret),
+    given on stdin into a private temp file and removed after; a control plane waits for its components."""
+    template, values = (("kubeadm/join-control-plane.yaml", kubeadm.join_control_plane_values) if host.is_control_plane
+                        else ("kubeadm/join.yaml", kubeadm.join_values))
+    config = Secret(templates.fill(template, {**values(inv, host), "token": fresh.reveal()}))
+    step = replace(join_step(inv, host, None, facts), stdin=config, label="kubeadm join --config <its join config, "
+                   "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
+                   'rm -f "$f"; exit $rc')
+    waits = (Api(CONTROL_PLANE, f"wait for {host.name}'s etcd, API server, controller-manager and scheduler"),)
+    return (step, *(waits if host.is_control_plane else ()))
 
 
 def _join_control_plane(inv, host, bundle, facts):

@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 
 import shlex
 
-from kubefab import apisteps, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
+from kubefab import apisteps, bootstrap, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
     reset as reset_mod, script, ssh, token
 from kubefab.errors import KubefabError
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, worst
-from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, Api
+from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, Api
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 PROBE_TIMEOUT = facts_mod.TIMEOUT + 40      # the probe bounds itself; the rest is connecting as the host lets us
@@ -97,6 +97,36 @@ class Run:
         result = self._host_phase("reset", host, reset_mod.steps())
         steps = drained + result.steps
         return replace(result, status=worst(r.status for r in steps), steps=steps)
+
+    def join(self):
+        """node.join: facts, preflight, runtime and push on the named hosts, then kubeadm join with a fresh token."""
+        first = self.inv.first_control_plane.name
+        if not self.o.hosts:
+            raise KubefabError("node.join needs the hosts to join: --host NAME (repeatable)")
+        if first in self.o.hosts:
+            raise KubefabError(f"{first} is the first control-plane node: `invoke cluster.up` makes the cluster on it")
+        return self._locked(self._join)
+
+    def _join(self):
+        code, facts = self._gate(("facts", "preflight"), prepared=True)
+        if code:
+            return code
+        hosts = self.inv.select(self.o.hosts)
+        base = plan.build(self.inv, self.bundle, facts, ("runtime", "push"), hosts=self.o.hosts)
+        verify = plan.build(self.inv, self.bundle, facts, ("verify",), hosts=self.o.hosts).phases
+        members = [h.name for h in hosts if phases.join_step(self.inv, h, None, facts[h.name]).done]
+        self._say(f"node.join of {', '.join(h.name for h in hosts)}"
+                  + (f" ({', '.join(members)}: already a node, not joined again)" if members else ""))
+        if len(members) == len(hosts):
+            self.results += [HostResult(h, "join", UNCHANGED, detail="already a node") for h in members]
+            return self._phases(replace(base, phases=base.phases + verify))
+        if not self.o.yes:
+            self.ask(f"Join {len(hosts) - len(members)} hosts now?")
+        with bootstrap.temporary(self.api_steps.api()) as fresh:
+            join = phases.Phase("join", "Join with a fresh bootstrap token", "all", phases.SERIAL,
+                                lambda inv, host, bundle, f: phases.fresh_join(inv, host, f, fresh))
+            batches = tuple((plan.HostSteps(h, join.steps(self.inv, h, self.bundle, facts[h.name])),) for h in hosts)
+            return self._phases(replace(base, phases=base.phases + (plan.PhasePlan(join, batches),) + verify))
 
     def preflight(self):
         """Facts and checks only; the exit code (1 when a host failed or a check errs)."""
