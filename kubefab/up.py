@@ -175,7 +175,7 @@ class Run:
 
     def _phases(self, p):
         failed = {}                 # host name -> the phase it failed in: its later phases are skipped
-        for pp in p.phases:
+        for pp in (pp for pp in p.phases if pp.batches):
             steps = {hs.host.name: hs.steps for b in pp.batches for hs in b}
             self.results += [HostResult(h, pp.phase.name, SKIPPED, detail=f"failed in {failed[h]}")
                              for h in steps if h in failed]
@@ -319,7 +319,8 @@ def _tail(text, lines=5):
 
 
 def _summary(p):
-    parts = [f"{pp.phase.name} on {plan.host_count(pp)} host{'s' * (plan.host_count(pp) != 1)}" for pp in p.phases]
+    parts = [f"{pp.phase.name} on {plan.host_count(pp)} host{'s' * (plan.host_count(pp) != 1)}" for pp in p.phases
+             if pp.batches]
     return f"plan for cluster {p.inventory.cluster.name!r}: {', '.join(parts)} (`invoke cluster.plan` shows every step)"
 
 
