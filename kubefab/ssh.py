@@ -234,6 +234,7 @@ class Hosts:
             listeners, self._forwards = self._forwards, []
             self._connections, self._gateways = {}, {}
         for listener in listeners:
+            listener.shutdown(socket.SHUT_RDWR)     # wakes the thread in accept(); close() alone leaves it listening
             listener.close()
         for c in conns:
             c.close()

@@ -7,12 +7,13 @@ with them)."""
 
 import re
 import shutil
+import socket
 import threading
 import time
 
 import pytest
 
-from kubefab import bootstrap, cni, inventory, kube, log as logs, nodes, token
+from kubefab import bootstrap, cni, inventory, kube, log as logs, net, nodes, ssh, token
 from test_lab_api import flannel_config
 from test_lab_up import run_of
 
@@ -54,6 +55,14 @@ def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_t
     assert sorted(listed) == ["kf-cp1", "kf-w1", "kf-w2"] and all(n.ready for n in listed.values())
     assert listed["kf-cp1"].roles == ("control-plane",)
     assert api.find("/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-flannel-ds") is not None
+    hosts = ssh.Hosts()     # the way in when the endpoint does not answer from here: a forward over SSH
+    try:
+        local, port = hosts.forward(inv.first_control_plane, *net.endpoint_parts(inv.endpoint))
+        tunnelled = kube.connect(inv.state_dir / "kubeconfigs" / "admin.conf", via=f"{local}:{port}")
+        assert kube.wait_ready(tunnelled, timeout=30).startswith("v1.") and local == "127.0.0.1"
+        assert {n.name for n in nodes.list_nodes(tunnelled)} == set(listed)
+    finally:
+        hosts.close()
 
     start = time.monotonic()
     code, again, r = run_of(lab, tmp_path, yes=True)
@@ -142,3 +151,20 @@ def test_node_join_adds_a_late_worker_with_a_fresh_token_after_the_init_token_is
         "the fresh token was removed"
     assert (inv.state_dir / "bootstrap-token").read_text() == stored
     assert "kf-cp1" not in {x.host for x in r.results}
+
+
+def test_a_forward_to_a_closed_port_closes_the_local_connection_and_the_next_one_still_works(new_lab, tmp_path):
+    lab = new_lab(hosts=1, flavour="plain")
+    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
+    hosts = ssh.Hosts()
+    try:
+        closed = hosts.forward(inv.hosts[0], "127.0.0.1", 1)
+        with socket.create_connection(closed, timeout=10) as s:
+            assert s.recv(100) == b""
+        sshd = hosts.forward(inv.hosts[0], "127.0.0.1", 22)
+        with socket.create_connection(sshd, timeout=10) as s:
+            assert s.recv(100).startswith(b"SSH-2.0-")
+    finally:
+        hosts.close()
+    with pytest.raises(OSError):
+        socket.create_connection(sshd, timeout=2)
