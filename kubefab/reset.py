@@ -40,7 +40,7 @@ def steps():
     return (
         Command("kubeadm reset", "kubeadm reset -f", timeout=300,
                 guard="! command -v kubeadm >/dev/null || { for f in " + " ".join(_KUBEADM_LEFT) +
-                      '; do [ -e "$f" ] && exit 1; done; }'),
+                      '; do [ -e "$f" ] && exit 1; done; true; }'),
         # kube-ipvs0 is kube-proxy's IPVS-mode interface: without it, IPVS state belongs to someone else
         Command("IPVS state", "if ip link show kube-ipvs0 >/dev/null 2>&1 && command -v ipvsadm >/dev/null; "
                               "then ipvsadm --clear; else exit 100; fi"),

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from kubefab import bootstrap, cni, inventory, kube, log as logs, net, nodes, ssh, token
+from kubefab import bootstrap, cni, health, inventory, kube, log as logs, net, nodes, plan, ssh, token
 from test_lab_api import flannel_config
 from test_lab_up import run_of
 
@@ -93,7 +93,7 @@ def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_t
     assert (inv.state_dir / "pki" / "ca.key").is_file()
     code, again, r = run_of(lab, tmp_path, "reset", yes=True)       # SSH works after the reset
     assert code == 0, again
-    assert {s.status for x in r.results for s in x.steps if s.name != "kubeadm reset"} == {"unchanged"}, again
+    assert {s.status for x in r.results for s in x.steps} == {"unchanged"}, again
     assert "operator-rule" in lab.run("kf-w1", "iptables-save").stdout
 
 
@@ -168,3 +168,39 @@ def test_a_forward_to_a_closed_port_closes_the_local_connection_and_the_next_one
         hosts.close()
     with pytest.raises(OSError):
         socket.create_connection(sshd, timeout=2)
+
+
+def test_a_failed_join_shows_kubeadms_words_the_hosts_journals_and_a_hint(new_lab, tmp_path):
+    lab = new_lab(hosts=2, control_planes=1, flavour="node")
+    lay_flannel(lab, tmp_path)
+    code, text, _ = run_of(lab, tmp_path, yes=True, only=("facts", "preflight", "runtime", "push"))
+    assert code == 0, text
+    # a join config pinning another CA (a host prepared for another cluster): kubeadm's discovery refuses it
+    lab.run("kf-w1", f"sed -i 's/sha256:[0-9a-f]*/sha256:{'0' * 64}/' /etc/kubernetes/kubefab/join.yaml")
+    code, text, r = run_of(lab, tmp_path, yes=True, skip=("push",))
+    assert code == 1, text
+    detail = cells(r)["kf-w1", "join-workers"].detail
+    assert "none of the public keys" in detail and "are pinned" in detail, detail
+    assert "--- journalctl -u kubelet" in detail and "--- journalctl -u containerd" in detail, detail
+    assert "hint (CA hash mismatch)" in detail and "FAILED kf-w1 join-workers" in text
+    assert "join-workers failed on some hosts: the run stops before the next phase" in text
+    assert ("kf-cp1", "cni") not in cells(r)
+
+
+def test_three_control_planes_join_one_at_a_time_with_real_etcd_members_and_workers_join_in_a_batch_of_two(
+        new_lab, tmp_path):
+    lab = new_lab(hosts=5, control_planes=3, flavour="node")
+    inv = lay_flannel(lab, tmp_path)
+    built = plan.build(inv, plan.prepare(inv), batch=2)
+    assert [[hs.host.name for hs in b] for pp in built.phases if pp.phase.name == "join-workers"
+            for b in pp.batches] == [["kf-w1", "kf-w2"]]
+    code, text, r = run_of(lab, tmp_path, yes=True, batch=2)
+    assert code == 0, text
+    results = cells(r)
+    for cp in ("kf-cp2", "kf-cp3"):
+        assert [(s.name, s.status) for s in results[cp, "join-control-plane"].steps] == [
+            ("kubeadm join", "changed"), ("control-plane", "unchanged")]
+    api = kube.connect(inv.state_dir / "kubeconfigs" / "admin.conf")
+    etcd = api.get(health.PODS, {"labelSelector": "component=etcd"})["items"]
+    assert sorted(p["spec"]["nodeName"] for p in etcd) == ["kf-cp1", "kf-cp2", "kf-cp3"]
+    assert all(n.ready for n in nodes.list_nodes(api)) and len(nodes.list_nodes(api)) == 5
