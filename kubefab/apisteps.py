@@ -84,11 +84,19 @@ class ApiSteps:
         return CHANGED, f"{len(written)} of {len(applied)} objects written: {', '.join(written)}"
 
     def node(self, host):
-        view = nodes.wait_ready(self.api(), [host.name])[0]
+        if self.inv.cluster.cni == "none":     # no Ready before the user's own pod network runs
+            view = kube.until(lambda: self._registered(host), nodes.NODE_TIMEOUT, f"node {host.name} did not register")
+            state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
+        else:
+            view, state = nodes.wait_ready(self.api(), [host.name])[0], "Ready"
         change = nodes.reconcile(self.api(), self.inv, [host])[0]
         if change.changes:
-            return CHANGED, f"Ready ({view.version}); {'; '.join(change.changes)}"
-        return UNCHANGED, f"Ready ({view.version}), labels and taints as the inventory says"
+            return CHANGED, f"{state} ({view.version}); {'; '.join(change.changes)}"
+        return UNCHANGED, f"{state} ({view.version}), labels and taints as the inventory says"
+
+    def _registered(self, host):
+        found = self.api().find(f"{nodes.NODES}/{host.name}")
+        return (True, nodes.view(found)) if found else (False, "not registered")
 
 
     def remove(self, host):

@@ -86,7 +86,8 @@ def _cni(inv, host, bundle, facts):
 
 
 def _verify(inv, host, bundle, facts):
-    return (Api(NODE, f"wait until node {host.name} is Ready, then apply its labels and taints"),)
+    ready = "registered (cni = none: Ready once your network runs)" if inv.cluster.cni == "none" else "Ready"
+    return (Api(NODE, f"wait until node {host.name} is {ready}, then apply its labels and taints"),)
 
 
 API_SERVER, CONTROL_PLANE, CNI, NODE = "api-server", "control-plane", "cni", "node"   # kubefab.apisteps runs them
