@@ -11,17 +11,18 @@ from .common import INVENTORY_HELP, STATE_HELP, load, names, user_errors
 SELECT_HELP = {
     "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "host": "act on these hosts only (repeat or comma-separate)",
     "only": "run only these phases (repeat or comma-separate)", "skip": "skip these phases (repeat or comma-separate)"}
+BATCH_HELP = "join this many workers at once (default: worker_batch_size of the inventory)"
 RUN_HELP = {"workers": f"hosts worked on at once (default {DEFAULT_WORKERS})",
             "verbose": "show every step of every host", "quiet": "show only problems and the summary",
             "ignore": "let this preflight check's errors pass (repeat or comma-separate; 'all' for every check)"}
 
 
-@task(iterable=["only", "skip", "host"], help=SELECT_HELP)
-def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None):
+@task(iterable=["only", "skip", "host"], help={**SELECT_HELP, "batch": BATCH_HELP})
+def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None, batch=0):
     """Show what cluster.up would do, per phase and host, without touching any host."""
     with user_errors():
         inv = load(c, inventory, state_dir)
-        p = planning.build(inv, planning.prepare(inv), None, names(only), names(skip), names(host))
+        p = planning.build(inv, planning.prepare(inv), None, names(only), names(skip), names(host), int(batch))
         print(report.plan_text(p))
 
 
@@ -39,7 +40,7 @@ def preflight(c, inventory=None, state_dir=None, host=None, ignore=None, workers
 
 @task(iterable=["only", "skip", "host", "ignore"], help={
     **SELECT_HELP, **RUN_HELP, "yes": "do not ask before changing hosts (needed without a terminal)",
-    "batch": "join this many workers at once (default: worker_batch_size of the inventory)",
+    "batch": BATCH_HELP,
     "max-failed": "workers that may fail to join while the others go on (default 0: the first failure stops)"})
 def up(c, inventory=None, state_dir=None, only=None, skip=None, host=None, ignore=None, workers=DEFAULT_WORKERS,
        batch=0, max_failed=0, yes=False, verbose=False, quiet=False):
