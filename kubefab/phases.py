@@ -2,7 +2,10 @@
 
 `facts` and `preflight` are stages: they feed the plan (facts) or gate it (preflight) and are not
 steps inside it. Every phase after them is a row of PHASES: which hosts, in what order (all at once,
-one at a time, or in batches) and which steps each host runs, or which API steps run once from here.
+one at a time, or in batches) and which steps each host runs: its commands and pushes, run on it as
+one script, then its `Api` steps, run from this machine once the script passed (kubefab.apisteps:
+waiting for the API server after init and for a joined control plane's components, applying the
+CNI, checking each node is Ready).
 """
 
 from dataclasses import dataclass, replace
@@ -63,14 +66,16 @@ def fresh_join(inv, host, facts, fresh):
     step = replace(join_step(inv, host, None, facts), stdin=config, label="kubeadm join --config <its join config, "
                    "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
                    'rm -f "$f"; exit $rc')
-    waits = (Api(CONTROL_PLANE, f"wait for {host.name}'s etcd, API server, controller-manager and scheduler"),)
-    return (step, *(waits if host.is_control_plane else ()))
+    return (step, *((_components_ready(host),) if host.is_control_plane else ()))
+
+
+def _components_ready(host):
+    # the next control plane joins only once this one's etcd member and API server are healthy
+    return Api(CONTROL_PLANE, f"wait for {host.name}'s etcd, API server, controller-manager and scheduler")
 
 
 def _join_control_plane(inv, host, bundle, facts):
-    # the next control plane joins only once this one's etcd member and API server are healthy
-    return (join_step(inv, host, bundle, facts),
-            Api(CONTROL_PLANE, f"wait for {host.name}'s etcd, API server, controller-manager and scheduler"))
+    return (join_step(inv, host, bundle, facts), _components_ready(host))
 
 
 def _join_worker(inv, host, bundle, facts):
