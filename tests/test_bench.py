@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = {"wall_s", "cpu_s", "peak_rss_mb", "child_peak_rss_mb"}
 # benchmark -> (row keys, the keys among them that hold a measurement, rows expected in smoke mode)

@@ -1,7 +1,6 @@
 """The kubeadm and kubelet doubles reject what the real tools reject: config errors, bad
 certificates and kubeconfigs, preflight failures — with kubeadm's wording and a non-zero exit."""
 
-import os
 import subprocess
 import sys
 
@@ -9,7 +8,6 @@ import pytest
 import yaml
 from cryptography import x509
 
-from lab import Network
 from lab.doubles import install_dir, testkit
 
 ADDRESS = "10.0.0.11"
@@ -18,15 +16,6 @@ ADDRESS = "10.0.0.11"
 @pytest.fixture(scope="module")
 def bin_dir(tmp_path_factory):
     return install_dir(tmp_path_factory.mktemp("bin"))
-
-
-@pytest.fixture(scope="module")
-def netns():
-    """Preflight binds 6443, 2379, 10250...: run the doubles in a private network namespace."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    with Network.up(1) as net:
-        yield net.namespaces[0]
 
 
 @pytest.fixture(scope="module")

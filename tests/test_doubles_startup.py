@@ -10,7 +10,6 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from lab import Network
 from lab.doubles import cri, install_dir, kubelet_checks, preflight, satokens, testkit
 from lab.doubles.kubeclient import Client
 
@@ -32,14 +31,6 @@ def root(tmp_path):
     config.write_text(CONFIG)
     yield tmp_path
     sock.close()
-
-
-@pytest.fixture(scope="module")
-def netns():
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    with Network.up(1) as net:
-        yield net.namespaces[0]
 
 
 def kubelet(bin_dir, root, *flags, netns=None, timeout=20):

@@ -20,7 +20,8 @@ from lab.doubles import controllers, install_dir, objects as kubeadm_objects, te
 from lab.doubles.kubeclient import Client
 from tasks import cluster_api
 
-pytestmark = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
+pytestmark = [pytest.mark.lab,        # real etcd behind the API-server double
+              pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
 
 INVENTORY = """
 [cluster]
