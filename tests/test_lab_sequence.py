@@ -131,7 +131,7 @@ def test_a_worker_cut_off_after_push_fails_with_its_cause_the_others_join_and_a_
     assert results["kf-cp1", "init"].status == "unchanged"
 
 
-def test_node_join_adds_a_late_worker_with_a_fresh_token_after_the_init_token_is_gone(new_lab, tmp_path):
+def test_node_join_adds_a_late_worker_with_a_fresh_token_and_reset_of_that_worker_leaves_the_others_ready(new_lab, tmp_path):
     lab = new_lab(hosts=3, control_planes=1, flavour="node")
     inv = lay_flannel(lab, tmp_path)
     code, text, _ = run_of(lab, tmp_path, yes=True, hosts=("kf-cp1", "kf-w1"))
@@ -151,6 +151,13 @@ def test_node_join_adds_a_late_worker_with_a_fresh_token_after_the_init_token_is
         "the fresh token was removed"
     assert (inv.state_dir / "bootstrap-token").read_text() == stored
     assert "kf-cp1" not in {x.host for x in r.results}
+
+    code, text, r = run_of(lab, tmp_path, "reset", yes=True, hosts=("kf-w2",))    # and out again
+    assert code == 0, text
+    assert [(s.name, s.status) for s in cells(r)["kf-w2", "reset"].steps][:2] == [
+        ("remove node", "changed"), ("kubeadm reset", "changed")]
+    assert api.find("/api/v1/nodes/kf-w2") is None
+    assert [n.name for n in nodes.wait_ready(api, ["kf-cp1", "kf-w1"], timeout=30)] == ["kf-cp1", "kf-w1"]
 
 
 def test_a_forward_to_a_closed_port_closes_the_local_connection_and_the_next_one_still_works(new_lab, tmp_path):
