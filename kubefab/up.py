@@ -123,6 +123,7 @@ class Run:
         if not self.o.yes:
             self.ask(f"Join {len(hosts) - len(members)} hosts now?")
         with bootstrap.temporary(self.api_steps.api()) as fresh:
+            logs.mask(fresh)
             join = phases.Phase("join", "Join with a fresh bootstrap token", "all", phases.SERIAL,
                                 lambda inv, host, bundle, f: phases.fresh_join(inv, host, f, fresh))
             batches = tuple((plan.HostSteps(h, join.steps(self.inv, h, self.bundle, facts[h.name])),) for h in hosts)
