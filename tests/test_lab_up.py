@@ -257,9 +257,6 @@ def test_up_without_a_terminal_asks_for_yes_instead_of_waiting_and_changes_nothi
     out, err = p.communicate(timeout=120)
     assert p.returncode == 2 and "no terminal to ask on — pass --yes" in err, out + err
     assert "kubefab" not in lab.run("kf-cp1", "cat /etc/hosts").stdout
-    p = cli("cluster.up", "-i", str(lab.inventory), "--state-dir", str(tmp_path / "state"))
-    out, err = p.communicate(timeout=120)
-    assert p.returncode == 2 and "init, join-control-plane, join-workers, cni, verify are not implemented yet" in err
 
 
 def test_ctrl_c_lets_running_hosts_finish_then_exits_130_with_the_summary(new_lab, tmp_path):
