@@ -99,10 +99,12 @@ node-cidr-mask-size-ipv6 node-eviction-rate node-monitor-grace-period node-monit
 permit-address-sharing permit-port-sharing profiling pv-recycler-increment-timeout-nfs
 pv-recycler-minimum-timeout-hostpath pv-recycler-minimum-timeout-nfs pv-recycler-pod-template-filepath-hostpath
 pv-recycler-pod-template-filepath-nfs pv-recycler-timeout-increment-hostpath pvclaimbinder-sync-period
-resource-quota-sync-period root-ca-file route-reconciliation-period secondary-node-eviction-rate secure-port
-service-account-private-key-file service-cluster-ip-range show-hidden-metrics-for-version
-terminated-pod-gc-threshold tls-cert-file tls-cipher-suites tls-min-version tls-private-key-file tls-sni-cert-key
-unhealthy-zone-threshold use-service-account-credentials v version vmodule
+requestheader-allowed-names requestheader-client-ca-file requestheader-extra-headers-prefix
+requestheader-group-headers requestheader-username-headers resource-quota-sync-period root-ca-file
+route-reconciliation-period secondary-node-eviction-rate secure-port service-account-private-key-file
+service-cluster-ip-range show-hidden-metrics-for-version terminated-pod-gc-threshold tls-cert-file tls-cipher-suites
+tls-min-version tls-private-key-file tls-sni-cert-key unhealthy-zone-threshold use-service-account-credentials v
+version vmodule
 """.split()),
     "kube-scheduler": frozenset("""
 allow-metric-labels allow-metric-labels-manifest authentication-kubeconfig authentication-skip-lookup
