@@ -7,9 +7,16 @@ unknown shorthand with `unknown shorthand flag: 'x' in -x`; component-base/cli/r
 logging is set up as `Error: <err>` on stderr and exits 1 (spf13/pflag flag.go; k8s.io/component-base/cli/run.go).
 
 Each table is the flag column of the component's generated reference page (kubernetes/website
-content/en/docs/reference/command-line-tools-reference/<component>.md). The 1.33 pages were not to be had (see the
-README): the tables are the nearest stored versions, named in SOURCES. Deprecated flags the binaries hide from
---help (still accepted with a warning) are not on the pages, so they are refused here.
+content/en/docs/reference/command-line-tools-reference/<component>.md); the 1.33 pages were not to be had, so the
+tables are the nearest stored versions, named in SOURCES (see the README for what that means). Added to each:
+--log-json-info-buffer-size and --log-json-split-stream, which component-base registers when a binary imports
+logs/json/register (the components' main packages do; the page generator does not, so its pages say "Permitted
+formats: text"), and for the controller-manager --requestheader-uid-headers, part since 1.32 of the delegated
+authentication options it shares with the scheduler (whose 1.36 page lists it). Taken out: what the shared libraries
+of v0.33.5 (k8s.io/apiserver, k8s.io/component-base, k8s.io/controller-manager, the 1.33 staging repositories) do not
+register yet: --min-compatibility-version (apiserver, scheduler) and --tls-curve-preferences (scheduler). Flags a
+binary marks deprecated are hidden from --help and so from the pages, yet still accepted with a warning: the tables
+refuse them.
 """
 
 import sys
@@ -50,21 +57,21 @@ etcd-db-metric-poll-interval etcd-healthcheck-timeout etcd-keyfile etcd-prefix e
 etcd-servers-overrides event-ttl external-hostname feature-gates goaway-chance h help
 http2-max-streams-per-connection kubelet-certificate-authority kubelet-client-certificate kubelet-client-key
 kubelet-preferred-address-types kubelet-timeout kubernetes-service-node-port lease-reuse-duration-seconds
-livez-grace-period log-flush-frequency log-text-info-buffer-size log-text-split-stream logging-format
-max-connection-bytes-per-sec max-mutating-requests-inflight max-requests-inflight min-compatibility-version
-min-request-timeout oidc-ca-file oidc-client-id oidc-groups-claim oidc-groups-prefix oidc-issuer-url
-oidc-required-claim oidc-signing-algs oidc-username-claim oidc-username-prefix peer-advertise-ip peer-advertise-port
-peer-ca-file permit-address-sharing permit-port-sharing profiling proxy-client-cert-file proxy-client-key-file
-request-timeout requestheader-allowed-names requestheader-client-ca-file requestheader-extra-headers-prefix
-requestheader-group-headers requestheader-uid-headers requestheader-username-headers runtime-config
-runtime-config-emulation-forward-compatible secure-port service-account-extend-token-expiration
-service-account-issuer service-account-jwks-uri service-account-key-file service-account-lookup
-service-account-max-token-expiration service-account-signing-endpoint service-account-signing-key-file
-service-cluster-ip-range service-node-port-range show-hidden-metrics-for-version shutdown-delay-duration
-shutdown-send-retry-after shutdown-watch-termination-grace-period storage-backend storage-initialization-timeout
-storage-media-type strict-transport-security-directives tls-cert-file tls-cipher-suites tls-min-version
-tls-private-key-file tls-sni-cert-key token-auth-file tracing-config-file v version vmodule watch-cache
-watch-cache-sizes
+livez-grace-period log-flush-frequency log-json-info-buffer-size log-json-split-stream log-text-info-buffer-size
+log-text-split-stream logging-format max-connection-bytes-per-sec max-mutating-requests-inflight
+max-requests-inflight min-request-timeout oidc-ca-file oidc-client-id oidc-groups-claim oidc-groups-prefix
+oidc-issuer-url oidc-required-claim oidc-signing-algs oidc-username-claim oidc-username-prefix peer-advertise-ip
+peer-advertise-port peer-ca-file permit-address-sharing permit-port-sharing profiling proxy-client-cert-file
+proxy-client-key-file request-timeout requestheader-allowed-names requestheader-client-ca-file
+requestheader-extra-headers-prefix requestheader-group-headers requestheader-uid-headers
+requestheader-username-headers runtime-config runtime-config-emulation-forward-compatible secure-port
+service-account-extend-token-expiration service-account-issuer service-account-jwks-uri service-account-key-file
+service-account-lookup service-account-max-token-expiration service-account-signing-endpoint
+service-account-signing-key-file service-cluster-ip-range service-node-port-range show-hidden-metrics-for-version
+shutdown-delay-duration shutdown-send-retry-after shutdown-watch-termination-grace-period storage-backend
+storage-initialization-timeout storage-media-type strict-transport-security-directives tls-cert-file
+tls-cipher-suites tls-min-version tls-private-key-file tls-sni-cert-key token-auth-file tracing-config-file v
+version vmodule watch-cache watch-cache-sizes
 """.split()),
     "kube-controller-manager": frozenset("""
 allocate-node-cidrs allow-metric-labels allow-metric-labels-manifest attach-detach-reconcile-sync-period
@@ -92,15 +99,16 @@ horizontal-pod-autoscaler-tolerance http2-max-streams-per-connection kube-api-bu
 kube-api-qps kubeconfig large-cluster-size-threshold leader-elect leader-elect-lease-duration
 leader-elect-renew-deadline leader-elect-resource-lock leader-elect-resource-name leader-elect-resource-namespace
 leader-elect-retry-period leader-migration-config legacy-service-account-token-clean-up-period log-flush-frequency
-log-text-info-buffer-size log-text-split-stream logging-format master max-endpoints-per-slice min-resync-period
-mirroring-concurrent-service-endpoint-syncs mirroring-endpointslice-updates-batch-period
-mirroring-max-endpoints-per-subset namespace-sync-period node-cidr-mask-size node-cidr-mask-size-ipv4
-node-cidr-mask-size-ipv6 node-eviction-rate node-monitor-grace-period node-monitor-period node-startup-grace-period
-permit-address-sharing permit-port-sharing profiling pv-recycler-increment-timeout-nfs
-pv-recycler-minimum-timeout-hostpath pv-recycler-minimum-timeout-nfs pv-recycler-pod-template-filepath-hostpath
-pv-recycler-pod-template-filepath-nfs pv-recycler-timeout-increment-hostpath pvclaimbinder-sync-period
-requestheader-allowed-names requestheader-client-ca-file requestheader-extra-headers-prefix
-requestheader-group-headers requestheader-username-headers resource-quota-sync-period root-ca-file
+log-json-info-buffer-size log-json-split-stream log-text-info-buffer-size log-text-split-stream logging-format
+master max-endpoints-per-slice min-resync-period mirroring-concurrent-service-endpoint-syncs
+mirroring-endpointslice-updates-batch-period mirroring-max-endpoints-per-subset namespace-sync-period
+node-cidr-mask-size node-cidr-mask-size-ipv4 node-cidr-mask-size-ipv6 node-eviction-rate node-monitor-grace-period
+node-monitor-period node-startup-grace-period permit-address-sharing permit-port-sharing profiling
+pv-recycler-increment-timeout-nfs pv-recycler-minimum-timeout-hostpath pv-recycler-minimum-timeout-nfs
+pv-recycler-pod-template-filepath-hostpath pv-recycler-pod-template-filepath-nfs
+pv-recycler-timeout-increment-hostpath pvclaimbinder-sync-period requestheader-allowed-names
+requestheader-client-ca-file requestheader-extra-headers-prefix requestheader-group-headers
+requestheader-uid-headers requestheader-username-headers resource-quota-sync-period root-ca-file
 route-reconciliation-period secondary-node-eviction-rate secure-port service-account-private-key-file
 service-cluster-ip-range show-hidden-metrics-for-version terminated-pod-gc-threshold tls-cert-file tls-cipher-suites
 tls-min-version tls-private-key-file tls-sni-cert-key unhealthy-zone-threshold use-service-account-credentials v
@@ -114,12 +122,12 @@ bind-address cert-dir client-ca-file config contention-profiling disable-http2-s
 emulated-version feature-gates h help http2-max-streams-per-connection kube-api-burst kube-api-content-type
 kube-api-qps kubeconfig leader-elect leader-elect-lease-duration leader-elect-renew-deadline
 leader-elect-resource-lock leader-elect-resource-name leader-elect-resource-namespace leader-elect-retry-period
-log-flush-frequency log-text-info-buffer-size log-text-split-stream logging-format master min-compatibility-version
-permit-address-sharing permit-port-sharing pod-max-in-unschedulable-pods-duration profiling
+log-flush-frequency log-json-info-buffer-size log-json-split-stream log-text-info-buffer-size log-text-split-stream
+logging-format master permit-address-sharing permit-port-sharing pod-max-in-unschedulable-pods-duration profiling
 requestheader-allowed-names requestheader-client-ca-file requestheader-extra-headers-prefix
 requestheader-group-headers requestheader-uid-headers requestheader-username-headers secure-port
-show-hidden-metrics-for-version tls-cert-file tls-cipher-suites tls-curve-preferences tls-min-version
-tls-private-key-file tls-sni-cert-key v version vmodule write-config-to
+show-hidden-metrics-for-version tls-cert-file tls-cipher-suites tls-min-version tls-private-key-file
+tls-sni-cert-key v version vmodule write-config-to
 """.split()),
 }
 
