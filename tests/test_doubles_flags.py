@@ -44,9 +44,11 @@ def manifest_flags(root):
     return out
 
 
-def test_every_flag_kubeadm_writes_for_kubefabs_init_config_is_accepted(bin_dir, tmp_path):
+def kubeadm_manifests(bin_dir, tmp_path, inventory_text):
+    """Render kubefab's files for `inventory_text` and let the kubeadm double write the control-plane manifests
+    from cp-1's init config; returns cp-1's root."""
     path = tmp_path / "inventory.toml"
-    path.write_text(INVENTORY)
+    path.write_text(inventory_text)
     inv = inventory.load(path)
     pki.ensure(inv)
     kubeconfig.ensure(inv)
@@ -57,12 +59,26 @@ def test_every_flag_kubeadm_writes_for_kubefabs_init_config_is_accepted(bin_dir,
                           "--config", paths.INIT_CONFIG], env=testkit.double_env(root, bin_dir),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    flags = manifest_flags(root)
+    return root
+
+
+def test_every_flag_kubeadm_writes_for_kubefabs_init_config_is_accepted(bin_dir, tmp_path):
+    flags = manifest_flags(kubeadm_manifests(bin_dir, tmp_path, INVENTORY))
     assert {"audit-log-maxage", "profiling", "max-requests-inflight"} <= set(flags["kube-apiserver"])
     assert {"node-monitor-grace-period", "allocate-node-cidrs"} <= set(flags["kube-controller-manager"])
     assert "kube-api-qps" in flags["kube-scheduler"]
     for name, names in flags.items():
         assert flagsets.unknown(name, names) is None, f"{name}: {flagsets.unknown(name, names)}"
+
+
+def test_an_inventory_extra_arg_the_apiserver_lacks_stops_it_as_on_a_real_node(bin_dir, tmp_path):
+    text = INVENTORY.replace('"max-requests-inflight" = 800', '"max-requests-inflight" = 800, "insecure-port" = 8080')
+    root = kubeadm_manifests(bin_dir, tmp_path, text)
+    pod = yaml.safe_load((root / "etc/kubernetes/manifests/kube-apiserver.yaml").read_text())
+    command = pod["spec"]["containers"][0]["command"]
+    out = subprocess.run([str(bin_dir / command[0]), *command[1:]], env=testkit.double_env(root),
+                         capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stderr) == (1, "Error: unknown flag: --insecure-port\n")
 
 
 @pytest.mark.parametrize("component, flag", [
