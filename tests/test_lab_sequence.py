@@ -13,20 +13,15 @@ import time
 
 import pytest
 
-from kubefab import bootstrap, cni, health, inventory, kube, log as logs, net, nodes, plan, ssh, token
-from test_lab_api import flannel_config
+from kubefab import bootstrap, health, inventory, kube, log as logs, net, nodes, plan, ssh, token
 from test_lab_up import run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
 
 
-def lay_flannel(lab, tmp_path):
-    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
-    manifest = cni.manifest(inv)
-    for h in inv.hosts:
-        flannel_config(lab, h.name, manifest)
-    return inv
+def load(lab, tmp_path):
+    return inventory.load(lab.inventory, state_dir=tmp_path / "state")
 
 
 def cells(r):
@@ -39,7 +34,7 @@ KEEP = "-p tcp --dport 9999 -m comment --comment operator-rule -j ACCEPT"
 def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_the_hosts_as_before(
         new_lab, tmp_path):
     lab = new_lab(hosts=3, control_planes=1, flavour="node")
-    inv = lay_flannel(lab, tmp_path)
+    inv = load(lab, tmp_path)
     lab.run("kf-w1", f"iptables -A INPUT {KEEP}")
     start = time.monotonic()
     code, text, r = run_of(lab, tmp_path, yes=True)
@@ -77,16 +72,20 @@ def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_t
     assert re.search(r"kf-w2 +ok .* unchanged", again), again
     print(f"\ncluster.up on 1 control plane + 2 workers: first {first:.1f} s, second (no change) {second:.1f} s")
 
-    # what kube-proxy and flannel leave on a node: their chains, a jump into them, a CNI interface
+    # what kube-proxy and the bridge plugin leave on a node beside flanneld's own (its chains and flannel.1,
+    # made by the flannel DaemonSet's effect): a chain, a jump into it, a CNI interface
+    assert "FLANNEL-FWD" in lab.run("kf-w1", "iptables-save").stdout
+    assert "flannel.1" in lab.run("kf-w1", "ip -o link").stdout
     lab.run("kf-w1", "iptables -t nat -N KUBE-SERVICES && iptables -t nat -A PREROUTING -j KUBE-SERVICES && "
-                     "iptables -N FLANNEL-FWD && iptables -A FORWARD -j FLANNEL-FWD && ip link add cni0 type bridge")
+                     "ip link add cni0 type bridge")
     code, text, r = run_of(lab, tmp_path, "reset", yes=True)
     assert code == 0, text
     assert [x.host for x in r.results][-1] == "kf-cp1", text
     rules = lab.run("kf-w1", "iptables-save").stdout
     assert f"-A INPUT {KEEP}" in rules.replace('"', "") or "operator-rule" in rules, rules
     assert "KUBE-" not in rules and "FLANNEL" not in rules, rules
-    assert "cni0" not in lab.run("kf-w1", "ip -o link").stdout
+    links = lab.run("kf-w1", "ip -o link").stdout
+    assert "cni0" not in links and "flannel.1" not in links, links
     for h in inv.hosts:
         assert lab.run(h.name, "ls -A /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d 2>&1 | "
                                "grep -vc 'No such file'", check=False).stdout.strip() == "0"
@@ -100,7 +99,7 @@ def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_t
 def test_a_worker_cut_off_after_push_fails_with_its_cause_the_others_join_and_a_rerun_finishes_it(
         new_lab, tmp_path):
     lab = new_lab(hosts=3, control_planes=1, flavour="node")
-    lay_flannel(lab, tmp_path)
+    load(lab, tmp_path)
     log = tmp_path / "state" / logs.FILE
 
     def cut_after_push():
@@ -133,7 +132,7 @@ def test_a_worker_cut_off_after_push_fails_with_its_cause_the_others_join_and_a_
 
 def test_node_join_adds_a_late_worker_with_a_fresh_token_and_reset_of_that_worker_leaves_the_others_ready(new_lab, tmp_path):
     lab = new_lab(hosts=3, control_planes=1, flavour="node")
-    inv = lay_flannel(lab, tmp_path)
+    inv = load(lab, tmp_path)
     code, text, _ = run_of(lab, tmp_path, yes=True, hosts=("kf-cp1", "kf-w1"))
     assert code == 0, text
     api = kube.connect(inv.state_dir / "kubeconfigs" / "admin.conf")
@@ -179,7 +178,7 @@ def test_a_forward_to_a_closed_port_closes_the_local_connection_and_the_next_one
 
 def test_a_failed_join_shows_kubeadms_words_the_hosts_journals_and_a_hint(new_lab, tmp_path):
     lab = new_lab(hosts=2, control_planes=1, flavour="node")
-    lay_flannel(lab, tmp_path)
+    load(lab, tmp_path)
     code, text, _ = run_of(lab, tmp_path, yes=True, only=("facts", "preflight", "runtime", "push"))
     assert code == 0, text
     # a join config pinning another CA (a host prepared for another cluster): kubeadm's discovery refuses it
@@ -197,7 +196,7 @@ def test_a_failed_join_shows_kubeadms_words_the_hosts_journals_and_a_hint(new_la
 def test_three_control_planes_join_one_at_a_time_with_real_etcd_members_and_workers_join_in_a_batch_of_two(
         new_lab, tmp_path):
     lab = new_lab(hosts=5, control_planes=3, flavour="node")
-    inv = lay_flannel(lab, tmp_path)
+    inv = load(lab, tmp_path)
     built = plan.build(inv, plan.prepare(inv), batch=2)
     assert [[hs.host.name for hs in b] for pp in built.phases if pp.phase.name == "join-workers"
             for b in pp.batches] == [["kf-w1", "kf-w2"]]

@@ -7,6 +7,7 @@ etcd (--etcd-servers with the --etcd-* client certificate). See README.md for wh
 import base64
 import datetime
 import json
+import os
 import re
 import secrets
 import ssl
@@ -20,6 +21,7 @@ import yaml
 
 from . import apiserver_checks as startup
 from . import flags as flagparse
+from . import flagsets
 from . import resources as res
 from . import satokens
 from .hostfs import DoubleError, host, version
@@ -676,10 +678,11 @@ def check_flags(flags):
 
 def main(argv=None):
     flags, _ = flagparse.parse(sys.argv[1:] if argv is None else argv)
+    flagsets.refuse_unknown("kube-apiserver", flags)
     try:
         check_flags(flags)
         api = ApiServer(flags)
-        api.store.wait_ready(float(flags.get("etcd-wait-seconds", "60")))
+        api.store.wait_ready(float(os.environ.get("KUBEFAB_DOUBLE_ETCD_WAIT_SECONDS", "60")))
         api.ensure_namespaces()
         server = Server(api)
     except (DoubleError, StoreError, ssl.SSLError, OSError) as e:

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import controllers, daemonsets
 from . import flags as flagparse
+from . import flagsets
 from . import x509util as xu
 from .hostfs import DoubleError, host
 from .kubeclient import ApiStatus, Client
@@ -113,6 +114,7 @@ def controller_loop(client, flags):
 def main(argv=None):
     name = os.path.basename(sys.argv[0])
     flags, _ = flagparse.parse(sys.argv[1:] if argv is None else argv)
+    flagsets.refuse_unknown(name, flags)
     try:
         if not flags.get("kubeconfig"):
             raise DoubleError("--kubeconfig is required for the double")
