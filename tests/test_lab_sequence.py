@@ -193,13 +193,13 @@ def test_a_failed_join_shows_kubeadms_words_the_hosts_journals_and_a_hint(new_la
     assert ("kf-cp1", "cni") not in cells(r)
 
 
-def test_three_control_planes_join_one_at_a_time_with_real_etcd_members_and_workers_join_in_a_batch_of_two(
+def test_three_control_planes_join_one_at_a_time_with_real_etcd_members_and_six_workers_in_batches_of_two(
         new_lab, tmp_path):
-    lab = new_lab(hosts=5, control_planes=3, flavour="node")
+    lab = new_lab(hosts=9, control_planes=3, flavour="node")
     inv = load(lab, tmp_path)
     built = plan.build(inv, plan.prepare(inv), batch=2)
     assert [[hs.host.name for hs in b] for pp in built.phases if pp.phase.name == "join-workers"
-            for b in pp.batches] == [["kf-w1", "kf-w2"]]
+            for b in pp.batches] == [["kf-w1", "kf-w2"], ["kf-w3", "kf-w4"], ["kf-w5", "kf-w6"]]
     code, text, r = run_of(lab, tmp_path, yes=True, batch=2)
     assert code == 0, text
     results = cells(r)
@@ -209,4 +209,5 @@ def test_three_control_planes_join_one_at_a_time_with_real_etcd_members_and_work
     api = kube.connect(inv.state_dir / "kubeconfigs" / "admin.conf")
     etcd = api.get(health.PODS, {"labelSelector": "component=etcd"})["items"]
     assert sorted(p["spec"]["nodeName"] for p in etcd) == ["kf-cp1", "kf-cp2", "kf-cp3"]
-    assert all(n.ready for n in nodes.list_nodes(api)) and len(nodes.list_nodes(api)) == 5
+    assert all(n.ready for n in nodes.list_nodes(api)) and len(nodes.list_nodes(api)) == 9
+    assert {results[f"kf-w{i}", "join-workers"].status for i in range(1, 7)} == {"changed"}
