@@ -2,23 +2,23 @@
 
 `facts` and `preflight` are stages: they feed the plan (facts) or gate it (preflight) and are not
 steps inside it. Every phase after them is a row of PHASES: which hosts, in what order (all at once,
-one at a time, or in batches) and which steps each host runs, or which API steps run once from here.
+one at a time, or in batches) and which steps each host runs: its commands and pushes, run on it as
+one script, then its `Api` steps, run from this machine once the script passed (kubefab.apisteps:
+waiting for the API server after init and for a joined control plane's components, applying the
+CNI, checking each node is Ready).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
-from kubefab import inventory, paths, runtime
+from kubefab import inventory, kubeadm, paths, runtime, templates
 from kubefab.errors import KubefabError
+from kubefab.secret import Secret
 from kubefab.steps import Api, Command, Push
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
 STAGES = {"facts": "Gather facts from every host (one probe per host)",
           "preflight": "Check every host against kubeadm's preflight and kubefab's own checks"}
-
-
-def _none(inv, bundle):
-    return ()
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,7 @@ class Phase:
     title: str
     hosts: str               # a key of inventory.HOST_SETS
     order: str               # PARALLEL | SERIAL | BATCHES
-    steps: Callable          # (inventory, host, bundle, facts of that host or None) -> host steps
-    api: Callable = _none    # (inventory, bundle) -> Api steps run once from this machine
-    implemented: bool = True
+    steps: Callable          # (inventory, host, bundle, facts of that host or None) -> host steps, then Api steps
 
     def host_list(self, inv):
         return inventory.HOST_SETS[self.hosts](inv)
@@ -49,42 +47,65 @@ def _already(facts, path, what):
 def _init(inv, host, bundle, facts):
     manifest = paths.manifest("kube-apiserver")
     return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG}", timeout=900,
-                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),)
+                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
+            Api(API_SERVER, f"wait for the API server, then for {host.name}'s control-plane components"))
 
 
-def _join(inv, host, bundle, facts):
+def join_step(inv, host, bundle, facts):
     kubelet_conf = paths.kubeconfig("kubelet.conf")
-    return (Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}", timeout=900,
-                    guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node")),)
+    return Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}", timeout=900,
+                   guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node"))
 
 
-def _no_steps(inv, host, bundle, facts):
-    return ()
+def fresh_join(inv, host, facts, fresh):
+    """node.join's steps for `host`: kubeadm join with its join config rendered with token `fresh` (a Secret),
+    given on stdin into a private temp file and removed after; a control plane waits for its components."""
+    template, values = (("kubeadm/join-control-plane.yaml", kubeadm.join_control_plane_values) if host.is_control_plane
+                        else ("kubeadm/join.yaml", kubeadm.join_values))
+    config = Secret(templates.fill(template, {**values(inv, host), "token": fresh.reveal()}))
+    step = replace(join_step(inv, host, None, facts), stdin=config, label="kubeadm join --config <its join config, "
+                   "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
+                   'rm -f "$f"; exit $rc')
+    return (step, *((_components_ready(host),) if host.is_control_plane else ()))
 
 
-def _cni(inv, bundle):
+def _components_ready(host):
+    # the next control plane joins only once this one's etcd member and API server are healthy
+    return Api(CONTROL_PLANE, f"wait for {host.name}'s etcd, API server, controller-manager and scheduler")
+
+
+def _join_control_plane(inv, host, bundle, facts):
+    return (join_step(inv, host, bundle, facts), _components_ready(host))
+
+
+def _join_worker(inv, host, bundle, facts):
+    return (join_step(inv, host, bundle, facts),)
+
+
+def _cni(inv, host, bundle, facts):
     c = inv.cluster
-    return () if c.cni == "none" else (Api("cni", f"apply the {c.cni} manifest for pods in {c.pod_subnet}"),)
+    if c.cni == "none":
+        return ()
+    source = c.cni_manifest or f"kubefab's {c.cni} manifest"
+    return (Api(CNI, f"apply {source} for pods in {c.pod_subnet}"),)
 
 
-def _verify(inv, bundle):
-    return (Api("verify", f"wait until all {len(inv.hosts)} nodes are Ready, apply labels and taints "
-                          "from the inventory"),)
+def _verify(inv, host, bundle, facts):
+    ready = "registered (cni = none: Ready once your network runs)" if inv.cluster.cni == "none" else "Ready"
+    return (Api(NODE, f"wait until node {host.name} is {ready}, then apply its labels and taints"),)
 
 
+API_SERVER, CONTROL_PLANE, CNI, NODE = "api-server", "control-plane", "cni", "node"   # kubefab.apisteps runs them
 PHASES = (
     Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
           runtime.steps),
     Phase("push", "Push the PKI bundle, kubeconfigs and kubeadm configs", "all", PARALLEL, _push),
-    Phase("init", "kubeadm init on the first control-plane node", "first-control-plane", SERIAL, _init,
-          implemented=False),
+    Phase("init", "kubeadm init on the first control-plane node", "first-control-plane", SERIAL, _init),
     Phase("join-control-plane", "Join the other control-plane nodes, one at a time", "other-control-planes",
-          SERIAL, _join, implemented=False),
-    Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join, implemented=False),
-    Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _no_steps, api=_cni,
-          implemented=False),
-    Phase("verify", "Check the cluster", "first-control-plane", SERIAL, _no_steps, api=_verify,
-          implemented=False),
+          SERIAL, _join_control_plane),
+    Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join_worker),
+    Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _cni),
+    Phase("verify", "Every node Ready, with the inventory's labels and taints", "all", PARALLEL, _verify),
 )
 NAMES = (*STAGES, *(p.name for p in PHASES))
 
@@ -100,12 +121,12 @@ def select(only=(), skip=()):
     return tuple(s for s in STAGES if chosen(s)), tuple(p for p in PHASES if chosen(p.name))
 
 
-def batches(phase, inv):
-    """The host groups of `phase`, run one group after another."""
+def batches(phase, inv, batch=0):
+    """The host groups of `phase`, run one group after another; `batch` overrides worker_batch_size."""
     hosts = phase.host_list(inv)
     if not hosts:
         return ()
     if phase.order == PARALLEL:
         return (hosts,)
-    size = inv.cluster.worker_batch_size if phase.order == BATCHES else 1
+    size = (batch or inv.cluster.worker_batch_size) if phase.order == BATCHES else 1
     return tuple(hosts[i:i + size] for i in range(0, len(hosts), size))

@@ -8,6 +8,7 @@ offline): `cluster.plan` and `cluster.up` build the same plan, and `up` executes
 from dataclasses import dataclass
 
 from kubefab import kubeconfig, offline, phases, pki, render, token
+from kubefab.errors import KubefabError
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,6 @@ class HostSteps:
 class PhasePlan:
     phase: phases.Phase
     batches: tuple          # tuple of tuples of HostSteps, run one batch after another
-    api: tuple = ()         # Api steps run once from this machine, after the hosts' steps
 
 
 @dataclass(frozen=True)
@@ -52,19 +52,22 @@ def prepare(inv):
     return Bundle(actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv), files=files)
 
 
-def build(inv, bundle, facts=None, only=(), skip=(), hosts=()):
-    """The phases to run on `hosts` (or all), each host's steps decided from the bundle and its facts."""
+def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0):
+    """The phases to run on `hosts` (or all), each host's steps decided from the bundle and its facts;
+    workers join in batches of `batch` (default: the inventory's worker_batch_size)."""
+    if batch < 0:
+        raise KubefabError(f"--batch {batch}: give a number of workers to join at once, at least 1")
     stages, selected = phases.select(only, skip)
     chosen = {h.name for h in inv.select(hosts)}
     return Plan(inventory=inv, bundle=bundle, facts=facts, stages=stages,
-                phases=tuple(_phase_plan(p, inv, bundle, facts, chosen) for p in selected))
+                phases=tuple(_phase_plan(p, inv, bundle, facts, chosen, batch) for p in selected))
 
 
-def _phase_plan(phase, inv, bundle, facts, chosen):
-    batches = (tuple(HostSteps(h, phase.steps(inv, h, bundle, facts and facts.get(h.name)))
-                     for h in batch if h.name in chosen)
-               for batch in phases.batches(phase, inv))
-    return PhasePlan(phase, tuple(b for b in batches if b), phase.api(inv, bundle))
+def _phase_plan(phase, inv, bundle, facts, chosen, batch):
+    batches = (tuple(HostSteps(h, steps) for h in group if h.name in chosen
+                     for steps in [phase.steps(inv, h, bundle, facts and facts.get(h.name))] if steps)
+               for group in phases.batches(phase, inv, batch))
+    return PhasePlan(phase, tuple(b for b in batches if b))
 
 
 def host_count(pp):

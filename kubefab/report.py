@@ -1,7 +1,7 @@
 """What the user reads: the plan, the run's summary and the certificate table, as plain text."""
 
 from kubefab import phases, plan
-from kubefab.steps import FAILED, Push
+from kubefab.steps import FAILED, Api, Push
 
 
 def plan_text(p):
@@ -14,21 +14,22 @@ def plan_text(p):
            f"  state {inv.state_dir}",
            f"  bootstrap token {b.token_id}.***  discovery CA hash {b.ca_hash}",
            f"  install from {inv.install.source}{f' ({inv.install.directory})' if inv.install.directory else ''}"]
+    if p.facts is None:
+        out.append("  built offline: no facts, so steps already done on the hosts are listed too; cluster.up "
+                   "gathers facts first, checks each step and runs only what is not done")
     out += [f"  warning: {w}" for w in inv.warnings]
     out += ["", "PKI and kubeconfigs (local)"] + _actions(b.actions)
     for name in p.stages:
         out += ["", f"{name}: {phases.STAGES[name]} — {'from the facts gathered' if p.facts else 'before the plan'}"]
     for number, pp in enumerate(p.phases, 1):
-        later = "" if pp.phase.implemented else " [not implemented yet]"
-        out += ["", f"{number}. {pp.phase.name}: {pp.phase.title}{_order(pp)}{later}"]
-        if not pp.batches and not pp.api:
+        out += ["", f"{number}. {pp.phase.name}: {pp.phase.title}{_order(pp)}"]
+        if not pp.batches:
             out.append("   (no hosts)")
         for index, batch in enumerate(pp.batches, 1):
             if len(pp.batches) > 1:
                 out.append(f"   batch {index}: {', '.join(hs.host.name for hs in batch)}")
             for hs in batch:
                 out += _host_steps(hs)
-        out += [f"   from this machine: {a.what}" for a in pp.api]
     return "\n".join(out)
 
 
@@ -56,7 +57,9 @@ def _host_steps(hs):
     lines = [f"   {hs.host.name} ({hs.host.address})"]
     for step in hs.steps:
         done = f"  [done: {step.done}]" if step.done else ""
-        if isinstance(step, Push):
+        if isinstance(step, Api):
+            lines.append(f"     from this machine: {step.what}")
+        elif isinstance(step, Push):
             lines.append(f"     push {len(step.files)} files, each only when it differs:{done}")
             lines += [f"       {f.mode:04o} {f.size:>7}  {f.path}" for f in step.files]
         else:

@@ -1,7 +1,8 @@
 """A bounded pool that runs one phase on many hosts and returns results as values.
 
 One host's failure never stops the others of its phase; in a phase run one host or one batch at a
-time, a failed batch stops the batches after it. Ctrl-C starts no new host, lets the running ones
+time, a batch that brings the failures over the phase's budget (0 unless given) stops the batches
+after it. Ctrl-C starts no new host, lets the running ones
 end, and raises Interrupted carrying every result so far.
 """
 
@@ -64,12 +65,12 @@ class Runner:
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def phase(self, name, batches, work):
-        """work(host) -> HostResult for each host, batch after batch; a batch with a failure ends the phase."""
+    def phase(self, name, batches, work, budget=0):
+        """work(host) -> HostResult for each host, batch after batch; more than `budget` failures end the phase."""
         results, start = [], time.monotonic()
         total = sum(len(b) for b in batches)
         for index, batch in enumerate(batches):
-            if any(r.failed for r in results) or self.stopping.is_set():
+            if sum(r.failed for r in results) > budget or self.stopping.is_set():
                 why = "interrupted" if self.stopping.is_set() else "an earlier batch failed"
                 results += [HostResult(h.name, name, SKIPPED, detail=why) for b in batches[index:] for h in b]
                 break

@@ -112,6 +112,7 @@ class Hosts:
         self._known = {}
         self._connections = {}
         self._gateways = {}
+        self._forwards = []                  # listening sockets of local forwards
         self._lock = threading.RLock()       # a gateway is opened under it, and opening takes it again
 
     def known_hosts(self, host):
@@ -216,12 +217,64 @@ class Hosts:
             raise Unreachable(f"connection to {host.address} lost before the script ended")
         return Output(code, out.decode(errors="replace"), err.decode(errors="replace"), time.monotonic() - start)
 
+    def forward(self, host, target, port):
+        """A local forward to `target`:`port` as `host` sees it, over its open connection: ('127.0.0.1', local
+        port), listening until close(). Each local connection is one direct-tcpip channel (`ssh -L`)."""
+        transport = self.connection(host).transport
+        listener = socket.create_server(("127.0.0.1", 0))
+        with self._lock:
+            self._forwards.append(listener)
+        threading.Thread(target=_accept, args=(listener, transport, (target, port), host), daemon=True,
+                         name=f"kubefab-forward-{host.name}").start()
+        return listener.getsockname()
+
     def close(self):
         with self._lock:
             conns = [*self._connections.values(), *(g for g in self._gateways.values() if isinstance(g, Connection))]
+            listeners, self._forwards = self._forwards, []
             self._connections, self._gateways = {}, {}
+        for listener in listeners:
+            listener.shutdown(socket.SHUT_RDWR)     # wakes the thread in accept(); close() alone leaves it listening
+            listener.close()
         for c in conns:
             c.close()
+
+
+def _accept(listener, transport, target, host):
+    while True:
+        try:
+            local, _ = listener.accept()
+        except OSError:
+            return          # closed: the run is over
+        try:
+            chan = transport.open_channel("direct-tcpip", target, local.getpeername(),
+                                          timeout=host.ssh.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError):
+            local.close()   # the client sees its connection closed, as with `ssh -L` when the far end refuses
+            continue
+        threading.Thread(target=_pump, args=(local, chan), daemon=True).start()
+
+
+def _pump(local, chan):
+    """Copy bytes both ways between a local socket and its channel until either side closes."""
+    try:
+        while True:
+            ready, _, _ = select.select([local, chan], [], [])
+            if local in ready:
+                data = local.recv(65536)
+                if not data:
+                    break
+                chan.sendall(data)
+            if chan in ready:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                local.sendall(data)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass                # either end went away: close both
+    finally:
+        chan.close()
+        local.close()
 
 
 def _cause(host, known, error):

@@ -2,21 +2,26 @@
 
 Order of a run: lock the state dir, prepare the local bundle, gather facts (one probe per host),
 evaluate preflight (errors stop the run before any host changes), build the plan from inventory,
-bundle and facts, ask (or --yes), then run each phase as the plan orders it. A phase with a failed
-host stops the run before the next phase. The run ends with a hosts x phases table.
+bundle and facts, ask (or --yes), then run each phase as the plan orders it: on each host its steps as
+one script, then its Api steps from this machine (kubefab.apisteps). A phase with a failed host stops
+the run before the next phase, except join-workers: up to `max_failed` workers may fail there, their
+later phases are skipped and the rest of the cluster is finished. A failed kubeadm step comes back
+with the host's kubelet and containerd journals and a hint (kubefab.diagnose). The run ends with a
+hosts x phases table.
 """
 
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import shlex
 
-from kubefab import facts as facts_mod, lock, log as logs, phases, plan, preflight, report, script, ssh, token
+from kubefab import apisteps, bootstrap, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
+    reset as reset_mod, script, ssh, token
 from kubefab.errors import KubefabError
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, worst
-from kubefab.steps import FAILED, OK, SKIPPED
+from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, Api
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 PROBE_TIMEOUT = facts_mod.TIMEOUT + 40      # the probe bounds itself; the rest is connecting as the host lets us
@@ -29,6 +34,8 @@ class Options:
     hosts: tuple = ()
     ignore: tuple = ()
     workers: int = DEFAULT_WORKERS
+    batch: int = 0              # workers joined at once; 0: the inventory's worker_batch_size
+    max_failed: int = 0         # workers that may fail to join before the run stops
     yes: bool = False
     verbose: bool = False
     quiet: bool = False
@@ -40,6 +47,8 @@ class Run:
     def __init__(self, inv, options, console=None, ask=None):
         if options.workers < 1:
             raise KubefabError(f"--workers {options.workers}: at least one host must be worked on at a time")
+        if options.max_failed < 0:
+            raise KubefabError(f"--max-failed {options.max_failed}: give how many workers may fail, 0 or more")
         self.inv, self.o = inv, options
         self.console = console or sys.stdout
         self.ask = ask or _ask
@@ -52,11 +61,73 @@ class Run:
     def up(self):
         """Run the selected stages and phases; the exit code (0, 1 on a failed host, 130 on Ctrl-C)."""
         stages, selected = phases.select(self.o.only, self.o.skip)
-        later = [p.name for p in selected if not p.implemented]
-        if later:
-            raise KubefabError(f"phases {', '.join(later)} are not implemented yet (the sequence issue adds them) — "
-                               "run `cluster.up --only facts,preflight,runtime,push`, or --skip them")
         return self._locked(lambda: self._up(stages, selected))
+
+    def reset(self):
+        """Reset the hosts (workers first, control planes last) to as they were before cluster.up; the exit code."""
+        return self._locked(self._reset)
+
+    def _reset(self):
+        hosts = self.inv.select(self.o.hosts)
+        subset = len(hosts) < len(self.inv.hosts)
+        self._say(f"cluster.reset of {len(hosts)} host{'s' * (len(hosts) != 1)} of cluster {self.inv.cluster.name!r}"
+                  f", in this order: {', '.join(h.name for b in reset_mod.order(self.inv, hosts) for h in b)}"
+                  + ("; each node is drained and deleted through the API first" if subset else ""), shown=True)
+        if not self.o.yes:
+            self.ask(f"Reset {len(hosts)} hosts now (kubeadm reset -f, then what it leaves behind)?")
+        first = (Api(apisteps.REMOVE, "drain and delete the node"),) if subset else ()
+        results = []
+        for batch in reset_mod.order(self.inv, hosts):
+            results += self.runner.phase("reset", (batch,), lambda host: self._reset_host(host, first))
+            if any(r.failed for r in results):
+                break
+        self.results += results
+        if any(r.failed for r in results) or len(results) < len(hosts):
+            self._finish("reset failed on some hosts: the control planes after them were left as they are")
+            return EXIT_FAILED
+        self._finish(f"reset {len(hosts)} hosts; the state dir {self.inv.state_dir} is kept (the CA and keys)")
+        return 0
+
+    def _reset_host(self, host, first):
+        """The API steps from here first (drain, delete), then the host's reset script."""
+        drained = tuple(self.api_steps.run(step, host) for step in first)
+        if any(r.status == FAILED for r in drained):
+            return HostResult(host.name, "reset", FAILED, sum(r.seconds for r in drained),
+                              "; ".join(f"{r.name}: {r.detail}" for r in drained if r.status == FAILED), drained)
+        result = self._host_phase("reset", host, reset_mod.steps())
+        steps = drained + result.steps
+        return replace(result, status=worst(r.status for r in steps), steps=steps)
+
+    def join(self):
+        """node.join: facts, preflight, runtime and push on the named hosts, then kubeadm join with a fresh token."""
+        first = self.inv.first_control_plane.name
+        if not self.o.hosts:
+            raise KubefabError("node.join needs the hosts to join: --host NAME (repeatable)")
+        if first in self.o.hosts:
+            raise KubefabError(f"{first} is the first control-plane node: `invoke cluster.up` makes the cluster on it")
+        return self._locked(self._join)
+
+    def _join(self):
+        code, facts = self._gate(("facts", "preflight"), prepared=True)
+        if code:
+            return code
+        hosts = self.inv.select(self.o.hosts)
+        base = plan.build(self.inv, self.bundle, facts, ("runtime", "push"), hosts=self.o.hosts)
+        verify = plan.build(self.inv, self.bundle, facts, ("verify",), hosts=self.o.hosts).phases
+        members = [h.name for h in hosts if phases.join_step(self.inv, h, None, facts[h.name]).done]
+        self._say(f"node.join of {', '.join(h.name for h in hosts)}"
+                  + (f" ({', '.join(members)}: already a node, not joined again)" if members else ""))
+        if len(members) == len(hosts):
+            self.results += [HostResult(h, "join", UNCHANGED, detail="already a node") for h in members]
+            return self._phases(replace(base, phases=base.phases + verify))
+        if not self.o.yes:
+            self.ask(f"Join {len(hosts) - len(members)} hosts now?")
+        with bootstrap.temporary(self.api_steps.api()) as fresh:
+            logs.mask(fresh)
+            join = phases.Phase("join", "Join with a fresh bootstrap token", "all", phases.SERIAL,
+                                lambda inv, host, bundle, f: phases.fresh_join(inv, host, f, fresh))
+            batches = tuple((plan.HostSteps(h, join.steps(self.inv, h, self.bundle, facts[h.name])),) for h in hosts)
+            return self._phases(replace(base, phases=base.phases + (plan.PhasePlan(join, batches),) + verify))
 
     def preflight(self):
         """Facts and checks only; the exit code (1 when a host failed or a check errs)."""
@@ -78,6 +149,7 @@ class Run:
             self.bundle = plan.prepare(self.inv)
             logs.mask(token.bootstrap_token(self.inv))
             self.ssh = ssh.Hosts()
+            self.api_steps = apisteps.ApiSteps(self.inv, self.ssh, self.log)
             self.runner = Runner(self.o.workers, self._progress)
             try:
                 return body()
@@ -93,22 +165,36 @@ class Run:
         code, facts = self._gate(stages, prepared=any(p.name == "runtime" for p in selected))
         if code:
             return code
-        p = plan.build(self.inv, self.bundle, facts, self.o.only, self.o.skip, self.o.hosts)
+        p = plan.build(self.inv, self.bundle, facts, self.o.only, self.o.skip, self.o.hosts, self.o.batch)
         if not p.phases:
             self._finish("done")
             return 0
         self._say(_summary(p))
         if not self.o.yes:
             self.ask(f"Change {len({hs.host.name for pp in p.phases for b in pp.batches for hs in b})} hosts now?")
-        for pp in p.phases:
+        return self._phases(p)
+
+    def _phases(self, p):
+        failed = {}                 # host name -> the phase it failed in: its later phases are skipped
+        for pp in (pp for pp in p.phases if pp.batches):
             steps = {hs.host.name: hs.steps for b in pp.batches for hs in b}
-            results = self.runner.phase(pp.phase.name, tuple(tuple(hs.host for hs in b) for b in pp.batches),
-                                        lambda host, name=pp.phase.name: self._host_phase(name, host, steps[host.name]))
+            self.results += [HostResult(h, pp.phase.name, SKIPPED, detail=f"failed in {failed[h]}")
+                             for h in steps if h in failed]
+            batches = tuple(b for b in (tuple(hs.host for hs in b if hs.host.name not in failed) for b in pp.batches)
+                            if b)
+            budget = self.o.max_failed - len(failed) if pp.phase.order == phases.BATCHES else 0
+            results = self.runner.phase(pp.phase.name, batches, budget=budget,
+                                        work=lambda host, n=pp.phase.name: self._host_phase(n, host, steps[host.name]))
             self.results += results
-            if any(r.failed for r in results):
+            failed.update((r.host, pp.phase.name) for r in results if r.failed)
+            if sum(r.failed for r in results) > budget:
                 self._finish(f"{pp.phase.name} failed on some hosts: the run stops before the next phase")
                 return EXIT_FAILED
-        self._finish("done")
+        if failed:
+            self._finish(f"done, except on {', '.join(failed)}: fix the cause shown and run again to finish them")
+            return EXIT_FAILED
+        changed = any(r.status == CHANGED for r in self.results)
+        self._finish("done" if changed else "done: nothing changed, every host and phase was already as planned")
         return 0
 
     def _gate(self, stages, prepared):
@@ -154,20 +240,44 @@ class Run:
             return HostResult(host.name, "facts", FAILED, out.seconds, detail=str(e))
 
     def _host_phase(self, phase_name, host, steps):
-        built = script.build(steps)
-        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + len(built.payload) // 2 ** 20
-        out = self.ssh.run(host, built.text, timeout, built.payload)
-        steps_done = script.parse(steps, out.stdout, built.nonce)
-        for r in steps_done:
+        """The host's script steps over SSH, then (when they passed) its Api steps from here."""
+        on_host = tuple(s for s in steps if not isinstance(s, Api))
+        done, seconds, broken = self._script(phase_name, host, on_host) if on_host else ((), 0.0, "")
+        if worst(r.status for r in done) != FAILED:
+            for step in (s for s in steps if isinstance(s, Api)):
+                done += (self.api_steps.run(step, host),)
+                seconds += done[-1].seconds
+                if done[-1].status == FAILED:
+                    break
+        for r in done:
             detail = r.detail if r.status == FAILED else r.detail.partition("\n")[0]
             self.log.debug("%s %s %s: %s, exit %s, %.2f s%s", phase_name, host.name, r.name, r.status, r.code,
                            r.seconds, f": {detail}" if detail else "")
-        status = worst(r.status for r in steps_done)
-        detail = "; ".join(f"{r.name}: {r.detail}" for r in steps_done if r.status == FAILED)
-        if steps_done and all(r.detail.startswith("no report") for r in steps_done if r.status == FAILED) \
-                and status == FAILED:
-            detail = f"the {phase_name} script did not run to its end (exit {out.code}): {_tail(out.stderr)}"
-        return HostResult(host.name, phase_name, status, out.seconds, detail, steps_done)
+        status = worst(r.status for r in done)
+        detail = broken or "; ".join(f"{r.name}: {r.detail}" for r in done if r.status == FAILED)
+        return HostResult(host.name, phase_name, status, seconds, detail, done)
+
+    def _script(self, phase_name, host, steps):
+        """(step results, seconds, why the script broke off or '') of `steps` run on `host` as one script."""
+        built = script.build(steps)
+        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + len(built.payload) // 2 ** 20
+        out = self.ssh.run(host, built.text, timeout, built.payload)
+        done = script.parse(steps, out.stdout, built.nonce)
+        failed = [r for r in done if r.status == FAILED]
+        if failed and all(r.detail.startswith("no report") for r in failed):
+            return done, out.seconds, (f"the {phase_name} script did not run to its end (exit {out.code}): "
+                                       f"{_tail(out.stderr)}")
+        return tuple(self._explained(host, r) for r in done), out.seconds, ""
+
+    def _explained(self, host, result):
+        """A failed kubeadm step with the host's kubelet and containerd journals and a hint added."""
+        if result.status != FAILED or not result.name.startswith("kubeadm"):
+            return result
+        try:
+            journals = self.ssh.run(host, diagnose.JOURNALS.encode(), 60).stdout
+        except ssh.Unreachable as e:
+            journals = f"(the journals could not be read: {e})"
+        return replace(result, detail=f"{result.detail}\n{diagnose.explain(result.detail, journals)}")
 
     def _progress(self, phase, done, failed, total, seconds):
         if self.o.quiet:
@@ -210,14 +320,15 @@ def _tail(text, lines=5):
 
 
 def _summary(p):
-    parts = [f"{pp.phase.name} on {plan.host_count(pp)} host{'s' * (plan.host_count(pp) != 1)}" for pp in p.phases]
+    parts = [f"{pp.phase.name} on {plan.host_count(pp)} host{'s' * (plan.host_count(pp) != 1)}" for pp in p.phases
+             if pp.batches]
     return f"plan for cluster {p.inventory.cluster.name!r}: {', '.join(parts)} (`invoke cluster.plan` shows every step)"
 
 
 def _ask(question):
     """Ask on a terminal; without one, refuse rather than wait for an answer that cannot come."""
     if not sys.stdin.isatty():
-        raise KubefabError("cluster.up changes hosts and asks first, but there is no terminal to ask on — "
+        raise KubefabError("this changes hosts and asks first, but there is no terminal to ask on — "
                            "pass --yes to go ahead")
     if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise KubefabError("stopped: nothing was changed")

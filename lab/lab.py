@@ -167,6 +167,7 @@ class Lab:
 
     def _write_offline_dir(self):
         doubles.install_dir(self.offline_dir, version=f"v{KUBERNETES_VERSION}")
+        doubles.install_cni_plugins(self.offline_dir / "cni")   # the CNI plugins release, as kubernetes-cni brings
         for path, text in doubles.unit_files().items():
             (self.offline_dir / Path(path).name).write_text(text)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from invoke import Collection
 
-from . import cluster, cluster_api, pki, vagrant
+from . import cluster, cluster_api, node, pki, vagrant
 
-ns = Collection(cluster, pki, vagrant)
+ns = Collection(cluster, node, pki, vagrant)
 for api_task in (cluster_api.status, cluster_api.kubeconfig_file):  # cluster.* tasks that talk to the API server
     ns.collections["cluster"].add_task(api_task)
 CHECKOUT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from lab import Lab, down_labs, down_on_termination, packages
+from lab import Lab, Network, down_labs, down_on_termination, packages
 
 SESSION_LAB = {"hosts": 3, "control_planes": 1, "flavour": "node"}
 
@@ -21,12 +21,19 @@ def lab_unavailable():
     return ""
 
 
+# Fixtures that make a test a lab test (network namespaces, real etcd) or a slow one (real vagrant runs), so
+# `-m "not lab and not slow"` selects the pure, fast part whatever the test's own marks say.
+FIXTURE_MARKS = {"netns": "lab", "api": "lab", "vagrant_env": "slow"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
     reason = lab_unavailable()
-    if reason:
-        for item in items:
-            if item.get_closest_marker("lab"):
-                item.add_marker(pytest.mark.skip(reason=reason))
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & set(FIXTURE_MARKS):
+            item.add_marker(FIXTURE_MARKS[fixture])
+        if reason and item.get_closest_marker("lab"):
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_collection_finish(session):
@@ -48,6 +55,16 @@ def lab():
     down_labs(scope="stale")  # labs of an earlier run that was killed
     with Lab.up(**SESSION_LAB) as shared:
         yield shared
+
+
+@pytest.fixture(scope="module")
+def netns():
+    """A private network namespace on a lab bridge, for doubles that bind 6443, 2379, 10250...; shared by a module."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with Network.up(1) as net:
+        yield net.namespaces[0]
 
 
 @pytest.fixture

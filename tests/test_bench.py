@@ -10,6 +10,7 @@ import pytest
 
 from lab import kernel, spec, state
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = {"wall_s", "cpu_s", "peak_rss_mb", "child_peak_rss_mb"}
 FACTS = ("kubefab", "preflight", "ansible_setup", "ansible_raw", "openssh", "floor")

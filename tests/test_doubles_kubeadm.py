@@ -1,7 +1,6 @@
 """The kubeadm and kubelet doubles reject what the real tools reject: config errors, bad
 certificates and kubeconfigs, preflight failures — with kubeadm's wording and a non-zero exit."""
 
-import os
 import subprocess
 import sys
 
@@ -9,7 +8,6 @@ import pytest
 import yaml
 from cryptography import x509
 
-from lab import Network
 from lab.doubles import install_dir, testkit
 
 ADDRESS = "10.0.0.11"
@@ -18,15 +16,6 @@ ADDRESS = "10.0.0.11"
 @pytest.fixture(scope="module")
 def bin_dir(tmp_path_factory):
     return install_dir(tmp_path_factory.mktemp("bin"))
-
-
-@pytest.fixture(scope="module")
-def netns():
-    """Preflight binds 6443, 2379, 10250...: run the doubles in a private network namespace."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    with Network.up(1) as net:
-        yield net.namespaces[0]
 
 
 @pytest.fixture(scope="module")
@@ -353,3 +342,41 @@ def test_kubelet_refuses_swap_and_a_cgroup_driver_mismatch(bin_dir, root, netns)
     out = kubelet(bin_dir, root, netns)
     assert out.returncode == 1
     assert 'kubelet cgroup driver: "systemd" is different from containerd cgroup driver: "cgroupfs"' in out.stderr
+
+
+# ---- reset ---------------------------------------------------------------------------------
+
+def test_reset_cleans_what_kubeadm_owns_and_leaves_cni_config_with_the_real_words(bin_dir, root):
+    etcd_manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "etcd", "namespace": "kube-system"},
+                     "spec": {"containers": [{"name": "etcd", "command": [
+                         "etcd", "--name=cp-1", "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt"]}],
+                         "volumes": [{"name": "etcd-data", "hostPath": {"path": "/var/lib/etcd-data"}}]}}
+    files = {"etc/kubernetes/manifests/etcd.yaml": yaml.safe_dump(etcd_manifest), "etc/kubernetes/pki/ca.crt": "x",
+             "etc/kubernetes/admin.conf": "x", "etc/kubernetes/kubelet.conf": "x",
+             "etc/kubernetes/kubefab/init.yaml": "x", "var/lib/kubelet/config.yaml": "x",
+             "var/lib/kubelet/pods/uid/containers/install-cni/0": "x", "var/lib/etcd-data/member/wal": "x",
+             "etc/cni/net.d/10-flannel.conflist": "{}", "opt/cni/bin/flannel": "x", "var/lib/cni/networks/cbr0": "x"}
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    out = kubeadm(bin_dir, root, "reset", "-f")
+    assert out.returncode == 0, out.stderr
+    assert "[reset] Failed to remove etcd member" in out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[lines.index("[reset] Deleted contents of the etcd data directory: /var/lib/etcd-data") + 1] == \
+        "[reset] Stopping the kubelet service"
+    assert "[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet " \
+           "/etc/kubernetes/pki]" in lines
+    assert out.stdout.endswith(
+        "\nThe reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d\n\n"
+        "The reset process does not reset or clean up iptables rules or IPVS tables.\n"
+        "If you wish to reset iptables, you must do so manually by using the \"iptables\" command.\n\n"
+        "If your cluster was setup to utilize IPVS, run ipvsadm --clear (or similar)\n"
+        "to reset your system's IPVS tables.\n\n"
+        "The reset process does not clean your kubeconfig files and you must remove them manually.\n"
+        "Please, check the contents of the $HOME/.kube/config file.\n")
+    left = {rel for rel in files if (root / rel).exists()}
+    assert left == {"etc/kubernetes/kubefab/init.yaml", "etc/cni/net.d/10-flannel.conflist", "opt/cni/bin/flannel",
+                    "var/lib/cni/networks/cbr0"}, "CNI config, plugins and state, and foreign files, stay"
+    for d in ("etc/kubernetes/manifests", "etc/kubernetes/pki", "var/lib/kubelet", "var/lib/etcd-data"):
+        assert (root / d).is_dir() and not any((root / d).iterdir()), f"{d} is emptied, not removed"

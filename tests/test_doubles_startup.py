@@ -10,7 +10,6 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from lab import Network
 from lab.doubles import cri, install_dir, kubelet_checks, preflight, satokens, testkit
 from lab.doubles.kubeclient import Client
 
@@ -32,14 +31,6 @@ def root(tmp_path):
     config.write_text(CONFIG)
     yield tmp_path
     sock.close()
-
-
-@pytest.fixture(scope="module")
-def netns():
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    with Network.up(1) as net:
-        yield net.namespaces[0]
 
 
 def kubelet(bin_dir, root, *flags, netns=None, timeout=20):
@@ -172,8 +163,9 @@ def start_apiserver(bin_dir, root, **replace):
         f"--proxy-client-cert-file={pki}/front-proxy-client.crt", f"--proxy-client-key-file={pki}/front-proxy-client.key",
         f"--requestheader-client-ca-file={pki}/front-proxy-ca.crt",
         f"--kubelet-client-certificate={pki}/apiserver-kubelet-client.crt",
-        f"--kubelet-client-key={pki}/apiserver-kubelet-client.key", "--etcd-wait-seconds=0.5"]
-    return subprocess.run([str(bin_dir / "kube-apiserver"), *flags], env=testkit.double_env(root), capture_output=True,
+        f"--kubelet-client-key={pki}/apiserver-kubelet-client.key"]
+    return subprocess.run([str(bin_dir / "kube-apiserver"), *flags],
+                          env=testkit.double_env(root, KUBEFAB_DOUBLE_ETCD_WAIT_SECONDS="0.5"), capture_output=True,
                           text=True, timeout=30)
 
 

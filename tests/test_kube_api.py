@@ -3,6 +3,7 @@ the client from the local admin.conf (directly and through a forward), idempoten
 manifests, bootstrap tokens kubeadm's join accepts, node labels and taints, drain, cluster.status."""
 
 import base64
+import logging
 import shutil
 import socket
 import subprocess
@@ -12,12 +13,15 @@ import pytest
 import yaml
 from invoke import Config, Context, Exit
 
-from kubefab import apply, bootstrap, bundle, cni, drain, health, inventory, kube, kubeconfig, nodes, pki, token
+from kubefab import (apisteps, apply, bootstrap, bundle, cni, drain, health, inventory, kube, kubeconfig, nodes, phases,
+                     pki, token)
+from kubefab.steps import Api
 from lab.doubles import controllers, install_dir, objects as kubeadm_objects, testkit
 from lab.doubles.kubeclient import Client
 from tasks import cluster_api
 
-pytestmark = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
+pytestmark = [pytest.mark.lab,        # real etcd behind the API-server double
+              pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
 
 INVENTORY = """
 [cluster]
@@ -389,3 +393,40 @@ def test_a_kind_the_server_does_not_serve_is_named_with_what_it_does_serve(clust
         cluster.api.resource("example.org/v1", "Widget", timeout=1)
     with pytest.raises(kube.Timeout, match=r"no Widget served in v1 within 1s — last: it serves .*ConfigMap"):
         cluster.api.resource("v1", "Widget", timeout=1)
+
+
+# -- cluster.up's Api steps (kubefab.apisteps): a step result each, changed only when something was written --
+
+LOG = logging.getLogger("test")
+
+
+def run(inv, name, host):
+    return apisteps.ApiSteps(inv, None, LOG).run(Api(name, "test"), inv.host(host))
+
+
+def test_the_cni_step_writes_the_manifest_once(cluster):
+    cluster.api.delete("/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-flannel-ds")
+    first = run(cluster.inv, phases.CNI, "cp-1")
+    assert first.status == "changed" and "daemonset.apps/kube-flannel-ds created" in first.detail
+    again = run(cluster.inv, phases.CNI, "cp-1")
+    assert again.status == "unchanged" and again.detail.endswith("objects unchanged")
+
+
+def test_verify_applies_labels_and_taints_and_with_cni_none_needs_registration_not_ready(cluster):
+    ensure_node(cluster.api, "w-1", ready=True)
+    done = run(cluster.inv, phases.NODE, "w-1")
+    assert done.status == "changed" and "taint dedicated=infra:NoSchedule" in done.detail
+    assert run(cluster.inv, phases.NODE, "w-1").status == "unchanged"
+    ensure_node(cluster.api, "w-1", ready=False)
+    none = load(cluster.base, cluster.port, "none", state=cluster.inv.state_dir)
+    result = run(none, phases.NODE, "w-1")
+    assert result.status == "changed" and "Ready once your pod network runs" in result.detail, result
+
+
+def test_removing_a_node_drains_and_deletes_it_once(cluster):
+    ensure_node(cluster.api, "w-1")
+    assert run(cluster.inv, apisteps.REMOVE, "w-1").status == "changed"
+    assert cluster.api.find("/api/v1/nodes/w-1") is None
+    gone = run(cluster.inv, apisteps.REMOVE, "w-1")
+    assert (gone.status, gone.detail) == ("unchanged", "not a node of the cluster")
+

@@ -4,6 +4,7 @@ joining it again with a fresh token made through the API after the init token is
 
 import json
 import shutil
+import time
 
 import pytest
 import yaml
@@ -34,14 +35,9 @@ def cluster(tmp_path_factory):
         yield lab, inv, kube.connect(inv.state_dir / "kubeconfigs/admin.conf")
 
 
-def flannel_config(lab, host, manifest):
-    """What flannel's install-cni init containers leave on every node (the DaemonSet's effect, which the
-    doubles do not play): its conflist, and a plugin binary for each type it names (flannel's own binary;
-    portmap comes with the CNI plugins the runtime phase installs)."""
-    cfg = next(d for d in yaml.safe_load_all(manifest) if d["kind"] == "ConfigMap")["data"]["cni-conf.json"]
-    binaries = " && ".join(f"printf '#!/bin/sh\\n' > /opt/cni/bin/{p['type']} && chmod 755 /opt/cni/bin/{p['type']}"
-                           for p in json.loads(cfg)["plugins"])
-    lab.run(host, f"mkdir -p {CNI_DIR} /opt/cni/bin && cat > {CNI_DIR}/10-flannel.conflist && {binaries}", input=cfg)
+def flannel_pods(api):
+    return {p["spec"]["nodeName"]: p["status"].get("phase") for p in
+            api.get("/api/v1/namespaces/kube-flannel/pods")["items"]}
 
 
 def status_exit(inv):
@@ -59,12 +55,24 @@ def test_up_after_init_wait_cni_verify_and_status(cluster):
     assert kube.wait_ready(api, timeout=60).startswith("v1.")
     health.wait_control_plane(api, cp, timeout=120)
     manifest = cni.manifest(inv)
+    assert status_exit(inv) == 1, "nodes stay NotReady until the CNI config is on them"
     assert {a.action for a in apply.apply(api, manifest, "flannel")} == {apply.CREATED}
     assert {a.action for a in apply.apply(api, manifest, "flannel")} == {apply.UNCHANGED}
-    assert status_exit(inv) == 1, "nodes stay NotReady until the CNI config is on them"
-    for h in inv.hosts:
-        flannel_config(lab, h.name, manifest)
+    applied = time.monotonic()
     ready = nodes.wait_ready(api, [h.name for h in inv.hosts], timeout=60)
+    print(f"all nodes Ready {time.monotonic() - applied:.1f}s after the apply")
+    # the DaemonSet's pods ran flannel's init containers on every node (the control plane's taint is tolerated)
+    cfg = next(d for d in yaml.safe_load_all(manifest) if d["kind"] == "ConfigMap")["data"]["cni-conf.json"]
+    for h in inv.hosts:
+        assert json.loads(lab.run(h.name, f"cat {CNI_DIR}/10-flannel.conflist").stdout) == json.loads(cfg)
+        lab.run(h.name, "test -x /opt/cni/bin/flannel && test -x /opt/cni/bin/portmap")
+    # and flanneld's: the VXLAN device and its chains, which kubeadm reset leaves for kubefab's reset
+    for h in inv.hosts:
+        out = lab.run(h.name, "ip -o link show flannel.1; iptables -w -t nat -S FLANNEL-POSTRTG; "
+                              "cat /run/flannel/subnet.env", check=False)
+        assert "flannel.1:" in out.stdout and "-N FLANNEL-POSTRTG" in out.stdout, out.stdout + out.stderr
+        assert "FLANNEL_NETWORK=" + inv.cluster.pod_subnet in out.stdout
+    assert flannel_pods(api) == {h.name: "Running" for h in inv.hosts}
     assert all(n.ready and n.version.startswith("v1.") for n in ready)
     assert next(n for n in ready if n.name == cp).roles == ("control-plane",)
     assert all(str(c).endswith("unchanged") for c in nodes.reconcile(api, inv))
@@ -79,6 +87,8 @@ def test_a_removed_worker_joins_again_with_a_fresh_token_after_the_init_token_is
     assert status_exit(inv) == 1
     out = kubeadm(lab, worker, "reset", "-f")
     assert out.returncode == 0, out.stdout[-2000:]
+    assert "The reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d" in out.stdout
+    lab.run(worker, f"test -f {CNI_DIR}/10-flannel.conflist")
     assert bootstrap.delete(api, token.bootstrap_token(inv)), "the init token was in the cluster"
     with bootstrap.temporary(api) as fresh:
         health.wait_control_plane(api, inv.first_control_plane.name, timeout=60)

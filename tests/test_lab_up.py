@@ -215,7 +215,7 @@ def test_a_push_cut_off_mid_way_leaves_every_file_old_or_new(new_lab, tmp_path):
         running = cut_while((Command("wait", "sleep 2"), Push("files", tuple(files))),
                             lambda: lab.run("kf-cp1", "pgrep -x sleep", check=False).stdout.strip())
         assert isinstance(running, ssh.Unreachable)
-        deadline, seen = time.monotonic() + 60, set()
+        deadline, seen = time.monotonic() + 120, set()   # generous: a loaded CI machine syncs 32 MB slowly
         while time.monotonic() < deadline and len(seen) < 2:  # the script goes on without its connection
             sizes = lab.run("kf-cp1", "stat -c '%n %s' /etc/kubefab-test/*", check=False).stdout.split("\n")
             for line in filter(None, sizes):
@@ -225,6 +225,8 @@ def test_a_push_cut_off_mid_way_leaves_every_file_old_or_new(new_lab, tmp_path):
                 assert int(size) == {"big.bin": len(big), "small.conf": len(small)}[name.rsplit("/", 1)[1]]
                 seen.add(name)
             time.sleep(0.1)
+        assert len(seen) == 2, "the push did not finish after its connection was cut: " + lab.run(
+            "kf-cp1", "ps -ef; ls -la /tmp /etc/kubefab-test", check=False).stdout
         got = lab.run("kf-cp1", "sha256sum /etc/kubefab-test/*; ls -A /etc/kubefab-test").stdout
         assert hashlib.sha256(big).hexdigest() in got and hashlib.sha256(small).hexdigest() in got
         assert "kubefab-new" not in got
@@ -255,9 +257,6 @@ def test_up_without_a_terminal_asks_for_yes_instead_of_waiting_and_changes_nothi
     out, err = p.communicate(timeout=120)
     assert p.returncode == 2 and "no terminal to ask on — pass --yes" in err, out + err
     assert "kubefab" not in lab.run("kf-cp1", "cat /etc/hosts").stdout
-    p = cli("cluster.up", "-i", str(lab.inventory), "--state-dir", str(tmp_path / "state"))
-    out, err = p.communicate(timeout=120)
-    assert p.returncode == 2 and "init, join-control-plane, join-workers, cni, verify are not implemented yet" in err
 
 
 def test_ctrl_c_lets_running_hosts_finish_then_exits_130_with_the_summary(new_lab, tmp_path):

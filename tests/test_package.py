@@ -7,8 +7,10 @@ from pathlib import Path
 
 import cryptography
 import invoke
+import pytest
 import yaml
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -2,7 +2,9 @@
 
 `install_dir(target)` writes the executables into `target`; lab node hosts put that directory on
 PATH (or copy its files to /usr/bin). `unit_files()` gives the kubelet systemd unit and kubeadm's
-10-kubeadm.conf drop-in as kubefab's installer would copy them.
+10-kubeadm.conf drop-in as kubefab's installer would copy them. `install_cni_plugins(target)` writes
+stand-ins for the CNI plugins release (bridge, host-local, loopback, portmap, ...), e.g. into an offline
+install source's cni/ directory, which kubefab's runtime phase puts in /opt/cni/bin.
 """
 
 import json
@@ -12,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import cniplugins
 from .hostfs import DEFAULT_VERSION
 
 HERE = Path(__file__).resolve().parent
@@ -64,6 +67,11 @@ def interpreter_dirs(python):
     if done.returncode:
         raise RuntimeError(f"the doubles' interpreter {python} does not run: {done.stderr.strip()}")
     return sorted({os.path.normpath(p) for p in json.loads(done.stdout) if os.path.isabs(p) and os.path.isdir(p)})
+
+
+def install_cni_plugins(target):
+    """Write stand-ins of the CNI plugins release into `target` (created) and return it as a Path."""
+    return cniplugins.install_release(target)
 
 
 def unit_files():

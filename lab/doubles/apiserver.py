@@ -7,6 +7,7 @@ etcd (--etcd-servers with the --etcd-* client certificate). See README.md for wh
 import base64
 import datetime
 import json
+import os
 import re
 import secrets
 import ssl
@@ -20,6 +21,7 @@ import yaml
 
 from . import apiserver_checks as startup
 from . import flags as flagparse
+from . import flagsets
 from . import resources as res
 from . import satokens
 from .hostfs import DoubleError, host, version
@@ -33,7 +35,7 @@ HEALTH_PATHS = ("/livez", "/readyz", "/healthz", "/version")
 # The controller-manager's controllers run as these ServiceAccounts (--use-service-account-credentials);
 # their system:controller:* ClusterRoles are reduced here to full access.
 CONTROLLER_ACCOUNTS = {f"system:serviceaccount:kube-system:{n}" for n in (
-    "bootstrap-signer", "token-cleaner", "certificate-controller", "node-controller")}
+    "bootstrap-signer", "token-cleaner", "certificate-controller", "node-controller", "daemon-set-controller")}
 # ClusterRoles of the API server's bootstrap policy that kubeadm binds for bootstrap tokens.
 BOOTSTRAP_POLICY = {"system:node-bootstrapper": [{"apiGroups": ["certificates.k8s.io"],
                                                   "resources": ["certificatesigningrequests"],
@@ -137,7 +139,15 @@ class Auth:
                 return verb in ("get", "list", "watch", "create") or (verb in ("update", "patch") and name == node)
             if r.plural in ("pods", "events", "leases"):
                 return True
+            if r.plural == "configmaps" and verb == "get" and self.pod_uses(node, namespace, name):
+                return True
         return self.rbac(user, verb, r, namespace, name)
+
+    def pod_uses(self, node, namespace, configmap):
+        """The Node authorizer's graph: a pod bound to `node` refers to the ConfigMap (volume, env, envFrom)."""
+        pods, _ = self.store.list(f"/registry/pods/{namespace}/")
+        return any(pod.get("spec", {}).get("nodeName") == node and configmap in configmaps_of(pod["spec"])
+                   for pod, _ in pods)
 
     def rbac(self, user, verb, r, namespace, name):
         """RBAC for everyone else (bootstrap tokens above all): a binding of theirs must grant the request."""
@@ -162,6 +172,17 @@ class Auth:
                                   f"{binding['metadata'].get('namespace')}/{ref.get('name')}")
         found = self.store.get(key)
         return (found[0].get("rules") or []) if found else []
+
+
+def configmaps_of(spec):
+    names = {v["configMap"].get("name") for v in spec.get("volumes") or [] if "configMap" in v}
+    names |= {s["configMap"].get("name") for v in spec.get("volumes") or [] for s in
+              (v.get("projected") or {}).get("sources") or [] if "configMap" in s}
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        names |= {e["configMapRef"].get("name") for e in c.get("envFrom") or [] if "configMapRef" in e}
+        names |= {(e.get("valueFrom") or {})["configMapKeyRef"].get("name") for e in c.get("env") or []
+                  if "configMapKeyRef" in (e.get("valueFrom") or {})}
+    return names
 
 
 def rule_allows(rule, verb, r, name):
@@ -657,10 +678,11 @@ def check_flags(flags):
 
 def main(argv=None):
     flags, _ = flagparse.parse(sys.argv[1:] if argv is None else argv)
+    flagsets.refuse_unknown("kube-apiserver", flags)
     try:
         check_flags(flags)
         api = ApiServer(flags)
-        api.store.wait_ready(float(flags.get("etcd-wait-seconds", "60")))
+        api.store.wait_ready(float(os.environ.get("KUBEFAB_DOUBLE_ETCD_WAIT_SECONDS", "60")))
         api.ensure_namespaces()
         server = Server(api)
     except (DoubleError, StoreError, ssl.SSLError, OSError) as e:

@@ -14,6 +14,14 @@ from .kubeadm_util import ADMIN_CONF, new_token, skip_set, skipper
 from .kubeclient import Client
 from .objects import create_token_secret
 
+# cmd/kubeadm/app/cmd/reset.go: cniCleanupInstructions, iptablesCleanupInstructions (printed after the phases)
+CNI_CLEANUP = "\nThe reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d\n"
+IPTABLES_CLEANUP = ("\nThe reset process does not reset or clean up iptables rules or IPVS tables.\n"
+                    "If you wish to reset iptables, you must do so manually by using the \"iptables\" command.\n\n"
+                    "If your cluster was setup to utilize IPVS, run ipvsadm --clear (or similar)\n"
+                    "to reset your system's IPVS tables.\n\n"
+                    "The reset process does not clean your kubeconfig files and you must remove them manually.\n"
+                    "Please, check the contents of the $HOME/.kube/config file.")
 RESET_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf", "controller-manager.conf",
                "scheduler.conf")
 
@@ -32,35 +40,45 @@ def reset(flags):
     cert_dir = flags.get("cert-dir") or rc.get("certificatesDir") or "/etc/kubernetes/pki"
     etcd_manifest = host("/etc/kubernetes/manifests/etcd.yaml")
     data_dir = etcd_data_dir(etcd_manifest)
-    if data_dir and not skipped("remove-etcd-member"):
-        etcdjoin.remove_self(etcd_manifest)
+    if not skipped("remove-etcd-member"):
+        remove_etcd_member(etcd_manifest, data_dir)
     log("[reset] Stopping the kubelet service")
     kubelet_setup.stop_kubelet()
-    log("[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet "
-        f"{cert_dir}]")
-    dirs = ["/etc/kubernetes/manifests", "/var/lib/kubelet", cert_dir] + ([data_dir] if data_dir else [])
+    if not skipped("remove-etcd-member"):
+        # the double's etcd is a process of the kubelet: what it wrote until it stopped goes too
+        empty_dir(data_dir)
+    log('[reset] Unmounting mounted directories in "/var/lib/kubelet"')
+    dirs = ["/etc/kubernetes/manifests", "/var/lib/kubelet", cert_dir]
     if "cleanup-tmp-dir" in flags or rc.get("cleanupTmpDir"):
         dirs.append("/etc/kubernetes/tmp")
+    log(f"[reset] Deleting contents of directories: [{' '.join(dirs)}]")
     for d in dirs:
         empty_dir(d)
     for f in RESET_FILES:
         host(f"/etc/kubernetes/{f}").unlink(missing_ok=True)
     log("[reset] Deleting files: [" + " ".join(f"/etc/kubernetes/{f}" for f in RESET_FILES) + "]")
-    log("\nThe reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d\n\n"
-        "The reset process does not reset or clean up iptables rules or IPVS tables.\nIf you wish to reset iptables, "
-        "you must do so manually by using the \"iptables\" command.\n\nThe reset process does not clean your "
-        "kubeconfig files and you must remove them manually.\nPlease, check the contents of the $HOME/.kube/config "
-        "file.")
+    log(CNI_CLEANUP + IPTABLES_CLEANUP)
+
+
+def remove_etcd_member(manifest, data_dir):
+    """remove-etcd-member: a stacked member leaves the etcd cluster (best effort); the data directory of a
+    local etcd (the manifest's etcd-data volume, else kubeadm's default) is emptied either way."""
+    if manifest.is_file():
+        etcdjoin.remove_self(manifest)
+    d = host(data_dir)
+    if d.is_dir() and any(d.iterdir()):
+        empty_dir(data_dir)
+        log(f"[reset] Deleted contents of the etcd data directory: {data_dir}")
 
 
 def etcd_data_dir(manifest):
     try:
         pod = yaml.safe_load(manifest.read_text())
     except (FileNotFoundError, yaml.YAMLError):
-        return None
-    for arg in pod["spec"]["containers"][0].get("command", []):
-        if arg.startswith("--data-dir="):
-            return arg.split("=", 1)[1]
+        return "/var/lib/etcd"
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        if volume.get("name") == "etcd-data" and "hostPath" in volume:
+            return volume["hostPath"]["path"]
     return "/var/lib/etcd"
 
 

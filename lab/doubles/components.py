@@ -14,8 +14,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import controllers
+from . import controllers, daemonsets
 from . import flags as flagparse
+from . import flagsets
 from . import x509util as xu
 from .hostfs import DoubleError, host
 from .kubeclient import ApiStatus, Client
@@ -104,6 +105,7 @@ def controller_loop(client, flags):
             controllers.approve_and_sign(clients("certificate-controller"), ca_cert, ca_key)
             if cidr:
                 controllers.allocate_pod_cidrs(clients("node-controller"), cidr)
+            daemonsets.sync(clients("daemon-set-controller"))
         except (DoubleError, ApiStatus) as e:
             print(f"E controller: {e}", file=sys.stderr, flush=True)
         time.sleep(0.5)
@@ -112,6 +114,7 @@ def controller_loop(client, flags):
 def main(argv=None):
     name = os.path.basename(sys.argv[0])
     flags, _ = flagparse.parse(sys.argv[1:] if argv is None else argv)
+    flagsets.refuse_unknown(name, flags)
     try:
         if not flags.get("kubeconfig"):
             raise DoubleError("--kubeconfig is required for the double")

@@ -76,4 +76,4 @@ def remove_self(manifest_path):
             etcd.call("/cluster/member/remove", {"ID": mine[0]["ID"]})
             log(f"[reset] Removed member {args.get('name')} from the etcd cluster")
     except (OSError, KeyError, StoreError, yaml.YAMLError) as e:
-        warn(f"[reset] Failed to remove etcd member: {e}.Please manually remove this etcd member using etcdctl")
+        warn(f"[reset] Failed to remove etcd member: {e}, please manually remove this etcd member using etcdctl")

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from . import cri
+from . import cri, podrun
 from . import flags as flagparse
 from . import kubelet_checks as checks
 from . import kubeconfig as kc
@@ -371,6 +371,7 @@ def mirror_pod(pod, node_name, alive, restarts, ip):
 def api_loop(flags, cfg, node_name, pods, stop, labels):
     client = None
     registered = False
+    workers = podrun.PodWorkers(node_name, say)
     while not stop.is_set():
         try:
             if client is None:
@@ -386,12 +387,22 @@ def api_loop(flags, cfg, node_name, pods, stop, labels):
                     if e.code != 409:
                         raise
                 registered = True
+            sync_bound_pods(workers, client, node_ip(flags)[0] or "")
             client.request("PATCH", f"/api/v1/nodes/{node_name}/status", {"status": {"conditions": conditions()}},
                            "application/merge-patch+json")
             sync_mirror_pods(client, node_name, pods, node_ip(flags)[0] or "")
         except (DoubleError, ApiStatus, OSError) as e:
             say(f"API: {e}")
         stop.wait(float(os.environ.get("KUBEFAB_DOUBLE_STATUS_SECONDS", "2")))
+
+
+def sync_bound_pods(workers, client, ip):
+    """The pods the API binds here, before the node status, so a CNI config their init containers write
+    counts in the same round; their failure does not hold up the node status."""
+    try:
+        workers.sync(client, ip)
+    except (DoubleError, ApiStatus, OSError) as e:
+        say(f"pods: {e}")
 
 
 def sync_mirror_pods(client, node_name, pods, ip):

@@ -5,8 +5,12 @@ labels a kubelet may set, a config file of the wrong kind, version or field type
 Sources: k/k cmd/kubelet/app/server.go (flag parsing, "failed to parse kubelet flag"),
 cmd/kubelet/app/options/options.go (ValidateKubeletFlags), pkg/kubelet/apis/well_known_labels.go,
 pkg/kubelet/kubeletconfig/configfiles/configfiles.go and util/codec/codec.go (config loading),
-pkg/kubelet/nodestatus/setters.go (validateNodeIP), flags from the kubelet reference page
-(kubernetes/website content/en/docs/reference/command-line-tools-reference/kubelet.md, 1.34).
+pkg/kubelet/nodestatus/setters.go (validateNodeIP). FLAGS is the flag column of the kubelet reference page
+(kubernetes/website content/en/docs/reference/command-line-tools-reference/kubelet.md, generated for 1.34; the English
+1.33 page was not to be had) plus --log-json-info-buffer-size and --log-json-split-stream, which the 1.33 page (its
+zh-cn translation, content/zh-cn/.../kubelet.md) lists and the 1.34 generator no longer shows. --register-schedulable
+(on neither page) is kept: a flag marked deprecated is hidden from --help and so from the pages, which therefore
+cannot show whether 1.33 still parses it, and the double would rather accept it than refuse a flag the kubelet takes.
 """
 
 import ipaddress

@@ -248,6 +248,14 @@ def _pod_row(obj):
             ("Restarts", sum(s.get("restartCount", 0) for s in statuses)), ("Age", _age(obj))]
 
 
+def _ds_row(obj):
+    st, selector = obj.get("status") or {}, obj["spec"]["template"].get("spec", {}).get("nodeSelector") or {}
+    return [("Desired", st.get("desiredNumberScheduled", 0)), ("Current", st.get("currentNumberScheduled", 0)),
+            ("Ready", st.get("numberReady", 0)), ("Up-to-date", st.get("updatedNumberScheduled", 0)),
+            ("Available", st.get("numberAvailable", 0)),
+            ("Node Selector", ",".join(f"{k}={v}" for k, v in selector.items()) or "<none>"), ("Age", _age(obj))]
+
+
 def _cm_row(obj):
     return [("Data", len(obj.get("data", {})) + len(obj.get("binaryData", {}))), ("Age", _age(obj))]
 
@@ -260,7 +268,7 @@ def _age(obj):
     return age(obj["metadata"].get("creationTimestamp"))
 
 
-ROWS = {"Node": _node_row, "Pod": _pod_row, "ConfigMap": _cm_row}
+ROWS = {"Node": _node_row, "Pod": _pod_row, "ConfigMap": _cm_row, "DaemonSet": _ds_row}
 
 
 def table(objects, kind, list_meta):

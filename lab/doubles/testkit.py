@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU, NameOID
 
+from .x509util import cert_pem, key_pem
+
 SERVER, CLIENT = [EKU.SERVER_AUTH], [EKU.CLIENT_AUTH]
 
 
@@ -53,15 +55,6 @@ def issue(cn, *, org=None, ca=None, usage=(), dns=(), ips=(), days=365, key=None
     if names:
         b = b.add_extension(x509.SubjectAlternativeName(names), False)
     return b.sign(issuer_key, hashes.SHA256()), key
-
-
-def cert_pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def key_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
 
 
 def ca_hash(cert):

@@ -1,0 +1,111 @@
+"""The Api steps of cluster.up, run from this machine through the API server with the local admin.conf.
+
+One executor for every phase: `ApiSteps.run(step, host)` looks the step's name up in RUNNERS and
+returns a StepResult, as a host's script steps come back. The connection is opened once per run, on
+first use: directly when the endpoint answers from here, else through a local forward over the first
+control plane's SSH connection (its certificate still checked for the endpoint's name). Waiting and
+checking change nothing (`unchanged`); the CNI apply and node labels or taints are `changed` when an
+object was written.
+"""
+
+import socket
+import threading
+import time
+
+from kubefab import apply, cni, drain, health, kube, kubeconfig, net, nodes, phases
+from kubefab.errors import KubefabError
+from kubefab.script import StepResult
+from kubefab.steps import CHANGED, FAILED, UNCHANGED
+
+REACH_TIMEOUT = 3
+
+
+def admin_conf(inv):
+    return kubeconfig.path(inv, kubeconfig.BY_FILE["admin.conf"])
+
+
+def reachable(address, port, timeout=REACH_TIMEOUT):
+    """True when a TCP connection to address:port is answered from here (accepted or refused)."""
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class ApiSteps:
+    """The run's connection to the API server and the functions behind each Api step."""
+
+    def __init__(self, inv, ssh_hosts, log):
+        self.inv, self.ssh, self.log = inv, ssh_hosts, log
+        self._api = None
+        self._lock = threading.Lock()
+
+    def api(self):
+        """The Api of this run, connected on first use (directly, or forwarded through the first control plane)."""
+        with self._lock:
+            if self._api is None:
+                address, port = net.endpoint_parts(self.inv.endpoint)
+                via = None
+                if not reachable(address, port):
+                    through = self.inv.first_control_plane
+                    local, local_port = self.ssh.forward(through, address, port)
+                    via = f"{local}:{local_port}"
+                    self.log.info("the API server %s does not answer from here: reaching it through %s's SSH "
+                                  "connection (%s)", self.inv.endpoint, through.name, via)
+                self._api = kube.connect(admin_conf(self.inv), via=via)
+            return self._api
+
+    def run(self, step, host):
+        """Do Api step `step` for `host`: its StepResult (failed with the cause on an API error or timeout)."""
+        start = time.monotonic()
+        try:
+            status, detail = RUNNERS[step.name](self, host)
+        except KubefabError as e:
+            status, detail = FAILED, str(e)
+        return StepResult(step.name, status, detail, time.monotonic() - start)
+
+    def api_server(self, host):
+        version = kube.wait_ready(self.api())
+        health.wait_control_plane(self.api(), host.name)
+        return UNCHANGED, f"API server {version} ready; {host.name}'s control-plane components Ready"
+
+    def control_plane(self, host):
+        health.wait_control_plane(self.api(), host.name)
+        return UNCHANGED, f"{host.name}'s etcd, API server, controller-manager and scheduler Ready"
+
+    def cni(self, host):
+        applied = apply.apply(self.api(), cni.manifest(self.inv), self.inv.cluster.cni_manifest or self.inv.cluster.cni)
+        written = [str(a) for a in applied if a.action != apply.UNCHANGED]
+        if not written:
+            return UNCHANGED, f"{len(applied)} objects unchanged"
+        return CHANGED, f"{len(written)} of {len(applied)} objects written: {', '.join(written)}"
+
+    def node(self, host):
+        if self.inv.cluster.cni == "none":     # no Ready before the user's own pod network runs
+            view = kube.until(lambda: self._registered(host), nodes.NODE_TIMEOUT, f"node {host.name} did not register")
+            state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
+        else:
+            view, state = nodes.wait_ready(self.api(), [host.name])[0], "Ready"
+        change = nodes.reconcile(self.api(), self.inv, [host])[0]
+        if change.changes:
+            return CHANGED, f"{state} ({view.version}); {'; '.join(change.changes)}"
+        return UNCHANGED, f"{state} ({view.version}), labels and taints as the inventory says"
+
+    def _registered(self, host):
+        found = self.api().find(f"{nodes.NODES}/{host.name}")
+        return (True, nodes.view(found)) if found else (False, "not registered")
+
+
+    def remove(self, host):
+        gone = drain.remove(self.api(), host.name)
+        if not gone.deleted:
+            return UNCHANGED, "not a node of the cluster"
+        return CHANGED, f"drained ({len(gone.evicted)} pods evicted) and deleted"
+
+
+REMOVE = "remove node"      # cluster.reset of some hosts: drain and delete the Node first
+RUNNERS = {REMOVE: ApiSteps.remove, phases.API_SERVER: ApiSteps.api_server, phases.CONTROL_PLANE: ApiSteps.control_plane,
+           phases.CNI: ApiSteps.cni, phases.NODE: ApiSteps.node}
