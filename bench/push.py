@@ -13,8 +13,7 @@ each contender (every run is a first push):
 - scp: one `scp -r` process per host, all started together, of a directory holding the same files;
 - rsync: one `rsync -a` (over ssh) process per host, all started together, of that directory;
 - Ansible copy: `ansible all -m copy -f N` of that directory;
-and kubefab's push again onto hosts that already hold every file (what a re-run of `cluster.up` costs), and kubefab's
-push with its payload handed to ssh as a memoryview (the fix the README proposes for a quadratic copy in paramiko).
+and kubefab's push again onto hosts that already hold every file (what a re-run of `cluster.up` costs).
 The contenders' files land under /var/tmp/kubefab-bench. Wall times include the hosts' sshd and disk work (they
 share this machine's cores); client CPU is what an operator's machine spends.
 """
@@ -25,13 +24,13 @@ from pathlib import Path
 
 import common
 import contenders
-from kubefab import inventory, plan, script, ssh
+from kubefab import inventory, plan, script, ssh, up
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Runner, worst
 from kubefab.steps import FAILED, Push
 
 NAMES = ("kubefab", "scp", "rsync", "ansible_copy")
-AGAIN, VIEW = "kubefab_again", "kubefab_memoryview"
-EXTRA = (AGAIN, VIEW)
+AGAIN = "kubefab_again"
+EXTRA = (AGAIN,)
 DEST = "/var/tmp/kubefab-bench"
 SMOKE = [("hosts", "3"), ("megabytes", 5)]
 # the offline directory's binaries, as shares of --megabytes
@@ -66,21 +65,14 @@ def contender_tree(files, root):
     return root
 
 
-def kubefab_push(inv, files, workers, view=False):
-    """One script per host carrying its files, run over the runner's pool; SystemExit naming failed hosts.
-
-    view: hand ssh.Hosts.run the payload as a memoryview (what kubefab's ssh.run would do with the fix proposed in
-    the README): paramiko's Channel.sendall slices what it is given after every packet, which copies the rest of a
-    bytes payload each time (quadratic in its size); a memoryview slices without copying.
-    """
+def kubefab_push(inv, files, workers):
+    """One script per host carrying its files, run over the runner's pool; SystemExit naming failed hosts."""
     hosts, runner = ssh.Hosts(), Runner(workers)
 
     def push(host):
         steps = (Push("push files", files[host.name]),)
         built = script.build(steps)
-        payload = memoryview(built.payload) if view else built.payload
-        # kubefab's own bound (up.Run: step timeouts + 60 s + 1 s per MB) is too short for 50 MB here: see the README
-        out = hosts.run(host, built.text, 120 + 15 * len(payload) // 2 ** 20, payload)
+        out = hosts.run(host, built.text, 120 + len(built.payload) // up.MIN_TRANSFER_RATE, built.payload)
         done = script.parse(steps, out.stdout, built.nonce)
         return HostResult(host.name, "push", worst(r.status for r in done), out.seconds,
                           "; ".join(r.detail for r in done if r.status == FAILED) or out.stderr[-300:], done)
@@ -129,7 +121,6 @@ def one_run(lab, inv, files, trees, work, opts, ansible):
     runs = (  # name, what to run, where the files land, whether the hosts are wiped first
         ("kubefab", lambda: kubefab_push(inv, files, opts.workers), "", True),
         (AGAIN, lambda: kubefab_push(inv, files, opts.workers), "", False),
-        (VIEW, lambda: kubefab_push(inv, files, opts.workers, view=True), "", True),
         ("scp", lambda: scp(lab, trees, work / "scp"), DEST, True),
         ("rsync", lambda: rsync(lab, trees, work / "rsync"), DEST, True),
         ("ansible_copy", lambda: contenders.run_ansible(ansible, inventory_ini, env, n, "copy",
@@ -166,8 +157,6 @@ def size_row(n, opts, ansible):
         row[f"kubefab_over_{other}"] = common.ratio(row["kubefab"].wall_s, row[other].wall_s)
         row[f"kubefab_over_{other}_cpu"] = common.ratio(row["kubefab"].cpu_s, row[other].cpu_s)
     row["again_over_first"] = common.ratio(row[AGAIN].wall_s, row["kubefab"].wall_s)
-    for other in NAMES[1:]:
-        row[f"memoryview_over_{other}"] = common.ratio(row[VIEW].wall_s, row[other].wall_s)
     row["cpu_ms_per_host"] = {name: 1000 * row[name].cpu_s / n for name in (*NAMES, *EXTRA)}
     return row
 
@@ -189,11 +178,9 @@ def main(argv=None):
     ansible = contenders.ansible(opts.ansible_venv)
     rows = [size_row(n, opts, ansible) for n in sizes]
     print(common.table(
-        ("hosts", "files/host", "MB/host", *(f"{name} s" for name in (*NAMES, *EXTRA)), "/scp", "/rsync", "/copy",
-         "memoryview /scp", "/rsync", "/copy"),
+        ("hosts", "files/host", "MB/host", *(f"{name} s" for name in (*NAMES, *EXTRA)), "/scp", "/rsync", "/copy"),
         [(r["hosts"], r["files_per_host"], r["mb_per_host"], *(r[name].wall_s for name in (*NAMES, *EXTRA)),
-          r["kubefab_over_scp"], r["kubefab_over_rsync"], r["kubefab_over_ansible_copy"],
-          r["memoryview_over_scp"], r["memoryview_over_rsync"], r["memoryview_over_ansible_copy"]) for r in rows]))
+          r["kubefab_over_scp"], r["kubefab_over_rsync"], r["kubefab_over_ansible_copy"]) for r in rows]))
     print(common.table(
         ("hosts", *(f"{name} cpu s" for name in (*NAMES, *EXTRA)), "kubefab peak MB"),
         [(r["hosts"], *(r[name].cpu_s for name in (*NAMES, *EXTRA)), r["kubefab"].peak_rss_mb) for r in rows]))

@@ -24,6 +24,7 @@ from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, wor
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, Api
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+MIN_TRANSFER_RATE = 256 * 1024   # bytes/s a push may fall to (a slow link to a far data centre) before it times out
 PROBE_TIMEOUT = facts_mod.TIMEOUT + 40      # the probe bounds itself; the rest is connecting as the host lets us
 
 
@@ -260,7 +261,7 @@ class Run:
     def _script(self, phase_name, host, steps):
         """(step results, seconds, why the script broke off or '') of `steps` run on `host` as one script."""
         built = script.build(steps)
-        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + len(built.payload) // 2 ** 20
+        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + len(built.payload) // MIN_TRANSFER_RATE
         out = self.ssh.run(host, built.text, timeout, built.payload)
         done = script.parse(steps, out.stdout, built.nonce)
         failed = [r for r in done if r.status == FAILED]
