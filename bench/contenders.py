@@ -16,12 +16,22 @@ from pathlib import Path
 
 import toml
 
+from kubefab.runner import DEFAULT_WORKERS
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:   # the lab is a development package of the checkout, not installed with kubefab
     sys.path.insert(0, str(ROOT))
 
 ANSIBLE_VENV = Path.home() / ".cache" / "kubefab-bench" / "ansible-core"
 REMOTE_PYTHON = "/usr/bin/python3"   # lab hosts run the machine's own tools, its python3 among them
+
+
+def add_options(args):
+    """The options every benchmark against these contenders takes: kubefab's pool size and Ansible's venv."""
+    args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                      help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
+    args.add_argument("--ansible-venv", type=Path, default=ANSIBLE_VENV,
+                      help=f"venv holding ansible-core, made with pip when missing (default {ANSIBLE_VENV})")
 
 
 @contextlib.contextmanager

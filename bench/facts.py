@@ -22,7 +22,6 @@ import base64
 import io
 import shlex
 import time
-from pathlib import Path
 
 import paramiko
 from fabric import ThreadingGroup
@@ -30,7 +29,7 @@ from fabric import ThreadingGroup
 import common
 import contenders
 from kubefab import facts, inventory, plan, ssh, up
-from kubefab.runner import DEFAULT_WORKERS, HostResult, Runner
+from kubefab.runner import HostResult, Runner
 from kubefab.steps import FAILED, OK
 
 NAMES = ("kubefab", "preflight", "ansible_setup", "ansible_raw", "openssh", "floor")
@@ -135,10 +134,7 @@ def size_row(n, opts, ansible):
 def main(argv=None):
     args = common.parser(__doc__)
     args.add_argument("--hosts", default="10,50,100,200", help="comma-separated lab sizes (default 10,50,100,200)")
-    args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
-                      help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
-    args.add_argument("--ansible-venv", type=Path, default=contenders.ANSIBLE_VENV,
-                      help=f"venv holding ansible-core, made with pip when missing (default {contenders.ANSIBLE_VENV})")
+    contenders.add_options(args)
     opts = common.options(args, argv, smoke=SMOKE)
     sizes = sorted({int(n) for n in opts.hosts.split(",")})
     if sizes[0] < 1 or opts.workers < 1:

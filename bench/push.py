@@ -20,12 +20,11 @@ share this machine's cores); client CPU is what an operator's machine spends.
 
 import os
 import shlex
-from pathlib import Path
 
 import common
 import contenders
 from kubefab import inventory, plan, script, ssh, up
-from kubefab.runner import DEFAULT_WORKERS, HostResult, Runner, worst
+from kubefab.runner import HostResult, Runner, worst
 from kubefab.steps import FAILED, Push
 
 NAMES = ("kubefab", "scp", "rsync", "ansible_copy")
@@ -165,10 +164,7 @@ def main(argv=None):
     args = common.parser(__doc__)
     args.add_argument("--hosts", default="10,50,100", help="comma-separated lab sizes (default 10,50,100)")
     args.add_argument("--megabytes", type=int, default=50, help="size of the offline-binaries directory (default 50)")
-    args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
-                      help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
-    args.add_argument("--ansible-venv", type=Path, default=contenders.ANSIBLE_VENV,
-                      help=f"venv holding ansible-core, made with pip when missing (default {contenders.ANSIBLE_VENV})")
+    contenders.add_options(args)
     opts = common.options(args, argv, smoke=SMOKE)
     sizes = sorted({int(n) for n in opts.hosts.split(",")})
     if sizes[0] < 1 or opts.workers < 1 or opts.megabytes < 1:
