@@ -167,17 +167,22 @@ def invoke(*args, cwd=ROOT, env=None):
                           env=env, timeout=120)
 
 
-def test_inventory_task_writes_what_vagrant_reports(tmp_path):
-    # A checkout whose `vagrant` prints the recorded libvirt output: the task runs it and writes the file.
+def fake_vagrant(tmp_path, recording, **env):
+    """A checkout with vagrant/Vagrantfile, and an environment whose `vagrant ssh-config` prints recording(checkout)."""
     checkout = tmp_path / "checkout"
     (checkout / "vagrant").mkdir(parents=True)
     shutil.copy(VAGRANTFILE, checkout / "vagrant")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "recording").write_text(recorded("libvirt").replace(RECORDED_ROOT, str(checkout)))
+    (bin_dir / "recording").write_text(recording(checkout))
     (bin_dir / "vagrant").write_text(f'#!/bin/sh\n[ "$*" = ssh-config ] && exec cat {bin_dir}/recording\nexit 1\n')
     (bin_dir / "vagrant").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    return checkout, dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", **env)
+
+
+def test_inventory_task_writes_what_vagrant_reports(tmp_path):
+    # A checkout whose `vagrant` prints the recorded libvirt output: the task runs it and writes the file.
+    checkout, env = fake_vagrant(tmp_path, lambda checkout: recorded("libvirt").replace(RECORDED_ROOT, str(checkout)))
     run = invoke("--search-root", str(ROOT), "vagrant.inventory", "--provider", "libvirt", cwd=checkout, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
@@ -197,14 +202,7 @@ def test_inventory_task_writes_what_vagrant_reports(tmp_path):
 
 def test_inventory_task_checks_what_it_wrote(tmp_path):
     # 10.244.0.x is inside the default pod subnet: the written file is kubefab's to refuse, now.
-    checkout = tmp_path / "checkout"
-    (checkout / "vagrant").mkdir(parents=True)
-    shutil.copy(VAGRANTFILE, checkout / "vagrant")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "vagrant").write_text(f"#!/bin/sh\ncat <<'EOF'\n{recorded('virtualbox')}EOF\n")
-    (bin_dir / "vagrant").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", KUBEFAB_IP_PREFIX="10.244.0")
+    checkout, env = fake_vagrant(tmp_path, lambda checkout: recorded("virtualbox"), KUBEFAB_IP_PREFIX="10.244.0")
     run = invoke("--search-root", str(ROOT), "vagrant.inventory", cwd=checkout, env=env)
     assert run.returncode == 2
     assert "10.244.0.10" in run.stderr and "Traceback" not in run.stderr
