@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from inventories import host_tables
-from kubefab import inventory, kubeconfig, paths, pki, render, tree
+from kubefab import inventory, paths, plan, tree
 from lab.doubles import flagsets, install_dir, testkit
 
 INVENTORY = """\
@@ -50,9 +50,7 @@ def kubeadm_manifests(bin_dir, tmp_path, inventory_text):
     path = tmp_path / "inventory.toml"
     path.write_text(inventory_text)
     inv = inventory.load(path)
-    pki.ensure(inv)
-    kubeconfig.ensure(inv)
-    render.render(inv)
+    plan.prepare(inv)
     root = tmp_path / "cp-1"
     shutil.copytree(tree.hosts_dir(inv) / "cp-1", root)
     out = subprocess.run([str(bin_dir / "kubeadm"), "init", "phase", "control-plane", "all",

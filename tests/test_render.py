@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from inventories import host_tables
-from kubefab import bundle, inventory, kubeadm, kubeconfig, paths, pki, render, token, tree, x509
+from kubefab import bundle, inventory, kubeadm, kubeconfig, paths, pki, plan, render, token, tree, x509
 from kubefab.errors import KubefabError
 
 from lab.doubles import install_dir, testkit
@@ -427,9 +427,7 @@ def test_dual_stack_subnets_reach_kubeadm_and_turn_on_ipv6_forwarding(tmp_path):
     path = tmp_path / "inventory.toml"
     path.write_text(text)
     inv = inventory.load(path)
-    pki.ensure(inv)
-    kubeconfig.ensure(inv)
-    render.render(inv)
+    plan.prepare(inv)
     assert settings(inv, "w-1", "/etc/sysctl.d/99-kubernetes-ipv6.conf") == [
         "net.ipv6.conf.all.forwarding = 1", "net.ipv6.conf.default.forwarding = 1"]
     cluster = docs(inv, "solo", paths.INIT_CONFIG)["ClusterConfiguration"]
