@@ -3,10 +3,21 @@
 import functools
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from lab import Lab, Network, down_labs, down_on_termination, packages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args, cwd=ROOT, env=None):
+    """`python -m invoke ARGS` as a user runs it in the checkout (or in `cwd`): the CompletedProcess, text."""
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=120)
+
 
 SESSION_LAB = {"hosts": 3, "control_planes": 1, "flavour": "node"}
 

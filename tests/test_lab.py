@@ -14,6 +14,7 @@ import toml
 from fabric import Config, Connection
 from invoke.exceptions import AuthFailure
 
+from conftest import invoke
 from kubefab import inventory
 from lab import LabError
 from lab.doubles import install_dir
@@ -202,11 +203,6 @@ def test_a_lab_refuses_doubles_whose_interpreter_is_gone(new_lab, tmp_path):
     python.unlink()
     with pytest.raises(LabError, match=f"run with {python}, which no longer exists"):
         new_lab(hosts=1, control_planes=0, flavour="plain", bin_dir=bin_dir)
-
-
-def invoke(*args):
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
 
 
 def test_lab_tasks_start_list_and_remove_a_lab():

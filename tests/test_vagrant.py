@@ -7,12 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import toml
 
+from conftest import invoke
 from kubefab import inventory, vagrant
 from kubefab.errors import KubefabError
 from lab import LabError, packages
@@ -161,11 +161,6 @@ def test_readme_walk_through_matches_the_committed_inventory_and_the_task():
 
 
 # ---- `invoke vagrant.inventory` --------------------------------------------------------------------------------
-
-def invoke(*args, cwd=ROOT, env=None):
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=120)
-
 
 def fake_vagrant(tmp_path, recording, **env):
     """A checkout with vagrant/Vagrantfile, and an environment whose `vagrant ssh-config` prints recording(checkout)."""
