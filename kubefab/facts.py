@@ -1,13 +1,17 @@
 """Facts: what one probe script, piped to `sh -s` on a host, reports; parsed strictly into a frozen value.
 
-The runner executes `command(inv.endpoint)` with `PROBE` as its standard input, as root: prefixed with
+The runner executes `command(inv.endpoint)` with `script(...)` as its standard input, as root: prefixed with
 `sudo -n` when the login is not root, or `sudo -S -p ''` with the password as the first line of stdin.
+`script` puts the endpoint and the paths kubefab's steps manage on that host in front of `PROBE`: their
+state (mode, owner, size, mtime, sha256 of the small ones, link targets) tells which steps are already done.
 It notes this machine's time.time() just before sending and just after the output is read, and passes
 `parse(host, stdout, window=(sent, received))`: the window is what ClockSkew compares the host's clock
 with. The probe only reads, needs no Python on the host, and ends within TIMEOUT seconds.
 """
 
 import hashlib
+import re
+import shlex
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
@@ -21,9 +25,10 @@ ENDPOINT_TIMEOUT = 3  # seconds the probe waits for a TCP connection to the cont
 TIMEOUT = 20  # seconds a runner should allow the whole probe: its slow commands are bounded at 5 s each
 # Commands kubeadm looks for (FileExisting-*), and those kubefab's own steps run.
 COMMANDS = ("ip", "iptables", "mount", "nsenter", "conntrack", "ebtables", "ethtool", "socat", "tc", "touch",
-            "crictl", "systemctl", "modprobe", "sysctl", "swapoff")
+            "crictl", "ctr", "systemctl", "modprobe", "sysctl", "swapoff")
 MODULES = ("overlay", "br_netfilter", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack")
-SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.default.forwarding", "net.bridge.bridge-nf-call-iptables",
+SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.default.forwarding",
+           "net.bridge.bridge-nf-call-iptables",
            "net.bridge.bridge-nf-call-ip6tables")
 CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/var/run/cri-dockerd.sock")
 CA_CERT = paths.in_pki("ca.crt")
@@ -37,9 +42,11 @@ SINGLE = ("os.id", "os.version", "os.like", "os.name", "os.package_manager", "ke
           "cgroup.version", "cgroup.controllers", "cpus", "memory_kib", "hostname", "machine_id", "product_uuid",
           "clock", *(f"command.{c}" for c in COMMANDS), *(f"module.{m}" for m in MODULES),
           *(f"sysctl.{s}" for s in SYSCTLS), "tcp.listen", "disk", "containerd.systemd_cgroup", "containerd.config",
-          "selinux", "firewalld", "kubelet.service", *(f"version.{v}" for v in VERSIONED), "kube.etcd",
-          "kube.ca_sha256", "endpoint.target", "endpoint.state", "endpoint.detail")
-REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file")
+          "selinux", "selinux.config", "firewalld", "kubelet.service", "containerd.service", "containerd.active",
+          *(f"version.{v}" for v in VERSIONED), "kube.etcd", "kube.ca_sha256", "endpoint.target", "endpoint.state",
+          "endpoint.detail", "hostname.file", "hosts.block")
+REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file", "image", "file", "sha256", "link")
+PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/@+-]+")      # what a managed path may hold: it travels unquoted
 _KNOWN = frozenset(SINGLE + REPEATED)
 
 
@@ -48,7 +55,8 @@ def _script():
     sysctls = " ".join(f"{key}=/proc/sys/{key.replace('.', '/')}" for key in SYSCTLS)
     fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": sysctls,
              "CRI_SOCKETS": " ".join(CRI_SOCKETS), "KUBE_FILES": " ".join(KUBE_FILES), "CA_CERT": CA_CERT,
-             "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT)}
+             "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT), "HOSTS_BEGIN": paths.HOSTS_BEGIN,
+             "HOSTS_END": paths.HOSTS_END}
     for name, value in fills.items():
         text = text.replace(f"@{name}@", value)
     return text
@@ -60,6 +68,18 @@ PROBE = _script()
 def command(endpoint=""):
     """The argv that runs PROBE (sent on stdin): `sh -s -- ENDPOINT`; prefix sudo when the login is not root."""
     return ("sh", "-s", "--", endpoint)
+
+
+def script(endpoint="", files=(), links=()):
+    """The probe as one host gets it: `endpoint` as $1, then the state of `files` (tree.RenderedFile: those with
+    a sha256 are hashed on the host too) and where each of `links` points."""
+    def words(items):
+        for p in items:
+            if not PLAIN_PATH.fullmatch(p):
+                raise ValueError(f"cannot probe {p!r}: only plain path characters are allowed")
+        return shlex.quote(" ".join(items))
+    return (f"set -- {shlex.quote(endpoint)}\nkf_files={words([f.path for f in files])}\n"
+            f"kf_hashed={words([f.path for f in files if f.sha256])}\nkf_links={words(list(links))}\n{PROBE}")
 
 
 def ca_fingerprint(pem):
@@ -108,6 +128,18 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class FileState:
+    """A managed path as the host has it."""
+
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: int
+    sha256: str               # "" unless it was asked for
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything one probe reported about one host. `window` is this machine's clock around the probe."""
 
@@ -124,6 +156,8 @@ class Facts:
     swaps: tuple              # (device or file, size KiB) for each active swap area
     fstab_swaps: tuple        # devices /etc/fstab turns on as swap at boot
     hostname: str
+    etc_hostname: str         # the first line of /etc/hostname
+    hosts_block: str          # sha256 of kubefab's block in /etc/hosts, its marker lines included
     machine_id: str
     product_uuid: str         # "" when the host has no DMI (or it was unreadable)
     interfaces: tuple         # Interface, for each interface with a global address
@@ -138,13 +172,27 @@ class Facts:
     containerd_config: bool   # /etc/containerd/config.toml exists
     containerd_systemd_cgroup: str  # its last SystemdCgroup value: "true", "false" or ""
     selinux: str              # enforcing | permissive | disabled
+    selinux_config: str       # /etc/selinux/config: enforcing | other | absent
     firewalld: str            # systemctl is-active: active, inactive, ...; "" without systemd
     kubelet_service: str      # systemctl is-enabled: enabled, disabled, ...; "" without systemd or unit
+    containerd_service: str   # systemctl is-enabled containerd
+    containerd_active: str    # systemctl is-active containerd
+    images: frozenset         # image references in containerd's k8s.io namespace
     versions: MappingProxyType  # kubeadm, kubelet, kubectl, containerd, runc -> version, "" when missing
     kube_files: frozenset     # which of KUBE_FILES exist
     etcd_data: str            # /var/lib/etcd: absent | empty | nonempty
     ca_sha256: str            # ca_fingerprint of /etc/kubernetes/pki/ca.crt, "" when absent
     endpoint: Endpoint
+    files: MappingProxyType   # managed path -> FileState, for those that exist
+    links: MappingProxyType   # managed link -> its target, for those that are links
+
+    def in_place(self, f):
+        """True when rendered or offline file `f` (tree.RenderedFile) is on the host as a push would leave it:
+        same mode, owned by root, and the same sha256 (or, for a large file, the same size and mtime)."""
+        have = self.files.get(f.path)
+        if have is None or (have.mode, have.uid, have.gid) != (f.mode, 0, 0):
+            return False
+        return have.sha256 == f.sha256 if f.sha256 else (have.size, have.mtime) == (f.size, f.mtime)
 
     @property
     def memory_mb(self):
@@ -201,7 +249,8 @@ def _build(host, v, r, window):
         cgroup_version=_int(v, "cgroup.version"), cgroup_controllers=frozenset(v["cgroup.controllers"].split()),
         cpus=_int(v, "cpus"), memory_kib=_int(v, "memory_kib"),
         swaps=tuple(_swap(s) for s in r["swap"]), fstab_swaps=tuple(r["fstab.swap"]),
-        hostname=v["hostname"], machine_id=v["machine_id"], product_uuid=v["product_uuid"].lower(),
+        hostname=v["hostname"], etc_hostname=v["hostname.file"], hosts_block=v["hosts.block"],
+        machine_id=v["machine_id"], product_uuid=v["product_uuid"].lower(),
         interfaces=tuple(_interface(i) for i in r["iface"]),
         clock=_float(v, "clock"), window=window,
         commands=_family(v, "command", COMMANDS), modules=_family(v, "module", MODULES),
@@ -210,11 +259,38 @@ def _build(host, v, r, window):
         disk=_disk(v["disk"]), cri_sockets=tuple(r["cri"]),
         containerd_config=v["containerd.config"] == "present",
         containerd_systemd_cgroup=v["containerd.systemd_cgroup"],
-        selinux=v["selinux"], firewalld=v["firewalld"], kubelet_service=v["kubelet.service"],
+        selinux=v["selinux"], selinux_config=v["selinux.config"], firewalld=v["firewalld"],
+        kubelet_service=v["kubelet.service"], containerd_service=v["containerd.service"],
+        containerd_active=v["containerd.active"], images=frozenset(r["image"]),
         versions=_family(v, "version", VERSIONED),
         kube_files=frozenset(r["kube.file"]), etcd_data=v["kube.etcd"], ca_sha256=v["kube.ca_sha256"],
         endpoint=Endpoint(v["endpoint.target"], v["endpoint.state"], v["endpoint.detail"].strip()),
+        files=_files(r["file"], r["sha256"]), links=MappingProxyType(dict(_link(x) for x in r["link"])),
     )
+
+
+def _files(stats, sums):
+    hashes = {}
+    for text in sums:
+        digest, _, path = text.partition(" ")
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not path:
+            raise ValueError(f"sha256={text!r} is not 'SHA256 PATH'")
+        hashes[path] = digest
+    states = {}
+    for text in stats:
+        parts = text.split(" ", 5)
+        if len(parts) != 6 or not all(p.isdigit() for p in parts[1:5]) or not re.fullmatch(r"[0-7]{1,4}", parts[0]):
+            raise ValueError(f"file={text!r} is not 'MODE UID GID SIZE MTIME PATH'")
+        mode, uid, gid, size, mtime, path = parts
+        states[path] = FileState(int(mode, 8), int(uid), int(gid), int(size), int(mtime), hashes.get(path, ""))
+    return MappingProxyType(states)
+
+
+def _link(text):
+    path, sep, target = text.partition(" ")
+    if not sep:
+        raise ValueError(f"link={text!r} is not 'PATH TARGET'")
+    return path, target
 
 
 def _family(v, prefix, names):

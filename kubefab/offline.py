@@ -46,7 +46,9 @@ def _file(root, path):
         target, mode = f"{CNI_BIN}/{rel[4:]}", 0o755
     else:
         target, mode = f"{HOME}/{rel}", 0o755 if executable else 0o644
-    return RenderedFile("", target, mode, path.stat().st_size, False, path, f"offline:{rel}", "runtime")
+    stat = path.stat()
+    return RenderedFile("", target, mode, stat.st_size, False, path, f"offline:{rel}", "runtime",
+                        mtime=int(stat.st_mtime))
 
 
 def commands(offline_files):

@@ -27,3 +27,5 @@ def kubeconfig(file):
 def in_pki(name):
     """Where file `name` of kubeadm's PKI (e.g. 'etcd/ca.crt') sits on a host."""
     return f"{PKI}/{name}"
+# the lines around kubefab's block of node names in /etc/hosts
+HOSTS_BEGIN, HOSTS_END = "# BEGIN kubefab nodes", "# END kubefab nodes"

@@ -86,6 +86,11 @@ probe_endpoint &
 (kv version.kubectl "$(version kubectl version --client)") &
 (kv version.containerd "$(version containerd --version)") &
 (kv version.runc "$(version runc --version)") &
+# The images the kubelet's runtime holds (what `kubeadm config images pull` leaves), one line each.
+if have ctr && [ -S /run/containerd/containerd.sock ]; then
+    (images=$(bounded ctr -n k8s.io images ls -q 2>/dev/null | sed 's/^/image=/')
+     [ -z "$images" ] || printf '%s\n' "$images") &
+fi
 
 # Everything else, gathered while they run and printed in one piece after them, so that no line
 # of it is cut by theirs.
@@ -122,6 +127,10 @@ gather() {
     awk 'NR > 1 && NF >= 3 { print "swap=" $1 " " $3 }' /proc/swaps 2>/dev/null
     [ -r /etc/fstab ] && awk '$1 !~ /^#/ && $3 == "swap" { print "fstab.swap=" $1 }' /etc/fstab
     kvfile hostname /proc/sys/kernel/hostname
+    kvfile hostname.file /etc/hostname
+    # kubefab's block of node names in /etc/hosts, hashed (the hash of nothing when there is none)
+    block=$(sed -n '/^@HOSTS_BEGIN@$/,/^@HOSTS_END@$/p' /etc/hosts 2>/dev/null | sha256sum 2>/dev/null)
+    kv hosts.block "${block%% *}"
     kvfile machine_id /etc/machine-id
     kvfile product_uuid /sys/class/dmi/id/product_uuid
     # Interfaces that carry a global address, with their MAC: what must differ between nodes.
@@ -186,13 +195,24 @@ gather() {
         0) kv selinux permissive ;;
         *) kv selinux disabled ;;
     esac
-    firewalld="" kubelet_service=""
+    if [ ! -r /etc/selinux/config ]; then kv selinux.config absent
+    elif grep -qs '^SELINUX=enforcing' /etc/selinux/config; then kv selinux.config enforcing
+    else kv selinux.config other
+    fi
+    # One systemctl per question, each answering a line per unit, in the order asked.
+    firewalld="" containerd_active="" kubelet_service="" containerd_service=""
     if have systemctl && [ -d /run/systemd/system ]; then
-        firewalld=$(systemctl is-active firewalld 2>/dev/null)
-        kubelet_service=$(systemctl is-enabled kubelet 2>/dev/null)
+        { read -r firewalld; read -r containerd_active; } <<EOF
+$(systemctl is-active firewalld containerd 2>/dev/null)
+EOF
+        { read -r kubelet_service; read -r containerd_service; } <<EOF
+$(systemctl is-enabled kubelet containerd 2>/dev/null)
+EOF
     fi
     kv firewalld "${firewalld%%[!a-z-]*}"
+    kv containerd.active "${containerd_active%%[!a-z-]*}"
     kv kubelet.service "${kubelet_service%%[!a-z-]*}"
+    kv containerd.service "${containerd_service%%[!a-z-]*}"
 
     # -- is it a node already? -------------------------------------------------------------------------
     for f in @KUBE_FILES@; do
@@ -208,6 +228,19 @@ gather() {
         ca=$(tr -d ' \t\r\n' < @CA_CERT@ | sha256sum 2>/dev/null)
     fi
     kv kube.ca_sha256 "${ca%% *}"
+
+    # -- what kubefab's own steps would write ------------------------------------------------------------
+    # kubefab sets $kf_files (mode, owner, size and mtime of each), $kf_hashed (their sha256 too) and
+    # $kf_links (where each link points) before this script; its paths are plain, without spaces.
+    # Missing paths print nothing.
+    # shellcheck disable=SC2086
+    [ -z "${kf_files:-}" ] || stat -c 'file=%a %u %g %s %Y %n' $kf_files 2>/dev/null
+    if [ -n "${kf_hashed:-}" ]; then
+        # shellcheck disable=SC2086
+        sha256sum $kf_hashed 2>/dev/null | while read -r sum path; do kv sha256 "$sum $path"; done
+    fi
+    # shellcheck disable=SC2086
+    [ -z "${kf_links:-}" ] || find $kf_links -maxdepth 0 -type l -printf 'link=%p %l\n' 2>/dev/null
 }
 facts=$(gather)
 wait

@@ -4,6 +4,7 @@
 no longer is: files, emptied directories and the trees of hosts gone from the inventory.
 """
 
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ class RenderedFile:
     local: Path               # <state>/hosts/<host><path>
     source: str               # the template, or the state-dir file it was copied from
     phase: str                # the phase of cluster.up that pushes it
+    sha256: str = ""          # of its bytes; "" for a large file checked by size and mtime (offline binaries)
+    mtime: int = 0            # the local file's, in whole seconds: a push gives the host's copy the same
 
 
 def hosts_dir(inv):
@@ -59,7 +62,8 @@ def _write(inv, due):
     local = local_path(inv, due.host, due.path)
     _make_dirs(hosts_dir(inv), local.parent)
     changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
-    return RenderedFile(due.host, due.path, due.mode, len(due.data), changed, local, due.source, due.phase)
+    return RenderedFile(due.host, due.path, due.mode, len(due.data), changed, local, due.source, due.phase,
+                        hashlib.sha256(due.data).hexdigest(), int(local.stat().st_mtime))
 
 
 def _make_dirs(top, target):

@@ -1,10 +1,13 @@
 """The fact probe: run here under dash and busybox, parsed strictly, and refused with its tail when cut or garbled."""
 
+import hashlib
+import os
 import re
 import shutil
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from inventories import host_tables
 from kubefab import checks, facts, inventory, render
 from kubefab.errors import KubefabError
 from kubefab.facts import FactsError
+from kubefab.tree import RenderedFile
 
 DATA = Path(__file__).parent / "data" / "facts"
 READY = (DATA / "ready.txt").read_text()
@@ -127,3 +131,28 @@ def test_a_ca_fingerprint_ignores_line_endings_and_wrapping():
     assert facts.ca_fingerprint(pem) == facts.ca_fingerprint(pem.replace(b"\n", b"\r\n"))
     assert facts.ca_fingerprint(pem) != facts.ca_fingerprint(pem.replace(b"AAAA", b"AAAB"))
 
+
+
+def test_the_probe_reports_the_files_and_links_it_is_asked_about(tmp_path):
+    small, big = tmp_path / "small.conf", tmp_path / "big.bin"
+    small.write_bytes(b"a=1\n")
+    big.write_bytes(b"\0" * 5000)
+    os.chmod(small, 0o640)
+    os.utime(big, (1700000000, 1700000000))
+    (tmp_path / "link").symlink_to(big)
+    asked = (RenderedFile("h", str(small), 0o640, 4, False, small, "t", "push", hashlib.sha256(b"a=1\n").hexdigest()),
+             RenderedFile("", str(big), 0o644, 5000, False, big, "offline:big.bin", "runtime", mtime=1700000000),
+             RenderedFile("h", str(tmp_path / "absent"), 0o644, 1, False, small, "t", "push", "0" * 64))
+    done = subprocess.run(["dash", "-s"], input=facts.script("", asked, (str(tmp_path / "link"), str(small))),
+                          capture_output=True, text=True, timeout=30)
+    f = facts.parse("here", done.stdout)
+    me = os.getuid(), os.getgid()
+    assert f.files[str(small)] == facts.FileState(0o640, *me, 4, int(small.stat().st_mtime), asked[0].sha256)
+    assert f.files[str(big)] == facts.FileState(0o644, *me, 5000, 1700000000, "")   # large: not hashed
+    assert str(tmp_path / "absent") not in f.files
+    assert dict(f.links) == {str(tmp_path / "link"): str(big)}                         # a plain file is no link
+    assert f.in_place(asked[0]) == f.in_place(asked[1]) == (me == (0, 0))             # root-owned when in place
+    assert not f.in_place(replace(asked[0], sha256="1" * 64)) and not f.in_place(replace(asked[0], mode=0o600))
+    assert not f.in_place(replace(asked[1], mtime=1700000001)) and not f.in_place(asked[2])
+    with pytest.raises(ValueError, match="only plain path characters"):
+        facts.script("", (), ("/usr/bin/kube adm",))
