@@ -36,15 +36,14 @@ NAMES = ("kubefab", "preflight", "ansible_setup", "ansible_raw", "openssh", "flo
 SMOKE = [("hosts", "3")]
 
 
-def kubefab_facts(inv, workers):
+def kubefab_facts(inv, bundle, workers):
     """The facts stage as up.Run runs it: the runner's phase over a pool, one connection per host, the probe on
     `sh -s -- ENDPOINT`, every answer parsed. Facts by host name; SystemExit naming the hosts that failed."""
     hosts, runner, gathered = ssh.Hosts(), Runner(workers), {}
-    text = f"set -- {shlex.quote(inv.endpoint)}\n{facts.PROBE}".encode()
 
     def probe(host):
         sent = time.time()
-        out = hosts.run(host, text, up.PROBE_TIMEOUT)
+        out = hosts.run(host, plan.probe(inv, bundle, host).encode(), up.PROBE_TIMEOUT)
         if out.code:
             return HostResult(host.name, "facts", FAILED, out.seconds, detail=f"exit {out.code}: {out.stderr[-300:]}")
         gathered[host.name] = facts.parse(host.name, out.stdout, window=(sent, time.time()))
@@ -93,7 +92,7 @@ def floor(lab):
         group.close()
 
 
-def one_run(lab, inv, work, opts, ansible):
+def one_run(lab, inv, bundle, work, opts, ansible):
     """A Sample per contender, each run once, side by side."""
     n = len(lab.hosts)
     work.mkdir(parents=True)
@@ -102,7 +101,7 @@ def one_run(lab, inv, work, opts, ansible):
     encoded = base64.b64encode(f"set -- {shlex.quote(inv.endpoint)}\n{facts.PROBE}".encode()).decode()
     inventory_ini, env = contenders.ansible_setup(lab, work / "ansible")
     runs = {
-        "kubefab": lambda: kubefab_facts(inv, opts.workers),
+        "kubefab": lambda: kubefab_facts(inv, bundle, opts.workers),
         "preflight": lambda: kubefab_preflight(inv, opts.workers),
         # raw: the probe travels on the command line (raw has no stdin), decoded and run by sh on the host
         "ansible_raw": lambda: contenders.run_ansible(ansible, inventory_ini, env, n, "raw",
@@ -119,8 +118,8 @@ def size_row(n, opts, ansible):
     """The row of one lab size: the medians of --runs runs, the ratios and the CPU per host."""
     with contenders.plain_lab(n) as (lab, work):
         inv = inventory.load(contenders.inventory_file(lab, work / "inventory.toml"), state_dir=work / "state")
-        plan.prepare(inv)       # the PKI and rendered tree exist before any measurement, as after a first plan
-        samples = [one_run(lab, inv, work / f"run-{i}", opts, ansible) for i in range(opts.runs)]
+        bundle = plan.prepare(inv)  # the PKI and rendered tree exist before any measurement, as after a first plan
+        samples = [one_run(lab, inv, bundle, work / f"run-{i}", opts, ansible) for i in range(opts.runs)]
     row = {"hosts": n, "lab": contenders.lab_record(lab), "workers": opts.workers}
     row.update({name: common.median(s[name] for s in samples) for name in NAMES})
     for other in ("ansible_setup", "ansible_raw", "openssh", "floor"):

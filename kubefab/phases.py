@@ -14,7 +14,7 @@ from typing import Callable
 from kubefab import inventory, kubeadm, paths, runtime, templates
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
-from kubefab.steps import Api, Command, Push
+from kubefab.steps import Api, Command, push
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
 STAGES = {"facts": "Gather facts from every host (one probe per host)",
@@ -36,7 +36,7 @@ class Phase:
 
 
 def _push(inv, host, bundle, facts):
-    return (Push("push files", tuple(f for f in bundle.files[host.name] if f.phase == "push")),)
+    return (push("push files", tuple(f for f in bundle.files[host.name] if f.phase == "push"), facts),)
 
 
 def _already(facts, path, what):

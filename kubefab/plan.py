@@ -7,7 +7,7 @@ offline): `cluster.plan` and `cluster.up` build the same plan, and `up` executes
 
 from dataclasses import dataclass
 
-from kubefab import kubeconfig, offline, phases, pki, render, token
+from kubefab import facts as facts_mod, kubeconfig, offline, phases, pki, render, runtime, token
 from kubefab.errors import KubefabError
 
 
@@ -50,6 +50,13 @@ def prepare(inv):
     extra = offline.files(inv)
     files = {h.name: tuple(f for f in rendered if f.host == h.name) + extra for h in inv.hosts}
     return Bundle(actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv), files=files)
+
+
+def probe(inv, bundle, host):
+    """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes,
+    so that `build` can leave out what is already in place."""
+    files = bundle.files[host.name]
+    return facts_mod.script(inv.endpoint, files, runtime.links(files))
 
 
 def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0):

@@ -60,7 +60,8 @@ def _host_steps(hs):
         if isinstance(step, Api):
             lines.append(f"     from this machine: {step.what}")
         elif isinstance(step, Push):
-            lines.append(f"     push {len(step.files)} files, each only when it differs:{done}")
+            kept = f" ({step.in_place} more already in place)" if step.in_place and step.files else ""
+            lines.append(f"     push {len(step.files)} files, each only when it differs{kept}:{done}")
             lines += [f"       {f.mode:04o} {f.size:>7}  {f.path}" for f in step.files]
         else:
             first = step.guard and "  (checked first)"

@@ -1,19 +1,21 @@
 """The runtime phase: everything a host needs before kubeadm, each step checking first.
 
 Every Command here has a guard that is true once the host matches, so a second run reports every
-step `unchanged`. The rendered runtime files (containerd config, sysctl and modules-load files,
-crictl.yaml, registry hosts) and, for the offline source, the binaries and unit files are pushed by
-one Push step; the steps after it act on what it changed.
+step `unchanged`; with facts, each also says why it is already `done` when the facts show it, and then
+it does not run at all (a host whose every step is done is not even connected to). The rendered runtime
+files (containerd config, sysctl and modules-load files, crictl.yaml, registry hosts) and, for the
+offline source, the binaries and unit files are pushed by one Push step, only those not in place; the
+steps after it act on what it changed.
 """
 
+import hashlib
 import shlex
 
 from kubefab import kubeadm, offline, paths, render
-from kubefab.steps import UNCHANGED_EXIT, Command, Push
+from kubefab.steps import UNCHANGED_EXIT, Command, push, unless
 
 MANAGERS = {"apt-get": "apt"}       # the facts name the command; the install scripts name the family
 CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
-HOSTS_BEGIN, HOSTS_END = "# BEGIN kubefab nodes", "# END kubefab nodes"
 PACKAGES = ("kubeadm", "kubelet", "kubectl")
 PORTS = {"control-plane": ("6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp"),
          "worker": ("10250/tcp", "10256/tcp", "30000-32767/tcp")}
@@ -25,24 +27,42 @@ def q(value):
 
 
 def steps(inv, host, bundle, facts):
-    """The runtime steps of `host`, in order."""
+    """The runtime steps of `host`, in order; those the facts show satisfied are marked done."""
     files = tuple(f for f in bundle.files[host.name] if f.phase == "runtime")
-    return (_hostname(host), _etc_hosts(inv), _swap(), Push("files", files), _modules(inv), _sysctls(files),
-            _selinux(), _firewalld(inv, host), *_install(inv, files, facts), _containerd(),
-            _kubelet(files), _images(inv))
+    pushed = push("files", files, facts)
+    changing = {f.path for f in pushed.files}
+    return (_hostname(host, facts), _etc_hosts(inv, facts), _swap(facts), pushed, _modules(inv, facts),
+            _sysctls(files, facts), _selinux(facts), _firewalld(inv, host, facts), *_install(inv, files, facts),
+            _containerd(facts, changing), _kubelet(files, facts, changing), _images(inv, facts))
 
 
-def _hostname(host):
+def links(files):
+    """The links the offline install makes in /usr/bin: what the facts look at for its `link binaries` step."""
+    return tuple(f"{offline.BIN}/{n}" for n in offline.commands(files))
+
+
+def _hostname(host, facts):
     name = q(host.name)
-    return Command("hostname", f"echo {name} > /etc/hostname && hostname {name}",
+    step = Command("hostname", f"echo {name} > /etc/hostname && hostname {name}",
                    guard=f'[ "$(hostname)" = {name} ] && [ "$(cat /etc/hostname)" = {name} ]',
                    label=f"hostname {host.name} (and /etc/hostname)")
+    return unless(step, facts and facts.hostname == facts.etc_hostname == host.name and f"hostname is {host.name}")
 
 
-def _etc_hosts(inv):
-    block = "\n".join((HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), HOSTS_END))
-    current = f"sed -n '/^{HOSTS_BEGIN}$/,/^{HOSTS_END}$/p' /etc/hosts"
-    script = (f"{{ sed '/^{HOSTS_BEGIN}$/,/^{HOSTS_END}$/d' /etc/hosts; printf '%s\\n' {q(block)}; }}"
+def _hosts_block(inv):
+    return "\n".join((paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), paths.HOSTS_END))
+
+
+def _etc_hosts(inv, facts):
+    step = _etc_hosts_step(inv)
+    held = facts and facts.hosts_block == hashlib.sha256(f"{_hosts_block(inv)}\n".encode()).hexdigest()
+    return unless(step, held and f"/etc/hosts names all {len(inv.hosts)} nodes")
+
+
+def _etc_hosts_step(inv):
+    block = _hosts_block(inv)
+    current = f"sed -n '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/p' /etc/hosts"
+    script = (f"{{ sed '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/d' /etc/hosts; printf '%s\\n' {q(block)}; }}"
               " > /etc/hosts.kubefab-new && chmod 644 /etc/hosts.kubefab-new && "
               # a bind-mounted /etc/hosts (containers) cannot be renamed over: write it in place then
               "{ mv -f /etc/hosts.kubefab-new /etc/hosts 2>/dev/null || "
@@ -51,19 +71,22 @@ def _etc_hosts(inv):
                    label=f"/etc/hosts: a kubefab block naming all {len(inv.hosts)} nodes")
 
 
-def _swap():
+def _swap(facts):
     fstab = r"^[^#].*[[:space:]]swap[[:space:]]"
     script = ("swapoff -a && { [ ! -f /etc/fstab ] || sed -i -E "
               f"'s/({fstab[1:]}.*)$/# \\1  # kubefab: the kubelet needs swap off/' /etc/fstab; }}")
-    return Command("swap off", script, label="swapoff -a; comment out swap in /etc/fstab",
+    step = Command("swap off", script, label="swapoff -a; comment out swap in /etc/fstab",
                    guard=f"[ $(awk 'NR > 1' /proc/swaps | wc -l) -eq 0 ] && ! grep -Eqs '{fstab}' /etc/fstab")
+    return unless(step, facts and not facts.swaps and not facts.fstab_swaps and "no swap, none in /etc/fstab")
 
 
-def _modules(inv):
+def _modules(inv, facts):
     mods = render.kernel_modules(inv)
     loaded = " && ".join(f"{{ grep -q '^{m} ' /proc/modules || grep -qs '/{m}.ko' "
                          f"/lib/modules/$(uname -r)/modules.builtin; }}" for m in mods)
-    return Command("kernel modules", f"modprobe -a {' '.join(mods)}", guard=loaded)
+    step = Command("kernel modules", f"modprobe -a {' '.join(mods)}", guard=loaded)
+    held = facts and all(facts.modules.get(m) in ("loaded", "builtin") for m in mods)
+    return unless(step, held and f"{', '.join(mods)} loaded")
 
 
 def _sysctl_values(files):
@@ -77,24 +100,33 @@ def _sysctl_values(files):
     return values
 
 
-def _sysctls(files):
+def _sysctls(files, facts):
     paths = [f.path for f in files if f.path.startswith("/etc/sysctl.d/")]
     values = _sysctl_values(files)
     guard = " && ".join(f'[ "$(sysctl -n {k})" = {q(v)} ]' for k, v in values.items())
     # only kubefab's own files: `sysctl --system` would re-apply every file on the host and fails
     # where an unrelated key is read-only (containers, hardened hosts)
-    return Command("sysctls", " && ".join(f"sysctl -p {p}" for p in paths), guard=guard or "true")
+    step = Command("sysctls", " && ".join(f"sysctl -p {p}" for p in paths), guard=guard or "true")
+    held = facts and all(facts.sysctls.get(k) == v for k, v in values.items())
+    return unless(step, held and "every sysctl as kubefab's files set it")
 
 
-def _selinux():
-    return Command("SELinux permissive",
+def _selinux(facts):
+    step = Command("SELinux permissive",
                    "setenforce 0; sed -i 's/^SELINUX=enforcing/SELINUX=permissive/' /etc/selinux/config",
                    guard="! command -v getenforce || { [ \"$(getenforce)\" != Enforcing ] && "
                          "! grep -qs '^SELINUX=enforcing' /etc/selinux/config; }",
                    label="where SELinux enforces: setenforce 0, SELINUX=permissive")
+    held = facts and facts.selinux != "enforcing" and facts.selinux_config != "enforcing"
+    return unless(step, held and f"SELinux {facts.selinux}")
 
 
-def _firewalld(inv, host):
+def _firewalld(inv, host, facts):
+    step = _firewalld_step(inv, host)
+    return unless(step, facts and facts.firewalld != "active" and "firewalld is not running")
+
+
+def _firewalld_step(inv, host):
     ports = sorted({p for role in host.roles for p in PORTS[role]} | set(CNI_PORTS.get(inv.cluster.cni, ())))
     listed = " ".join(ports)
     script = f"for p in {listed}; do firewall-cmd -q --permanent --add-port=$p || exit 1; done; firewall-cmd -q --reload"
@@ -106,30 +138,45 @@ def _firewalld(inv, host):
 
 def _install(inv, files, facts):
     if inv.install.source == "offline":
-        return _offline(inv, files)
-    return _packages(inv, facts and MANAGERS.get(facts.os.package_manager, facts.os.package_manager))
+        return _offline(inv, files, facts)
+    return _packages(inv, facts and MANAGERS.get(facts.os.package_manager, facts.os.package_manager), facts)
 
 
-def _offline(inv, files):
+def _offline(inv, files, facts):
     names = offline.commands(files)
     guard = " && ".join(f'[ "$(readlink {offline.BIN}/{n})" = {offline.HOME}/{n} ]' for n in names)
     link = Command("link binaries", " && ".join(f"ln -sfn {offline.HOME}/{n} {offline.BIN}/{n}" for n in names),
                    guard=guard, label=f"link {', '.join(names)} into {offline.BIN}")
-    return (link, _versions(inv), _runtime_present())
+    linked = facts and all(facts.links.get(f"{offline.BIN}/{n}") == f"{offline.HOME}/{n}" for n in names)
+    # what was just linked or pushed may differ from what the facts saw: the checks run then
+    fresh = facts is None or not linked or any(f.path.startswith(offline.HOME) and not facts.in_place(f)
+                                               for f in files)
+    return (unless(link, linked and f"{', '.join(names)} linked"), _versions(inv, None if fresh else facts),
+            _runtime_present(facts))
 
 
-def _versions(inv):
+def _has_versions(inv, facts, names):
+    return facts and all(facts.versions[n] == inv.cluster.kubernetes_version for n in names)
+
+
+def _versions(inv, facts):
     want = f"v{inv.cluster.kubernetes_version}"
     script = (f'a=$(kubeadm version -o short) && l=$(kubelet --version) || exit 1; [ "$a" = {want} ] || '
               f'{{ echo "kubeadm is $a, the inventory wants {want}"; exit 1; }}; case "$l" in *" {want}") ;; '
               f'*) echo "kubelet is $l, the inventory wants {want}"; exit 1;; esac; exit {UNCHANGED_EXIT}')
-    return Command("check versions", script, label=f"kubeadm and kubelet report {want}")
+    step = Command("check versions", script, label=f"kubeadm and kubelet report {want}")
+    return unless(step, _has_versions(inv, facts, ("kubeadm", "kubelet")) and f"kubeadm and kubelet are {want}")
 
 
-def _runtime_present():
+def _runtime_present(facts):
     script = ("for c in containerd runc ctr; do command -v $c >/dev/null || { echo \"$c is not installed: put it "
               "in the offline directory or install it\"; exit 1; }; done; exit " + str(UNCHANGED_EXIT))
-    return Command("containerd and runc present", script, label="containerd, runc and ctr are installed")
+    step = Command("containerd and runc present", script, label="containerd, runc and ctr are installed")
+    return unless(step, _runtime_found(facts) and "containerd, runc and ctr are installed")
+
+
+def _runtime_found(facts):
+    return facts and facts.versions["containerd"] and facts.versions["runc"] and facts.commands["ctr"]
 
 
 def _repo_url(inv):
@@ -155,7 +202,7 @@ def _dnf(inv, tool):
             f"--disableexcludes=kubernetes containerd {' '.join(f'{p}-{version}' for p in PACKAGES)}")
 
 
-def _packages(inv, manager):
+def _packages(inv, manager, facts):
     version = inv.cluster.kubernetes_version
     by_manager = {"apt": _apt(inv), "dnf": _dnf(inv, "dnf"), "yum": _dnf(inv, "yum")}
     if manager in by_manager:
@@ -168,23 +215,29 @@ def _packages(inv, manager):
     install = Command("install packages", script, guard=guard, timeout=1200,
                       label=f"{manager or 'apt or dnf'}: containerd, {', '.join(PACKAGES)} {version} from "
                             f"{_repo_url(inv)}, held")
-    return (install,)
+    held = _has_versions(inv, facts, PACKAGES) and facts.versions["containerd"] and facts.versions["runc"]
+    return (unless(install, held and f"containerd, {', '.join(PACKAGES)} {version} installed"),)
 
 
-def _containerd():
-    return Command("containerd running", "systemctl enable -q containerd && systemctl restart containerd",
+def _containerd(facts, changing):
+    step = Command("containerd running", "systemctl enable -q containerd && systemctl restart containerd",
                    guard="systemctl is-enabled -q containerd && systemctl is-active -q containerd",
                    after=(paths.CONTAINERD_CONFIG,), label="enable containerd; restart it when its config changed")
+    held = (facts and (facts.containerd_service, facts.containerd_active) == ("enabled", "active")
+            and not changing & set(step.after))
+    return unless(step, held and "containerd enabled and running, its config in place")
 
 
-def _kubelet(files):
+def _kubelet(files, facts, changing):
     units = tuple(f.path for f in files if f.path.startswith(offline.UNIT))
-    return Command("kubelet enabled", "systemctl daemon-reload && systemctl enable -q kubelet",
+    step = Command("kubelet enabled", "systemctl daemon-reload && systemctl enable -q kubelet",
                    guard="systemctl is-enabled -q kubelet", after=units,
                    label="systemctl enable kubelet (daemon-reload when its unit changed)")
+    held = facts and facts.kubelet_service == "enabled" and not changing & set(units)
+    return unless(step, held and "kubelet enabled, its unit in place")
 
 
-def _images(inv):
+def _images(inv, facts):
     c = inv.cluster
     listed = "ctr -n k8s.io images ls -q | sort"
     have = " && ".join(f"echo \"$have\" | grep -qxF {q(i)}" for i in kubeadm.images(inv))
@@ -192,5 +245,7 @@ def _images(inv):
             f"--image-repository {q(c.image_repository)} --cri-socket {CRI_SOCKET}")
     script = (f"before=$({listed}) && {pull} && after=$({listed}) && "
               f"{{ [ \"$before\" != \"$after\" ] || exit {UNCHANGED_EXIT}; }}")
-    return Command("pull images", script, guard=f"have=$({listed}) && {have}", timeout=1800,
+    step = Command("pull images", script, guard=f"have=$({listed}) && {have}", timeout=1800,
                    label=f"{pull} (when an image is missing)")
+    held = facts and set(kubeadm.images(inv)) <= facts.images
+    return unless(step, held and f"all {len(kubeadm.images(inv))} images present")

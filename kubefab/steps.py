@@ -6,12 +6,13 @@ body does not run. `after` names files pushed earlier in the same phase: when on
 this run the body runs even if the guard holds (a containerd restart only when its config changed).
 A body may exit with UNCHANGED to say it found nothing to do.
 
-A `Push` delivers rendered files (staged, then renamed into place). An `Api` step runs once from this
-machine against the API server, not on a host.
+A `Push` delivers rendered files (staged, then renamed into place): with facts, only those the host
+does not hold as they would land. An `Api` step runs once from this machine against the API server, not
+on a host. A step whose `done` says why the facts show it satisfied is not run at all.
 """
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kubefab.secret import Secret
 
@@ -46,6 +47,21 @@ class Push:
     name: str
     files: tuple                    # tree.RenderedFile
     done: str = ""
+    in_place: int = 0               # files left out: the facts show them on the host as they would land
+
+
+def push(name, files, facts):
+    """The Push of those of `files` the host lacks (all of them without facts); done when it holds every one."""
+    if facts is None:
+        return Push(name, tuple(files))
+    pending = tuple(f for f in files if not facts.in_place(f))
+    kept = len(files) - len(pending)
+    return Push(name, pending, done="" if pending else f"all {kept} files in place", in_place=kept)
+
+
+def unless(step, why):
+    """`step`, marked done for reason `why` when there is one."""
+    return replace(step, done=why) if why else step
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ import sys
 import time
 from dataclasses import dataclass, replace
 
-import shlex
 
 from kubefab import apisteps, bootstrap, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
     reset as reset_mod, script, ssh, token
 from kubefab.errors import KubefabError
+from kubefab.script import StepResult
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, worst
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, Api
 
@@ -227,7 +227,7 @@ class Run:
         return 0, gathered
 
     def _facts(self, host):
-        text = f"set -- {shlex.quote(self.inv.endpoint)}\n{facts_mod.PROBE}".encode()   # as `sh -s -- ENDPOINT`
+        text = plan.probe(self.inv, self.bundle, host).encode()
         sent = time.time()
         out = self.ssh.run(host, text, PROBE_TIMEOUT)
         received = time.time()
@@ -243,7 +243,10 @@ class Run:
     def _host_phase(self, phase_name, host, steps):
         """The host's script steps over SSH, then (when they passed) its Api steps from here."""
         on_host = tuple(s for s in steps if not isinstance(s, Api))
-        done, seconds, broken = self._script(phase_name, host, on_host) if on_host else ((), 0.0, "")
+        if all(s.done for s in on_host):      # the facts show every one satisfied: no need to connect
+            done, seconds, broken = tuple(StepResult(s.name, UNCHANGED, s.done) for s in on_host), 0.0, ""
+        else:
+            done, seconds, broken = self._script(phase_name, host, on_host)
         if worst(r.status for r in done) != FAILED:
             for step in (s for s in steps if isinstance(s, Api)):
                 done += (self.api_steps.run(step, host),)

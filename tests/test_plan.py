@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import facts, inventory, plan, report
+from kubefab import facts, inventory, kubeadm, paths, plan, report
 from kubefab.errors import KubefabError
 from kubefab.steps import Push
 
@@ -185,3 +185,41 @@ def test_facts_decide_steps_the_offline_plan_leaves_open(ha):
     assert step(with_facts, "join-workers", "w-1", "kubeadm join").done == ""
     assert "[done: already a node]" in report.plan_text(with_facts)
     assert plan.build(inv, p.bundle, gathered) == with_facts
+
+
+def settled(inv, bundle, host):
+    """The facts of `host` once a run finished on it: every file pushed, every step's effect in place."""
+    f = facts_of(host.name, "apt-get", ("/etc/kubernetes/kubelet.conf",))
+    block = "\n".join((paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), paths.HOSTS_END))
+    version = inv.cluster.kubernetes_version
+    return replace(
+        f, hostname=host.name, etc_hostname=host.name, hosts_block=hashlib.sha256(f"{block}\n".encode()).hexdigest(),
+        swaps=(), fstab_swaps=(), containerd_service="enabled", containerd_active="active",
+        images=frozenset(kubeadm.images(inv)), versions={**f.versions, "kubeadm": version, "kubelet": version,
+                                                          "kubectl": version},
+        files={r.path: facts.FileState(r.mode, 0, 0, r.size, r.mtime, r.sha256) for r in bundle.files[host.name]})
+
+
+def test_what_the_facts_show_in_place_is_left_out_and_the_rest_is_marked_done(ha):
+    inv, p = ha
+    gathered = {h.name: settled(inv, p.bundle, h) for h in inv.hosts}
+    config = next(r for r in p.bundle.files["w-1"] if r.path == paths.CONTAINERD_CONFIG)
+    gathered["w-1"] = replace(gathered["w-1"], files={**gathered["w-1"].files, config.path: replace(
+        gathered["w-1"].files[config.path], sha256="0" * 64)})          # someone edited containerd's config
+    settled_plan = plan.build(inv, p.bundle, gathered, only=("runtime", "push", "join-workers"))
+
+    def steps(phase, host):
+        pp = next(pp for pp in settled_plan.phases if pp.phase.name == phase)
+        return {s.name: s for b in pp.batches for hs in b if hs.host.name == host for s in hs.steps}
+    assert all(s.done for phase in ("runtime", "push") for s in steps(phase, "w-2").values())
+    assert steps("runtime", "w-2")["pull images"].done == f"all {len(kubeadm.images(inv))} images present"
+    assert steps("push", "w-2")["push files"].done.startswith("all ")
+    w1 = steps("runtime", "w-1")
+    assert [f.path for f in w1["files"].files] == [paths.CONTAINERD_CONFIG] and not w1["files"].done
+    assert not w1["containerd running"].done                              # restarted after its config is put back
+    assert [n for n, s in w1.items() if not s.done] == ["files", "containerd running"]
+    assert "push 1 files, each only when it differs (" in report.plan_text(settled_plan)
+    gathered["w-2"] = replace(gathered["w-2"], firewalld="active", swaps=(("/swapfile", 1024),))
+    runtime = plan.build(inv, p.bundle, gathered, only=("runtime",)).phases[0]
+    w2 = {s.name: s for hs in runtime.batches[0] if hs.host.name == "w-2" for s in hs.steps}
+    assert not w2["firewalld ports"].done and not w2["swap off"].done and w2["hostname"].done
