@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from . import certs, config, controllers, etcdjoin, kubelet_setup, manifests
+from . import certs, config, controllers, etcdjoin, images, kubelet_setup, manifests
 from . import kubeconfig as kc
 from . import x509util as xu
 from .hostfs import DoubleError, exists, host, log, version
@@ -138,7 +138,10 @@ def config_cmd(flags, args):
             cluster = config.default_cluster({"kubernetesVersion": flags.get("kubernetes-version", version()),
                                               "imageRepository": flags.get("image-repository", "registry.k8s.io")})
         config.validate_version(cluster["kubernetesVersion"], version())
-        for image in manifests.images(cluster).values():
+        refs = list(manifests.images(cluster).values())
+        if args[1] == "pull":
+            images.pull(refs, flags.get("cri-socket", images.SOCKET).removeprefix("unix://"))
+        for image in refs:
             log(f"[config/images] Pulled {image}" if args[1] == "pull" else image)
     elif args[:1] == ["validate"]:
         docs = config.load(flags["config"], {"InitConfiguration", "ClusterConfiguration", "JoinConfiguration",
