@@ -158,7 +158,8 @@ NODE_TIMEOUT = 300
 def wait_ready(api, names, timeout=NODE_TIMEOUT):
     """Wait until every Node in `names` is registered and Ready; their NodeViews, or a Timeout naming the rest."""
     def check():
-        found = {n.name: n for n in list_nodes(api)}
+        # each Node by name: verify waits for every host at once, and a list per host is quadratic in the fleet
+        found = {name: view(obj) for name in names for obj in [api.find(f"{NODES}/{name}")] if obj is not None}
         behind = [f"{name} not registered" if name not in found else f"{name} NotReady ({found[name].reason})"
                   for name in names if not (name in found and found[name].ready)]
         return (True, tuple(found[n] for n in names)) if not behind else (False, "; ".join(behind))
