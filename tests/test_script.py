@@ -14,7 +14,7 @@ from kubefab.steps import Command, Push
 def run(steps, tmp_path):
     built = script.build(steps)
     (tmp_path / "script").write_bytes(built.text)
-    (tmp_path / "payload").write_bytes(built.payload)
+    (tmp_path / "payload").write_bytes(b"".join(built.payload.chunks()))
     out = subprocess.run(["sh", tmp_path / "script", tmp_path / "payload"], capture_output=True, timeout=60)
     return script.parse(steps, out.stdout.decode(), built.nonce)
 
