@@ -1,7 +1,10 @@
 """A phase's steps as one sh script, run here with the machine's own sh: guards, statuses, pushes."""
 
+import io
 import os
+import re
 import subprocess
+import tarfile
 
 import pytest
 
@@ -89,3 +92,52 @@ def test_a_push_places_files_with_mode_and_owner_and_leaves_identical_ones(tmp_p
 def test_a_step_that_never_reported_is_failed_with_the_reason():
     steps = (Command("one", "true"),)
     assert script.parse(steps, "garbage\n", "nonce")[0].detail.startswith("no report")
+
+
+def test_the_payload_is_the_tar_tarfile_writes_and_its_size_is_known_before_reading(tmp_path):
+    sizes = (0, 1, 512, script.CHUNK + 513, 10240)
+    files = [rendered(tmp_path, f"/etc/f{i}", os.urandom(n)) for i, n in enumerate(sizes)]
+    for i, f in enumerate(files):
+        os.utime(f.local, ns=(0, 1_700_000_000_999_999_999 + i * 10 ** 9))
+    payload = script.build((Push("files", tuple(files)),)).payload
+    data = b"".join(payload.chunks())
+    assert payload.size == len(data)
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w") as tar:
+        for i, f in enumerate(files):
+            info = tarfile.TarInfo(f"s0f{i}")
+            info.size, info.mode, info.mtime = f.local.stat().st_size, 0o600, 1_700_000_000 + i
+            tar.addfile(info, io.BytesIO(f.local.read_bytes()))
+    assert data == expected.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert [tar.extractfile(m).read() for m in tar.getmembers()] == [f.local.read_bytes() for f in files]
+
+
+def test_without_a_push_the_payload_is_empty():
+    payload = script.build((Command("one", "true"),)).payload
+    assert payload.size == 0 and list(payload.chunks()) == []
+
+
+def grow(path):
+    with open(path, "ab") as f:
+        f.write(b"more")
+
+
+def shrink(path):
+    os.truncate(path, 100)
+
+
+@pytest.mark.parametrize("change, while_sent", [(grow, False), (grow, True), (shrink, True), (os.unlink, False)])
+def test_a_file_changed_after_build_stops_the_payload_short_naming_it(tmp_path, change, while_sent):
+    big = rendered(tmp_path, "/etc/big", os.urandom(script.CHUNK + 100))
+    payload = script.build((Push("files", (big,)),)).payload
+    sent = bytearray()
+    if not while_sent:
+        change(big.local)
+    with pytest.raises(script.PayloadError, match=re.escape(f"cannot push {big.local}")):
+        for chunk in payload.chunks():
+            sent += chunk
+            if while_sent and len(sent) > 512:
+                change(big.local)
+    assert len(sent) < payload.size      # the remote wrapper, short of its payload, runs nothing
+
