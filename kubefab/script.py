@@ -3,9 +3,10 @@
 Each step reports a status line tagged with a per-script nonce, then the tail of its output, so the
 results come back as values per step. Steps after a failed one are skipped. The files of every Push
 travel beside the script as one tar archive (the payload, the script's $1), streamed from disk in
-chunks: unpacked into a private staging dir, each file that differs is copied beside its target,
-synced, then renamed over it (old or new, never partial), mode set and owned by root. The script
-ignores SIGHUP and SIGPIPE: a dropped connection lets it finish.
+chunks: unpacked into a private staging dir, each file that differs is copied beside its target with
+the local file's mtime, synced, then renamed over it (old or new, never partial), mode set and owned
+by root; an identical file whose mtime differs only gets the mtime. The script ignores SIGHUP and
+SIGPIPE: a dropped connection lets it finish.
 """
 
 import os
@@ -46,13 +47,17 @@ kf_unpack() {
   [ -n "$kf_stage" ] && return
   kf_stage=$(mktemp -d /var/tmp/kubefab-stage.XXXXXX) && tar -x -f "$kf_payload" -C "$kf_stage"
 }
+kf_nl='
+'
 kf_place() {
   kf_new=""; kf_same=0
   while read -r m n p; do
     if cmp -s "$1/$n" "$p" && [ "$(stat -c '%a %u %g' "$p")" = "$m 0 0" ]; then
+      kf_t=$(stat -c %y "$1/$n" "$p") || return 1
+      [ "${kf_t%"$kf_nl"*}" = "${kf_t#*"$kf_nl"}" ] || touch -r "$1/$n" "$p" || return 1
       kf_same=$((kf_same + 1)); continue
     fi
-    mkdir -p "${p%/*}" && cp "$1/$n" "$p.kubefab-new" && chown 0:0 "$p.kubefab-new" &&
+    mkdir -p "${p%/*}" && cp -p "$1/$n" "$p.kubefab-new" && chown 0:0 "$p.kubefab-new" &&
       chmod "$m" "$p.kubefab-new" || return 1
     kf_new="$kf_new $p"
   done

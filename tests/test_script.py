@@ -141,3 +141,20 @@ def test_a_file_changed_after_build_stops_the_payload_short_naming_it(tmp_path, 
                 change(big.local)
     assert len(sent) < payload.size      # the remote wrapper, short of its payload, runs nothing
 
+
+def mtime(path):
+    return int(os.stat(path).st_mtime)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a push makes files owned by root")
+def test_a_pushed_file_keeps_the_local_mtime_and_an_identical_one_gets_it_back(tmp_path):
+    target = tmp_path / "host"
+    a = rendered(tmp_path, f"{target}/etc/a.conf", b"conf\n", 0o644)
+    os.utime(a.local, (1_600_000_000, 1_600_000_000))
+    assert statuses(run((Push("files", (a,)),), tmp_path)) == ["changed"]
+    assert mtime(target / "etc/a.conf") == 1_600_000_000
+    os.utime(target / "etc/a.conf", (1_700_000_000, 1_700_000_000))
+    again = run((Push("files", (a,)),), tmp_path)
+    assert statuses(again) == ["unchanged"] and again[0].detail == "0 changed, 1 unchanged"
+    assert mtime(target / "etc/a.conf") == 1_600_000_000
+    assert oct((target / "etc/a.conf").stat().st_mode & 0o7777) == "0o644"
