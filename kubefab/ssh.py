@@ -307,14 +307,15 @@ def _wrapper(size, payload_size, sudo, with_password):
     read = 'IFS= read -r p; ' if with_password else ''
     take = " && ".join(f'head -c {n} > "{name}" && [ "$(wc -c < "{name}")" -eq {n} ]'
                        for name, n in (("$f", size), ("$f.d", payload_size)))
+    # the complaint in a subshell: with the channel gone, SIGPIPE ends that one, and the trap still removes the files
     body = (f'umask 077; f=$(mktemp) || exit {TRUNCATED}; trap \'rm -f "$f" "$f.d"\' EXIT; {read}'
-            f'{{ {take}; }} || {{ echo "kubefab: the script arrived truncated" >&2; exit {TRUNCATED}; }}; {run}')
+            f'{{ {take}; }} || {{ (echo "kubefab: the script arrived truncated" >&2); exit {TRUNCATED}; }}; {run}')
     return "sh -c '" + body.replace("'", "'\\''") + "'"
 
 
 def _send(chan, chunks):
     """Send each chunk in turn; when producing one fails, close the channel first: the wrapper, short of its
-    payload, runs nothing."""
+    payload, runs nothing and removes what it took."""
     try:
         for chunk in chunks:
             chan.sendall(memoryview(chunk))
