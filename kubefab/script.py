@@ -79,13 +79,6 @@ class StepResult:
     code: int = 0
 
 
-@dataclass(frozen=True)
-class Script:
-    text: bytes             # the script, run by sh with the payload's path as $1
-    payload: "Payload"      # a tar of every pushed file, named s<step>f<file>
-    nonce: str              # tags the status lines
-
-
 class PayloadError(KubefabError):
     """A pushed file could not be read as planned: the host's script must not run on what was sent."""
 
@@ -126,6 +119,13 @@ class Payload:
                 yield chunk
         if self.members:
             yield bytes(_end(sent))
+
+
+@dataclass(frozen=True)
+class Script:
+    text: bytes             # the script, run by sh with the payload's path as $1
+    payload: Payload        # a tar of every pushed file, named s<step>f<file>
+    nonce: str              # tags the status lines
 
 
 def build(steps, nonce=None):
