@@ -71,7 +71,7 @@ def kubefab_push(inv, files, workers):
     def push(host):
         steps = (Push("push files", files[host.name]),)
         built = script.build(steps)
-        out = hosts.run(host, built.text, 120 + len(built.payload) // up.MIN_TRANSFER_RATE, built.payload)
+        out = hosts.run(host, built.text, 120 + built.payload.size // up.MIN_TRANSFER_RATE, built.payload)
         done = script.parse(steps, out.stdout, built.nonce)
         return HostResult(host.name, "push", worst(r.status for r in done), out.seconds,
                           "; ".join(r.detail for r in done if r.status == FAILED) or out.stderr[-300:], done)

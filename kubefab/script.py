@@ -2,23 +2,27 @@
 
 Each step reports a status line tagged with a per-script nonce, then the tail of its output, so the
 results come back as values per step. Steps after a failed one are skipped. The files of every Push
-travel beside the script as one tar archive (the payload, the script's $1): unpacked into a private
-staging dir, each file that differs is copied beside its target, synced, then renamed over it (old
-or new, never partial), mode set and owned by root. The script ignores SIGHUP and SIGPIPE: a
-dropped connection lets it finish.
+travel beside the script as one tar archive (the payload, the script's $1), streamed from disk in
+chunks: unpacked into a private staging dir, each file that differs is copied beside its target with
+the local file's mtime, synced, then renamed over it (old or new, never partial), mode set and owned
+by root; an identical file whose mtime differs only gets the mtime. The script ignores SIGHUP and
+SIGPIPE: a dropped connection lets it finish.
 """
 
-import io
+import os
 import re
 import secrets
 import shlex
 import tarfile
 from dataclasses import dataclass
+from pathlib import Path
 
+from kubefab.errors import KubefabError
 from kubefab.secret import Secret
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, UNCHANGED_EXIT, Command, Push
 
 TAIL_BYTES = 3000
+CHUNK = 2 ** 20         # bytes of a pushed file read and sent at a time
 
 PREAMBLE = r"""set -u
 umask 022
@@ -43,13 +47,17 @@ kf_unpack() {
   [ -n "$kf_stage" ] && return
   kf_stage=$(mktemp -d /var/tmp/kubefab-stage.XXXXXX) && tar -x -f "$kf_payload" -C "$kf_stage"
 }
+kf_nl='
+'
 kf_place() {
   kf_new=""; kf_same=0
   while read -r m n p; do
     if cmp -s "$1/$n" "$p" && [ "$(stat -c '%a %u %g' "$p")" = "$m 0 0" ]; then
+      kf_t=$(stat -c %y "$1/$n" "$p") || return 1
+      [ "${kf_t%"$kf_nl"*}" = "${kf_t#*"$kf_nl"}" ] || touch -r "$1/$n" "$p" || return 1
       kf_same=$((kf_same + 1)); continue
     fi
-    mkdir -p "${p%/*}" && cp "$1/$n" "$p.kubefab-new" && chown 0:0 "$p.kubefab-new" &&
+    mkdir -p "${p%/*}" && cp -p "$1/$n" "$p.kubefab-new" && chown 0:0 "$p.kubefab-new" &&
       chmod "$m" "$p.kubefab-new" || return 1
     kf_new="$kf_new $p"
   done
@@ -71,10 +79,52 @@ class StepResult:
     code: int = 0
 
 
+class PayloadError(KubefabError):
+    """A pushed file could not be read as planned: the host's script must not run on what was sent."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One pushed file as the tar carries it: its name there, the local file, and that file's size and mtime."""
+
+    name: str
+    local: Path
+    size: int
+    mtime: int              # whole seconds, as a tar header holds it
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A tar of `members`, read from disk chunk by chunk as it is sent; no members is no bytes at all."""
+
+    members: tuple = ()
+
+    @property
+    def size(self):
+        """The exact number of bytes chunks() yields, known without reading any file."""
+        if not self.members:
+            return 0
+        files = sum(len(_header(m)) + m.size + _padding(m.size) for m in self.members)
+        return files + _end(files)
+
+    def chunks(self):
+        """The tar's bytes: each file's header, its data in CHUNK pieces and padding, then the end blocks.
+
+        Raises PayloadError, naming the file, when a file cannot be read or its size is not the planned one,
+        before the bytes that would make the tar wrong are yielded."""
+        sent = 0
+        for m in self.members:
+            for chunk in _file(m):
+                sent += len(chunk)
+                yield chunk
+        if self.members:
+            yield bytes(_end(sent))
+
+
 @dataclass(frozen=True)
 class Script:
     text: bytes             # the script, run by sh with the payload's path as $1
-    payload: bytes          # a tar of every pushed file, named s<step>f<file>
+    payload: Payload        # a tar of every pushed file, named s<step>f<file>
     nonce: str              # tags the status lines
 
 
@@ -86,7 +136,7 @@ def build(steps, nonce=None):
         parts.append(_step(index, step, nonce))
     pushed = tuple((f"s{i}f{j}", f) for i, step in enumerate(steps) if isinstance(step, Push) and not step.done
                    for j, f in enumerate(step.files))
-    return Script("".join(parts).encode(), archive(pushed) if pushed else b"", nonce)
+    return Script("".join(parts).encode(), payload(pushed), nonce)
 
 
 def _step(index, step, nonce):
@@ -121,16 +171,56 @@ def _command(index, step, nonce):
             f"kf_report {index} $st $rc $s\nfi\n")
 
 
-def archive(named):
-    """A tar of (name, file) pairs: what the Push steps of a script carry."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, f in named:
-            data = f.local.read_bytes()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o600
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def payload(named):
+    """The Payload of (name, file) pairs, each file's size and mtime taken now: what a script's Pushes carry."""
+    members = []
+    for name, f in named:
+        st = os.stat(f.local)
+        members.append(Member(name, Path(f.local), st.st_size, st.st_mtime_ns // 10 ** 9))
+    return Payload(tuple(members))
+
+
+def _header(member):
+    info = tarfile.TarInfo(member.name)
+    info.size, info.mode, info.mtime = member.size, 0o600, member.mtime
+    return info.tobuf()
+
+
+def _padding(size):
+    return -size % tarfile.BLOCKSIZE
+
+
+def _end(files):
+    """The end-of-archive blocks and the zeros that fill the last record, as tarfile writes them."""
+    return 2 * tarfile.BLOCKSIZE + -(files + 2 * tarfile.BLOCKSIZE) % tarfile.RECORDSIZE
+
+
+def _file(member):
+    """Header, data and padding of one member; PayloadError once the file is not the one planned."""
+    try:
+        with open(member.local, "rb") as f:
+            if os.fstat(f.fileno()).st_size != member.size:
+                raise _changed(member, os.fstat(f.fileno()).st_size)
+            yield _header(member)
+            left = member.size
+            while left:
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:
+                    raise _changed(member, member.size - left)
+                left -= len(chunk)
+                yield chunk
+            if f.read(1):
+                raise _changed(member, os.fstat(f.fileno()).st_size)
+    except OSError as e:
+        raise PayloadError(f"cannot push {member.local}: {e.strerror or e} — the host ran nothing of this "
+                           "phase; make the file readable and run again") from None
+    yield bytes(_padding(member.size))
+
+
+def _changed(member, size):
+    return PayloadError(f"cannot push {member.local}: it has {size} bytes, but {member.size} when the run "
+                        "planned it (was it changed during the run?) — the host ran nothing of this phase; "
+                        "run again")
 
 
 def _push(index, step, nonce):

@@ -192,15 +192,17 @@ class Hosts:
                 raise self._gateways[spec]
             return self._gateways[spec]
 
-    def run(self, host, script, timeout, payload=b""):
+    def run(self, host, script, timeout, payload=None):
         """Run `script` (bytes) as root on `host`, the path of `payload` as its $1.
 
-        Returns its Output, or raises Unreachable when the connection fails or breaks.
+        `payload` (a script.Payload: `size` bytes from `chunks()`) is streamed, never held whole. Returns the
+        Output, or raises Unreachable when the connection fails or breaks; an error raised by `chunks()` is
+        raised as it is, after the channel closed short of the payload, so that the script does not run.
         """
         c = self.connection(host)
         password = sudo_password(host)
         prefix = password.reveal().encode() + b"\n" if password else b""
-        command = _wrapper(len(script), len(payload), host.ssh.sudo, password is not None)
+        command = _wrapper(len(script), payload.size if payload else 0, host.ssh.sudo, password is not None)
         start = time.monotonic()
         try:
             chan = c.transport.open_session(timeout=host.ssh.connect_timeout)
@@ -208,7 +210,7 @@ class Hosts:
             # memoryviews: paramiko's sendall re-slices bytes after every packet, which made a 50 MB push take
             # 40 s of copying (quadratic in the size); a memoryview slices without copying
             chan.sendall(memoryview(prefix + script))
-            chan.sendall(memoryview(payload))
+            _send(chan, payload.chunks() if payload else ())
             chan.shutdown_write()
             code, out, err = _collect(chan, start + timeout)
         except (paramiko.SSHException, OSError, EOFError) as e:
@@ -305,9 +307,21 @@ def _wrapper(size, payload_size, sudo, with_password):
     read = 'IFS= read -r p; ' if with_password else ''
     take = " && ".join(f'head -c {n} > "{name}" && [ "$(wc -c < "{name}")" -eq {n} ]'
                        for name, n in (("$f", size), ("$f.d", payload_size)))
+    # the complaint in a subshell: with the channel gone, SIGPIPE ends that one, and the trap still removes the files
     body = (f'umask 077; f=$(mktemp) || exit {TRUNCATED}; trap \'rm -f "$f" "$f.d"\' EXIT; {read}'
-            f'{{ {take}; }} || {{ echo "kubefab: the script arrived truncated" >&2; exit {TRUNCATED}; }}; {run}')
+            f'{{ {take}; }} || {{ (echo "kubefab: the script arrived truncated" >&2); exit {TRUNCATED}; }}; {run}')
     return "sh -c '" + body.replace("'", "'\\''") + "'"
+
+
+def _send(chan, chunks):
+    """Send each chunk in turn; when producing one fails, close the channel first: the wrapper, short of its
+    payload, runs nothing and removes what it took."""
+    try:
+        for chunk in chunks:
+            chan.sendall(memoryview(chunk))
+    except Exception:
+        chan.close()
+        raise
 
 
 def _collect(chan, deadline):

@@ -264,7 +264,7 @@ class Run:
     def _script(self, phase_name, host, steps):
         """(step results, seconds, why the script broke off or '') of `steps` run on `host` as one script."""
         built = script.build(steps)
-        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + len(built.payload) // MIN_TRANSFER_RATE
+        timeout = sum(getattr(s, "timeout", 120) for s in steps) + 60 + built.payload.size // MIN_TRANSFER_RATE
         out = self.ssh.run(host, built.text, timeout, built.payload)
         done = script.parse(steps, out.stdout, built.nonce)
         failed = [r for r in done if r.status == FAILED]

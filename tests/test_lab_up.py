@@ -211,6 +211,7 @@ def test_a_push_cut_off_mid_way_leaves_every_file_old_or_new(new_lab, tmp_path):
         assert isinstance(sending, ssh.Unreachable)
         time.sleep(1)
         assert lab.run("kf-cp1", "ls -A /etc/kubefab-test 2>/dev/null | wc -l").stdout.strip() == "0"
+        assert no_temp_files(lab), "the script and the part of its payload that arrived stay in /tmp"
         hosts.close()
         running = cut_while((Command("wait", "sleep 2"), Push("files", tuple(files))),
                             lambda: lab.run("kf-cp1", "pgrep -x sleep", check=False).stdout.strip())
@@ -232,6 +233,51 @@ def test_a_push_cut_off_mid_way_leaves_every_file_old_or_new(new_lab, tmp_path):
         assert "kubefab-new" not in got
     finally:
         hosts.close()
+
+
+def test_a_push_lands_byte_for_byte_with_mode_and_mtime_and_a_file_grown_since_the_plan_fails_it(new_lab, tmp_path):
+    lab = new_lab(hosts=1, flavour="plain")
+    host = inventory.load(lab.inventory, state_dir=tmp_path / "state").host("kf-cp1")
+    big, small = os.urandom(3 * script.CHUNK + 7), b"small\n"     # big: several chunks, and a padded last block
+    files = []
+    for name, data, mode, mtime in (("big.bin", big, 0o755, 1_600_000_000), ("small.conf", small, 0o640, 1_650_000_000)):
+        (tmp_path / name).write_bytes(data)
+        os.utime(tmp_path / name, (mtime, mtime))
+        files.append(RenderedFile("kf-cp1", f"/etc/kubefab-test/{name}", mode, len(data), True, tmp_path / name,
+                                  "test", "push"))
+    hosts = ssh.Hosts()
+    try:
+        steps = (Push("files", tuple(files)),)
+        built = script.build(steps)
+        out = hosts.run(host, built.text, 60, built.payload)
+        assert [r.status for r in script.parse(steps, out.stdout, built.nonce)] == ["changed"], out.stdout
+        got = lab.run("kf-cp1", "cd /etc/kubefab-test && sha256sum big.bin small.conf && "
+                                "stat -c '%n %a %u %Y' big.bin small.conf").stdout.splitlines()
+        assert got == [f"{hashlib.sha256(big).hexdigest()}  big.bin", f"{hashlib.sha256(small).hexdigest()}  small.conf",
+                       "big.bin 755 0 1600000000", "small.conf 640 0 1650000000"]
+
+        steps = (Command("mark", "touch /etc/kubefab-test/ran"), Push("files", tuple(files)))
+        built = script.build(steps)
+        with open(tmp_path / "small.conf", "ab") as f:
+            f.write(b"grown after the plan\n")
+        with pytest.raises(script.PayloadError, match=re.escape(f"cannot push {tmp_path / 'small.conf'}: it has 27 bytes")):
+            hosts.run(host, built.text, 60, built.payload)
+        assert no_temp_files(lab), "the script and the part of its payload that arrived stay in /tmp"
+        assert lab.run("kf-cp1", "ls -A /etc/kubefab-test; cat /etc/kubefab-test/small.conf").stdout.split() == [
+            "big.bin", "small.conf", "small"]
+        assert hosts.run(host, b"echo still connected", 10).stdout == "still connected\n"
+    finally:
+        hosts.close()
+
+
+def no_temp_files(lab, seconds=10):
+    """Whether the wrapper's temp files (script and payload) leave kf-cp1's /tmp within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while lab.run("kf-cp1", "ls /tmp | grep '^tmp\\.'", check=False).stdout:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _run_catching(hosts, host, built):

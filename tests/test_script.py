@@ -1,7 +1,10 @@
 """A phase's steps as one sh script, run here with the machine's own sh: guards, statuses, pushes."""
 
+import io
 import os
+import re
 import subprocess
+import tarfile
 
 import pytest
 
@@ -14,7 +17,7 @@ from kubefab.steps import Command, Push
 def run(steps, tmp_path):
     built = script.build(steps)
     (tmp_path / "script").write_bytes(built.text)
-    (tmp_path / "payload").write_bytes(built.payload)
+    (tmp_path / "payload").write_bytes(b"".join(built.payload.chunks()))
     out = subprocess.run(["sh", tmp_path / "script", tmp_path / "payload"], capture_output=True, timeout=60)
     return script.parse(steps, out.stdout.decode(), built.nonce)
 
@@ -89,3 +92,69 @@ def test_a_push_places_files_with_mode_and_owner_and_leaves_identical_ones(tmp_p
 def test_a_step_that_never_reported_is_failed_with_the_reason():
     steps = (Command("one", "true"),)
     assert script.parse(steps, "garbage\n", "nonce")[0].detail.startswith("no report")
+
+
+def test_the_payload_is_the_tar_tarfile_writes_and_its_size_is_known_before_reading(tmp_path):
+    sizes = (0, 1, 512, script.CHUNK + 513, 10240)
+    files = [rendered(tmp_path, f"/etc/f{i}", os.urandom(n)) for i, n in enumerate(sizes)]
+    for i, f in enumerate(files):
+        os.utime(f.local, ns=(0, 1_700_000_000_999_999_999 + i * 10 ** 9))
+    payload = script.build((Push("files", tuple(files)),)).payload
+    data = b"".join(payload.chunks())
+    assert payload.size == len(data)
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w") as tar:
+        for i, f in enumerate(files):
+            info = tarfile.TarInfo(f"s0f{i}")
+            info.size, info.mode, info.mtime = f.local.stat().st_size, 0o600, 1_700_000_000 + i
+            tar.addfile(info, io.BytesIO(f.local.read_bytes()))
+    assert data == expected.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert [tar.extractfile(m).read() for m in tar.getmembers()] == [f.local.read_bytes() for f in files]
+
+
+def test_without_a_push_the_payload_is_empty():
+    payload = script.build((Command("one", "true"),)).payload
+    assert payload.size == 0 and list(payload.chunks()) == []
+
+
+def grow(path):
+    with open(path, "ab") as f:
+        f.write(b"more")
+
+
+def shrink(path):
+    os.truncate(path, 100)
+
+
+@pytest.mark.parametrize("change, while_sent", [(grow, False), (grow, True), (shrink, True), (os.unlink, False)])
+def test_a_file_changed_after_build_stops_the_payload_short_naming_it(tmp_path, change, while_sent):
+    big = rendered(tmp_path, "/etc/big", os.urandom(script.CHUNK + 100))
+    payload = script.build((Push("files", (big,)),)).payload
+    sent = bytearray()
+    if not while_sent:
+        change(big.local)
+    with pytest.raises(script.PayloadError, match=re.escape(f"cannot push {big.local}")):
+        for chunk in payload.chunks():
+            sent += chunk
+            if while_sent and len(sent) > 512:
+                change(big.local)
+    assert len(sent) < payload.size      # the remote wrapper, short of its payload, runs nothing
+
+
+def mtime(path):
+    return int(os.stat(path).st_mtime)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a push makes files owned by root")
+def test_a_pushed_file_keeps_the_local_mtime_and_an_identical_one_gets_it_back(tmp_path):
+    target = tmp_path / "host"
+    a = rendered(tmp_path, f"{target}/etc/a.conf", b"conf\n", 0o644)
+    os.utime(a.local, (1_600_000_000, 1_600_000_000))
+    assert statuses(run((Push("files", (a,)),), tmp_path)) == ["changed"]
+    assert mtime(target / "etc/a.conf") == 1_600_000_000
+    os.utime(target / "etc/a.conf", (1_700_000_000, 1_700_000_000))
+    again = run((Push("files", (a,)),), tmp_path)
+    assert statuses(again) == ["unchanged"] and again[0].detail == "0 changed, 1 unchanged"
+    assert mtime(target / "etc/a.conf") == 1_600_000_000
+    assert oct((target / "etc/a.conf").stat().st_mode & 0o7777) == "0o644"
