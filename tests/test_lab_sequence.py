@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from kubefab import bootstrap, health, inventory, kube, log as logs, net, nodes, plan, ssh, token
+from kubefab import bootstrap, health, inventory, kube, kubeadm, log as logs, net, nodes, plan, ssh, token
 from test_lab_up import run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
@@ -69,6 +69,12 @@ def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_t
     assert results["kf-w1", "join-workers"].steps[0].detail != "already a node"
     assert cells(r)["kf-w1", "join-workers"].steps[0].detail == "already a node"
     assert "done: nothing changed" in again
+    untouched = [cells(r)[h.name, p] for h in inv.hosts for p in ("runtime", "push", "join-workers")
+                 if (h.name, p) in cells(r)]
+    assert len(untouched) == 8 and {x.seconds for x in untouched} == {0}, again  # the facts showed them done
+    assert {s.detail for x in untouched for s in x.steps} >= {f"all {len(kubeadm.images(inv))} images present",
+                                                              "containerd enabled and running, its config in place",
+                                                              "already a node"}
     assert re.search(r"kf-w2 +ok .* unchanged", again), again
     print(f"\ncluster.up on 1 control plane + 2 workers: first {first:.1f} s, second (no change) {second:.1f} s")
 
