@@ -35,10 +35,8 @@ def add_member(node, cluster, api, timeout):
     peer = f"https://{adv}:2380"
     members = etcd.call("/cluster/member/list", {}).get("members", [])
     if not any(peer in m.get("peerURLs", []) for m in members):
-        try:
-            added = etcd.call("/cluster/member/add", {"peerURLs": [peer], "isLearner": True})
-        except StoreError as e:
-            raise DoubleError(f"error adding etcd member as learner: {e}")
+        added = _retried(lambda: etcd.call("/cluster/member/add", {"peerURLs": [peer], "isLearner": True}), timeout,
+                         "error adding etcd member as learner")
         member_id = added["member"]["ID"]
         members = added.get("members", members)
         log(f"[etcd] Announced new etcd member joining to the existing etcd cluster as learner {member_id}")
@@ -48,6 +46,19 @@ def add_member(node, cluster, api, timeout):
     manifests.write("etcd", manifests.etcd(cluster, node, manifests.images(cluster), initial_cluster=initial))
     log("[etcd] Wrote Static Pod manifest for a local etcd member to \"/etc/kubernetes/manifests/etcd.yaml\"")
     promote(etcd, member_id, timeout)
+
+
+def _retried(call, timeout, what):
+    """call() until it succeeds, as kubeadm retries its etcd API calls (etcdAPICall timeout): a member just
+    promoted leaves the cluster `unhealthy` to etcd's strict reconfiguration check for a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except StoreError as e:
+            if time.monotonic() > deadline:
+                raise DoubleError(f"{what}: {e}")
+            time.sleep(0.5)
 
 
 def promote(etcd, member_id, timeout):
