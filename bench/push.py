@@ -13,7 +13,9 @@ each contender (every run is a first push):
 - scp: one `scp -r` process per host, all started together, of a directory holding the same files;
 - rsync: one `rsync -a` (over ssh) process per host, all started together, of that directory;
 - Ansible copy: `ansible all -m copy -f N` of that directory;
-and kubefab's push again onto hosts that already hold every file (what a re-run of `cluster.up` costs).
+and kubefab again onto hosts that already hold every file, as a re-run of `cluster.up` does it: the facts probe
+on each host (plan.probe: it reports mode, owner, size and mtime of every file kubefab pushes, and the sha256 of
+the rendered ones), then a push of only the files not in place (steps.push) — none, so no second round trip.
 The contenders' files land under /var/tmp/kubefab-bench. Wall times include the hosts' sshd and disk work (they
 share this machine's cores); client CPU is what an operator's machine spends.
 """
@@ -23,9 +25,9 @@ import shlex
 
 import common
 import contenders
-from kubefab import inventory, plan, script, ssh, up
+from kubefab import facts, inventory, plan, script, ssh, steps as steps_mod, up
 from kubefab.runner import HostResult, Runner, worst
-from kubefab.steps import FAILED, Push
+from kubefab.steps import FAILED, UNCHANGED, Push
 
 NAMES = ("kubefab", "scp", "rsync", "ansible_copy")
 AGAIN = "kubefab_again"
@@ -64,12 +66,19 @@ def contender_tree(files, root):
     return root
 
 
-def kubefab_push(inv, files, workers):
-    """One script per host carrying its files, run over the runner's pool; SystemExit naming failed hosts."""
+def kubefab_push(inv, files, workers, bundle=None):
+    """One script per host carrying its files, run over the runner's pool; SystemExit naming failed hosts.
+    With `bundle`, the facts probe first and only the files it shows missing, as a re-run of cluster.up."""
     hosts, runner = ssh.Hosts(), Runner(workers)
 
     def push(host):
-        steps = (Push("push files", files[host.name]),)
+        step = Push("push files", files[host.name])
+        if bundle is not None:
+            out = hosts.run(host, plan.probe(inv, bundle, host).encode(), up.PROBE_TIMEOUT)
+            step = steps_mod.push("push files", files[host.name], facts.parse(host.name, out.stdout))
+            if step.done:
+                return HostResult(host.name, "push", UNCHANGED, out.seconds, step.done)
+        steps = (step,)
         built = script.build(steps)
         out = hosts.run(host, built.text, 120 + built.payload.size // up.MIN_TRANSFER_RATE, built.payload)
         done = script.parse(steps, out.stdout, built.nonce)
@@ -113,13 +122,13 @@ def delivered(lab, files, under=""):
         raise SystemExit(f"{h.name} lacks or holds short copies of {missing[:5]}")
 
 
-def one_run(lab, inv, files, trees, work, opts, ansible):
+def one_run(lab, inv, bundle, files, trees, work, opts, ansible):
     """A Sample per contender, side by side; each contender but the second push starts on wiped hosts."""
     n = len(lab.hosts)
     inventory_ini, env = contenders.ansible_setup(lab, work / "ansible")
     runs = (  # name, what to run, where the files land, whether the hosts are wiped first
         ("kubefab", lambda: kubefab_push(inv, files, opts.workers), "", True),
-        (AGAIN, lambda: kubefab_push(inv, files, opts.workers), "", False),
+        (AGAIN, lambda: kubefab_push(inv, files, opts.workers, bundle), "", False),
         ("scp", lambda: scp(lab, trees, work / "scp"), DEST, True),
         ("rsync", lambda: rsync(lab, trees, work / "rsync"), DEST, True),
         ("ansible_copy", lambda: contenders.run_ansible(ansible, inventory_ini, env, n, "copy",
@@ -147,7 +156,8 @@ def size_row(n, opts, ansible):
         trees = work / "trees"
         for h in inv.hosts:
             contender_tree(files[h.name], trees / h.name)
-        samples = [one_run(lab, inv, files, trees, work / f"run-{i}", opts, ansible) for i in range(opts.runs)]
+        samples = [one_run(lab, inv, bundle, files, trees, work / f"run-{i}", opts, ansible)
+                   for i in range(opts.runs)]
         per_host = files[inv.hosts[0].name]
     row = {"hosts": n, "lab": contenders.lab_record(lab), "workers": opts.workers, "files_per_host": len(per_host),
            "mb_per_host": sum(f.size for f in per_host) / 2 ** 20}
