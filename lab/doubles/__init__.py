@@ -30,9 +30,16 @@ EXECUTABLES = {
 INTERPRETER = Path("lib", "interpreter")
 # The scripts import the copy of this package in `lib/` beside their real path, so a bin dir works
 # wherever it is bound or linked (lab hosts do not see the machine's /tmp, where a checkout may live).
+# Version queries are answered before the double loads, in the time a Go binary takes: kubefab's facts probe asks
+# them on every host of every run, and the lab should not make that look slower than it is.
+QUICK = {"kubeadm": {"version -o short": ""}, "kubelet": {"--version": "Kubernetes "}}
 SCRIPT = """#!{python}
 import os, sys
-os.environ.setdefault("KUBEFAB_DOUBLE_VERSION", {version!r})
+version = os.environ.setdefault("KUBEFAB_DOUBLE_VERSION", {version!r})
+quick = {quick!r}.get(" ".join(sys.argv[1:]))
+if quick is not None:
+    print(quick + version)
+    sys.exit(0)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "lib"))
 from doubles.{module} import main
 sys.exit(main())
@@ -55,7 +62,7 @@ def install_dir(target, version=DEFAULT_VERSION, python=sys.executable):
     (target / INTERPRETER).write_text("".join(f"{line}\n" for line in (python, *interpreter_dirs(python))))
     for name, module in EXECUTABLES.items():
         path = target / name
-        path.write_text(SCRIPT.format(python=python, version=version, module=module))
+        path.write_text(SCRIPT.format(python=python, version=version, module=module, quick=QUICK.get(name, {})))
         os.chmod(path, 0o755)
     return target
 
