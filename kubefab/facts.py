@@ -264,7 +264,7 @@ def _build(host, v, r, window):
         containerd_active=v["containerd.active"], images=frozenset(r["image"]),
         versions=_family(v, "version", VERSIONED),
         kube_files=frozenset(r["kube.file"]), etcd_data=v["kube.etcd"], ca_sha256=v["kube.ca_sha256"],
-        endpoint=Endpoint(v["endpoint.target"], v["endpoint.state"], v["endpoint.detail"].strip()),
+        endpoint=Endpoint(v["endpoint.target"], v["endpoint.state"], v["endpoint.detail"].strip()[:200]),
         files=_files(r["file"], r["sha256"]), links=MappingProxyType(dict(_link(x) for x in r["link"])),
     )
 

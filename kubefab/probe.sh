@@ -15,6 +15,8 @@ LC_ALL=C
 export PATH LC_ALL
 endpoint=${1:-}
 
+nl='
+'
 kv() { printf '%s=%s\n' "$1" "$2"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 # kv KEY with the first line of FILE ("" when it cannot be read).
@@ -34,12 +36,21 @@ lookup() {
 }
 # A command that may hang (a wedged binary, a dead network mount) gets a few seconds at most.
 bounded() { if have timeout; then timeout 5 "$@"; else "$@"; fi; }
-# The first word of a command's first line that looks like a version (1.2.3...), without its "v".
+# kv KEY with the first word of a command's first line that looks like a version (1.2.3...), without its
+# "v"; "" when the command is missing or prints none.
 version() {
-    have "$1" || return 0
-    bounded "$@" 2>/dev/null |
-        awk 'NR == 1 { for (i = 1; i <= NF; i++)
-                           if ($i ~ /^v?[0-9]+\.[0-9]+\.[0-9]+/) { sub(/^v/, "", $i); print $i; exit } }'
+    key=$1 word=""
+    shift
+    if have "$1"; then
+        line=$(bounded "$@" 2>/dev/null)
+        set -f
+        for word in ${line%%"$nl"*} ""; do
+            case $word in
+                v[0-9]*.[0-9]*.[0-9]* | [0-9]*.[0-9]*.[0-9]*) word=${word#v}; break ;;
+            esac
+        done
+    fi
+    kv "$key" "$word"
 }
 
 # Can the host reach the control-plane endpoint? open: something listens; refused: the address
@@ -69,7 +80,14 @@ probe_endpoint() {
     address=${endpoint%:*} port=${endpoint##*:}
     address=${address#[} address=${address%]}
     result=unchecked
-    [ -n "$endpoint" ] && result=$(connect "$address" "$port" "$endpoint" | tr '\n' ' ' | cut -c 1-200)
+    [ -n "$endpoint" ] && result=$(connect "$address" "$port" "$endpoint")
+    # its lines as one (facts.py keeps the first 200 characters)
+    set -f
+    IFS=$nl
+    # shellcheck disable=SC2086
+    set -- $result
+    IFS=' '
+    result="$*"
     state=${result%% *} detail=${result#"${result%% *}"}
     kv endpoint.target "$endpoint"
     kv endpoint.state "$state"
@@ -81,15 +99,17 @@ echo "kubefab-probe 1"
 # The slow parts (Go binaries printing their version, a connection that may time out) run in the
 # background meanwhile; each job prints whole key=value lines, in any order, before "end".
 probe_endpoint &
-(kv version.kubeadm "$(version kubeadm version -o short)") &
-(kv version.kubelet "$(version kubelet --version)") &
-(kv version.kubectl "$(version kubectl version --client)") &
-(kv version.containerd "$(version containerd --version)") &
-(kv version.runc "$(version runc --version)") &
+version version.kubeadm kubeadm version -o short &
+version version.kubelet kubelet --version &
+version version.kubectl kubectl version --client &
+version version.containerd containerd --version &
+version version.runc runc --version &
 # The images the kubelet's runtime holds (what `kubeadm config images pull` leaves), one line each.
 if have ctr && [ -S /run/containerd/containerd.sock ]; then
-    (images=$(bounded ctr -n k8s.io images ls -q 2>/dev/null | sed 's/^/image=/')
-     [ -z "$images" ] || printf '%s\n' "$images") &
+    (set -f
+     images=""
+     for i in $(bounded ctr -n k8s.io images ls -q 2>/dev/null); do images="${images}image=$i$nl"; done
+     printf '%s' "$images") &
 fi
 
 # Everything else, gathered while they run and printed in one piece after them, so that no line
@@ -108,24 +128,60 @@ gather() {
         if have "$p"; then pm=$p; break; fi
     done
     kv os.package_manager "$pm"
-    kernel=$(uname -r)
-    kv kernel "$kernel"
+    kernel=""
+    [ -r /proc/sys/kernel/osrelease ] && read -r kernel < /proc/sys/kernel/osrelease
+    kv kernel "${kernel:=$(uname -r)}"
     kv arch "$(uname -m)"
     kvfile init /proc/1/comm
-    kv uid "$(id -u)"
-    awk '$2 == "/sys/fs/cgroup" && $3 == "cgroup2" { v = 2 }
-         $3 == "cgroup" && !v { v = 1 }
-         END { print "cgroup.version=" v + 0 }' /proc/mounts
+    uid=""
+    while read -r key _ effective _; do
+        [ "$key" = Uid: ] && { uid=$effective; break; }
+    done < /proc/self/status
+    kv uid "${uid:-$(id -u)}"
+    kv cpus "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
+    # One awk over the kernel's tables and two config files: the cgroup version (and v1's controllers),
+    # memory, swap, listening TCP ports (hexadecimal, as the kernel lists them: no ss or netstat needed),
+    # containerd's cgroup driver (its last SystemdCgroup) and whether SELinux's config enforces.
+    tables=""
+    for f in /proc/mounts /proc/meminfo /proc/swaps /etc/fstab /proc/net/tcp /proc/net/tcp6 \
+             /etc/containerd/config.toml /etc/selinux/config; do
+        [ -r "$f" ] && tables="$tables $f"
+    done
     if [ -r /sys/fs/cgroup/cgroup.controllers ]; then
         kvfile cgroup.controllers /sys/fs/cgroup/cgroup.controllers
+    elif [ -r /proc/cgroups ]; then
+        tables="$tables /proc/cgroups"
     else
-        awk 'NR > 1 && $4 == 1 { on = on sep $1; sep = " " }
-             END { print "cgroup.controllers=" on }' /proc/cgroups 2>/dev/null
+        kv cgroup.controllers ""
     fi
-    kv cpus "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
-    awk '$1 == "MemTotal:" { print "memory_kib=" $2 }' /proc/meminfo
-    awk 'NR > 1 && NF >= 3 { print "swap=" $1 " " $3 }' /proc/swaps 2>/dev/null
-    [ -r /etc/fstab ] && awk '$1 !~ /^#/ && $3 == "swap" { print "fstab.swap=" $1 }' /etc/fstab
+    containerd=absent selinux_config=absent
+    [ -r /etc/containerd/config.toml ] && containerd=present
+    [ -r /etc/selinux/config ] && selinux_config=other
+    kv containerd.config "$containerd"
+    # shellcheck disable=SC2086  # plain paths, split on purpose
+    awk -v selinux="$selinux_config" '
+        FILENAME == "/proc/mounts" { if ($2 == "/sys/fs/cgroup" && $3 == "cgroup2") cg = 2
+                                     if ($3 == "cgroup" && !cg) cg = 1
+                                     next }
+        FILENAME == "/proc/cgroups" { if (FNR > 1 && $4 == 1) { on = on sep $1; sep = " " }
+                                      v1 = 1
+                                      next }
+        FILENAME == "/proc/meminfo" { if ($1 == "MemTotal:") print "memory_kib=" $2; next }
+        FILENAME == "/proc/swaps" { if (FNR > 1 && NF >= 3) print "swap=" $1 " " $3; next }
+        FILENAME == "/etc/fstab" { if ($1 !~ /^#/ && $3 == "swap") print "fstab.swap=" $1; next }
+        FILENAME ~ /^\/proc\/net\/tcp/ { if ($4 == "0A") { split($2, a, ":")
+                                                         if (!(a[2] in seen)) { seen[a[2]] = 1; ports = ports a[2] " " } }
+                                        next }
+        FILENAME == "/etc/containerd/config.toml" { if ($0 ~ /^[ \t]*SystemdCgroup[ \t]*=/) {
+                                                        v = $0; sub(/^[^=]*=[ \t]*/, "", v); match(v, /^[a-z]*/)
+                                                        driver = substr(v, 1, RLENGTH) }
+                                                    next }
+        FILENAME == "/etc/selinux/config" { if (/^SELINUX=enforcing/) selinux = "enforcing"; next }
+        END { print "cgroup.version=" cg + 0
+              if (v1) print "cgroup.controllers=" on
+              print "tcp.listen=" ports
+              print "containerd.systemd_cgroup=" driver
+              print "selinux.config=" selinux }' $tables
     kvfile hostname /proc/sys/kernel/hostname
     kvfile hostname.file /etc/hostname
     # kubefab's block of node names in /etc/hosts, hashed (the hash of nothing when there is none)
@@ -156,15 +212,18 @@ gather() {
         kv "command.$c" "$found"
     done
     # A module is loaded (/proc/modules), built in (modules.builtin), available (modules.dep) or missing.
-    modules=/lib/modules/$kernel
-    cat /proc/modules "$modules/modules.builtin" "$modules/modules.dep" 2>/dev/null |
-        awk -v wanted="@MODULES@" '
+    lists=""
+    for f in /proc/modules "/lib/modules/$kernel/modules.builtin" "/lib/modules/$kernel/modules.dep"; do
+        [ -r "$f" ] && lists="$lists $f"
+    done
+    # shellcheck disable=SC2086  # plain paths, split on purpose
+    awk -v wanted="@MODULES@" '
             BEGIN { n = split(wanted, m, " "); for (i = 1; i <= n; i++) state[m[i]] = "missing" }
             $1 !~ /\// { if ($1 in state) state[$1] = "loaded"; next }
             { name = $1; sub(/:$/, "", name); sub(/.*\//, "", name); sub(/\.ko.*/, "", name); gsub(/-/, "_", name)
               if (!(name in state) || state[name] == "loaded" || state[name] == "builtin") next
               state[name] = index($0, ":") ? "available" : "builtin" }
-            END { for (i = 1; i <= n; i++) print m[i], state[m[i]] }' |
+            END { for (i = 1; i <= n; i++) print m[i], state[m[i]] }' $lists </dev/null |
         while read -r name state; do
             [ "$state" = missing ] && [ -d "/sys/module/$name" ] && state=loaded
             kv "module.$name" "$state"
@@ -172,22 +231,10 @@ gather() {
     for pair in @SYSCTLS@; do
         kvfile "sysctl.${pair%%=*}" "${pair#*=}"
     done
-    # Listening TCP ports, as the kernel lists them (hexadecimal); no ss or netstat needed.
-    awk '$4 == "0A" { split($2, a, ":"); if (!(a[2] in seen)) { seen[a[2]] = 1; ports = ports a[2] " " } }
-         END { print "tcp.listen=" ports }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
     bounded df -Pk /var/lib 2>/dev/null | awk 'NR == 2 { print "disk=" $2, $4, $6 }'
     for s in @CRI_SOCKETS@; do
         [ -S "$s" ] && kv cri "$s"
     done
-    cgroup=""
-    if [ -r /etc/containerd/config.toml ]; then
-        kv containerd.config present
-        cgroup=$(sed -n 's/^[[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*\([a-z]*\).*/\1/p' \
-            /etc/containerd/config.toml | tail -n 1)
-    else
-        kv containerd.config absent
-    fi
-    kv containerd.systemd_cgroup "$cgroup"
     enforce=""
     [ -r /sys/fs/selinux/enforce ] && read -r enforce < /sys/fs/selinux/enforce
     case $enforce in
@@ -195,10 +242,6 @@ gather() {
         0) kv selinux permissive ;;
         *) kv selinux disabled ;;
     esac
-    if [ ! -r /etc/selinux/config ]; then kv selinux.config absent
-    elif grep -qs '^SELINUX=enforcing' /etc/selinux/config; then kv selinux.config enforcing
-    else kv selinux.config other
-    fi
     # One systemctl per question, each answering a line per unit, in the order asked.
     firewalld="" containerd_active="" kubelet_service="" containerd_service=""
     if have systemctl && [ -d /run/systemd/system ]; then
