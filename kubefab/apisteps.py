@@ -15,7 +15,7 @@ import time
 from kubefab import apply, cni, drain, health, kube, kubeconfig, net, nodes, phases
 from kubefab.errors import KubefabError
 from kubefab.script import StepResult
-from kubefab.steps import CHANGED, FAILED, UNCHANGED
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED
 
 REACH_TIMEOUT = 3
 
@@ -38,8 +38,9 @@ def reachable(address, port, timeout=REACH_TIMEOUT):
 class ApiSteps:
     """The run's connection to the API server and the functions behind each Api step."""
 
-    def __init__(self, inv, ssh_hosts, log):
+    def __init__(self, inv, ssh_hosts, log, stop=None):
         self.inv, self.ssh, self.log = inv, ssh_hosts, log
+        self.stop = stop or threading.Event()       # set on Ctrl-C: every wait on the API server ends
         self._api = None
         self._lock = threading.Lock()
 
@@ -55,7 +56,7 @@ class ApiSteps:
                     via = f"{local}:{local_port}"
                     self.log.info("the API server %s does not answer from here: reaching it through %s's SSH "
                                   "connection (%s)", self.inv.endpoint, through.name, via)
-                self._api = kube.connect(admin_conf(self.inv), via=via)
+                self._api = kube.connect(admin_conf(self.inv), via=via, stop=self.stop)
             return self._api
 
     def run(self, step, host):
@@ -63,6 +64,8 @@ class ApiSteps:
         start = time.monotonic()
         try:
             status, detail = RUNNERS[step.name](self, host)
+        except kube.Stopped as e:
+            status, detail = SKIPPED, str(e)
         except KubefabError as e:
             status, detail = FAILED, str(e)
         return StepResult(step.name, status, detail, time.monotonic() - start)
@@ -85,7 +88,8 @@ class ApiSteps:
 
     def node(self, host):
         if self.inv.cluster.cni == "none":     # no Ready before the user's own pod network runs
-            view = kube.until(lambda: self._registered(host), nodes.NODE_TIMEOUT, f"node {host.name} did not register")
+            view = kube.until(lambda: self._registered(host), nodes.NODE_TIMEOUT, f"node {host.name} did not register",
+                              self.stop)
             state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
         else:
             view, state = nodes.wait_ready(self.api(), [host.name])[0], "Ready"

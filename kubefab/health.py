@@ -82,7 +82,7 @@ def wait_control_plane(api, node, timeout=CONTROL_PLANE_TIMEOUT):
         pods = api.get(PODS, {"labelSelector": "tier=control-plane", "fieldSelector": f"spec.nodeName={node}"})
         behind = [f"{c.name}: {c.detail}" for c in components(pods["items"], [node]) if not c.ready]
         return (not behind, "; ".join(behind))
-    return kube.until(check, timeout, f"{node}: the control-plane components were not all Ready")
+    return kube.until(check, timeout, f"{node}: the control-plane components were not all Ready", api.stop)
 
 
 def gather(api, inv, version, warn_days=pki.WARN_DAYS):

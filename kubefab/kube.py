@@ -7,6 +7,7 @@ an unreachable server an `Unreachable`. Everything that reads or changes cluster
 """
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,10 @@ class Timeout(KubefabError):
     """What kubefab waited for did not happen by its deadline."""
 
 
+class Stopped(KubefabError):
+    """A wait given up because the run is stopping (Ctrl-C)."""
+
+
 @dataclass(frozen=True)
 class Resource:
     """Where objects of one kind live: the collection path and whether it is namespaced."""
@@ -67,6 +72,7 @@ class Api:
 
     client: object
     server: str
+    stop: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)  # set: waits end
     _kinds: dict = field(default_factory=dict, compare=False, repr=False)
 
     def request(self, method, path, body=None, content_type=JSON, query=None, timeout=REQUEST_TIMEOUT):
@@ -128,7 +134,7 @@ class Api:
             if kind in kinds:
                 return True, kinds[kind]
             return False, f"it serves {', '.join(sorted(kinds)) or 'nothing'}"
-        return until(check, timeout, f"{self.server}: no {kind} served in {api_version}")
+        return until(check, timeout, f"{self.server}: no {kind} served in {api_version}", self.stop)
 
     def _discover(self, api_version, fresh=False):
         if fresh or api_version not in self._kinds:
@@ -164,8 +170,9 @@ def _error(method, path, status, text):
     return ApiError(method, path, status, body.get("reason", "") or "Error", body.get("message") or text.strip())
 
 
-def connect(kubeconfig, via=None):
-    """An Api for kubeconfig file `kubeconfig` (its current context), optionally through `via` ('host:port').
+def connect(kubeconfig, via=None, stop=None):
+    """An Api for kubeconfig file `kubeconfig` (its current context), optionally through `via` ('host:port');
+    its waits end with Stopped once Event `stop` is set.
 
     Through `via`, TLS still checks the API server's certificate for the kubeconfig's own endpoint, as
     an SSH tunnel to the control plane needs (kubeadm's apiserver certificate has no 127.0.0.1).
@@ -184,7 +191,7 @@ def connect(kubeconfig, via=None):
     configuration = k8s.Configuration()
     k8s_config.load_kube_config_from_dict(doc, client_configuration=configuration, persist_config=False)
     configuration.retries = urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.2)
-    return Api(k8s.ApiClient(configuration), server)
+    return Api(k8s.ApiClient(configuration), server, stop or threading.Event())
 
 
 def _current_cluster(doc):
@@ -192,19 +199,22 @@ def _current_cluster(doc):
     return next(c for c in doc["clusters"] if c["name"] == context["cluster"])["cluster"]
 
 
-def until(check, timeout, what):
+def until(check, timeout, what, stop=None):
     """Call check() every POLL_SECONDS until it returns (True, value), then return value.
 
     While not done, check returns (False, why); at the deadline a Timeout names `what` and the last why.
+    Once Event `stop` is set (Ctrl-C), the wait ends at once with Stopped.
     """
     deadline = time.monotonic() + timeout
-    while True:
+    stop = stop or threading.Event()
+    while not stop.is_set():
         done, value = check()
         if done:
             return value
         if time.monotonic() + POLL_SECONDS > deadline:
             raise Timeout(f"{what} within {timeout:g}s — last: {value}")
-        time.sleep(POLL_SECONDS)
+        stop.wait(POLL_SECONDS)
+    raise Stopped(f"stopped waiting: {what} (interrupted)")
 
 
 def wait_ready(api, timeout=READY_TIMEOUT):
@@ -216,4 +226,4 @@ def wait_ready(api, timeout=READY_TIMEOUT):
             return False, "/readyz did not say ok"
         except (ApiError, Unreachable) as e:
             return False, str(e)
-    return until(check, timeout, f"{api.server}: the API server was not ready")
+    return until(check, timeout, f"{api.server}: the API server was not ready", api.stop)

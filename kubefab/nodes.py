@@ -163,4 +163,4 @@ def wait_ready(api, names, timeout=NODE_TIMEOUT):
         behind = [f"{name} not registered" if name not in found else f"{name} NotReady ({found[name].reason})"
                   for name in names if not (name in found and found[name].ready)]
         return (True, tuple(found[n] for n in names)) if not behind else (False, "; ".join(behind))
-    return kube.until(check, timeout, f"nodes {', '.join(names)} were not all Ready")
+    return kube.until(check, timeout, f"nodes {', '.join(names)} were not all Ready", api.stop)

@@ -150,8 +150,8 @@ class Run:
             self.bundle = plan.prepare(self.inv)
             logs.mask(token.bootstrap_token(self.inv))
             self.ssh = ssh.Hosts()
-            self.api_steps = apisteps.ApiSteps(self.inv, self.ssh, self.log)
             self.runner = Runner(self.o.workers, self._progress)
+            self.api_steps = apisteps.ApiSteps(self.inv, self.ssh, self.log, stop=self.runner.stopping)
             try:
                 return body()
             except Interrupted as e:

@@ -1,0 +1,28 @@
+"""Waits on the API server end at their deadline naming what was last seen, and at once when the run stops."""
+
+import threading
+import time
+
+import pytest
+
+from kubefab import kube
+
+
+def test_a_wait_that_never_succeeds_times_out_with_the_last_reason():
+    with pytest.raises(kube.Timeout, match=r"node w-1 was not Ready within 0.5s — last: NotReady \(no CNI\)"):
+        kube.until(lambda: (False, "NotReady (no CNI)"), 0.5, "node w-1 was not Ready")
+
+
+def test_ctrl_c_ends_a_long_wait_at_once():
+    stop, checks = threading.Event(), []
+    threading.Timer(0.3, stop.set).start()
+    start = time.monotonic()
+    with pytest.raises(kube.Stopped, match="stopped waiting: the API server was not ready"):
+        kube.until(lambda: (checks.append(1), (False, "connection refused"))[1], 600, "the API server was not ready",
+                   stop)
+    assert time.monotonic() - start < 10 and len(checks) <= 3      # not the 600 s deadline
+
+
+def test_a_wait_that_succeeds_returns_its_value():
+    answers = iter([(False, "not yet"), (True, "v1.33.5")])
+    assert kube.until(lambda: next(answers), 30, "the API server was not ready") == "v1.33.5"
