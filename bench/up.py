@@ -1,8 +1,8 @@
 """kubefab's whole `cluster.up` on lab clusters of node hosts with the doubles: seconds per phase, worker joins one
 at a time against batches, a second `up` that changes nothing, and the client's memory and CPU per host.
 
-    python bench/up.py [--hosts 3,50] [--batches 10,50] [--workers 32] [--runs 3] [--large-runs 1] [--smoke]
-                       [--out DIR]     (root: it builds labs)
+    python bench/up.py [--hosts 3,50] [--batches 10,50] [--workers 32] [--ignore EndpointReachable] [--runs 3]
+                       [--large-runs 1] [--smoke] [--out DIR]     (root: it builds labs)
 
 Each run of a size N builds a fresh lab of N node hosts (systemd, containerd, and the doubles of kubeadm, the
 kubelet, etcd and the control plane, installed by the runtime phase from the lab's offline directory; 1 control
@@ -11,9 +11,9 @@ plane below 10 hosts, 3 from 10 on, the rest workers) and a fresh state dir, the
 - first: `cluster.up` on the new hosts, workers joined one at a time (the inventory's worker_batch_size = 1);
   wall, client CPU, this process's peak RSS, and the seconds of each stage and phase (the runner's wall seconds per
   phase; preflight: its checks and their table, which make no round trip, timed in this process);
-- again: a second `cluster.up` (nothing to change: every phase after facts and preflight must be unchanged), its
-  SSH round trips per host and API requests, and its ratio to one facts round trip (the facts phase of the same
-  run) and to a `cluster.preflight` measured next;
+- again: a second `cluster.up`, with nothing to change (its results after facts and preflight that are not
+  `unchanged` are counted), its SSH round trips per host and API requests, and its ratio to one facts round trip
+  (the facts phase of the same run) and to a `cluster.preflight` measured next;
 - for each --batches size below the number of workers: `cluster.reset` of every host, then `cluster.up --batch B`;
   its join-workers seconds against the first up's one at a time. A reset host joins again as a new one (kubeadm's
   files, the kubelet's state and the node object are gone); what the runtime phase installed stays, so only
@@ -22,7 +22,9 @@ The lab hosts share this machine's cores with the client and with each other (ev
 heartbeats to the API server doubles), so wall times grow with the lab; client CPU is what an operator's machine
 spends. Labs of more than 10 hosts run --large-runs times (default once: a 50-host run takes about a quarter of
 an hour here, most of it workers joining one at a time), smaller ones --runs times. Memory per host is the growth
-of the first up's peak RSS between two sizes, per extra host.
+of the first up's peak RSS between two sizes, per extra host. The runs after the first ignore the preflight
+checks named by --ignore (see IGNORED below: the loaded lab, not kubefab, fails EndpointReachable there); the first
+ignores none.
 
 Node hosts each hold ~6 inotify instances (systemd, logind): the kernel's default of 128 per user allows ~20, so
 labs beyond that need `sysctl -w fs.inotify.max_user_instances=1024` first; the benchmark says so before it starts.
@@ -41,7 +43,7 @@ from pathlib import Path
 import common
 import contenders
 from kubefab import inventory, kube, log as logs, phases, preflight, ssh, up
-from kubefab.steps import FAILED, UNCHANGED
+from kubefab.steps import CHANGED, FAILED
 
 SMOKE = [("hosts", "3"), ("batches", "1")]
 LARGE = 10                  # labs of more than this many hosts run --large-runs times
@@ -136,26 +138,33 @@ def _inotify_of_root(fd):
 
 
 @contextlib.contextmanager
-def kept_log(log, keep):
-    """On a failed run, kubefab's log copied to `keep` (the state dir goes with the lab), its path in the error."""
+def kept_log(log, keep, failures):
+    """kubefab's log copied to `keep` (the state dir goes with the lab) when the run failed or `failures` holds any."""
     try:
         yield
     except SystemExit as e:
-        keep.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log, keep)
         raise SystemExit(f"{e}\nkubefab's log of the run: {keep}") from None
+    if failures:
+        shutil.copyfile(log, keep)
+        print(f"{len(failures)} hosts failed in runs after the first, see {keep}:\n" + "\n".join(failures[:10]))
 
 
 def run_up(inv, action="up", **options):
-    """(up.Run, Tally) of one `cluster.<action>` in this process; SystemExit naming the hosts that failed."""
+    """(up.Run, Tally, failures) of one `cluster.<action>` in this process; a failure is 'HOST PHASE: cause'."""
     console = io.StringIO()
     with tallied() as tally:
         run = up.Run(inv, up.Options(**options), console=console)
         code = getattr(run, action)()
-    if code:
-        failed = [f"{r.host} {r.phase}: {r.detail[-1500:]}" for r in run.results if r.status == FAILED]
-        raise SystemExit(f"cluster.{action} {options} exited {code}:\n" + "\n".join(failed[:10] or
-                                                                                    [console.getvalue()[-3000:]]))
+    failures = [f"{r.host} {r.phase}: {r.detail[-1500:]}" for r in run.results if r.status == FAILED]
+    return run, tally, failures or ([f"exit {code}: {console.getvalue()[-3000:]}"] if code else [])
+
+
+def succeeded(outcome, what):
+    """(up.Run, Tally) of a run that must succeed; SystemExit naming the hosts that failed."""
+    run, tally, failures = outcome
+    if failures:
+        raise SystemExit(f"{what} failed:\n" + "\n".join(failures[:10]))
     return run, tally
 
 
@@ -168,27 +177,33 @@ def phase_seconds(run, tally, wall):
 
 
 def one_run(n, opts):
-    """One fresh lab of `n` node hosts: the first up, a no-change up, a preflight, then reset and up per batch."""
-    with node_lab(n) as (lab, work), kept_log(work / "state" / logs.FILE, opts.out / f"up-{n}-hosts.log"):
+    """One fresh lab of `n` node hosts: the first up, a no-change up, a preflight, then reset and up per batch.
+
+    The first up, the preflight and the resets must succeed; the hosts that fail in the other ups are recorded."""
+    failures = []
+    with node_lab(n) as (lab, work), kept_log(work / "state" / logs.FILE, opts.out / f"up-{n}-hosts.log", failures):
         inv = inventory.load(lab.inventory, state_dir=work / "state")
         options = {"yes": True, "workers": opts.workers}
-        first, (run, tally) = common.measure(lambda: run_up(inv, **options))
+        first, outcome = common.measure(lambda: run_up(inv, **options))
+        run, tally = succeeded(outcome, "the first cluster.up")
         options["ignore"] = opts.ignore
-        result = {"lab": contenders.lab_record(lab), "first": first, "first_phases": phase_seconds(run, tally,
-                                                                                                   first.wall_s)}
-        again, (run, tally) = common.measure(lambda: run_up(inv, **options))
+        result = {"lab": contenders.lab_record(lab), "first": first,
+                  "first_phases": phase_seconds(run, tally, first.wall_s)}
+        again, (run, tally, failed) = common.measure(lambda: run_up(inv, **options))
+        failures += failed
         acted = [r for r in run.results if r.phase not in STAGED]
         result.update(again=again, again_phases=phase_seconds(run, tally, again.wall_s),
-                      again_changed=sum(r.status != UNCHANGED for r in acted), again_results=len(acted),
-                      again_ssh_runs=dict(tally.ssh), again_api_requests=tally.api,
-                      preflight=common.measure(lambda: run_up(inv, "preflight", workers=opts.workers,
-                                                              ignore=opts.ignore))[0])
+                      again_changed=sum(r.status == CHANGED for r in acted), again_failed=failed,
+                      again_ssh_runs=dict(tally.ssh), again_api_requests=tally.api)
+        result["preflight"], outcome = common.measure(lambda: run_up(inv, "preflight", **options))
+        succeeded(outcome, "cluster.preflight")
         result["batches"] = {}
         for batch in batches(n, opts.batches):
-            run_up(inv, "reset", **options)
-            sample, (run, tally) = common.measure(lambda: run_up(inv, batch=batch, **options))
-            result["batches"][str(batch)] = {"wall_s": sample.wall_s,
-                                             "join_workers_s": run.runner.seconds["join-workers"]}
+            succeeded(run_up(inv, "reset", **options), "cluster.reset")
+            sample, (run, tally, failed) = common.measure(lambda: run_up(inv, batch=batch, **options))
+            failures += failed
+            result["batches"][str(batch)] = {"wall_s": sample.wall_s, "failed": failed,
+                                             "join_workers_s": run.runner.seconds.get("join-workers")}
     return result
 
 
@@ -198,10 +213,10 @@ def batches(n, sizes):
 
 
 def median_of(dicts):
-    """Key by key median of dicts of numbers; None where every value is None."""
+    """Key by key median of the numbers in dicts; None where every value is None."""
     dicts = list(dicts)
     return {k: (statistics.median(v) if (v := [d[k] for d in dicts if d.get(k) is not None]) else None)
-            for k in dicts[0]}
+            for k in dicts[0] if not isinstance(dicts[0][k], list)}
 
 
 def size_row(n, opts):
@@ -214,7 +229,9 @@ def size_row(n, opts):
     for key in ("first_phases", "again_phases"):
         row[key] = median_of(r[key] for r in runs)
     ssh_runs = [v for r in runs for v in r["again_ssh_runs"].values()]
-    row.update(again_changed=max(r["again_changed"] for r in runs), again_results=runs[-1]["again_results"],
+    row.update(again_changed=max(r["again_changed"] for r in runs),
+               again_failed=[f for r in runs for f in r["again_failed"]],
+               batch_failed=[f for r in runs for b in r["batches"].values() for f in b["failed"]],
                again_ssh_runs_per_host=max(ssh_runs) if ssh_runs else 0,
                again_api_requests=statistics.median(r["again_api_requests"] for r in runs),
                again_over_facts=common.ratio(row["again"].wall_s, row["again_phases"]["facts"]),
@@ -267,9 +284,10 @@ def main(argv=None):
 def report(rows, opts):
     print(common.table(
         ("hosts", "cp", "first up s", "cpu s", "again s", "cpu s", "again/facts", "again/preflight", "changed",
-         "peak MB", "B/host", "cpu ms/host"),
+         "failed", "peak MB", "B/host", "cpu ms/host"),
         [(r["hosts"], r["control_planes"], r["first"].wall_s, r["first"].cpu_s, r["again"].wall_s, r["again"].cpu_s,
-          r["again_over_facts"], r["again_over_preflight"], r["again_changed"], r["first"].peak_rss_mb,
+          r["again_over_facts"], r["again_over_preflight"], r["again_changed"], len(r["again_failed"]),
+          r["first"].peak_rss_mb,
           r["rss_bytes_per_host"] and round(r["rss_bytes_per_host"]), r["cpu_ms_per_host"]) for r in rows]))
     names = (*phases.NAMES, "other")
     print(common.table(("hosts", "run", *names),

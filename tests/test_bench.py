@@ -31,7 +31,7 @@ BENCHMARKS = {
               "cpu_ms_per_host",
               *(f"kubefab_over_{n}{cpu}" for n in PUSH[1:] for cpu in ("", "_cpu"))}, (*PUSH, *PUSH_EXTRA), 1),
     "up": ({"hosts", "control_planes", "workers", "runs", "lab", "pool", "first", "again", "preflight",
-            "first_phases", "again_phases", "again_changed", "again_results", "again_ssh_runs_per_host",
+            "first_phases", "again_phases", "again_changed", "again_failed", "batch_failed", "again_ssh_runs_per_host",
             "again_api_requests", "again_over_facts", "again_over_preflight", "cpu_ms_per_host",
             "again_cpu_ms_per_host", "join_workers", "rss_bytes_per_host"}, ("first", "again", "preflight"), 1),
 }
@@ -147,7 +147,7 @@ def test_up_smoke_times_every_phase_and_a_second_up_changes_nothing(smoke):
     assert row["first_phases"]["join-control-plane"] is None
     assert all(row["first_phases"][name] > 0 for name in phases.NAMES if name != "join-control-plane"), row
     # the second up found the cluster made: it changed nothing, and what joining cost it is near nothing
-    assert row["again_changed"] == 0, row
+    assert row["again_changed"] == 0 and row["again_failed"] == row["batch_failed"] == [], row
     assert row["first_phases"]["join-workers"] > 10 * (row["again_phases"]["join-workers"] or 0)
     assert row["again_phases"]["facts"] > 0 and row["again_over_facts"] > 1 and row["again_over_preflight"] > 0
     assert row["again_ssh_runs_per_host"] >= 1
