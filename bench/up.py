@@ -108,8 +108,9 @@ def tallied():
 
 @contextlib.contextmanager
 def node_lab(hosts):
-    """A lab of `hosts` node hosts and a temp dir, both gone on exit."""
-    from lab import Lab
+    """A lab of `hosts` node hosts and a temp dir, both gone on exit (a SIGTERM or SIGHUP too)."""
+    from lab import Lab, down_on_termination
+    down_on_termination()
     with Lab.up(hosts=hosts, control_planes=control_planes(hosts), flavour="node") as lab, \
             tempfile.TemporaryDirectory(prefix="kubefab-bench-") as tmp:
         yield lab, Path(tmp)
@@ -244,10 +245,15 @@ def size_row(n, opts):
 
 
 def per_host_growth(rows):
-    """Each row's peak-RSS growth over the previous size, in bytes per extra host (None for the first)."""
+    """Each row's growth over the previous size per extra host: the first up's peak RSS in bytes and its client CPU
+    in ms (None for the first size)."""
     for before, row in zip([None, *rows], rows):
-        row["rss_bytes_per_host"] = None if before is None else (
-            (row["first"].peak_rss_mb - before["first"].peak_rss_mb) * 2 ** 20 / (row["hosts"] - before["hosts"]))
+        if before is None:
+            row["rss_bytes_per_extra_host"] = row["cpu_ms_per_extra_host"] = None
+            continue
+        extra = row["hosts"] - before["hosts"]
+        row["rss_bytes_per_extra_host"] = (row["first"].peak_rss_mb - before["first"].peak_rss_mb) * 2 ** 20 / extra
+        row["cpu_ms_per_extra_host"] = 1000 * (row["first"].cpu_s - before["first"].cpu_s) / extra
 
 
 def main(argv=None):
@@ -284,11 +290,12 @@ def main(argv=None):
 def report(rows, opts):
     print(common.table(
         ("hosts", "cp", "first up s", "cpu s", "again s", "cpu s", "again/facts", "again/preflight", "changed",
-         "failed", "peak MB", "B/host", "cpu ms/host"),
+         "failed", "peak MB", "B/extra host", "cpu ms/host", "/extra host"),
         [(r["hosts"], r["control_planes"], r["first"].wall_s, r["first"].cpu_s, r["again"].wall_s, r["again"].cpu_s,
           r["again_over_facts"], r["again_over_preflight"], r["again_changed"], len(r["again_failed"]),
           r["first"].peak_rss_mb,
-          r["rss_bytes_per_host"] and round(r["rss_bytes_per_host"]), r["cpu_ms_per_host"]) for r in rows]))
+          r["rss_bytes_per_extra_host"] and round(r["rss_bytes_per_extra_host"]), r["cpu_ms_per_host"],
+          r["cpu_ms_per_extra_host"]) for r in rows]))
     names = (*phases.NAMES, "other")
     print(common.table(("hosts", "run", *names),
                        [(r["hosts"], run, *(r[f"{run}_phases"][p] for p in names))
