@@ -20,8 +20,8 @@ plane below 10 hosts, 3 from 10 on, the rest workers) and a fresh state dir, the
   join-workers is compared.
 The lab hosts share this machine's cores with the client and with each other (every joined kubelet double
 heartbeats to the API server doubles), so wall times grow with the lab; client CPU is what an operator's machine
-spends. Labs of more than 10 hosts run --large-runs times (default once: a 50-host run takes about a quarter of
-an hour here, most of it workers joining one at a time), smaller ones --runs times. Memory per host is the growth
+spends. Labs of more than 10 hosts run --large-runs times (default once: a 50-host run takes 10 to 15 minutes
+here, half of it workers joining one at a time), smaller ones --runs times. Memory per host is the growth
 of the first up's peak RSS between two sizes, per extra host. The runs after the first ignore the preflight
 checks named by --ignore (see IGNORED below: the loaded lab, not kubefab, fails EndpointReachable there); the first
 ignores none.
