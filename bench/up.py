@@ -48,7 +48,7 @@ from kubefab.steps import CHANGED, FAILED
 SMOKE = [("hosts", "3"), ("batches", "1")]
 LARGE = 10                  # labs of more than this many hosts run --large-runs times
 HA_FROM = 10                # labs of this many hosts and more have 3 control planes, smaller ones 1
-INOTIFY_PER_HOST = 7        # inotify instances a node host holds (6 seen: systemd 5, logind 1), and a spare
+INOTIFY_PER_HOST = 6        # inotify instances of root a booted node host holds (systemd 5, logind 1)
 STAGED = ("facts", "preflight")
 # On a 50-host lab with its cluster running, the hosts' probes (sharing 2 cores with 50 kubelet and 3 API server
 # doubles) do not finish their TCP connect to the endpoint within the probe's 3 s: the runs after the first would
