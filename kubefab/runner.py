@@ -53,7 +53,10 @@ class Interrupted(Exception):
 
 
 class Runner:
-    """A pool of `workers` threads for the whole run; `progress(phase, done, failed, total, seconds)`."""
+    """A pool of `workers` threads for the whole run; `progress(phase, done, failed, total, seconds)`.
+
+    `seconds` holds each phase's wall seconds by name, summed over its calls (what the benchmarks read).
+    """
 
     def __init__(self, workers=DEFAULT_WORKERS, progress=None):
         if workers < 1:
@@ -61,6 +64,7 @@ class Runner:
         self.pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kubefab")
         self.progress = progress or (lambda *a: None)
         self.stopping = threading.Event()
+        self.seconds = {}
 
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -75,7 +79,9 @@ class Runner:
                 results += [HostResult(h.name, name, SKIPPED, detail=why) for b in batches[index:] for h in b]
                 break
             results += self._batch(name, batch, work, results, total, start)
-        self.progress(name, len(results), sum(r.failed for r in results), total, time.monotonic() - start)
+        elapsed = time.monotonic() - start
+        self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+        self.progress(name, len(results), sum(r.failed for r in results), total, elapsed)
         return tuple(results)
 
     def _batch(self, name, batch, work, earlier, total, start):

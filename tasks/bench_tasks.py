@@ -60,3 +60,12 @@ def push(c, hosts="10,50,100", megabytes=50, workers=32, ansible_venv=None, runs
     """kubefab's push of each host's tree and the offline binaries against scp, rsync and Ansible's copy (root)."""
     run_script(c, "push", runs, smoke, out, hosts=hosts, megabytes=megabytes, workers=workers,
                **({"ansible_venv": ansible_venv} if ansible_venv else {}))
+
+
+@task(help={"hosts": "comma-separated lab sizes of node hosts, at least 2 (default 3,50)",
+            "batches": "comma-separated worker batch sizes compared with joining one at a time (default 10,50)",
+            "large-runs": "runs for labs of more than 10 hosts (default 1; --runs is for the smaller ones)",
+            "workers": LAB_HELP["workers"], **COMMON_HELP})
+def up(c, hosts="3,50", batches="10,50", large_runs=1, workers=32, runs=3, smoke=False, out=None):
+    """The whole cluster.up on labs of node hosts: seconds per phase, worker batches, a no-change up, memory (root)."""
+    run_script(c, "up", runs, smoke, out, hosts=hosts, batches=batches, large_runs=large_runs, workers=workers)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kubefab import phases
 from lab import kernel, spec, state
 
 pytestmark = pytest.mark.slow
@@ -29,8 +30,13 @@ BENCHMARKS = {
     "push": ({"hosts", "lab", "workers", "files_per_host", "mb_per_host", *PUSH, *PUSH_EXTRA, "again_over_first",
               "cpu_ms_per_host",
               *(f"kubefab_over_{n}{cpu}" for n in PUSH[1:] for cpu in ("", "_cpu"))}, (*PUSH, *PUSH_EXTRA), 1),
+    "up": ({"hosts", "control_planes", "workers", "runs", "lab", "pool", "first", "again", "preflight",
+            "first_phases", "again_phases", "again_changed", "again_failed", "batch_failed", "again_ssh_runs_per_host",
+            "again_api_requests", "again_over_facts", "again_over_preflight", "cpu_ms_per_host",
+            "again_cpu_ms_per_host", "join_workers", "rss_bytes_per_extra_host", "cpu_ms_per_extra_host"},
+           ("first", "again", "preflight"), 1),
 }
-ON_LAB = ("facts", "push")     # they build labs of plain hosts: root and namespaces
+ON_LAB = ("facts", "push", "up")     # they build labs (of plain hosts, or node hosts for up): root and namespaces
 
 
 def bench(*argv):
@@ -131,10 +137,30 @@ def test_push_smoke_sends_the_tree_and_the_offline_binaries(smoke):
         assert row[name]["wall_s"] > 0, name
 
 
+@pytest.mark.lab
+def test_up_smoke_times_every_phase_and_a_second_up_changes_nothing(smoke):
+    run, out, _ = smoke("up")
+    assert run.returncode == 0, run.stderr
+    [row] = json.loads((out / "up.json").read_text())["rows"]
+    assert (row["hosts"], row["control_planes"], row["workers"]) == (3, 1, 2)
+    assert row["first_phases"].keys() == row["again_phases"].keys() == {*phases.NAMES, "other"}
+    # one control plane: no other to join; the first up ran every other stage and phase
+    assert row["first_phases"]["join-control-plane"] is None
+    assert all(row["first_phases"][name] > 0 for name in phases.NAMES if name != "join-control-plane"), row
+    # the second up found the cluster made: it changed nothing, and what joining cost it is near nothing
+    assert row["again_changed"] == 0 and row["again_failed"] == row["batch_failed"] == [], row
+    assert row["first_phases"]["join-workers"] > 10 * (row["again_phases"]["join-workers"] or 0)
+    assert row["again_phases"]["facts"] > 0 and row["again_over_facts"] > 1 and row["again_over_preflight"] > 0
+    assert row["again_ssh_runs_per_host"] >= 1
+    # smoke mode: one batch of one worker at a time after a reset, beside the first up's
+    assert row["join_workers"].keys() == {"first", "1"} and row["join_workers"]["1"] > 0
+    assert row["rss_bytes_per_extra_host"] is row["cpu_ms_per_extra_host"] is None and row["cpu_ms_per_host"] > 0
+
+
 def test_tasks_list_every_benchmark():
     run = bench("-m", "invoke", "--list")
     assert run.returncode == 0, run.stderr
-    for name in ("bench.pki", "bench.plan-scale", "bench.facts", "bench.push"):
+    for name in ("bench.pki", "bench.plan-scale", "bench.facts", "bench.push", "bench.up"):
         assert name in run.stdout
 
 
@@ -143,6 +169,7 @@ def test_tasks_list_every_benchmark():
     (["bench.plan-scale", "--hosts", "2,50"], "every size needs at least 3 hosts"),
     (["bench.facts", "--hosts", "0,10"], "give sizes and workers of at least 1"),
     (["bench.push", "--megabytes", "0"], "give sizes, workers and megabytes of at least 1"),
+    (["bench.up", "--hosts", "1,3"], "give sizes of at least 2 hosts, and batches, workers and runs of at least 1"),
 ])
 def test_a_bad_option_ends_the_task_with_the_scripts_error(argv, message, tmp_path):
     run = bench("-m", "invoke", *argv, "--out", str(tmp_path))
