@@ -203,12 +203,16 @@ def until(check, timeout, what, stop=None):
     """Call check() every POLL_SECONDS until it returns (True, value), then return value.
 
     While not done, check returns (False, why); at the deadline a Timeout names `what` and the last why.
-    Once Event `stop` is set (Ctrl-C), the wait ends at once with Stopped.
+    An API server that does not answer for a moment (a read timeout on a busy server, a restart) is a reason to
+    wait on, not a failure. Once Event `stop` is set (Ctrl-C), the wait ends at once with Stopped.
     """
     deadline = time.monotonic() + timeout
     stop = stop or threading.Event()
     while not stop.is_set():
-        done, value = check()
+        try:
+            done, value = check()
+        except Unreachable as e:
+            done, value = False, str(e)
         if done:
             return value
         if time.monotonic() + POLL_SECONDS > deadline:

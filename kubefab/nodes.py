@@ -133,7 +133,12 @@ def reconcile(api, inv, hosts=None):
 def _reconcile_one(api, inv, host, attempts=3):
     path = f"{NODES}/{host.name}"
     for attempt in range(attempts):
-        obj = api.find(path)
+        try:
+            obj = api.find(path)
+        except kube.Unreachable:        # a busy API server: ask again (the patch is a compare-and-swap)
+            if attempt == attempts - 1:
+                raise
+            continue
         if obj is None:
             return NodeChange(host.name, (), missing=True)
         patch, changes = node_patch(obj, wanted_labels(host), wanted_taints(inv, host))
@@ -145,6 +150,9 @@ def _reconcile_one(api, inv, host, attempts=3):
         try:
             api.patch(path, patch, kube.MERGE)
             return NodeChange(host.name, changes)
+        except kube.Unreachable:        # it may have landed: the next read tells
+            if attempt == attempts - 1:
+                raise
         except kube.ApiError as e:
             if e.status != 409 or attempt == attempts - 1:
                 raise

@@ -26,3 +26,15 @@ def test_ctrl_c_ends_a_long_wait_at_once():
 def test_a_wait_that_succeeds_returns_its_value():
     answers = iter([(False, "not yet"), (True, "v1.33.5")])
     assert kube.until(lambda: next(answers), 30, "the API server was not ready") == "v1.33.5"
+
+
+def test_an_api_server_that_does_not_answer_for_a_moment_is_waited_for():
+    def check():
+        if not answers:
+            return True, "Ready"
+        raise answers.pop()
+    answers = [kube.Unreachable("no answer to GET /api/v1/nodes/w-1: read timed out")]
+    assert kube.until(check, 30, "node w-1 was not Ready") == "Ready"
+    answers = [kube.Unreachable("no answer to GET /api/v1/nodes/w-1: read timed out")] * 5
+    with pytest.raises(kube.Timeout, match="within 1.5s — last: no answer to GET /api/v1/nodes/w-1"):
+        kube.until(check, 1.5, "node w-1 was not Ready")
