@@ -46,7 +46,6 @@ SINGLE = ("os.id", "os.version", "os.like", "os.name", "os.package_manager", "ke
           *(f"version.{v}" for v in VERSIONED), "kube.etcd", "kube.ca_sha256", "endpoint.target", "endpoint.state",
           "endpoint.detail", "hostname.file", "hosts.block")
 REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file", "image", "file", "sha256", "link")
-PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/@+-]+")      # what a managed path may hold: it travels unquoted
 _KNOWN = frozenset(SINGLE + REPEATED)
 
 
@@ -74,10 +73,7 @@ def script(endpoint="", files=(), links=()):
     """The probe as one host gets it: `endpoint` as $1, then the state of `files` (tree.RenderedFile: those with
     a sha256 are hashed on the host too) and where each of `links` points."""
     def words(items):
-        for p in items:
-            if not PLAIN_PATH.fullmatch(p):
-                raise ValueError(f"cannot probe {p!r}: only plain path characters are allowed")
-        return shlex.quote(" ".join(items))
+        return shlex.quote(" ".join(paths.plain(p, "probe") for p in items))
     return (f"set -- {shlex.quote(endpoint)}\nkf_files={words([f.path for f in files])}\n"
             f"kf_hashed={words([f.path for f in files if f.sha256])}\nkf_links={words(list(links))}\n{PROBE}")
 

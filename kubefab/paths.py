@@ -1,5 +1,9 @@
 """Paths on the hosts, each spelled once: kubeadm's tree under /etc/kubernetes, kubefab's own files, containerd's."""
 
+import re
+
+_PLAIN = re.compile(r"/[A-Za-z0-9._/@+-]+")
+
 KUBERNETES = "/etc/kubernetes"
 PKI = f"{KUBERNETES}/pki"                       # kubeadm's certificatesDir
 KUBEFAB = f"{KUBERNETES}/kubefab"               # kubefab's own files: no kubeadm preflight looks here
@@ -29,3 +33,11 @@ def in_pki(name):
     return f"{PKI}/{name}"
 # the lines around kubefab's block of node names in /etc/hosts
 HOSTS_BEGIN, HOSTS_END = "# BEGIN kubefab nodes", "# END kubefab nodes"
+
+
+def plain(path, what):
+    """`path`, when it is absolute and plain enough to travel in a host script unquoted; else a ValueError
+    saying it cannot `what` (e.g. "push to") it."""
+    if not _PLAIN.fullmatch(path):
+        raise ValueError(f"cannot {what} {path!r}: only plain path characters are allowed")
+    return path

@@ -10,13 +10,13 @@ SIGPIPE: a dropped connection lets it finish.
 """
 
 import os
-import re
 import secrets
 import shlex
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubefab import paths
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, UNCHANGED_EXIT, Command, Push
@@ -226,10 +226,7 @@ def _changed(member, size):
 def _push(index, step, nonce):
     if not step.files:
         return f"else kf_report {index} {UNCHANGED} 0 0\nfi\n"
-    for f in step.files:
-        if not re.fullmatch(r"/[A-Za-z0-9._/@+-]+", f.path):
-            raise ValueError(f"cannot push to {f.path!r}: only plain path characters are allowed")
-    listing = "".join(f"{f.mode:o} s{index}f{i} {f.path}\n" for i, f in enumerate(step.files))
+    listing = "".join(f"{f.mode:o} s{index}f{i} {paths.plain(f.path, 'push to')}\n" for i, f in enumerate(step.files))
     return ("else s=$(kf_now); kf_unpack >\"$kf_dir/out\" 2>&1 &&\n"
             f"kf_place \"$kf_stage\" >\"$kf_dir/out\" 2>&1 {_heredoc(listing, nonce)}"
             "rc=$?\n"
