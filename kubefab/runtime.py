@@ -32,8 +32,9 @@ def steps(inv, host, bundle, facts):
     pushed = push("files", files, facts)
     changing = {f.path for f in pushed.files}
     return (_hostname(host, facts), _etc_hosts(inv, facts), _swap(facts), pushed, _modules(inv, facts),
-            _sysctls(files, facts), _selinux(facts), _firewalld(inv, host, facts), *_install(inv, files, facts),
-            _containerd(facts, changing), _kubelet(files, facts, changing), _images(inv, facts))
+            _sysctls(files, facts), _selinux(facts), _firewalld(inv, host, facts),
+            *_install(inv, files, facts, changing), _containerd(facts, changing), _kubelet(files, facts, changing),
+            _images(inv, facts))
 
 
 def links(files):
@@ -49,26 +50,18 @@ def _hostname(host, facts):
     return unless(step, facts and facts.hostname == facts.etc_hostname == host.name and f"hostname is {host.name}")
 
 
-def _hosts_block(inv):
-    return "\n".join((paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), paths.HOSTS_END))
-
-
 def _etc_hosts(inv, facts):
-    step = _etc_hosts_step(inv)
-    held = facts and facts.hosts_block == hashlib.sha256(f"{_hosts_block(inv)}\n".encode()).hexdigest()
-    return unless(step, held and f"/etc/hosts names all {len(inv.hosts)} nodes")
-
-
-def _etc_hosts_step(inv):
-    block = _hosts_block(inv)
+    block = "\n".join((paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), paths.HOSTS_END))
     current = f"sed -n '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/p' /etc/hosts"
     script = (f"{{ sed '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/d' /etc/hosts; printf '%s\\n' {q(block)}; }}"
               " > /etc/hosts.kubefab-new && chmod 644 /etc/hosts.kubefab-new && "
               # a bind-mounted /etc/hosts (containers) cannot be renamed over: write it in place then
               "{ mv -f /etc/hosts.kubefab-new /etc/hosts 2>/dev/null || "
               "{ cat /etc/hosts.kubefab-new > /etc/hosts && rm -f /etc/hosts.kubefab-new; }; }")
-    return Command("/etc/hosts", script, guard=f'[ "$({current})" = {q(block)} ]',
+    step = Command("/etc/hosts", script, guard=f'[ "$({current})" = {q(block)} ]',
                    label=f"/etc/hosts: a kubefab block naming all {len(inv.hosts)} nodes")
+    held = facts and facts.hosts_block == hashlib.sha256(f"{block}\n".encode()).hexdigest()
+    return unless(step, held and f"/etc/hosts names all {len(inv.hosts)} nodes")
 
 
 def _swap(facts):
@@ -122,35 +115,29 @@ def _selinux(facts):
 
 
 def _firewalld(inv, host, facts):
-    step = _firewalld_step(inv, host)
-    return unless(step, facts and facts.firewalld != "active" and "firewalld is not running")
-
-
-def _firewalld_step(inv, host):
     ports = sorted({p for role in host.roles for p in PORTS[role]} | set(CNI_PORTS.get(inv.cluster.cni, ())))
     listed = " ".join(ports)
     script = f"for p in {listed}; do firewall-cmd -q --permanent --add-port=$p || exit 1; done; firewall-cmd -q --reload"
     guard = ("! systemctl is-active -q firewalld || { have=\" $(firewall-cmd --permanent --list-ports) \"; "
              f"for p in {listed}; do case $have in *\" $p \"*) ;; *) exit 1;; esac; done; }}")
-    return Command("firewalld ports", script, guard=guard,
-                   label=f"where firewalld runs: open {listed}")
+    step = Command("firewalld ports", script, guard=guard, label=f"where firewalld runs: open {listed}")
+    return unless(step, facts and facts.firewalld != "active" and "firewalld is not running")
 
 
-def _install(inv, files, facts):
+def _install(inv, files, facts, changing):
     if inv.install.source == "offline":
-        return _offline(inv, files, facts)
+        return _offline(inv, files, facts, changing)
     return _packages(inv, facts and MANAGERS.get(facts.os.package_manager, facts.os.package_manager), facts)
 
 
-def _offline(inv, files, facts):
+def _offline(inv, files, facts, changing):
     names = offline.commands(files)
     guard = " && ".join(f'[ "$(readlink {offline.BIN}/{n})" = {offline.HOME}/{n} ]' for n in names)
     link = Command("link binaries", " && ".join(f"ln -sfn {offline.HOME}/{n} {offline.BIN}/{n}" for n in names),
                    guard=guard, label=f"link {', '.join(names)} into {offline.BIN}")
     linked = facts and all(facts.links.get(f"{offline.BIN}/{n}") == f"{offline.HOME}/{n}" for n in names)
     # what was just linked or pushed may differ from what the facts saw: the checks run then
-    fresh = facts is None or not linked or any(f.path.startswith(offline.HOME) and not facts.in_place(f)
-                                               for f in files)
+    fresh = not linked or any(p.startswith(offline.HOME) for p in changing)
     return (unless(link, linked and f"{', '.join(names)} linked"), _versions(inv, None if fresh else facts),
             _runtime_present(facts))
 
@@ -238,14 +225,14 @@ def _kubelet(files, facts, changing):
 
 
 def _images(inv, facts):
-    c = inv.cluster
+    c, images = inv.cluster, kubeadm.images(inv)
     listed = "ctr -n k8s.io images ls -q | sort"
-    have = " && ".join(f"echo \"$have\" | grep -qxF {q(i)}" for i in kubeadm.images(inv))
+    have = " && ".join(f"echo \"$have\" | grep -qxF {q(i)}" for i in images)
     pull = (f"kubeadm config images pull --kubernetes-version v{c.kubernetes_version} "
             f"--image-repository {q(c.image_repository)} --cri-socket {CRI_SOCKET}")
     script = (f"before=$({listed}) && {pull} && after=$({listed}) && "
               f"{{ [ \"$before\" != \"$after\" ] || exit {UNCHANGED_EXIT}; }}")
     step = Command("pull images", script, guard=f"have=$({listed}) && {have}", timeout=1800,
                    label=f"{pull} (when an image is missing)")
-    held = facts and set(kubeadm.images(inv)) <= facts.images
-    return unless(step, held and f"all {len(kubeadm.images(inv))} images present")
+    held = facts and set(images) <= facts.images
+    return unless(step, held and f"all {len(images)} images present")
