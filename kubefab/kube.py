@@ -228,6 +228,6 @@ def wait_ready(api, timeout=READY_TIMEOUT):
             if api.request("GET", "/readyz", timeout=(3, 10)).strip() == "ok":
                 return True, api.get("/version")["gitVersion"]
             return False, "/readyz did not say ok"
-        except (ApiError, Unreachable) as e:
+        except ApiError as e:           # until() waits through Unreachable itself
             return False, str(e)
     return until(check, timeout, f"{api.server}: the API server was not ready", api.stop)

@@ -135,25 +135,20 @@ def _reconcile_one(api, inv, host, attempts=3):
     for attempt in range(attempts):
         try:
             obj = api.find(path)
-        except kube.Unreachable:        # a busy API server: ask again (the patch is a compare-and-swap)
-            if attempt == attempts - 1:
-                raise
-            continue
-        if obj is None:
-            return NodeChange(host.name, (), missing=True)
-        patch, changes = node_patch(obj, wanted_labels(host), wanted_taints(inv, host))
-        if not patch:
-            return NodeChange(host.name, changes)
-        # the resourceVersion makes the taint list a compare-and-swap: the node lifecycle
-        # controller changes taints too (not-ready, unreachable), and its change must not be lost
-        patch.setdefault("metadata", {})["resourceVersion"] = obj["metadata"]["resourceVersion"]
-        try:
+            if obj is None:
+                return NodeChange(host.name, (), missing=True)
+            patch, changes = node_patch(obj, wanted_labels(host), wanted_taints(inv, host))
+            if not patch:
+                return NodeChange(host.name, changes)
+            # the resourceVersion makes the taint list a compare-and-swap: the node lifecycle
+            # controller changes taints too (not-ready, unreachable), and its change must not be lost
+            patch.setdefault("metadata", {})["resourceVersion"] = obj["metadata"]["resourceVersion"]
             api.patch(path, patch, kube.MERGE)
             return NodeChange(host.name, changes)
-        except kube.Unreachable:        # it may have landed: the next read tells
+        except kube.Unreachable:        # a busy API server; a patch may have landed: the next read tells
             if attempt == attempts - 1:
                 raise
-        except kube.ApiError as e:
+        except kube.ApiError as e:      # 409: someone changed the node since it was read
             if e.status != 409 or attempt == attempts - 1:
                 raise
 

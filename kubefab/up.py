@@ -15,7 +15,6 @@ import sys
 import time
 from dataclasses import dataclass, replace
 
-
 from kubefab import apisteps, bootstrap, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
     reset as reset_mod, script, ssh, token
 from kubefab.errors import KubefabError
