@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from kubefab import apisteps, bootstrap, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
     reset as reset_mod, script, ssh, token
 from kubefab.errors import KubefabError
-from kubefab.script import StepResult
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, worst
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, Api
 
@@ -243,7 +242,7 @@ class Run:
         """The host's script steps over SSH, then (when they passed) its Api steps from here."""
         on_host = tuple(s for s in steps if not isinstance(s, Api))
         if all(s.done for s in on_host):      # the facts show every one satisfied: no need to connect
-            done, seconds, broken = tuple(StepResult(s.name, UNCHANGED, s.done) for s in on_host), 0.0, ""
+            done, seconds, broken = tuple(script.StepResult(s.name, UNCHANGED, s.done) for s in on_host), 0.0, ""
         else:
             done, seconds, broken = self._script(phase_name, host, on_host)
         if worst(r.status for r in done) != FAILED:
