@@ -9,10 +9,9 @@ steps after it act on what it changed.
 """
 
 import hashlib
-import shlex
 
 from kubefab import kubeadm, offline, paths, render
-from kubefab.steps import UNCHANGED_EXIT, Command, push, unless
+from kubefab.steps import UNCHANGED_EXIT, Command, push, q, unless
 
 MANAGERS = {"apt-get": "apt"}       # the facts name the command; the install scripts name the family
 CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
@@ -20,10 +19,6 @@ PACKAGES = ("kubeadm", "kubelet", "kubectl")
 PORTS = {"control-plane": ("6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp"),
          "worker": ("10250/tcp", "10256/tcp", "30000-32767/tcp")}
 CNI_PORTS = {"flannel": ("8472/udp",), "calico": ("179/tcp", "4789/udp")}
-
-
-def q(value):
-    return shlex.quote(str(value))
 
 
 def steps(inv, host, bundle, facts):

@@ -73,9 +73,14 @@ class Api:
     done: str = ""
 
 
+def q(value):
+    """`value` as one shell word: the one quoting function for every value that enters a host script."""
+    return shlex.quote(str(value))
+
+
 def command(name, *argv, guard="", after=(), timeout=DEFAULT_TIMEOUT, ok_codes=(0,)):
     """A Command running `argv`, each item quoted. Secrets never go on a command line: use `stdin`."""
     if any(isinstance(a, Secret) for a in argv):
         raise TypeError(f"step {name}: a secret may not be a command-line argument; give it on stdin")
-    return Command(name, " ".join(shlex.quote(str(a)) for a in argv), guard=guard, after=after, timeout=timeout,
+    return Command(name, " ".join(q(a) for a in argv), guard=guard, after=after, timeout=timeout,
                    ok_codes=ok_codes)
