@@ -194,6 +194,22 @@ def _kubeadm_version(s):
         return Outcome(f"kubeadm {have} is installed, the inventory asks for {want}", f"install kubeadm {want}")
 
 
+def _repository(s):
+    """Does the package repository answer this host, and does it hold the inventory's version?"""
+    repo, want = s.facts.repository, s.inv.cluster.kubernetes_version
+    installed = all(_release(s.facts.versions[p]) == want for p in probe.PACKAGES)
+    if repo.state == "unchecked" or installed:
+        return None
+    url = f"{s.inv.mirrors.package_repository.rstrip('/')}/v1.{s.inv.cluster.minor}"
+    if repo.state != "ok":
+        return Outcome(f"the package repository {url} does not answer: {repo.detail or repo.state}",
+                       "check [mirrors] package_repository and this host's network (and proxy)")
+    if repo.versions is not None and not any(v.startswith(f"{want}-") for v in repo.versions):
+        held = ", ".join(repo.versions[-5:]) or "no kubeadm"
+        return Outcome(f"the package repository {url} holds {held}, not kubeadm {want}",
+                       "check kubernetes_version for a typo, or bring the mirror up to date")
+
+
 def _service_kubelet(s):
     state = s.facts.kubelet_service
     if s.facts.versions["kubelet"] and s.facts.init == "systemd" and state != "enabled":
@@ -404,6 +420,8 @@ def _checks():
               runtime="installs kubeadm at the inventory's version"),
         Check("KubeletVersion", ERROR, "all", _kubelet_version,
               runtime="installs the kubelet at the inventory's version"),
+        Check("PackageRepository", ERROR, "all", _repository, kubeadm=False,
+              when=lambda inv: inv.install.source == "packages"),
         Check("Service-Kubelet", WARNING, "all", _service_kubelet, runtime="enables the kubelet"),
         Check("Hostname", WARNING, "all", _hostname, runtime="sets the hostname and lists every node in /etc/hosts"),
         Check("Firewalld", WARNING, "all", _firewalld, runtime="opens the Kubernetes ports in firewalld"),

@@ -35,6 +35,7 @@ CA_CERT = paths.in_pki("ca.crt")
 KUBE_FILES = (*paths.MANIFESTS, *paths.JOIN_WRITES, CA_CERT)  # kubeadm writes them; their presence tells a node
 KUBELET_CONF, APISERVER_MANIFEST = "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml"
 VERSIONED = ("kubeadm", "kubelet", "kubectl", "containerd", "runc")
+PACKAGES = ("kubeadm", "kubelet", "kubectl")   # what the packages source installs and holds
 TAIL_LINES = 12
 
 # Keys that occur exactly once, and those that may repeat (one item each).
@@ -44,7 +45,8 @@ SINGLE = ("os.id", "os.version", "os.like", "os.name", "os.package_manager", "ke
           *(f"sysctl.{s}" for s in SYSCTLS), "tcp.listen", "disk", "containerd.systemd_cgroup", "containerd.config",
           "selinux", "selinux.config", "firewalld", "kubelet.service", "containerd.service", "containerd.active",
           *(f"version.{v}" for v in VERSIONED), "kube.etcd", "kube.ca_sha256", "endpoint.target", "endpoint.state",
-          "endpoint.detail", "hostname.file", "hosts.block")
+          "endpoint.detail", "hostname.file", "hosts.block", "packages.held", "repo.state", "repo.detail",
+          "repo.versions")
 REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file", "image", "file", "sha256", "link")
 _KNOWN = frozenset(SINGLE + REPEATED)
 
@@ -55,7 +57,7 @@ def _script():
     fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": sysctls,
              "CRI_SOCKETS": " ".join(CRI_SOCKETS), "KUBE_FILES": " ".join(KUBE_FILES), "CA_CERT": CA_CERT,
              "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT), "HOSTS_BEGIN": paths.HOSTS_BEGIN,
-             "HOSTS_END": paths.HOSTS_END}
+             "HOSTS_END": paths.HOSTS_END, "PACKAGES": " ".join(PACKAGES)}
     for name, value in fills.items():
         text = text.replace(f"@{name}@", value)
     return text
@@ -69,13 +71,15 @@ def command(endpoint=""):
     return ("sh", "-s", "--", endpoint)
 
 
-def script(endpoint="", files=(), links=()):
+def script(endpoint="", files=(), links=(), repository=""):
     """The probe as one host gets it: `endpoint` as $1, then the state of `files` (tree.RenderedFile: those with
-    a sha256 are hashed on the host too) and where each of `links` points."""
+    a sha256 are hashed on the host too), where each of `links` points, and whether package `repository` (the
+    URL of one minor's repository, "" for none) answers and which kubeadm versions it holds."""
     def words(items):
         return shlex.quote(" ".join(paths.plain(p, "probe") for p in items))
     return (f"set -- {shlex.quote(endpoint)}\nkf_files={words([f.path for f in files])}\n"
-            f"kf_hashed={words([f.path for f in files if f.sha256])}\nkf_links={words(list(links))}\n{PROBE}")
+            f"kf_hashed={words([f.path for f in files if f.sha256])}\nkf_links={words(list(links))}\n"
+            f"kf_repo={shlex.quote(repository)}\n{PROBE}")
 
 
 def ca_fingerprint(pem):
@@ -121,6 +125,15 @@ class Endpoint:
     target: str               # the "host:port" the probe tried, "" when none was given
     state: str                # open | refused | timeout | unreachable | unresolved | unknown | unchecked
     detail: str
+
+
+@dataclass(frozen=True)
+class Repository:
+    """The package repository kubefab would install from, as the host reaches it."""
+
+    state: str                # ok | failed | unchecked (kubefab installs no packages)
+    detail: str               # the fetcher's last words when it failed
+    versions: Optional[tuple]  # kubeadm versions it holds ("1.33.5-1.1", ...); None when it has no plain index
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,8 @@ class Facts:
     endpoint: Endpoint
     files: MappingProxyType   # managed path -> FileState, for those that exist
     links: MappingProxyType   # managed link -> its target, for those that are links
+    held: frozenset           # which of PACKAGES dpkg holds, installed (apt-mark hold)
+    repository: Repository
 
     def in_place(self, f):
         """True when rendered or offline file `f` (tree.RenderedFile) is on the host as a push would leave it:
@@ -262,6 +277,9 @@ def _build(host, v, r, window):
         kube_files=frozenset(r["kube.file"]), etcd_data=v["kube.etcd"], ca_sha256=v["kube.ca_sha256"],
         endpoint=Endpoint(v["endpoint.target"], v["endpoint.state"], v["endpoint.detail"].strip()[:200]),
         files=_files(r["file"], r["sha256"]), links=MappingProxyType(dict(_link(x) for x in r["link"])),
+        held=frozenset(v["packages.held"].split()),
+        repository=Repository(v["repo.state"], v["repo.detail"].strip()[:200],
+                              None if v["repo.versions"] == "?" else tuple(v["repo.versions"].split())),
     )
 
 

@@ -56,7 +56,8 @@ def probe(inv, bundle, host):
     """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes,
     so that `build` can leave out what is already in place."""
     files = bundle.files[host.name]
-    return facts_mod.script(inv.endpoint, files, runtime.links(files))
+    repository = runtime.repo_url(inv) if inv.install.source == "packages" else ""
+    return facts_mod.script(inv.endpoint, files, runtime.links(files), repository)
 
 
 def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0):

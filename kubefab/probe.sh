@@ -94,11 +94,56 @@ probe_endpoint() {
     kv endpoint.detail "${detail# }"
 }
 
+# The body of URL $1 on standard output, or the fetcher's last words and a non-zero exit: curl, wget, or
+# apt's own helper (on a host with neither), which writes to a temporary file, removed at once.
+fetch() {
+    if have curl; then
+        bounded curl -fsSL --max-time 5 "$1" 2>&1
+    elif have wget; then
+        bounded wget -q -T 5 -O - "$1" 2>&1
+    elif [ -x /usr/lib/apt/apt-helper ] && tmp=$(mktemp 2>/dev/null); then
+        out=$(bounded /usr/lib/apt/apt-helper -o APT::Sandbox::User=root download-file "$1" "$tmp" 2>&1) &&
+            cat "$tmp"
+        rc=$?
+        rm -f "$tmp"
+        [ $rc -eq 0 ] || printf '%s\n' "$out" | grep '^E:' | head -n 1
+        return $rc
+    else
+        echo "neither curl, wget nor apt-helper to fetch it with"
+        return 1
+    fi
+}
+# The package repository kubefab installs from ($kf_repo, "" when it installs none): does it answer, and
+# which kubeadm versions does it hold (apt: its Packages index; "?" when it has no plain index to read).
+probe_repo() {
+    state=unchecked detail="" versions=""
+    if [ -n "${kf_repo:-}" ]; then
+        index=$kf_repo/rpm/repodata/repomd.xml
+        have apt-get && index=$kf_repo/deb/Packages
+        if body=$(fetch "$index"); then
+            state=ok
+            case $index in
+                */Packages) versions=$(printf '%s\n' "$body" | awk '$1 == "Package:" { p = $2 }
+                    $1 == "Version:" && p == "kubeadm" { printf "%s%s", s, $2; s = " " }') ;;
+                *) versions="?" ;;
+            esac
+        elif fetch "$kf_repo/deb/InRelease" >/dev/null; then
+            state=ok versions="?"
+        else
+            state=failed detail=$(printf '%s\n' "$body" | tail -n 1)
+        fi
+    fi
+    kv repo.state "$state"
+    kv repo.detail "$detail"
+    kv repo.versions "$versions"
+}
+
 echo "kubefab-probe 1"
 
 # The slow parts (Go binaries printing their version, a connection that may time out) run in the
 # background meanwhile; each job prints whole key=value lines, in any order, before "end".
 probe_endpoint &
+probe_repo &
 version version.kubeadm kubeadm version -o short &
 version version.kubelet kubelet --version &
 version version.kubectl kubectl version --client &
@@ -256,6 +301,14 @@ EOF
     kv containerd.active "${containerd_active%%[!a-z-]*}"
     kv kubelet.service "${kubelet_service%%[!a-z-]*}"
     kv containerd.service "${containerd_service%%[!a-z-]*}"
+
+    # Which of kubeadm, kubelet and kubectl dpkg holds (apt-mark hold) and has installed.
+    held=""
+    if have dpkg-query; then
+        held=$(dpkg-query -W -f '${Status} ${Package}\n' @PACKAGES@ 2>/dev/null |
+               awk '$1 == "hold" && $3 == "installed" { printf "%s%s", s, $4; s = " " }')
+    fi
+    kv packages.held "$held"
 
     # -- is it a node already? -------------------------------------------------------------------------
     for f in @KUBE_FILES@; do

@@ -11,11 +11,11 @@ steps after it act on what it changed.
 import hashlib
 
 from kubefab import kubeadm, offline, paths, render
+from kubefab.facts import PACKAGES
 from kubefab.steps import UNCHANGED_EXIT, Command, push, q, unless
 
 MANAGERS = {"apt-get": "apt"}       # the facts name the command; the install scripts name the family
 CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
-PACKAGES = ("kubeadm", "kubelet", "kubectl")
 PORTS = {"control-plane": ("6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp"),
          "worker": ("10250/tcp", "10256/tcp", "30000-32767/tcp")}
 CNI_PORTS = {"flannel": ("8472/udp",), "calico": ("179/tcp", "4789/udp")}
@@ -161,27 +161,68 @@ def _runtime_found(facts):
     return facts and facts.versions["containerd"] and facts.versions["runc"] and facts.commands["ctr"]
 
 
-def _repo_url(inv):
+APT_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"   # armored: apt reads it as is, no gpg needed
+APT_LIST = "/etc/apt/sources.list.d/kubernetes.list"
+APT_HELPER = "/usr/lib/apt/apt-helper"   # apt's own downloader: no curl needed, apt's proxy settings apply
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+HELD = "hold ok installed"              # dpkg's status of a held, installed package
+# Runs apt quietly; when it fails, shows apt's last lines and then what to do ($1).
+KF_APT = """kf_apt() {
+  kf_hint=$1; shift
+  kf_out=$("$@" 2>&1); kf_rc=$?
+  [ $kf_rc -eq 0 ] && return 0
+  printf '%s\\n' "$kf_out" | tail -n 8
+  printf '%s\\n' "$kf_hint"
+  return $kf_rc
+}
+"""
+
+
+def repo_url(inv):
+    """The package repository of the inventory's minor: `[mirrors] package_repository` + /v1.<minor>."""
     return f"{inv.mirrors.package_repository.rstrip('/')}/v1.{inv.cluster.minor}"
 
 
 def _apt(inv):
-    url, version = _repo_url(inv), inv.cluster.kubernetes_version
-    key = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-    repo = (f"mkdir -p -m 755 /etc/apt/keyrings && curl -fsSL {url}/deb/Release.key | gpg --dearmor --yes -o {key}"
-            f" && echo 'deb [signed-by={key}] {url}/deb/ /' > /etc/apt/sources.list.d/kubernetes.list")
-    pins = " ".join(f"{p}={version}-*" for p in PACKAGES)
-    return (f"{repo} && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy "
-            f"--allow-change-held-packages containerd {pins} && apt-mark hold {' '.join(PACKAGES)}")
+    deb, version = f"{repo_url(inv)}/deb/", inv.cluster.kubernetes_version
+    pins = " ".join(q(f"{p}={version}-*") for p in PACKAGES)
+    restricted = (f"-o Dir::Etc::sourcelist={q(APT_LIST)} -o Dir::Etc::sourceparts=- "
+                  "-o APT::Get::List-Cleanup=0")
+    fetch = (f"could not fetch {deb}Release.key — check [mirrors] package_repository and that this host reaches "
+             "it (network, proxy)")
+    verify = (f"apt could not read {deb} or its signature does not verify with its Release.key — check [mirrors] "
+              "package_repository: a mirror must serve pkgs.k8s.io's signed files unchanged")
+    missing = (f"{deb} has no kubeadm, kubelet and kubectl {version} — check kubernetes_version for a typo, or "
+               f"bring the mirror up to date (pkgs.k8s.io holds every patch release of v1.{inv.cluster.minor})")
+    return KF_APT + " && ".join((
+        "export DEBIAN_FRONTEND=noninteractive", *_ca_certificates(deb),
+        f"mkdir -p -m 755 {q(APT_KEYRING.rsplit('/', 1)[0])}",
+        f"kf_apt {q(fetch)} {q(APT_HELPER)} -o APT::Sandbox::User=root download-file {q(deb + 'Release.key')} "
+        f"{q(APT_KEYRING + '.new')}",
+        f"chmod 644 {q(APT_KEYRING + '.new')} && mv -f {q(APT_KEYRING + '.new')} {q(APT_KEYRING)}",
+        f"printf '%s\\n' {q(f'deb [signed-by={APT_KEYRING}] {deb} /')} > {q(APT_LIST)}",
+        f"kf_apt {q(verify)} apt-get update -q {restricted}",
+        f"kf_apt {q(missing)} apt-get install -qy --allow-change-held-packages --allow-downgrades containerd {pins}",
+        f"apt-mark hold {' '.join(PACKAGES)} >/dev/null"))
+
+
+def _ca_certificates(deb):
+    """apt verifies an https:// repository's certificate with the host's CA bundle: install it where missing."""
+    if not deb.startswith("https://"):
+        return ()
+    hint = (f"{deb} is https:// and this host has no CA certificates ({CA_BUNDLE}), which apt could not install "
+            "from the host's own sources — install ca-certificates, or serve the mirror over http://")
+    return (f"{{ [ -s {q(CA_BUNDLE)} ] || kf_apt {q(hint)} sh -c "
+            f"{q('apt-get update -q && apt-get install -qy --no-install-recommends ca-certificates')}; }}",)
 
 
 def _dnf(inv, tool):
-    url, version = _repo_url(inv), inv.cluster.kubernetes_version
+    url, version = repo_url(inv), inv.cluster.kubernetes_version
     repo = (f"[kubernetes]\nname=Kubernetes\nbaseurl={url}/rpm/\nenabled=1\ngpgcheck=1\n"
             f"gpgkey={url}/rpm/repodata/repomd.xml.key\nexclude={' '.join(PACKAGES)} cri-tools kubernetes-cni\n")
     # the exclude line is the hold: nothing upgrades them unless --disableexcludes names the repo
-    return (f"printf '%s' {q(repo)} > /etc/yum.repos.d/kubernetes.repo && {tool} install -qy "
-            f"--disableexcludes=kubernetes containerd {' '.join(f'{p}-{version}' for p in PACKAGES)}")
+    return (f"printf '%s' {q(repo)} > /etc/yum.repos.d/kubernetes.repo && {q(tool)} install -qy "
+            f"--disableexcludes=kubernetes containerd {' '.join(q(f'{p}-{version}') for p in PACKAGES)}")
 
 
 def _packages(inv, manager, facts):
@@ -192,13 +233,18 @@ def _packages(inv, manager, facts):
     else:
         script = ("if command -v apt-get >/dev/null; then " + by_manager["apt"] + "; elif command -v dnf >/dev/null; "
                   "then " + by_manager["dnf"] + "; else " + by_manager["yum"] + "; fi")
-    guard = (f"command -v containerd && command -v runc && [ \"$(kubeadm version -o short)\" = v{version} ] && "
-             f"kubelet --version | grep -q ' v{version}$' && kubectl version --client | grep -q 'v{version}$'")
+    v = q(f"v{version}")
+    held = " ".join([HELD] * len(PACKAGES))
+    guard = (f"command -v containerd && command -v runc && [ \"$(kubeadm version -o short)\" = {v} ] && "
+             f"[ \"$(kubelet --version)\" = \"Kubernetes \"{v} ] && kubectl version --client | grep -qxF "
+             f"\"Client Version: \"{v} && {{ ! command -v dpkg-query || [ \"$(dpkg-query -W -f '${{Status}} ' "
+             f"{' '.join(PACKAGES)})\" = {q(held + ' ')} ]; }}")
     install = Command("install packages", script, guard=guard, timeout=1200,
                       label=f"{manager or 'apt or dnf'}: containerd, {', '.join(PACKAGES)} {version} from "
-                            f"{_repo_url(inv)}, held")
-    held = _has_versions(inv, facts, PACKAGES) and facts.versions["containerd"] and facts.versions["runc"]
-    return (unless(install, held and f"containerd, {', '.join(PACKAGES)} {version} installed"),)
+                            f"{repo_url(inv)}, held")
+    ready = (_has_versions(inv, facts, PACKAGES) and facts.versions["containerd"] and facts.versions["runc"]
+             and (manager != "apt" or facts.held >= set(PACKAGES)))
+    return (unless(install, ready and f"containerd, {', '.join(PACKAGES)} {version} installed and held"),)
 
 
 def _containerd(facts, changing):

@@ -20,9 +20,9 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 HOST_ENV = {"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}  # for commands in hosts
 
 
-def ip_batch(lines, ignore_errors=False):
-    """Run many `ip` commands in one process (a fork per command is what makes big labs slow)."""
-    argv = ["ip", *(["-force"] if ignore_errors else []), "-batch", "-"]
+def ip_batch(lines, ignore_errors=False, netns=None):
+    """Run many `ip` commands in one process (a fork per command is what makes big labs slow), in `netns`."""
+    argv = ["ip", *(["-n", netns] if netns else []), *(["-force"] if ignore_errors else []), "-batch", "-"]
     done = subprocess.run(argv, input="".join(line + "\n" for line in lines), capture_output=True, text=True)
     if done.returncode and not ignore_errors:
         raise LabError(f"ip -batch failed: {done.stderr.strip()}")

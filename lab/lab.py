@@ -16,12 +16,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import toml
 
-from . import doubles, kernel, packages, quirks as quirk_table, rootfs, spec, state
+from . import doubles, kernel, packages, quirks as quirk_table, repo, rootfs, spec, state
 from .doubles import INTERPRETER
 from .doubles.hostfs import DEFAULT_VERSION
 from .errors import LabError
@@ -32,13 +33,14 @@ BIN_MOUNT = "/opt/kubefab-lab/bin"  # where bin_dir appears in every host; not o
 # What init.sh mounts afresh in every host: the machine's files under these are not seen there.
 HOST_MOUNTS = ("/dev", "/proc", "/run", "/sys", "/tmp")
 SSH_PORT = 22
+INSTALLS = ("offline", "packages")  # kubefab's install sources a lab serves
 _live = set()  # labs of this process that go down when it exits
 
 
 class Lab:
     """A running lab. Build one with `Lab.up(...)`; its hosts, files and password are attributes."""
 
-    def __init__(self, record, hosts, flavour, ssh_user):
+    def __init__(self, record, hosts, flavour, ssh_user, install="offline"):
         self.state = record
         self.id = record.lab_id
         self.dir = Path(record.dir)
@@ -50,6 +52,8 @@ class Lab:
         self.identity_file = self.dir / "id_ed25519"
         self.sudo_password_file = self.dir / "sudo_password"
         self.offline_dir = self.dir / "offline"  # kubefab's offline install source: the doubles and unit files
+        self.install = install
+        self.repository = spec.repo_host(record.lab_id) if install == "packages" else None
         self.sudo_password = secrets.token_urlsafe(12)  # kfpasswd's; never printed, kept 0600 in sudo_password_file
         self.bridge_address = str(spec.subnet(self.id)[1])
         self._bin_dir = None
@@ -65,29 +69,35 @@ class Lab:
 
     @classmethod
     def up(cls, hosts=3, control_planes=1, flavour="plain", quirks=None, ssh_user="root", bin_dir=None,
-           root=None, detach=False, timeout=None):
+           root=None, detach=False, timeout=None, install="offline"):
         """Build and boot a lab of `hosts` hosts, the first `control_planes` of them control planes.
 
         quirks: {host name: [quirk name, ...]} (see quirks.QUIRKS); ssh_user: the inventory's user
         (root, kfadmin with passwordless sudo, or kfpasswd whose sudo asks for `lab.sudo_password`);
         bin_dir: a directory of executables bound read-only at /opt/kubefab-lab/bin in every host;
-        detach: keep the lab after this process exits (for `invoke lab.up`).
+        detach: keep the lab after this process exits (for `invoke lab.up`); install: the inventory's install
+        source, "offline" (a directory of the doubles) or "packages" (the lab's signed apt repository, served
+        over HTTP from a network namespace of its own, the hosts' only apt source; see repo.py).
         """
         kind, login, by_host = spec.flavour(flavour), spec.user(ssh_user), quirk_table.resolve(quirks)
         names = spec.host_names(hosts, control_planes, by_host)
         if bin_dir is not None and not Path(bin_dir).is_dir():
             raise LabError(f"bin_dir {bin_dir} is not a directory")
+        if install not in INSTALLS:
+            raise LabError(f"unknown install source {install!r} — choose one of: {', '.join(INSTALLS)}")
         require_namespaces()
         packages.ensure()
         lab_id, lab_dir = state.allocate(state.root_dir(root))
         planned = spec.hosts(lab_id, names, by_host)
-        record = state.State(lab_id, str(lab_dir), kind.name, spec.bridge_name(lab_id), [h.netns for h in planned],
-                             [h.veth for h in planned], os.getpid(), detached=detach)
+        linked = planned + ((spec.repo_host(lab_id),) if install == "packages" else ())
+        record = state.State(lab_id, str(lab_dir), kind.name, spec.bridge_name(lab_id), [h.netns for h in linked],
+                             [h.veth for h in linked], os.getpid(), detached=detach)
         record.save()
-        lab = cls(record, planned, kind, login)
+        lab = cls(record, planned, kind, login, install)
         try:
             lab._build(bin_dir and Path(bin_dir).resolve())
             lab._boot()
+            lab._serve_repository()
             lab._wait(timeout or 30 + len(planned) * (5 if kind.systemd else 0.2))
             lab._check_interpreter()
             for h in planned:
@@ -125,9 +135,11 @@ class Lab:
         write_private(self.identity_file, client_key)
         write_private(self.sudo_password_file, self.sudo_password + "\n")
         self.identity_file.with_suffix(".pub").write_text(client_public + "\n")
-        rootfs.lab_layer(fs / "layer", hosts=self.hosts, client_public_key=client_public,
-                         password=self.sudo_password, systemd=self.flavour.systemd,
-                         mount_points=self.flavour.tmpfs + ((BIN_MOUNT,) if bin_dir else ()))
+        layer = rootfs.lab_layer(fs / "layer", hosts=self.hosts, client_public_key=client_public,
+                                 password=self.sudo_password, systemd=self.flavour.systemd,
+                                 mount_points=self.flavour.tmpfs + ((BIN_MOUNT,) if bin_dir else ()))
+        if self.repository:
+            rootfs.apt_sources_only(layer)
         rootfs.dev_template(fs / "dev")
         self._bin_dir = bin_dir
         self._write_offline_dir()
@@ -144,7 +156,8 @@ class Lab:
                              for h in self.hosts}
             self.state.cgroups = [p for paths in self._cgroups.values() for p in paths]
             self.state.save()
-        kernel.network_up(self.state.bridge, f"{self.bridge_address}/{spec.LAB_PREFIX}", self.hosts)
+        kernel.network_up(self.state.bridge, f"{self.bridge_address}/{spec.LAB_PREFIX}",
+                          self.hosts + ((self.repository,) if self.repository else ()))
 
     def _host_layer(self, h):
         """Write host `h`'s layer and fake /proc files; returns its public host key."""
@@ -153,7 +166,7 @@ class Lab:
         rootfs.host_layer(self._host_dir(h.name) / "layer",
                           hostname=self._twin(h, "hostname").name,
                           machine_id=self._machine_id(self._twin(h, "machine-id")),
-                          host_key=host_key, files=files)
+                          host_key=host_key, files=files, hidden=[p for q in h.quirks for p in q.hidden])
         (self._host_dir(h.name) / "proc").mkdir()
         (self._host_dir(h.name) / "run").mkdir()
         for q in h.quirks:
@@ -179,8 +192,32 @@ class Lab:
                     "sudo": self.ssh_user is not spec.ROOT, "known_hosts": "strict",
                     "known_hosts_file": str(self.known_hosts)},
             "hosts": {h.name: {"address": h.address, "roles": list(h.roles)} for h in self.hosts},
-            "install": {"source": "offline", "directory": str(self.offline_dir)},
+            **({"install": {"source": "packages"}, "mirrors": {"package_repository": self.repository_url}}
+               if self.repository else {"install": {"source": "offline", "directory": str(self.offline_dir)}}),
         }
+
+    @property
+    def repository_url(self):
+        """The base URL of the lab's package repository, as `[mirrors] package_repository` takes it."""
+        return f"http://{self.repository.address}/core:/stable:"
+
+    def _serve_repository(self):
+        """Serve the cached repository (built first when needed) from the repository's namespace on port 80."""
+        if not self.repository:
+            return
+        root = repo.ensure()
+        r = self.repository
+        kernel.ip_batch([f"addr add {r.address}/{spec.LAB_PREFIX} dev eth0", "link set eth0 up", "link set lo up"],
+                        netns=r.netns)
+        argv = [packages.which("nsenter"), f"--net={kernel.NETNS_DIR / r.netns}", sys.executable, "-m",
+                "http.server", "--bind", r.address, "--directory", str(root), "80"]
+        self._procs[r.name] = kernel.start_host(argv, dict(kernel.HOST_ENV), self._log(r.name))
+        deadline = time.monotonic() + 10
+        while not port_open(r.address, 80):
+            if self._procs[r.name].poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"the lab's package repository did not answer on {r.address}:80; its log "
+                               f"{self._log(r.name)} ends:\n{tail(self._log(r.name))}")
+            time.sleep(0.05)
 
     def _boot(self):
         unshare = [packages.which("unshare"), "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",

@@ -38,6 +38,7 @@ PACKAGES = (
     Package("ebtables", "ebtables"),
     Package("socat", "socat"),
     Package("ethtool", "ethtool"),
+    Package("apt-utils", "apt-ftparchive"),  # indexes the lab's package repository (repo.py)
     Package("busybox", "busybox"),  # tests/test_facts.py runs the fact probe under busybox's shell and tools
 )
 

@@ -46,6 +46,7 @@ class Quirk:
     disk: str = ""  # size of the host's writable upper dir instead of the flavour's
     twin: str = ""  # 'hostname' or 'machine-id': copied from another host of the lab
     after_up: str = ""  # a Lab method applied to the host once the lab is up
+    hidden: tuple = ()  # paths of the machine's files the host does not have
 
 
 QUIRKS = {q.name: q for q in (
@@ -60,6 +61,7 @@ QUIRKS = {q.name: q for q in (
           files={path: (text, 0o644) for path, text in KUBERNETES_FILES.items()}),
     Quirk("sshd-stopped", "sshd is not running: connections are refused", after_up="stop_sshd"),
     Quirk("network-cut", "the host's link is down: connections time out", after_up="cut"),
+    Quirk("minimal", "no gpg and no curl, as on a minimal install", hidden=("/usr/bin/gpg", "/usr/bin/curl")),
     Quirk("disk-full", f"the root filesystem has {FULL_DISK}B: writes fail with ENOSPC", disk=FULL_DISK),
 )}
 

@@ -193,12 +193,24 @@ def dev_template(root):
     return root
 
 
-def host_layer(root, *, hostname, machine_id, host_key, files):
-    """Write one host's own layer: hostname, machine-id, sshd host key and its quirks' files."""
+def host_layer(root, *, hostname, machine_id, host_key, files, hidden=()):
+    """Write one host's own layer: hostname, machine-id, sshd host key and its quirks' files (and hidden ones)."""
     layer = Layer(root)
     layer.file("/etc/hostname", hostname + "\n")
     layer.file("/etc/machine-id", machine_id + "\n", mode=0o444)
     layer.file("/etc/ssh/ssh_host_ed25519_key", host_key, mode=0o600)
     for path, (content, mode) in files.items():
         layer.file(path, content, mode=mode)
+    for path in hidden:
+        layer.whiteout(path)
     return layer
+
+
+def apt_sources_only(layer):
+    """Hide the machine's apt sources and package lists: apt in a host knows only the sources kubefab adds
+    (the lab's repository; Debian's packages, containerd among them, are those the machine has installed)."""
+    layer.opaque("/etc/apt/sources.list.d")
+    layer.opaque("/var/lib/apt/lists")
+    layer.dir("/var/lib/apt/lists/partial")
+    if Path("/etc/apt/sources.list").exists():
+        layer.whiteout("/etc/apt/sources.list")

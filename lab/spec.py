@@ -10,12 +10,17 @@ from .errors import LabError
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/16")
 LAB_PREFIX = 22
 MAX_LABS = 2 ** (LAB_PREFIX - LAB_RANGE.prefixlen)
-MAX_HOSTS = 2 ** (32 - LAB_PREFIX) - 3  # less network, bridge and broadcast addresses
+MAX_HOSTS = 2 ** (32 - LAB_PREFIX) - 4  # less network, bridge, package repository and broadcast addresses
 PREFIX = "kfl"  # every netns, link, mount and cgroup a lab makes starts with this
 
 
 def subnet(lab_id):
     return list(LAB_RANGE.subnets(new_prefix=LAB_PREFIX))[lab_id]
+
+
+def repo_address(lab_id):
+    """The lab's package repository server: the subnet's last address, in a network namespace of its own."""
+    return str(subnet(lab_id)[-2])
 
 
 def bridge_name(lab_id):
@@ -98,6 +103,11 @@ def host_names(count, control_planes, quirks):
         raise LabError(f"quirks name hosts that are not in the lab: {', '.join(unknown)} — "
                        f"hosts are {', '.join(names)}")
     return names
+
+
+def repo_host(lab_id):
+    """The package repository server as a Host of no roles (its netns and link are torn down with the lab's)."""
+    return Host("repo", repo_address(lab_id), (), 0, netns_name(lab_id, "repo"), veth_name(lab_id, "r"))
 
 
 def hosts(lab_id, names, quirks):

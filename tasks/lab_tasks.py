@@ -25,14 +25,16 @@ def parse_quirks(values):
             "password) (default root)",
     "quirk": "HOST=QUIRK, repeatable, e.g. kf-w1=swap; an unknown name lists them all",
     "bin-dir": "directory of executables (e.g. the doubles) bound read-only at /opt/kubefab-lab/bin in every host",
+    "install": "the inventory's install source: offline (a directory of the doubles) or packages (the lab's "
+               "signed apt repository, laid out as pkgs.k8s.io, the hosts' only apt source) (default offline)",
 })
-def up(c, hosts=3, control_planes=1, flavour="node", user="root", quirk=None, bin_dir=None):
+def up(c, hosts=3, control_planes=1, flavour="node", user="root", quirk=None, bin_dir=None, install="offline"):
     """Start a lab of SSH hosts in network namespaces and print its inventory path."""
     from lab import Lab, LabError
 
     try:
         lab = Lab.up(hosts=int(hosts), control_planes=int(control_planes), flavour=flavour, ssh_user=user,
-                     quirks=parse_quirks(quirk), bin_dir=bin_dir, detach=True)
+                     quirks=parse_quirks(quirk), bin_dir=bin_dir, detach=True, install=install)
     except LabError as e:
         raise Exit(f"error: {e}", code=2)
     print(lab.inventory)

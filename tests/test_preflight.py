@@ -157,6 +157,13 @@ CASES = (
     Case("KubeletVersion", "w-1", {"version.kubelet": "1.34.1"}, ERROR, "asks for 1.33.5", prepared=False),
     Case("KubeletVersion", "w-1", {"version.kubelet": "1.33.50"}, FIX, "kubelet 1.33.50 is installed"),
     Case("KubeletVersion", "w-1", {**MEMBER, "version.kubelet": "1.32.9"}, ERROR, "does not upgrade running nodes"),
+    Case("PackageRepository", "w-1", {"version.kubeadm": "", "repo.state": "failed",
+                                      "repo.detail": "curl: (7) Failed to connect to 10.0.0.9 port 80"}, ERROR,
+         "v1.33 does not answer: curl: (7) Failed to connect"),
+    Case("PackageRepository", "w-1", {"version.kubelet": "", "repo.versions": "1.33.3-1.1 1.33.4-1.1"}, ERROR,
+         "holds 1.33.3-1.1, 1.33.4-1.1, not kubeadm 1.33.5"),
+    Case("PackageRepository", "w-1", {"version.kubelet": "", "repo.versions": "?"}, OK, ""),
+    Case("PackageRepository", "w-1", {"repo.state": "failed"}, OK, ""),     # installed already: nothing to fetch
     Case("Service-Kubelet", "w-1", {"kubelet.service": "disabled"}, FIX, "is disabled"),
     Case("Hostname", "w-1", {"hostname": "debian"}, FIX, "'debian'"),
     Case("Firewalld", "w-1", {"firewalld": "active"}, FIX, "firewalld is active"),

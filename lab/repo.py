@@ -1,0 +1,205 @@
+"""A signed apt repository laid out as pkgs.k8s.io, holding the doubles as real .deb packages.
+
+    root/core:/stable:/v1.33/deb/{Release.key, InRelease, Release, Release.gpg, Packages, Packages.gz, amd64/*.deb}
+
+One repository per minor, as pkgs.k8s.io has, each holding kubeadm, kubelet, kubectl, cri-tools and
+kubernetes-cni at one version. Files, paths and dependencies follow kubernetes/release's package specs
+(cmd/krel/templates/latest and metadata.yaml): kubeadm ships /usr/bin/kubeadm and the kubelet drop-in
+10-kubeadm.conf and depends on nothing from 1.32 on; kubelet ships /usr/bin/kubelet, kubelet.service,
+/etc/default/kubelet and the two .kubelet-keep files, and depends on kubernetes-cni (>= 1.2.0), mount and
+util-linux. The doubles' own files live in /usr/lib/kubefab-lab/<package>/ (the kubelet double starts the
+control-plane doubles from beside its real path), linked from /usr/bin. The repository is signed with a
+key made for it, built with dpkg-deb and apt-ftparchive, and cached: one build serves every lab until the
+doubles or their interpreter change.
+"""
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import doubles
+from .errors import LabError
+
+CACHE = Path("/var/cache/kubefab-lab-repo")
+VERSIONS = ("1.33.5", "1.34.1")  # the doubles' version and the next minor (for upgrades)
+REVISION = "1.1"                 # pkgs.k8s.io's Debian revision: kubeadm_1.33.5-1.1_amd64.deb
+CRI_TOOLS = {"1.33": "1.33.0", "1.34": "1.34.0"}
+KUBERNETES_CNI = {"1.33": "1.6.0", "1.34": "1.7.1"}
+LIB = "/usr/lib/kubefab-lab"
+SIGNER = "kubefab lab repository <lab@kubefab.invalid>"
+FORMAT = "1"  # bump when the layout changes, so an old cache is not used
+
+KUBECTL = """#!/bin/sh
+# kubefab lab double of kubectl {version}: answers `kubectl version --client`, nothing else
+case "$*" in
+    "version --client"*) echo "Client Version: v{version}"; echo "Kustomize Version: v5.6.0"; exit 0 ;;
+esac
+echo "error: the lab's kubectl double only answers 'kubectl version --client'" >&2
+exit 1
+"""
+CRICTL = """#!/bin/sh
+# kubefab lab double of crictl {version}: answers `crictl --version`, nothing else
+case "$*" in
+    --version | -v) echo "crictl version v{version}"; exit 0 ;;
+esac
+echo "crictl: the lab's double only answers --version" >&2
+exit 1
+"""
+KUBELET_DEFAULTS = "KUBELET_EXTRA_ARGS=\n"
+
+
+@dataclass(frozen=True)
+class Deb:
+    name: str
+    version: str          # upstream version, without the revision
+    depends: str
+    section: str
+    fill: object          # fill(stage: Path, minor: str): writes the package's files under stage
+
+
+def _doubles(stage, name, version, executables):
+    home = stage / LIB.lstrip("/") / name
+    doubles.install_dir(home, version=f"v{version}")
+    for exe in set(doubles.EXECUTABLES) - set(executables):
+        (home / exe).unlink()
+    (stage / "usr/bin").mkdir(parents=True, exist_ok=True)
+    os.symlink(f"{LIB}/{name}/{executables[0]}", stage / "usr/bin" / executables[0])
+
+
+def _write(stage, path, text, mode=0o644):
+    target = stage / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    os.chmod(target, mode)
+
+
+def _kubeadm(stage, version):
+    _doubles(stage, "kubeadm", version, ("kubeadm",))
+    drop_in = "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
+    _write(stage, drop_in, doubles.unit_files()[drop_in])
+
+
+def _kubelet(stage, version):
+    _doubles(stage, "kubelet", version, ("kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler"))
+    unit = "/usr/lib/systemd/system/kubelet.service"
+    _write(stage, unit, doubles.unit_files()[unit])
+    _write(stage, "/etc/default/kubelet", KUBELET_DEFAULTS)
+    for keep in ("/var/lib/kubelet/.kubelet-keep", "/etc/kubernetes/manifests/.kubelet-keep"):
+        _write(stage, keep, "")
+
+
+def _kubectl(stage, version):
+    _write(stage, "/usr/bin/kubectl", KUBECTL.format(version=version), 0o755)
+
+
+def _cri_tools(stage, version):
+    _write(stage, "/usr/bin/crictl", CRICTL.format(version=version), 0o755)
+
+
+def _kubernetes_cni(stage, version):
+    doubles.install_cni_plugins(stage / "opt/cni/bin")
+
+
+def debs(version):
+    """The five packages of one Kubernetes version, as pkgs.k8s.io's repository for its minor holds them."""
+    minor = version.rsplit(".", 1)[0]
+    return (
+        Deb("kubeadm", version, "", "admin", _kubeadm),
+        Deb("kubelet", version, "kubernetes-cni (>= 1.2.0), mount, util-linux", "net", _kubelet),
+        Deb("kubectl", version, "", "admin", _kubectl),
+        Deb("cri-tools", CRI_TOOLS[minor], "", "admin", _cri_tools),
+        Deb("kubernetes-cni", KUBERNETES_CNI[minor], "", "net", _kubernetes_cni),
+    )
+
+
+def minor_dir(root, version):
+    """`root`'s directory of the repository for `version`'s minor: root/core:/stable:/v1.33/deb."""
+    return Path(root, "core:", "stable:", f"v{version.rsplit('.', 1)[0]}", "deb")
+
+
+def ensure(cache=CACHE):
+    """The root of the cached repository, built first when the doubles or their interpreter changed."""
+    root = Path(cache) / _key()
+    if (root / "complete").exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=root.parent))
+    try:
+        build(work)
+        (work / "complete").write_text("")
+        try:
+            work.rename(root)
+        except OSError:         # built meanwhile by another lab: keep that one
+            if not (root / "complete").exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return root
+
+
+def _key():
+    digest = hashlib.sha256(f"{FORMAT} {os.path.normpath(sys.executable)} {VERSIONS}".encode())
+    for path in sorted(doubles.HERE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(doubles.HERE).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build(root):
+    """Write the signed repositories of every version in VERSIONS under `root`."""
+    arch = _run(["dpkg", "--print-architecture"]).strip()
+    with tempfile.TemporaryDirectory(prefix="kfl-gpg-", dir="/tmp") as home:
+        env = dict(os.environ, GNUPGHOME=home)
+        _run(["gpg", "--batch", "--passphrase", "", "--quick-generate-key", SIGNER, "ed25519", "sign", "never"], env)
+        key = _run(["gpg", "--batch", "--armor", "--export", SIGNER], env)
+        try:
+            for version in VERSIONS:
+                _minor(minor_dir(root, version), version, arch, key, env)
+        finally:
+            subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True)
+
+
+def _minor(deb_dir, version, arch, key, env):
+    (deb_dir / arch).mkdir(parents=True)
+    for deb in debs(version):
+        _package(deb, deb_dir / arch, arch)
+    packages = _run(["apt-ftparchive", "packages", arch], cwd=deb_dir)
+    (deb_dir / "Packages").write_text(packages)
+    (deb_dir / "Packages.gz").write_bytes(gzip.compress(packages.encode(), mtime=0))
+    release = _run(["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=kubefab-lab",
+                    "-o", f"APT::FTPArchive::Release::Label=v{version.rsplit('.', 1)[0]}",
+                    "-o", f"APT::FTPArchive::Release::Architectures={arch}", "release", "."], cwd=deb_dir)
+    (deb_dir / "Release").write_text(release)
+    (deb_dir / "Release.key").write_text(key)
+    sign = ["gpg", "--batch", "--yes", "--local-user", SIGNER]
+    _run([*sign, "--clearsign", "-o", "InRelease", "Release"], env, cwd=deb_dir)
+    _run([*sign, "--armor", "--detach-sign", "-o", "Release.gpg", "Release"], env, cwd=deb_dir)
+
+
+def _package(deb, out, arch):
+    with tempfile.TemporaryDirectory(prefix="kfl-deb-") as tmp:
+        stage = Path(tmp)
+        deb.fill(stage, deb.version)
+        control = {"Package": deb.name, "Version": f"{deb.version}-{REVISION}", "Architecture": arch,
+                   "Maintainer": "kubefab lab <lab@kubefab.invalid>", "Section": deb.section,
+                   "Priority": "optional", "Depends": deb.depends, "Homepage": "https://kubernetes.io",
+                   "Description": f"kubefab lab double of {deb.name} {deb.version}\n"
+                                  " A test stand-in with the real package's paths; not Kubernetes."}
+        (stage / "DEBIAN").mkdir()
+        (stage / "DEBIAN/control").write_text("".join(f"{k}: {v}\n" for k, v in control.items() if v))
+        _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(stage),
+              str(out / f"{deb.name}_{deb.version}-{REVISION}_{arch}.deb")])
+
+
+def _run(argv, env=None, cwd=None):
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    if done.returncode:
+        raise LabError(f"building the lab's package repository: {' '.join(argv)} exited {done.returncode}: "
+                       f"{done.stderr.strip()[-1000:]}")
+    return done.stdout
