@@ -166,14 +166,14 @@ APT_LIST = "/etc/apt/sources.list.d/kubernetes.list"
 APT_HELPER = "/usr/lib/apt/apt-helper"   # apt's own downloader: no curl needed, apt's proxy settings apply
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 HELD = "hold ok installed"              # dpkg's status of a held, installed package
-# Runs apt quietly; when it fails, shows apt's last lines and then what to do ($1).
+# Runs apt quietly; when it fails, shows apt's last lines and then what to do ($1), and returns 1 (apt's own
+# failure, 100, is a step's "nothing to do").
 KF_APT = """kf_apt() {
   kf_hint=$1; shift
-  kf_out=$("$@" 2>&1); kf_rc=$?
-  [ $kf_rc -eq 0 ] && return 0
+  kf_out=$("$@" 2>&1) && return 0
   printf '%s\\n' "$kf_out" | tail -n 8
   printf '%s\\n' "$kf_hint"
-  return $kf_rc
+  return 1
 }
 """
 
