@@ -66,12 +66,24 @@ def test_up_installs_the_pinned_packages_from_the_lab_repository_holds_them_and_
           f"first {first:.1f} s, second (no change) {second:.1f} s")
 
 
-def test_a_version_the_repository_lacks_fails_preflight_and_then_the_install_with_apts_words_and_the_fix(
+# A copy of the lab's repository whose Release.key is another key than the one that signed it, served on the host.
+FOREIGN_KEY = """d=$(mktemp -d) && mkdir -p /srv/foreign && cp -r {root}/core: /srv/foreign/ &&
+GNUPGHOME=$d gpg -q --batch --passphrase '' --quick-generate-key 'not the signer' ed25519 sign never &&
+GNUPGHOME=$d gpg --batch --armor --export 'not the signer' > '/srv/foreign/core:/stable:/v1.33/deb/Release.key' &&
+{{ setsid python3 -m http.server -b 127.0.0.1 -d /srv/foreign 8080 >/dev/null 2>&1 </dev/null & }}"""
+
+
+def edit(lab, **cluster):
+    raw = toml.loads(lab.inventory.read_text())
+    raw["cluster"].update(cluster)
+    lab.inventory.write_text(toml.dumps(raw))
+    return raw
+
+
+def test_a_version_the_repository_lacks_or_a_key_that_does_not_verify_fails_the_install_with_apts_words_and_the_fix(
         new_lab, tmp_path):
     lab = new_lab(hosts=2, control_planes=1, flavour="node", install="packages")
-    raw = toml.loads(lab.inventory.read_text())
-    raw["cluster"]["kubernetes_version"] = "1.33.9"
-    lab.inventory.write_text(toml.dumps(raw))
+    edit(lab, kubernetes_version="1.33.9")
     code, text, r = run_of(lab, tmp_path, "preflight")
     assert code == 1
     found = {(f.host, f.check): f for f in r.findings}
@@ -89,4 +101,20 @@ def test_a_version_the_repository_lacks_fails_preflight_and_then_the_install_wit
                                        "(pkgs.k8s.io holds every patch release of v1.33)"), install
         assert re.search(rf"{h}\b.*install packages", text), text
     assert {phase for (h, phase) in results} <= {"facts", "preflight", "runtime"}, text
+    assert lab.run("kf-cp1", "command -v kubeadm", check=False).returncode != 0
+
+    raw = edit(lab, kubernetes_version=VERSION)
+    raw["mirrors"]["package_repository"] = "http://127.0.0.1:8080/core:/stable:"
+    lab.inventory.write_text(toml.dumps(raw))
+    for h in ("kf-cp1", "kf-w1"):
+        lab.run(h, FOREIGN_KEY.format(root=repo.ensure()))
+    code, text, r = run_of(lab, tmp_path, yes=True)
+    assert code == 1
+    for h in ("kf-cp1", "kf-w1"):
+        install = next(s for s in cells(r)[h, "runtime"].steps if s.name == "install packages")
+        assert install.status == "failed"
+        assert "NO_PUBKEY" in install.detail and "is not signed" in install.detail, install
+        assert install.detail.endswith("its signature does not verify with its Release.key — check [mirrors] "
+                                       "package_repository: a mirror must serve pkgs.k8s.io's signed files "
+                                       "unchanged"), install
     assert lab.run("kf-cp1", "command -v kubeadm", check=False).returncode != 0
