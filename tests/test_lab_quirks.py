@@ -48,6 +48,7 @@ PROBES = {
     "kubernetes-configured": Probe("ls /etc/kubernetes/manifests", lambda out, _: "kube-apiserver.yaml" in out),
     "sshd-stopped": Probe("true", lambda out, _: out == "refused"),
     "network-cut": Probe("true", lambda out, _: out == "timeout"),
+    "minimal": Probe("command -v gpg curl; echo end", lambda out, _: out == "end"),
     "disk-full": Probe("df -k --output=size / | tail -1; head -c 4M /dev/zero > /var/tmp/fill",
                        lambda out, _: int(out.split()[0]) <= 1024 and "No space left on device" in out),
 }
