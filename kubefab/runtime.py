@@ -163,12 +163,13 @@ def _runtime_found(facts):
 
 APT_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"   # armored: apt reads it as is, no gpg needed
 APT_LIST = "/etc/apt/sources.list.d/kubernetes.list"
+YUM_REPO = "/etc/yum.repos.d/kubernetes.repo"
 APT_HELPER = "/usr/lib/apt/apt-helper"   # apt's own downloader: no curl needed, apt's proxy settings apply
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 HELD = "hold ok installed"              # dpkg's status of a held, installed package
-# Runs apt quietly; when it fails, shows apt's last lines and then what to do ($1), and returns 1 (apt's own
-# failure, 100, is a step's "nothing to do").
-KF_APT = """kf_apt() {
+# Runs apt or dnf quietly; when it fails, shows its last lines and then what to do ($1), and returns 1 (apt's
+# own failure, 100, is a step's "nothing to do").
+KF_PM = """kf_pm() {
   kf_hint=$1; shift
   kf_out=$("$@" 2>&1) && return 0
   printf '%s\\n' "$kf_out" | tail -n 8
@@ -192,18 +193,23 @@ def _apt(inv):
              "it (network, proxy)")
     verify = (f"apt could not read {deb} or its signature does not verify with its Release.key — check [mirrors] "
               "package_repository: a mirror must serve pkgs.k8s.io's signed files unchanged")
-    missing = (f"{deb} has no kubeadm, kubelet and kubectl {version} — check kubernetes_version for a typo, or "
-               f"bring the mirror up to date (pkgs.k8s.io holds every patch release of v1.{inv.cluster.minor})")
-    return KF_APT + " && ".join((
+    missing = _missing(inv, deb)
+    return KF_PM + " && ".join((
         "export DEBIAN_FRONTEND=noninteractive", *_ca_certificates(deb),
         f"mkdir -p -m 755 {q(APT_KEYRING.rsplit('/', 1)[0])}",
-        f"kf_apt {q(fetch)} {q(APT_HELPER)} -o APT::Sandbox::User=root download-file {q(deb + 'Release.key')} "
+        f"kf_pm {q(fetch)} {q(APT_HELPER)} -o APT::Sandbox::User=root download-file {q(deb + 'Release.key')} "
         f"{q(APT_KEYRING + '.new')}",
         f"chmod 644 {q(APT_KEYRING + '.new')} && mv -f {q(APT_KEYRING + '.new')} {q(APT_KEYRING)}",
         f"printf '%s\\n' {q(f'deb [signed-by={APT_KEYRING}] {deb} /')} > {q(APT_LIST)}",
-        f"kf_apt {q(verify)} apt-get update -q {restricted}",
-        f"kf_apt {q(missing)} apt-get install -qy --allow-change-held-packages --allow-downgrades containerd {pins}",
+        f"kf_pm {q(verify)} apt-get update -q {restricted}",
+        f"kf_pm {q(missing)} apt-get install -qy --allow-change-held-packages --allow-downgrades containerd {pins}",
         f"apt-mark hold {' '.join(PACKAGES)} >/dev/null"))
+
+
+def _missing(inv, url):
+    return (f"{url} has no kubeadm, kubelet and kubectl {inv.cluster.kubernetes_version} — check kubernetes_version "
+            f"for a typo, or bring the mirror up to date (pkgs.k8s.io holds every patch release of "
+            f"v1.{inv.cluster.minor})")
 
 
 def _ca_certificates(deb):
@@ -212,27 +218,37 @@ def _ca_certificates(deb):
         return ()
     hint = (f"{deb} is https:// and this host has no CA certificates ({CA_BUNDLE}), which apt could not install "
             "from the host's own sources — install ca-certificates, or serve the mirror over http://")
-    return (f"{{ [ -s {q(CA_BUNDLE)} ] || kf_apt {q(hint)} sh -c "
+    return (f"{{ [ -s {q(CA_BUNDLE)} ] || kf_pm {q(hint)} sh -c "
             f"{q('apt-get update -q && apt-get install -qy --no-install-recommends ca-certificates')}; }}",)
 
 
 def _dnf(inv, tool):
-    url, version = repo_url(inv), inv.cluster.kubernetes_version
-    repo = (f"[kubernetes]\nname=Kubernetes\nbaseurl={url}/rpm/\nenabled=1\ngpgcheck=1\n"
-            f"gpgkey={url}/rpm/repodata/repomd.xml.key\nexclude={' '.join(PACKAGES)} cri-tools kubernetes-cni\n")
+    rpm, version = f"{repo_url(inv)}/rpm/", inv.cluster.kubernetes_version
+    repo = (f"[kubernetes]\nname=Kubernetes\nbaseurl={rpm}\nenabled=1\ngpgcheck=1\n"
+            f"gpgkey={rpm}repodata/repomd.xml.key\nexclude={' '.join(PACKAGES)} cri-tools kubernetes-cni\n")
+    # RHEL and its rebuilds carry no containerd: Docker's repository has it (containerd.io)
+    runtime = (f"containerd is not installed and {tool} found none in this host's repositories — on RHEL-family "
+               "hosts add Docker's repository (its package is containerd.io) or install containerd first")
     # the exclude line is the hold: nothing upgrades them unless --disableexcludes names the repo
-    return (f"printf '%s' {q(repo)} > /etc/yum.repos.d/kubernetes.repo && {q(tool)} install -qy "
-            f"--disableexcludes=kubernetes containerd {' '.join(q(f'{p}-{version}') for p in PACKAGES)}")
+    return KF_PM + " && ".join((
+        f"mkdir -p {q(YUM_REPO.rsplit('/', 1)[0])}", f"printf '%s' {q(repo)} > {q(YUM_REPO)}",
+        f"{{ command -v containerd >/dev/null || kf_pm {q(runtime)} {q(tool)} install -qy containerd; }}",
+        f"kf_pm {q(_missing(inv, rpm))} {q(tool)} install -qy --disableexcludes=kubernetes "
+        f"{' '.join(q(f'{p}-{version}') for p in PACKAGES)}"))
+
+
+def install_script(inv, manager):
+    """The packages source's install script for `manager` (apt, dnf, yum; another: the host's own chooses)."""
+    by_manager = {"apt": lambda: _apt(inv), "dnf": lambda: _dnf(inv, "dnf"), "yum": lambda: _dnf(inv, "yum")}
+    if manager in by_manager:
+        return by_manager[manager]()
+    return (f"if command -v apt-get >/dev/null; then {_apt(inv)}; elif command -v dnf >/dev/null; then "
+            f"{_dnf(inv, 'dnf')}; else {_dnf(inv, 'yum')}; fi")
 
 
 def _packages(inv, manager, facts):
     version = inv.cluster.kubernetes_version
-    by_manager = {"apt": _apt(inv), "dnf": _dnf(inv, "dnf"), "yum": _dnf(inv, "yum")}
-    if manager in by_manager:
-        script = by_manager[manager]
-    else:
-        script = ("if command -v apt-get >/dev/null; then " + by_manager["apt"] + "; elif command -v dnf >/dev/null; "
-                  "then " + by_manager["dnf"] + "; else " + by_manager["yum"] + "; fi")
+    script = install_script(inv, manager)
     v = q(f"v{version}")
     held = " ".join([HELD] * len(PACKAGES))
     guard = (f"command -v containerd && command -v runc && [ \"$(kubeadm version -o short)\" = {v} ] && "

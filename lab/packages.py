@@ -38,7 +38,10 @@ PACKAGES = (
     Package("ebtables", "ebtables"),
     Package("socat", "socat"),
     Package("ethtool", "ethtool"),
-    Package("apt-utils", "apt-ftparchive"),  # indexes the lab's package repository (repo.py)
+    Package("apt-utils", "apt-ftparchive"),  # indexes the lab's apt repository (repo.py)
+    Package("rpm", "rpmbuild"),  # builds and signs its rpm packages
+    Package("createrepo-c", "createrepo_c"),  # indexes its rpm repository
+    Package("dnf", "dnf"),  # installs from it in a lab host (tests/test_lab_packages.py)
     Package("busybox", "busybox"),  # tests/test_facts.py runs the fact probe under busybox's shell and tools
 )
 

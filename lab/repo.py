@@ -1,6 +1,7 @@
-"""A signed apt repository laid out as pkgs.k8s.io, holding the doubles as real .deb packages.
+"""Signed apt and rpm repositories laid out as pkgs.k8s.io, holding the doubles as real .deb and .rpm packages.
 
     root/core:/stable:/v1.33/deb/{Release.key, InRelease, Release, Release.gpg, Packages, Packages.gz, amd64/*.deb}
+    root/core:/stable:/v1.33/rpm/{repodata/{repomd.xml, repomd.xml.asc, repomd.xml.key, ...}, x86_64/*.rpm}
 
 One repository per minor, as pkgs.k8s.io has, each holding kubeadm, kubelet, kubectl, cri-tools and
 kubernetes-cni at one version. Files, paths and dependencies follow kubernetes/release's package specs
@@ -8,9 +9,12 @@ kubernetes-cni at one version. Files, paths and dependencies follow kubernetes/r
 10-kubeadm.conf and depends on nothing from 1.32 on; kubelet ships /usr/bin/kubelet, kubelet.service,
 /etc/default/kubelet and the two .kubelet-keep files, and depends on kubernetes-cni (>= 1.2.0), mount and
 util-linux. The doubles' own files live in /usr/lib/kubefab-lab/<package>/ (the kubelet double starts the
-control-plane doubles from beside its real path), linked from /usr/bin. The repository is signed with a
-key made for it, built with dpkg-deb and apt-ftparchive, and cached: one build serves every lab until the
-doubles or their interpreter change.
+control-plane doubles from beside its real path), linked from /usr/bin. The rpm packages are the same files
+(kubelet's environment file in /etc/sysconfig, as the rpm spec has it), signed, with the repository's
+repomd.xml signed beside them; they require only each other (kubelet: kubernetes-cni), not util-linux or mount,
+which a Debian host's rpm database does not know. Both are signed with one key made for them, built with
+dpkg-deb and apt-ftparchive, rpmbuild, rpmsign and createrepo_c, and cached: one build serves every lab until
+the doubles or their interpreter change.
 """
 
 import gzip
@@ -29,11 +33,12 @@ from .errors import LabError
 CACHE = Path("/var/cache/kubefab-lab-repo")
 VERSIONS = ("1.33.5", "1.34.1")  # the doubles' version and the next minor (for upgrades)
 REVISION = "1.1"                 # pkgs.k8s.io's Debian revision: kubeadm_1.33.5-1.1_amd64.deb
+RPM_RELEASE = "150500.1.1"       # and its rpm release: kubeadm-1.33.5-150500.1.1.x86_64.rpm
 CRI_TOOLS = {"1.33": "1.33.0", "1.34": "1.34.0"}
 KUBERNETES_CNI = {"1.33": "1.6.0", "1.34": "1.7.1"}
 LIB = "/usr/lib/kubefab-lab"
 SIGNER = "kubefab lab repository <lab@kubefab.invalid>"
-FORMAT = "1"  # bump when the layout changes, so an old cache is not used
+FORMAT = "2"  # bump when the layout changes, so an old cache is not used
 
 KUBECTL = """#!/bin/sh
 # kubefab lab double of kubectl {version}: answers `kubectl version --client`, nothing else
@@ -56,11 +61,14 @@ KUBELET_DEFAULTS = "KUBELET_EXTRA_ARGS=\n"
 
 @dataclass(frozen=True)
 class Deb:
+    """One package of one version, packed as .deb and as .rpm."""
+
     name: str
     version: str          # upstream version, without the revision
-    depends: str
+    depends: str          # the .deb's Depends
+    requires: str         # the .rpm's Requires
     section: str
-    fill: object          # fill(stage: Path, minor: str): writes the package's files under stage
+    fill: object          # fill(stage: Path, version: str, family: "deb" | "rpm"): the package's files under stage
 
 
 def _doubles(stage, name, version, executables):
@@ -79,30 +87,33 @@ def _write(stage, path, text, mode=0o644):
     os.chmod(target, mode)
 
 
-def _kubeadm(stage, version):
+def _kubeadm(stage, version, family):
     _doubles(stage, "kubeadm", version, ("kubeadm",))
     drop_in = "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
     _write(stage, drop_in, doubles.unit_files()[drop_in])
 
 
-def _kubelet(stage, version):
+def _kubelet(stage, version, family):
     _doubles(stage, "kubelet", version, ("kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler"))
     unit = "/usr/lib/systemd/system/kubelet.service"
     _write(stage, unit, doubles.unit_files()[unit])
-    _write(stage, "/etc/default/kubelet", KUBELET_DEFAULTS)
+    _write(stage, "/etc/default/kubelet" if family == "deb" else "/etc/sysconfig/kubelet", KUBELET_DEFAULTS)
     for keep in ("/var/lib/kubelet/.kubelet-keep", "/etc/kubernetes/manifests/.kubelet-keep"):
-        _write(stage, keep, "")
+        if family == "deb":      # dpkg-deb keeps no empty directory; the rpm owns them as %dir
+            _write(stage, keep, "")
+        else:
+            (stage / keep.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _kubectl(stage, version):
+def _kubectl(stage, version, family):
     _write(stage, "/usr/bin/kubectl", KUBECTL.format(version=version), 0o755)
 
 
-def _cri_tools(stage, version):
+def _cri_tools(stage, version, family):
     _write(stage, "/usr/bin/crictl", CRICTL.format(version=version), 0o755)
 
 
-def _kubernetes_cni(stage, version):
+def _kubernetes_cni(stage, version, family):
     doubles.install_cni_plugins(stage / "opt/cni/bin")
 
 
@@ -110,17 +121,18 @@ def debs(version):
     """The five packages of one Kubernetes version, as pkgs.k8s.io's repository for its minor holds them."""
     minor = version.rsplit(".", 1)[0]
     return (
-        Deb("kubeadm", version, "", "admin", _kubeadm),
-        Deb("kubelet", version, "kubernetes-cni (>= 1.2.0), mount, util-linux", "net", _kubelet),
-        Deb("kubectl", version, "", "admin", _kubectl),
-        Deb("cri-tools", CRI_TOOLS[minor], "", "admin", _cri_tools),
-        Deb("kubernetes-cni", KUBERNETES_CNI[minor], "", "net", _kubernetes_cni),
+        Deb("kubeadm", version, "", "", "admin", _kubeadm),
+        Deb("kubelet", version, "kubernetes-cni (>= 1.2.0), mount, util-linux", "kubernetes-cni >= 1.2.0", "net",
+            _kubelet),
+        Deb("kubectl", version, "", "", "admin", _kubectl),
+        Deb("cri-tools", CRI_TOOLS[minor], "", "", "admin", _cri_tools),
+        Deb("kubernetes-cni", KUBERNETES_CNI[minor], "", "", "net", _kubernetes_cni),
     )
 
 
-def minor_dir(root, version):
-    """`root`'s directory of the repository for `version`'s minor: root/core:/stable:/v1.33/deb."""
-    return Path(root, "core:", "stable:", f"v{version.rsplit('.', 1)[0]}", "deb")
+def minor_dir(root, version, family="deb"):
+    """`root`'s directory of the `family` repository for `version`'s minor: root/core:/stable:/v1.33/deb."""
+    return Path(root, "core:", "stable:", f"v{version.rsplit('.', 1)[0]}", family)
 
 
 def ensure(cache=CACHE):
@@ -161,6 +173,7 @@ def build(root):
         try:
             for version in VERSIONS:
                 _minor(minor_dir(root, version), version, arch, key, env)
+                _rpm_minor(minor_dir(root, version, "rpm"), version, key, env)
         finally:
             subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True)
 
@@ -185,7 +198,7 @@ def _minor(deb_dir, version, arch, key, env):
 def _package(deb, out, arch):
     with tempfile.TemporaryDirectory(prefix="kfl-deb-") as tmp:
         stage = Path(tmp)
-        deb.fill(stage, deb.version)
+        deb.fill(stage, deb.version, "deb")
         control = {"Package": deb.name, "Version": f"{deb.version}-{REVISION}", "Architecture": arch,
                    "Maintainer": "kubefab lab <lab@kubefab.invalid>", "Section": deb.section,
                    "Priority": "optional", "Depends": deb.depends, "Homepage": "https://kubernetes.io",
@@ -203,3 +216,56 @@ def _run(argv, env=None, cwd=None):
         raise LabError(f"building the lab's package repository: {' '.join(argv)} exited {done.returncode}: "
                        f"{done.stderr.strip()[-1000:]}")
     return done.stdout
+
+
+RPM_SPEC = """Name: {name}
+Version: {version}
+Release: {release}
+Summary: kubefab lab double of {name} {version}
+License: Apache-2.0
+URL: https://kubernetes.io
+AutoReqProv: no
+{requires}
+%define debug_package %{{nil}}
+%define __os_install_post %{{nil}}
+%define _build_id_links none
+
+%description
+A test stand-in with the real package's paths; not Kubernetes.
+
+%install
+cp -a {stage}/. %{{buildroot}}/
+
+%files
+{files}
+"""
+
+
+def _rpm_minor(rpm_dir, version, key, env):
+    arch = _run(["rpm", "--eval", "%{_arch}"]).strip()
+    (rpm_dir / arch).mkdir(parents=True)
+    for deb in debs(version):
+        _rpm(deb, rpm_dir / arch, env)
+    _run(["createrepo_c", "--quiet", str(rpm_dir)])
+    repomd = rpm_dir / "repodata" / "repomd.xml"
+    _run(["gpg", "--batch", "--yes", "--local-user", SIGNER, "--armor", "--detach-sign", "-o", f"{repomd}.asc",
+          str(repomd)], env)
+    Path(f"{repomd}.key").write_text(key)
+
+
+def _rpm(deb, out, env):
+    with tempfile.TemporaryDirectory(prefix="kfl-rpm-") as tmp:
+        top, stage = Path(tmp, "top"), Path(tmp, "stage")
+        deb.fill(stage, deb.version, "rpm")
+        entries = sorted(p for p in stage.rglob("*") if p.is_symlink() or p.is_file()
+                         or (p.is_dir() and not any(p.iterdir())))
+        files = "\n".join(("%dir " if p.is_dir() and not p.is_symlink() else "") + "/" + p.relative_to(stage).as_posix()
+                          for p in entries)
+        spec = Path(tmp, f"{deb.name}.spec")
+        spec.write_text(RPM_SPEC.format(name=deb.name, version=deb.version, release=RPM_RELEASE, stage=stage,
+                                        requires=f"Requires: {deb.requires}" if deb.requires else "", files=files))
+        _run(["rpmbuild", "--quiet", "--define", f"_topdir {top}", "-bb", str(spec)], env)
+        for built in top.glob("RPMS/*/*.rpm"):
+            _run(["rpmsign", "--define", f"_gpg_name {SIGNER}", "--define", f"__gpg {shutil.which('gpg')}",
+                  "--addsign", str(built)], env)
+            shutil.move(built, out / built.name)

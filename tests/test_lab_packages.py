@@ -8,7 +8,7 @@ import time
 import pytest
 import toml
 
-from kubefab import inventory, kube, nodes
+from kubefab import inventory, kube, nodes, runtime
 from lab import repo
 from test_lab_up import run_of
 
@@ -118,3 +118,31 @@ def test_a_version_the_repository_lacks_or_a_key_that_does_not_verify_fails_the_
                                        "package_repository: a mirror must serve pkgs.k8s.io's signed files "
                                        "unchanged"), install
     assert lab.run("kf-cp1", "command -v kubeadm", check=False).returncode != 0
+
+
+def test_the_dnf_script_installs_the_pinned_signed_rpms_and_its_exclude_line_holds_them(new_lab, tmp_path):
+    """As far as Debian's dnf and rpm go: the lab hosts are Debian, so the facts choose apt and this runs the dnf
+    script itself, against the lab repository's rpm side (the same doubles, signed rpms, signed repomd.xml)."""
+    lab = new_lab(hosts=1, control_planes=1, flavour="node", install="packages")
+    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
+    done = lab.run("kf-cp1", runtime.install_script(inv, "dnf"), check=False, timeout=600)
+    assert done.returncode == 0, done
+    installed = lab.run("kf-cp1", "rpm -q kubeadm kubelet kubectl kubernetes-cni; kubeadm version -o short; "
+                                  "kubelet --version; rpm -q gpg-pubkey --qf '%{SUMMARY}\\n'").stdout.splitlines()
+    assert installed == [*(f"{p}-{VERSION}-{repo.RPM_RELEASE}.x86_64" for p in ("kubeadm", "kubelet", "kubectl")),
+                         f"kubernetes-cni-{repo.KUBERNETES_CNI['1.33']}-{repo.RPM_RELEASE}.x86_64",
+                         f"v{VERSION}", f"Kubernetes v{VERSION}", f"{repo.SIGNER} public key"]
+    assert "exclude=kubeadm kubelet kubectl cri-tools kubernetes-cni\n" in lab.run(
+        "kf-cp1", "cat /etc/yum.repos.d/kubernetes.repo").stdout
+    held = lab.run("kf-cp1", "dnf -y -q install cri-tools", check=False)     # the exclude line: the hold
+    assert held.returncode == 1 and "Error: Unable to find a match: cri-tools" in held.stderr, held
+    assert lab.run("kf-cp1", "dnf -y -q install --disableexcludes=kubernetes cri-tools && rpm -q cri-tools"
+                   ).stdout.strip().endswith(f"cri-tools-{repo.CRI_TOOLS['1.33']}-{repo.RPM_RELEASE}.x86_64")
+
+    edit(lab, kubernetes_version="1.33.9")
+    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
+    done = lab.run("kf-cp1", runtime.install_script(inv, "dnf"), check=False, timeout=600)
+    assert done.returncode == 1
+    assert "Error: Unable to find a match: kubeadm-1.33.9 kubelet-1.33.9 kubectl-1.33.9" in done.stdout, done
+    assert done.stdout.strip().endswith("check kubernetes_version for a typo, or bring the mirror up to date "
+                                        "(pkgs.k8s.io holds every patch release of v1.33)"), done
