@@ -94,22 +94,24 @@ probe_endpoint() {
     kv endpoint.detail "${detail# }"
 }
 
-# The body of URL $1 on standard output, or the fetcher's last words and a non-zero exit: curl, wget, or
-# apt's own helper (on a host with neither), which writes to a temporary file, removed at once.
+# The body of URL $1 on standard output, or the fetcher's last words and a non-zero exit: curl, or apt's own
+# helper (on a host without curl), which writes to a temporary file, removed at once.
 fetch() {
     if have curl; then
         bounded curl -fsSL --max-time 5 "$1" 2>&1
-    elif have wget; then
-        bounded wget -q -T 5 -O - "$1" 2>&1
     elif [ -x /usr/lib/apt/apt-helper ] && tmp=$(mktemp 2>/dev/null); then
-        out=$(bounded /usr/lib/apt/apt-helper -o APT::Sandbox::User=root download-file "$1" "$tmp" 2>&1) &&
-            cat "$tmp"
+        out=$(bounded /usr/lib/apt/apt-helper -o APT::Sandbox::User=root -o Acquire::Retries=0 \
+              download-file "$1" "$tmp" 2>&1) && cat "$tmp"
         rc=$?
         rm -f "$tmp"
-        [ $rc -eq 0 ] || printf '%s\n' "$out" | grep '^E:' | head -n 1
+        case $rc in
+            0) ;;
+            124) echo "no answer within 5 s" ;;
+            *) printf '%s\n' "$out" | grep '^E:' | head -n 1 ;;
+        esac
         return $rc
     else
-        echo "neither curl, wget nor apt-helper to fetch it with"
+        echo "neither curl nor apt-helper to fetch it with"
         return 1
     fi
 }

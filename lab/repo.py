@@ -145,6 +145,7 @@ def ensure(cache=CACHE):
     try:
         build(work)
         (work / "complete").write_text("")
+        work.chmod(0o755)
         try:
             work.rename(root)
         except OSError:         # built meanwhile by another lab: keep that one

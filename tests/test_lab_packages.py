@@ -1,8 +1,10 @@
 """The default install source on lab node hosts: kubeadm, kubelet and kubectl from the lab's signed apt
 repository, laid out as pkgs.k8s.io (lab/repo.py), the hosts' only apt source."""
 
+import os
 import re
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -41,6 +43,8 @@ def test_up_installs_the_pinned_packages_from_the_lab_repository_holds_them_and_
                                        for s in x.steps)
     assert "command not found" not in text, text
     results = cells(r)
+    found = {(f.host, f.check): f.status for f in r.findings}
+    assert {found[h, "PackageRepository"] for h in ("kf-cp1", "kf-w1", "kf-w2")} == {"ok"}   # kf-w2: apt-helper
     installs = {h: next(s for s in results[h, "runtime"].steps if s.name == "install packages")
                 for h in ("kf-cp1", "kf-w1", "kf-w2")}
     assert {s.status for s in installs.values()} == {"changed"}, installs
@@ -66,11 +70,21 @@ def test_up_installs_the_pinned_packages_from_the_lab_repository_holds_them_and_
           f"first {first:.1f} s, second (no change) {second:.1f} s")
 
 
-# A copy of the lab's repository whose Release.key is another key than the one that signed it, served on the host.
-FOREIGN_KEY = """d=$(mktemp -d) && mkdir -p /srv/foreign && cp -r {root}/core: /srv/foreign/ &&
-GNUPGHOME=$d gpg -q --batch --passphrase '' --quick-generate-key 'not the signer' ed25519 sign never &&
-GNUPGHOME=$d gpg --batch --armor --export 'not the signer' > '/srv/foreign/core:/stable:/v1.33/deb/Release.key' &&
+# A copy of the lab's repository whose Release.key (on stdin) is not the key that signed it, served on the host.
+FOREIGN_REPO = """mkdir -p /srv/foreign && cp -r {root}/core: /srv/foreign/ &&
+cat > '/srv/foreign/core:/stable:/v1.33/deb/Release.key' &&
 {{ setsid python3 -m http.server -b 127.0.0.1 -d /srv/foreign 8080 >/dev/null 2>&1 </dev/null & }}"""
+
+
+def foreign_key(home):
+    env = dict(os.environ, GNUPGHOME=str(home))
+    home.mkdir(mode=0o700)
+    subprocess.run(["gpg", "-q", "--batch", "--passphrase", "", "--quick-generate-key", "not the signer", "ed25519",
+                    "sign", "never"], env=env, check=True, capture_output=True)
+    key = subprocess.run(["gpg", "--batch", "--armor", "--export", "not the signer"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True)
+    return key
 
 
 def edit(lab, **cluster):
@@ -82,8 +96,8 @@ def edit(lab, **cluster):
 
 def test_a_version_the_repository_lacks_or_a_key_that_does_not_verify_fails_the_install_with_apts_words_and_the_fix(
         new_lab, tmp_path):
-    lab = new_lab(hosts=2, control_planes=1, flavour="node", install="packages")
-    edit(lab, kubernetes_version="1.33.9")
+    lab = new_lab(hosts=2, control_planes=1, flavour="node", install="packages", quirks={"kf-w1": ["minimal"]})
+    raw = edit(lab, kubernetes_version="1.33.9")
     code, text, r = run_of(lab, tmp_path, "preflight")
     assert code == 1
     found = {(f.host, f.check): f for f in r.findings}
@@ -103,11 +117,19 @@ def test_a_version_the_repository_lacks_or_a_key_that_does_not_verify_fails_the_
     assert {phase for (h, phase) in results} <= {"facts", "preflight", "runtime"}, text
     assert lab.run("kf-cp1", "command -v kubeadm", check=False).returncode != 0
 
+    raw["mirrors"]["package_repository"] = lab.repository_url.replace("/core:", ":81/core:")
+    lab.inventory.write_text(toml.dumps(raw))
+    code, text, r = run_of(lab, tmp_path, "preflight")
+    found = {(f.host, f.check): f for f in r.findings}
+    assert "does not answer: curl: (7) Failed to connect" in found["kf-cp1", "PackageRepository"].reason, text
+    assert "does not answer: E: Failed to fetch" in found["kf-w1", "PackageRepository"].reason, text   # apt-helper
+
     raw = edit(lab, kubernetes_version=VERSION)
     raw["mirrors"]["package_repository"] = "http://127.0.0.1:8080/core:/stable:"
     lab.inventory.write_text(toml.dumps(raw))
+    key = foreign_key(tmp_path / "gnupg")
     for h in ("kf-cp1", "kf-w1"):
-        lab.run(h, FOREIGN_KEY.format(root=repo.ensure()))
+        lab.run(h, FOREIGN_REPO.format(root=repo.ensure()), input=key)
     code, text, r = run_of(lab, tmp_path, yes=True)
     assert code == 1
     for h in ("kf-cp1", "kf-w1"):
