@@ -203,7 +203,7 @@ def _apt(inv):
         f"printf '%s\\n' {q(f'deb [signed-by={APT_KEYRING}] {deb} /')} > {q(APT_LIST)}",
         f"kf_pm {q(verify)} apt-get update -q {restricted}",
         f"kf_pm {q(missing)} apt-get install -qy --allow-change-held-packages --allow-downgrades containerd {pins}",
-        f"apt-mark hold {' '.join(PACKAGES)} >/dev/null"))
+        f"apt-mark hold {' '.join(q(p) for p in PACKAGES)} >/dev/null"))
 
 
 def _missing(inv, url):
@@ -254,7 +254,7 @@ def _packages(inv, manager, facts):
     guard = (f"command -v containerd && command -v runc && [ \"$(kubeadm version -o short)\" = {v} ] && "
              f"[ \"$(kubelet --version)\" = \"Kubernetes \"{v} ] && kubectl version --client | grep -qxF "
              f"\"Client Version: \"{v} && {{ ! command -v dpkg-query || [ \"$(dpkg-query -W -f '${{Status}} ' "
-             f"{' '.join(PACKAGES)})\" = {q(held + ' ')} ]; }}")
+             f"{' '.join(q(p) for p in PACKAGES)})\" = {q(held + ' ')} ]; }}")
     install = Command("install packages", script, guard=guard, timeout=1200,
                       label=f"{manager or 'apt or dnf'}: containerd, {', '.join(PACKAGES)} {version} from "
                             f"{repo_url(inv)}, held")

@@ -1,8 +1,9 @@
-"""`python -m lab setup`: install the Debian packages labs need (idempotent; what `invoke lab.setup` runs)."""
+"""`python -m lab setup`: install the Debian packages labs need and build the lab's package repository (idempotent;
+what `invoke lab.setup` runs)."""
 
 import sys
 
-from . import LabError, packages
+from . import LabError, packages, repo
 
 
 def main(argv):
@@ -12,10 +13,12 @@ def main(argv):
         return 2
     try:
         installed = packages.ensure()
+        root = repo.ensure()
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"lab set-up: installed {' '.join(installed)}" if installed else "lab set-up: every package is present")
+    print(f"lab set-up: package repository in {root}")
     return 0
 
 

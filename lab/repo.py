@@ -38,7 +38,6 @@ CRI_TOOLS = {"1.33": "1.33.0", "1.34": "1.34.0"}
 KUBERNETES_CNI = {"1.33": "1.6.0", "1.34": "1.7.1"}
 LIB = "/usr/lib/kubefab-lab"
 SIGNER = "kubefab lab repository <lab@kubefab.invalid>"
-FORMAT = "2"  # bump when the layout changes, so an old cache is not used
 
 KUBECTL = """#!/bin/sh
 # kubefab lab double of kubectl {version}: answers `kubectl version --client`, nothing else
@@ -136,7 +135,7 @@ def minor_dir(root, version, family="deb"):
 
 
 def ensure(cache=CACHE):
-    """The root of the cached repository, built first when the doubles or their interpreter changed."""
+    """The root of the cached repository, built first when the doubles, their interpreter or this file changed."""
     root = Path(cache) / _key()
     if (root / "complete").exists():
         return root
@@ -157,7 +156,7 @@ def ensure(cache=CACHE):
 
 
 def _key():
-    digest = hashlib.sha256(f"{FORMAT} {os.path.normpath(sys.executable)} {VERSIONS}".encode())
+    digest = hashlib.sha256(f"{os.path.normpath(sys.executable)} {VERSIONS}".encode() + Path(__file__).read_bytes())
     for path in sorted(doubles.HERE.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(path.relative_to(doubles.HERE).as_posix().encode() + b"\0" + path.read_bytes())
@@ -199,6 +198,7 @@ def _minor(deb_dir, version, arch, key, env):
 def _package(deb, out, arch):
     with tempfile.TemporaryDirectory(prefix="kfl-deb-") as tmp:
         stage = Path(tmp)
+        stage.chmod(0o755)      # the package's "./": never a private root
         deb.fill(stage, deb.version, "deb")
         control = {"Package": deb.name, "Version": f"{deb.version}-{REVISION}", "Architecture": arch,
                    "Maintainer": "kubefab lab <lab@kubefab.invalid>", "Section": deb.section,

@@ -54,14 +54,16 @@ def down(c, lab_id=None, all=False):
 
 @task
 def setup(c):
-    """Install the Debian packages labs need (sshd, sudo, containerd, etcd, ...); a no-op when they are there."""
-    from lab import LabError, packages
+    """Install the Debian packages labs need (sshd, sudo, containerd, etcd, ...) and build the lab's package repository; a no-op when done."""
+    from lab import LabError, packages, repo
 
     try:
         installed = packages.ensure()
+        root = repo.ensure()
     except LabError as e:
         raise Exit(f"error: {e}", code=1)
     print(f"installed {' '.join(installed)}" if installed else "every package the lab needs is present")
+    print(f"the lab's package repository is in {root}")
 
 
 @task

@@ -1,11 +1,14 @@
 """The fact probe: run here under dash and busybox, parsed strictly, and refused with its tail when cut or garbled."""
 
+import functools
 import hashlib
+import http.server
 import os
 import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -156,3 +159,30 @@ def test_the_probe_reports_the_files_and_links_it_is_asked_about(tmp_path):
     assert not f.in_place(replace(asked[1], mtime=1700000001)) and not f.in_place(asked[2])
     with pytest.raises(ValueError, match="only plain path characters"):
         facts.script("", (), ("/usr/bin/kube adm",))
+
+
+@pytest.fixture
+def package_repository(tmp_path):
+    """A flat apt repository's Packages index for v1.33, served over HTTP on 127.0.0.1: its base URL."""
+    deb = tmp_path / "core:" / "stable:" / "v1.33" / "deb"
+    deb.mkdir(parents=True)
+    deb.joinpath("Packages").write_text("".join(f"Package: {p}\nVersion: {v}\nArchitecture: amd64\n\n" for p, v in (
+        ("cri-tools", "1.33.0-1.1"), ("kubeadm", "1.33.4-1.1"), ("kubeadm", "1.33.5-1.1"), ("kubelet", "1.33.9-1.1"))))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{server.server_port}/core:/stable:"
+        server.shutdown()
+
+
+@pytest.mark.skipif(not shutil.which("apt-get"), reason="the probe reads a Packages index on apt hosts")
+def test_the_probe_lists_the_kubeadm_versions_a_repository_holds_or_why_it_does_not_answer(package_repository):
+    def repository(url):
+        done = subprocess.run(["dash", "-s"], input=facts.script("", repository=url), capture_output=True, text=True,
+                              timeout=30)
+        return facts.parse("here", done.stdout).repository
+    assert repository(f"{package_repository}/v1.33") == facts.Repository("ok", "", ("1.33.4-1.1", "1.33.5-1.1"))
+    assert repository("") == facts.Repository("unchecked", "", ())
+    gone = repository(f"http://{closed_port()}/core:/stable:/v1.33")
+    assert gone.state == "failed" and "Failed to connect" in gone.detail, gone

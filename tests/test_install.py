@@ -71,6 +71,14 @@ def test_packages_install_pins_the_version_from_the_mirror(tmp_path):
     assert "'kubeadm=1.33.5-*' 'kubelet=1.33.5-*' 'kubectl=1.33.5-*'" in step.script   # quoted: no glob on the host
     assert "apt-mark hold kubeadm kubelet kubectl" in step.script
     assert "baseurl=https://mirror.example/k8s/core:/stable:/v1.33/rpm/" in step.script
+    assert "/etc/ssl/certs/ca-certificates.crt" in step.script      # https: apt needs the CA bundle
+    plain = load(tmp_path, '[mirrors]\npackage_repository = "http://mirror.example/k8s/core:/stable:"')
+    script = runtime.install_script(plain, "apt")
+    assert "ca-certificates" not in script and "curl" not in script and "gpg " not in script
+    assert ("apt-get update -q -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/kubernetes.list "
+            "-o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0") in script      # only the Kubernetes list
+    assert "'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://mirror.example/k8s/core:/stable:" \
+           "/v1.33/deb/ /'" in script
     hosts = next(s for s in runtime.steps(inv, inv.hosts[0], plan.prepare(inv), None) if s.name == "/etc/hosts")
     assert all(f"{h.internal_address} {h.name}" in hosts.script for h in inv.hosts)
 
