@@ -193,7 +193,12 @@ def _apt(inv):
              "it (network, proxy)")
     verify = (f"apt could not read {deb} or its signature does not verify with its Release.key — check [mirrors] "
               "package_repository: a mirror must serve pkgs.k8s.io's signed files unchanged")
-    missing = _missing(inv, deb)
+    runtime = ("containerd is not installed and apt could not install it from this host's sources (apt's words "
+               "above) — install containerd, or add a source that has it")
+    # only where containerd is missing are the host's own sources read: a box whose lists were never fetched
+    # (Vagrant boxes ship none) needs them for containerd; otherwise apt reads the Kubernetes list alone
+    containerd = (f"if command -v containerd >/dev/null; then kf_pm {q(verify)} apt-get update -q {restricted}; "
+                  f"else kf_pm {q(verify)} apt-get update -q && kf_pm {q(runtime)} apt-get install -qy containerd; fi")
     return KF_PM + " && ".join((
         "export DEBIAN_FRONTEND=noninteractive", *_ca_certificates(deb),
         f"mkdir -p -m 755 {q(APT_KEYRING.rsplit('/', 1)[0])}",
@@ -201,8 +206,8 @@ def _apt(inv):
         f"{q(APT_KEYRING + '.new')}",
         f"chmod 644 {q(APT_KEYRING + '.new')} && mv -f {q(APT_KEYRING + '.new')} {q(APT_KEYRING)}",
         f"printf '%s\\n' {q(f'deb [signed-by={APT_KEYRING}] {deb} /')} > {q(APT_LIST)}",
-        f"kf_pm {q(verify)} apt-get update -q {restricted}",
-        f"kf_pm {q(missing)} apt-get install -qy --allow-change-held-packages --allow-downgrades containerd {pins}",
+        containerd,
+        f"kf_pm {q(_missing(inv, deb))} apt-get install -qy --allow-change-held-packages --allow-downgrades {pins}",
         f"apt-mark hold {' '.join(q(p) for p in PACKAGES)} >/dev/null"))
 
 
