@@ -1,6 +1,7 @@
 """Inventory validation: every problem found at once, each with its place and its fix."""
 
 import re
+import urllib.parse
 
 from kubefab import net, versions
 from kubefab.x509 import ALGORITHMS
@@ -289,5 +290,8 @@ def _check_mirrors(p, mirrors):
         bad = [u for u in urls if not re.match(r"^https?://[^\s/]+", u)]
         if bad:
             p.add("mirrors.registries", registry, f"mirrors {bad!r} must be a list of http(s):// URLs")
-    if not re.match(r"^(https?|file)://", mirrors.package_repository):
-        p.add("mirrors", "package_repository", f"{mirrors.package_repository!r} must be an http(s):// or file:// URL")
+    url = urllib.parse.urlsplit(mirrors.package_repository)
+    if url.scheme not in ("http", "https", "file") or (url.scheme != "file" and not url.hostname) or re.search(
+            r"\s", mirrors.package_repository):
+        p.add("mirrors", "package_repository", f"{mirrors.package_repository!r} must be an http(s):// or file:// URL "
+                                               "without spaces, e.g. \"https://pkgs.k8s.io/core:/stable:\"")
