@@ -72,7 +72,7 @@ def _modules(inv, facts):
     mods = render.kernel_modules(inv)
     loaded = " && ".join(f"{{ grep -q '^{m} ' /proc/modules || grep -qs '/{m}.ko' "
                          f"/lib/modules/$(uname -r)/modules.builtin; }}" for m in mods)
-    step = Command("kernel modules", f"modprobe -a {' '.join(mods)}", guard=loaded)
+    step = Command("kernel modules", f"modprobe -a {' '.join(q(m) for m in mods)}", guard=loaded)
     held = facts and all(facts.modules.get(m) in ("loaded", "builtin") for m in mods)
     return unless(step, held and f"{', '.join(mods)} loaded")
 
@@ -91,10 +91,10 @@ def _sysctl_values(files):
 def _sysctls(files, facts):
     paths = [f.path for f in files if f.path.startswith("/etc/sysctl.d/")]
     values = _sysctl_values(files)
-    guard = " && ".join(f'[ "$(sysctl -n {k})" = {q(v)} ]' for k, v in values.items())
+    guard = " && ".join(f'[ "$(sysctl -n {q(k)})" = {q(v)} ]' for k, v in values.items())
     # only kubefab's own files: `sysctl --system` would re-apply every file on the host and fails
     # where an unrelated key is read-only (containers, hardened hosts)
-    step = Command("sysctls", " && ".join(f"sysctl -p {p}" for p in paths), guard=guard or "true")
+    step = Command("sysctls", " && ".join(f"sysctl -p {q(p)}" for p in paths), guard=guard or "true")
     held = facts and all(facts.sysctls.get(k) == v for k, v in values.items())
     return unless(step, held and "every sysctl as kubefab's files set it")
 
@@ -127,8 +127,9 @@ def _install(inv, files, facts, changing):
 
 def _offline(inv, files, facts, changing):
     names = offline.commands(files)
-    guard = " && ".join(f'[ "$(readlink {offline.BIN}/{n})" = {offline.HOME}/{n} ]' for n in names)
-    link = Command("link binaries", " && ".join(f"ln -sfn {offline.HOME}/{n} {offline.BIN}/{n}" for n in names),
+    guard = " && ".join(f'[ "$(readlink {q(f"{offline.BIN}/{n}")})" = {q(f"{offline.HOME}/{n}")} ]' for n in names)
+    link = Command("link binaries", " && ".join(f"ln -sfn {q(f'{offline.HOME}/{n}')} {q(f'{offline.BIN}/{n}')}"
+                                                for n in names),
                    guard=guard, label=f"link {', '.join(names)} into {offline.BIN}")
     linked = facts and all(facts.links.get(f"{offline.BIN}/{n}") == f"{offline.HOME}/{n}" for n in names)
     # what was just linked or pushed may differ from what the facts saw: the checks run then
@@ -143,9 +144,10 @@ def _has_versions(inv, facts, names):
 
 def _versions(inv, facts):
     want = f"v{inv.cluster.kubernetes_version}"
-    script = (f'a=$(kubeadm version -o short) && l=$(kubelet --version) || exit 1; [ "$a" = {want} ] || '
-              f'{{ echo "kubeadm is $a, the inventory wants {want}"; exit 1; }}; case "$l" in *" {want}") ;; '
-              f'*) echo "kubelet is $l, the inventory wants {want}"; exit 1;; esac; exit {UNCHANGED_EXIT}')
+    script = (f'want={q(want)}; a=$(kubeadm version -o short) && l=$(kubelet --version) || exit 1; '
+              '[ "$a" = "$want" ] || { echo "kubeadm is $a, the inventory wants $want"; exit 1; }; '
+              'case "$l" in *" $want") ;; *) echo "kubelet is $l, the inventory wants $want"; exit 1;; esac; '
+              f'exit {UNCHANGED_EXIT}')
     step = Command("check versions", script, label=f"kubeadm and kubelet report {want}")
     return unless(step, _has_versions(inv, facts, ("kubeadm", "kubelet")) and f"kubeadm and kubelet are {want}")
 
@@ -168,9 +170,9 @@ def _repo_url(inv):
 def _apt(inv):
     url, version = _repo_url(inv), inv.cluster.kubernetes_version
     key = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-    repo = (f"mkdir -p -m 755 /etc/apt/keyrings && curl -fsSL {url}/deb/Release.key | gpg --dearmor --yes -o {key}"
-            f" && echo 'deb [signed-by={key}] {url}/deb/ /' > /etc/apt/sources.list.d/kubernetes.list")
-    pins = " ".join(f"{p}={version}-*" for p in PACKAGES)
+    repo = (f"mkdir -p -m 755 /etc/apt/keyrings && curl -fsSL {q(f'{url}/deb/Release.key')} | gpg --dearmor --yes "
+            f"-o {key} && echo {q(f'deb [signed-by={key}] {url}/deb/ /')} > /etc/apt/sources.list.d/kubernetes.list")
+    pins = " ".join(q(f"{p}={version}-*") for p in PACKAGES)
     return (f"{repo} && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy "
             f"--allow-change-held-packages containerd {pins} && apt-mark hold {' '.join(PACKAGES)}")
 
@@ -181,7 +183,7 @@ def _dnf(inv, tool):
             f"gpgkey={url}/rpm/repodata/repomd.xml.key\nexclude={' '.join(PACKAGES)} cri-tools kubernetes-cni\n")
     # the exclude line is the hold: nothing upgrades them unless --disableexcludes names the repo
     return (f"printf '%s' {q(repo)} > /etc/yum.repos.d/kubernetes.repo && {tool} install -qy "
-            f"--disableexcludes=kubernetes containerd {' '.join(f'{p}-{version}' for p in PACKAGES)}")
+            f"--disableexcludes=kubernetes containerd {' '.join(q(f'{p}-{version}') for p in PACKAGES)}")
 
 
 def _packages(inv, manager, facts):
@@ -192,8 +194,9 @@ def _packages(inv, manager, facts):
     else:
         script = ("if command -v apt-get >/dev/null; then " + by_manager["apt"] + "; elif command -v dnf >/dev/null; "
                   "then " + by_manager["dnf"] + "; else " + by_manager["yum"] + "; fi")
-    guard = (f"command -v containerd && command -v runc && [ \"$(kubeadm version -o short)\" = v{version} ] && "
-             f"kubelet --version | grep -q ' v{version}$' && kubectl version --client | grep -q 'v{version}$'")
+    guard = (f"command -v containerd && command -v runc && [ \"$(kubeadm version -o short)\" = {q(f'v{version}')} ] "
+             f"&& kubelet --version | grep -q {q(f' v{version}$')} && "
+             f"kubectl version --client | grep -q {q(f'v{version}$')}")
     install = Command("install packages", script, guard=guard, timeout=1200,
                       label=f"{manager or 'apt or dnf'}: containerd, {', '.join(PACKAGES)} {version} from "
                             f"{_repo_url(inv)}, held")
@@ -223,7 +226,7 @@ def _images(inv, facts):
     c, images = inv.cluster, kubeadm.images(inv)
     listed = "ctr -n k8s.io images ls -q | sort"
     have = " && ".join(f"echo \"$have\" | grep -qxF {q(i)}" for i in images)
-    pull = (f"kubeadm config images pull --kubernetes-version v{c.kubernetes_version} "
+    pull = (f"kubeadm config images pull --kubernetes-version {q(f'v{c.kubernetes_version}')} "
             f"--image-repository {q(c.image_repository)} --cri-socket {CRI_SOCKET}")
     script = (f"before=$({listed}) && {pull} && after=$({listed}) && "
               f"{{ [ \"$before\" != \"$after\" ] || exit {UNCHANGED_EXIT}; }}")

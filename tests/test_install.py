@@ -68,7 +68,7 @@ def test_packages_install_pins_the_version_from_the_mirror(tmp_path):
     inv = load(tmp_path, '[mirrors]\npackage_repository = "https://mirror.example/k8s/core:/stable:"')
     step = next(s for s in runtime.steps(inv, inv.hosts[0], plan.prepare(inv), None) if s.name == "install packages")
     assert "https://mirror.example/k8s/core:/stable:/v1.33/deb/" in step.script
-    assert "kubeadm=1.33.5-* kubelet=1.33.5-* kubectl=1.33.5-*" in step.script
+    assert "'kubeadm=1.33.5-*' 'kubelet=1.33.5-*' 'kubectl=1.33.5-*'" in step.script  # quoted: no glob
     assert "apt-mark hold kubeadm kubelet kubectl" in step.script
     assert "baseurl=https://mirror.example/k8s/core:/stable:/v1.33/rpm/" in step.script
     hosts = next(s for s in runtime.steps(inv, inv.hosts[0], plan.prepare(inv), None) if s.name == "/etc/hosts")
