@@ -70,7 +70,7 @@ def _swap(facts):
 
 def _modules(inv, facts):
     mods = render.kernel_modules(inv)
-    loaded = " && ".join(f"{{ grep -q '^{m} ' /proc/modules || grep -qs '/{m}.ko' "
+    loaded = " && ".join(f"{{ grep -q {q(f'^{m} ')} /proc/modules || grep -qs {q(f'/{m}.ko')} "
                          f"/lib/modules/$(uname -r)/modules.builtin; }}" for m in mods)
     step = Command("kernel modules", f"modprobe -a {' '.join(q(m) for m in mods)}", guard=loaded)
     held = facts and all(facts.modules.get(m) in ("loaded", "builtin") for m in mods)
