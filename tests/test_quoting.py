@@ -276,7 +276,8 @@ def test_no_inventory_value_runs_in_any_host_script(tmp_path):
     print(f"\n{refused + len(accepted)} cases ({len(PAYLOADS)} payloads, {len(list(placements()))} places): "
           f"{refused} refused at load with their line, {len(scan.render_refused)} refused by the plan, "
           f"{scan.planned} planned in {scan.inventories} inventories; {len(scan.scanned)} distinct host scripts "
-          f"scanned, {carrying} of them carrying a payload; {seconds:.1f} s")
+          f"scanned, {carrying} of them carrying a payload; {scan.written} scripts and step bodies parsed by sh -n; "
+          f"{seconds:.1f} s")
 
 
 def _reachable(spec):
