@@ -291,18 +291,18 @@ def _check_mirrors(p, mirrors):
             p.add("mirrors.registries", registry, "must be a registry host such as \"docker.io\" or "
                                                   "\"registry.local:5000\"")
         for url in urls:
-            problem = url_problem(url, ("http", "https"))
+            problem = _url_problem(url, ("http", "https"))
             if problem:
                 p.add("mirrors.registries", registry, f"mirror {url!r} {problem} — list http(s):// URLs of "
                                                       "registry hosts, e.g. \"https://mirror.example:5000\"")
-    problem = url_problem(mirrors.package_repository, ("http", "https", "file"))
+    problem = _url_problem(mirrors.package_repository, ("http", "https", "file"))
     if problem:
         p.add("mirrors", "package_repository", f"{mirrors.package_repository!r} {problem} — give the base of the "
                                                "package repositories as an http(s):// or file:// URL, e.g. "
                                                "\"https://pkgs.k8s.io/core:/stable:\"")
 
 
-def url_problem(url, schemes):
+def _url_problem(url, schemes):
     """Why `url` is not a URL with one of `schemes` that can travel to a host (a host for http(s), only the
     characters RFC 3986 allows, no quote, no query or fragment); None when it is."""
     bad = sorted({c for c in url if c not in _URL_CHARACTERS})
