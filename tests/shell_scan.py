@@ -14,7 +14,6 @@ INTERPRETERS = frozenset(("sh", "bash", "dash", "eval", "trap", "sed", "awk", "p
 SHELLS = ("sh", "bash", "dash")
 RESERVED = frozenset(("if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "!", "{", "}",
                       "case", "esac"))
-_CODE = ("top", "cmd", "paren", "bt", "brace")
 
 
 class _Frame:
