@@ -11,7 +11,6 @@ with. The probe only reads, needs no Python on the host, and ends within TIMEOUT
 
 import hashlib
 import re
-import shlex
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
@@ -19,6 +18,7 @@ from typing import Optional
 
 from kubefab import paths
 from kubefab.errors import KubefabError
+from kubefab.steps import q
 
 HEADER, END = "kubefab-probe 1", "end"
 ENDPOINT_TIMEOUT = 3  # seconds the probe waits for a TCP connection to the control-plane endpoint
@@ -76,10 +76,10 @@ def script(endpoint="", files=(), links=(), repository=""):
     a sha256 are hashed on the host too), where each of `links` points, and whether package `repository` (the
     URL of one minor's repository, "" for none) answers and which kubeadm versions it holds."""
     def words(items):
-        return shlex.quote(" ".join(paths.plain(p, "probe") for p in items))
-    return (f"set -- {shlex.quote(endpoint)}\nkf_files={words([f.path for f in files])}\n"
+        return q(" ".join(paths.plain(p, "probe") for p in items))
+    return (f"set -- {q(endpoint)}\nkf_files={words([f.path for f in files])}\n"
             f"kf_hashed={words([f.path for f in files if f.sha256])}\nkf_links={words(list(links))}\n"
-            f"kf_repo={shlex.quote(repository)}\n{PROBE}")
+            f"kf_repo={q(repository)}\n{PROBE}")
 
 
 def ca_fingerprint(pem):

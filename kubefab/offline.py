@@ -13,6 +13,7 @@ directory has none.
 import os
 from pathlib import Path
 
+from kubefab import paths
 from kubefab.errors import KubefabError
 from kubefab.tree import RenderedFile
 
@@ -33,8 +34,15 @@ def files(inv):
     if missing:
         raise KubefabError(f"{inv.path}: [install] directory {root} lacks {', '.join(missing)} — put the "
                            f"binaries and the kubelet unit files there (see the README's install sources)")
-    return tuple(_file(root, path) for path in sorted(root.rglob("*"))
-                 if path.is_file() and "__pycache__" not in path.parts)
+    found = tuple(_file(root, path) for path in sorted(root.rglob("*"))
+                  if path.is_file() and "__pycache__" not in path.parts)
+    for f in found:
+        try:
+            paths.plain(f.path, "push to")
+        except ValueError:
+            raise KubefabError(f"{inv.path}: [install] directory holds {str(f.local)!r}, whose name cannot travel "
+                               "in a host script — rename it with only letters, digits and . _ / @ + -") from None
+    return found
 
 
 def _file(root, path):

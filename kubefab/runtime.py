@@ -70,9 +70,9 @@ def _swap(facts):
 
 def _modules(inv, facts):
     mods = render.kernel_modules(inv)
-    loaded = " && ".join(f"{{ grep -q '^{m} ' /proc/modules || grep -qs '/{m}.ko' "
+    loaded = " && ".join(f"{{ grep -q {q(f'^{m} ')} /proc/modules || grep -qs {q(f'/{m}.ko')} "
                          f"/lib/modules/$(uname -r)/modules.builtin; }}" for m in mods)
-    step = Command("kernel modules", f"modprobe -a {' '.join(mods)}", guard=loaded)
+    step = Command("kernel modules", f"modprobe -a {' '.join(q(m) for m in mods)}", guard=loaded)
     held = facts and all(facts.modules.get(m) in ("loaded", "builtin") for m in mods)
     return unless(step, held and f"{', '.join(mods)} loaded")
 
@@ -91,10 +91,10 @@ def _sysctl_values(files):
 def _sysctls(files, facts):
     paths = [f.path for f in files if f.path.startswith("/etc/sysctl.d/")]
     values = _sysctl_values(files)
-    guard = " && ".join(f'[ "$(sysctl -n {k})" = {q(v)} ]' for k, v in values.items())
+    guard = " && ".join(f'[ "$(sysctl -n {q(k)})" = {q(v)} ]' for k, v in values.items())
     # only kubefab's own files: `sysctl --system` would re-apply every file on the host and fails
     # where an unrelated key is read-only (containers, hardened hosts)
-    step = Command("sysctls", " && ".join(f"sysctl -p {p}" for p in paths), guard=guard or "true")
+    step = Command("sysctls", " && ".join(f"sysctl -p {q(p)}" for p in paths), guard=guard or "true")
     held = facts and all(facts.sysctls.get(k) == v for k, v in values.items())
     return unless(step, held and "every sysctl as kubefab's files set it")
 
@@ -127,8 +127,9 @@ def _install(inv, files, facts, changing):
 
 def _offline(inv, files, facts, changing):
     names = offline.commands(files)
-    guard = " && ".join(f'[ "$(readlink {offline.BIN}/{n})" = {offline.HOME}/{n} ]' for n in names)
-    link = Command("link binaries", " && ".join(f"ln -sfn {offline.HOME}/{n} {offline.BIN}/{n}" for n in names),
+    guard = " && ".join(f'[ "$(readlink {q(f"{offline.BIN}/{n}")})" = {q(f"{offline.HOME}/{n}")} ]' for n in names)
+    link = Command("link binaries", " && ".join(f"ln -sfn {q(f'{offline.HOME}/{n}')} {q(f'{offline.BIN}/{n}')}"
+                                                for n in names),
                    guard=guard, label=f"link {', '.join(names)} into {offline.BIN}")
     linked = facts and all(facts.links.get(f"{offline.BIN}/{n}") == f"{offline.HOME}/{n}" for n in names)
     # what was just linked or pushed may differ from what the facts saw: the checks run then
@@ -143,9 +144,10 @@ def _has_versions(inv, facts, names):
 
 def _versions(inv, facts):
     want = f"v{inv.cluster.kubernetes_version}"
-    script = (f'a=$(kubeadm version -o short) && l=$(kubelet --version) || exit 1; [ "$a" = {want} ] || '
-              f'{{ echo "kubeadm is $a, the inventory wants {want}"; exit 1; }}; case "$l" in *" {want}") ;; '
-              f'*) echo "kubelet is $l, the inventory wants {want}"; exit 1;; esac; exit {UNCHANGED_EXIT}')
+    script = (f'want={q(want)}; a=$(kubeadm version -o short) && l=$(kubelet --version) || exit 1; '
+              '[ "$a" = "$want" ] || { echo "kubeadm is $a, the inventory wants $want"; exit 1; }; '
+              'case "$l" in *" $want") ;; *) echo "kubelet is $l, the inventory wants $want"; exit 1;; esac; '
+              f'exit {UNCHANGED_EXIT}')
     step = Command("check versions", script, label=f"kubeadm and kubelet report {want}")
     return unless(step, _has_versions(inv, facts, ("kubeadm", "kubelet")) and f"kubeadm and kubelet are {want}")
 
@@ -290,7 +292,7 @@ def _images(inv, facts):
     c, images = inv.cluster, kubeadm.images(inv)
     listed = "ctr -n k8s.io images ls -q | sort"
     have = " && ".join(f"echo \"$have\" | grep -qxF {q(i)}" for i in images)
-    pull = (f"kubeadm config images pull --kubernetes-version v{c.kubernetes_version} "
+    pull = (f"kubeadm config images pull --kubernetes-version {q(f'v{c.kubernetes_version}')} "
             f"--image-repository {q(c.image_repository)} --cri-socket {CRI_SOCKET}")
     script = (f"before=$({listed}) && {pull} && after=$({listed}) && "
               f"{{ [ \"$before\" != \"$after\" ] || exit {UNCHANGED_EXIT}; }}")

@@ -11,7 +11,6 @@ SIGPIPE: a dropped connection lets it finish.
 
 import os
 import secrets
-import shlex
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from kubefab import paths
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, UNCHANGED_EXIT, Command, Push
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, UNCHANGED_EXIT, Command, Push, q
 
 TAIL_BYTES = 3000
 CHUNK = 2 ** 20         # bytes of a pushed file read and sent at a time
@@ -159,13 +158,13 @@ def _command(index, step, nonce):
     guard = step.guard or ("true" if step.after else "")
     check = ""
     if guard:
-        after = f" && kf_untouched {' '.join(shlex.quote(p) for p in step.after)}" if step.after else ""
+        after = f" && kf_untouched {' '.join(q(p) for p in step.after)}" if step.after else ""
         check = f"elif ( {guard}\n) >/dev/null 2>&1 </dev/null{after}; then kf_report {index} {UNCHANGED} 0 0\n"
     stdin = step.stdin.reveal() if isinstance(step.stdin, Secret) else step.stdin
     feed = _heredoc(stdin, nonce) if stdin is not None else "</dev/null\n"
     codes = "|".join(str(c) for c in step.ok_codes)
     return (check + "else s=$(kf_now)\n"
-            f"timeout -k 10 {step.timeout} sh -c {shlex.quote(step.script)} >\"$kf_dir/out\" 2>&1 {feed}"
+            f"timeout -k 10 {step.timeout} sh -c {q(step.script)} >\"$kf_dir/out\" 2>&1 {feed}"
             f"rc=$?; case $rc in {codes}) st={CHANGED};; {UNCHANGED_EXIT}) st={UNCHANGED};; "
             f"*) st={FAILED}; kf_failed=1;; esac\n"
             f"kf_report {index} $st $rc $s\nfi\n")

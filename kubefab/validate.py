@@ -1,7 +1,8 @@
 """Inventory validation: every problem found at once, each with its place and its fix."""
 
 import re
-import urllib.parse
+import string
+from urllib.parse import quote, urlsplit
 
 from kubefab import net, versions
 from kubefab.x509 import ALGORITHMS
@@ -29,6 +30,8 @@ _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"^({_LABEL}(\.{_LABEL})*/)?{_NAME}$")
 _LABEL_VALUE = re.compile(rf"^({_NAME})?$")
 _REGISTRY = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:\d+)?$")
+# RFC 3986's unreserved and reserved characters and '%' (for escapes), without the quote "'": what a URL may hold
+_URL_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&()*+,;=%")
 _TAINT = re.compile(r"^([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)$")
 
 
@@ -284,14 +287,43 @@ def _check_advertise_family(p, hosts, services):
 
 def _check_mirrors(p, mirrors):
     for registry, urls in mirrors.registries.items():
-        if not _REGISTRY.match(registry):
+        if not _REGISTRY.fullmatch(registry):
             p.add("mirrors.registries", registry, "must be a registry host such as \"docker.io\" or "
                                                   "\"registry.local:5000\"")
-        bad = [u for u in urls if not re.match(r"^https?://[^\s/]+", u)]
-        if bad:
-            p.add("mirrors.registries", registry, f"mirrors {bad!r} must be a list of http(s):// URLs")
-    url = urllib.parse.urlsplit(mirrors.package_repository)
-    if url.scheme not in ("http", "https", "file") or (url.scheme != "file" and not url.hostname) or re.search(
-            r"\s", mirrors.package_repository):
-        p.add("mirrors", "package_repository", f"{mirrors.package_repository!r} must be an http(s):// or file:// URL "
-                                               "without spaces, e.g. \"https://pkgs.k8s.io/core:/stable:\"")
+        for url in urls:
+            problem = _url_problem(url, ("http", "https"))
+            if problem:
+                p.add("mirrors.registries", registry, f"mirror {url!r} {problem} — list http(s):// URLs of "
+                                                      "registry hosts, e.g. \"https://mirror.example:5000\"")
+    problem = _url_problem(mirrors.package_repository, ("http", "https", "file"))
+    if problem:
+        p.add("mirrors", "package_repository", f"{mirrors.package_repository!r} {problem} — give the base of the "
+                                               "package repositories as an http(s):// or file:// URL, e.g. "
+                                               "\"https://pkgs.k8s.io/core:/stable:\"")
+
+
+def _url_problem(url, schemes):
+    """Why `url` is not a URL with one of `schemes` that can travel to a host (a host for http(s), only the
+    characters RFC 3986 allows, no quote, no query or fragment); None when it is."""
+    bad = sorted({c for c in url if c not in _URL_CHARACTERS})
+    if bad:
+        return f"holds {', '.join(f'{_shown(c)} (write {quote(c)})' for c in bad)}, which a URL may not"
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError as e:
+        return f"cannot be read as a URL ({e})"
+    if parts.scheme not in schemes:
+        named = [f"{s}://" for s in schemes]
+        return f"is not an {', '.join(named[:-1])} or {named[-1]} URL"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "has a query or fragment, which a base URL may not"
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        return "names no host"
+    if parts.scheme == "file" and (parts.netloc or not parts.path.startswith("/")):
+        return "must be file:///absolute/path, on the hosts"
+    return None
+
+
+def _shown(character):
+    return "a space" if character == " " else repr(character)
