@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import toml
 
-from kubefab import inventory, log as logs, runner, script, ssh, up
+from kubefab import execute, inventory, log as logs, runner, script, ssh
+from kubefab.session import Options
 from kubefab.tree import RenderedFile
 from kubefab.steps import Command, Push
 from test_lab_preflight import QUIRK_CHECKS
@@ -45,11 +46,11 @@ def run(lab, tmp_path, action="up", **options):
 
 
 def run_of(lab, tmp_path, action="up", **options):
-    """Run cluster.up (or .preflight) on the lab: (exit code, console text, the up.Run)."""
+    """Run cluster.up (or .preflight, .join, .reset) on the lab: (exit code, console text, its execute.Outcome)."""
     inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
     console = io.StringIO()
-    r = up.Run(inv, up.Options(**options), console=console)
-    return getattr(r, action)(), console.getvalue(), r
+    r = getattr(execute, action)(inv, Options(**options), console=console)
+    return r.code, console.getvalue(), r
 
 
 def test_facts_and_preflight_on_many_hosts_report_each_quirk_by_its_check(new_lab, tmp_path):
