@@ -37,6 +37,7 @@ class Outcome:
 
 def run(inv, workflow, options, console=None, ask=None):
     """Run `workflow` (a kubefab.workflows list) on `inv` as `options` say; its Outcome."""
+    workflow.select(options.only, options.skip)     # an unknown phase is refused before anything is touched
     with sessions.opened(inv, options, console, ask) as s:
         record = _Record(s, workflow)
         try:

@@ -335,3 +335,28 @@ def test_a_host_behind_a_gateway_is_reached_through_it(new_lab, tmp_path):
     code, text, results = run(lab, tmp_path, "preflight", ignore=PLAIN)
     assert code == 0, text
     assert results["kf-w1", "facts"].status == "ok"
+
+
+def test_join_and_reset_dry_runs_print_their_plans_and_change_nothing(new_lab, tmp_path):
+    lab = new_lab(hosts=2, flavour="node")
+    lab.run("kf-w1", "mkdir -p /etc/kubernetes && echo kept > /etc/kubernetes/kept")
+    before = lab.run("kf-w1", "systemctl is-enabled kubelet; cat /etc/hosts; ls /etc/kubernetes", check=False).stdout
+    state = ("-i", str(lab.inventory), "--state-dir", str(tmp_path / "state"))
+    p = cli("node.join", *state, "--host", "kf-w1", "--dry-run")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, out + err
+    assert "facts: Gather facts from every host (one probe per host) — from the facts gathered" in out, out
+    phases = re.findall(r"^\d+\. ([a-z-]+): ", out, re.M)
+    assert phases == ["runtime", "push", "join", "verify"], out
+    assert "kubeadm join --config <its join config, with a fresh token>" in out and "kf-cp1 (" not in out, out
+    assert "dry run: nothing was changed" in out + err
+
+    p = cli("cluster.reset", *state, "--dry-run")
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, out + err
+    assert re.findall(r"^\d+\. ([a-z-]+): ", out, re.M) == ["reset-workers", "reset-control-planes", "reset-leader"], out
+    assert out.index("   kf-w1 (") < out.index("   kf-cp1 (") and "$ kubeadm reset -f" in out, out
+    assert "built offline" not in out, out
+    after = lab.run("kf-w1", "systemctl is-enabled kubelet; cat /etc/hosts; ls /etc/kubernetes", check=False).stdout
+    assert after == before and "kept" in after
+    assert not re.search(r"^(runtime|push|join|reset-\w+) kf-", (tmp_path / "state" / logs.FILE).read_text(), re.M)
