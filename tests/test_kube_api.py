@@ -18,7 +18,7 @@ from kubefab import (apisteps, apply, bootstrap, bundle, cni, drain, health, inv
 from kubefab.steps import ApplyCni, NodeReady, RemoveNode
 from lab.doubles import controllers, install_dir, objects as kubeadm_objects, testkit
 from lab.doubles.kubeclient import Client
-from tasks import cluster_api
+from kubefab.tasks import cluster_api
 
 pytestmark = [pytest.mark.lab,        # real etcd behind the API-server double
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
