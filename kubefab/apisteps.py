@@ -87,20 +87,14 @@ class ApiSteps:
         return CHANGED, f"{len(written)} of {len(applied)} objects written: {', '.join(written)}"
 
     def node(self, host):
-        if self.inv.cluster.cni == "none":     # no Ready before the user's own pod network runs
-            view = kube.until(lambda: self._registered(host), nodes.NODE_TIMEOUT, f"node {host.name} did not register",
-                              self.stop)
-            state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
-        else:
-            view, state = nodes.wait_ready(self.api(), [host.name])[0], "Ready"
-        change = nodes.reconcile(self.api(), self.inv, [host])[0]
+        none = self.inv.cluster.cni == "none"      # no Ready before the user's own pod network runs
+        obj = nodes.wait_node(self.api(), host.name, ready=not none)
+        view = nodes.view(obj)
+        state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
+        change = nodes.reconcile_one(self.api(), self.inv, host, read=obj)
         if change.changes:
             return CHANGED, f"{state} ({view.version}); {'; '.join(change.changes)}"
         return UNCHANGED, f"{state} ({view.version}), labels and taints as the inventory says"
-
-    def _registered(self, host):
-        found = self.api().find(f"{nodes.NODES}/{host.name}")
-        return (True, nodes.view(found)) if found else (False, "not registered")
 
     def remove(self, host):
         gone = drain.remove(self.api(), host.name)
