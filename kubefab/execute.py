@@ -99,58 +99,22 @@ def _run(s, workflow, record):
         s.console.write(report.plan_text(p) + "\n")
         return record.finish("dry run: nothing was changed", 0)
     if not p.phases:
-        return record.finish("preflight passed" if workflow is workflows.PREFLIGHT else "done", 0)
-    pending = _pending(p)
-    s.say(_intro(p, pending), shown=workflow.name == "cluster.reset")
-    if pending and not o.yes:
-        s.ask(_question(p, pending))
-    with _fresh_token(s, p, pending) as fresh:
+        return record.finish(workflow.done.format(n=0, state_dir=s.inv.state_dir) or "done", 0)
+    s.say(workflow.intro(p), shown=workflow.loud)
+    if not o.yes:
+        s.ask(workflow.question.format(n=len({hs.host.name for pp in p.phases for b in pp.batches for hs in b})))
+    with _fresh_token(s, p) as fresh:
         if fresh:
             logs.mask(fresh)
             p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch,
-                                         workflows.join(fresh))
+                                         workflow.token(fresh))
         return _phases(s, p, record)
 
 
-def _pending(p):
-    """The hosts the plan changes; node.join leaves out the hosts that are already nodes."""
-    hosts = {hs.host.name: hs for pp in p.phases for b in pp.batches for hs in b}
-    if p.workflow.name != "node.join":
-        return tuple(hosts)
-    joins = {hs.host.name: hs for pp in p.phases if pp.phase.name == "join" for b in pp.batches for hs in b}
-    return tuple(h for h, hs in joins.items() if not hs.steps[0].done)
-
-
-def _intro(p, pending):
-    name, inv = p.workflow.name, p.inventory
-    hosts = [hs.host.name for pp in p.phases for b in pp.batches for hs in b]
-    if name == "node.join":
-        members = [h for h in dict.fromkeys(hosts) if h not in pending]
-        return (f"node.join of {', '.join(dict.fromkeys(hosts))}"
-                + (f" ({', '.join(members)}: already a node, not joined again)" if members else ""))
-    if name == "cluster.reset":
-        drained = any(pp.batches[0][0].steps[0].name == "remove node" for pp in p.phases if pp.batches)
-        return (f"cluster.reset of {len(hosts)} host{'s' * (len(hosts) != 1)} of cluster {inv.cluster.name!r}"
-                f", in this order: {', '.join(hosts)}"
-                + ("; each node is drained and deleted through the API first" if drained else ""))
-    parts = [f"{pp.phase.name} on {plan.host_count(pp)} host{'s' * (plan.host_count(pp) != 1)}" for pp in p.phases
-             if pp.batches]
-    return f"plan for cluster {inv.cluster.name!r}: {', '.join(parts)} (`invoke cluster.plan` shows every step)"
-
-
-def _question(p, pending):
-    if p.workflow.name == "node.join":
-        return f"Join {len(pending)} hosts now?"
-    if p.workflow.name == "cluster.reset":
-        return f"Reset {len(pending)} hosts now (kubeadm reset -f, then what it leaves behind)?"
-    return f"Change {len(pending)} hosts now?"
-
-
-def _fresh_token(s, p, pending):
-    """node.join's fresh bootstrap token, while its hosts join (none when every host is a node already)."""
-    if p.workflow.name == "node.join" and pending:
-        return bootstrap.temporary(s.api.api())
-    return nullcontext()
+def _fresh_token(s, p):
+    """A fresh bootstrap token while the hosts join, when the workflow takes one and some host is not a node yet."""
+    joining = [hs for pp in p.phases if pp.phase.name == "join" for b in pp.batches for hs in b if not hs.steps[0].done]
+    return bootstrap.temporary(s.api.api()) if p.workflow.token and joining else nullcontext()
 
 
 def _gate(s, stages, prepared, record):
@@ -197,9 +161,8 @@ def _phases(s, p, record):
     if failed:
         return record.finish(f"done, except on {', '.join(failed)}: fix the cause shown and run again to finish them",
                              EXIT_FAILED)
-    if p.workflow.name == "cluster.reset":
-        return record.finish(f"reset {len(record.results)} hosts; the state dir {s.inv.state_dir} is kept "
-                             "(the CA and keys)", 0)
+    if p.workflow.done:
+        return record.finish(p.workflow.done.format(n=len(record.results), state_dir=s.inv.state_dir), 0)
     changed = any(r.status == CHANGED for r in record.results)
     return record.finish("done" if changed else "done: nothing changed, every host and phase was already as planned",
                          0)

@@ -6,6 +6,7 @@ plan. A new task (a renewal, an upgrade) is a new list here, not a new method of
 """
 
 from dataclasses import dataclass
+from typing import Callable
 
 from kubefab import phases, reset as resetting
 from kubefab.errors import KubefabError
@@ -15,15 +16,47 @@ from kubefab.steps import RemoveNode
 STAGES = tuple(phases.STAGES)       # facts, preflight
 
 
+def _hosts(p):
+    return list(dict.fromkeys(hs.host.name for pp in p.phases for b in pp.batches for hs in b))
+
+
+def _plural(n, word):
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _up_intro(p):
+    parts = [f"{pp.phase.name} on {_plural(sum(len(b) for b in pp.batches), 'host')}" for pp in p.phases
+             if pp.batches]
+    return f"plan for cluster {p.inventory.cluster.name!r}: {', '.join(parts)} (`invoke cluster.plan` shows every step)"
+
+
+def _join_intro(p):
+    members = [hs.host.name for pp in p.phases if pp.phase.name == "join" for b in pp.batches for hs in b
+               if hs.steps[0].done]
+    return (f"node.join of {', '.join(_hosts(p))}"
+            + (f" ({', '.join(members)}: already a node, not joined again)" if members else ""))
+
+
+def _reset_intro(p):
+    hosts, drained = _hosts(p), any(isinstance(hs.steps[0], RemoveNode) for pp in p.phases for b in pp.batches
+                                    for hs in b)
+    return (f"cluster.reset of {_plural(len(hosts), 'host')} of cluster {p.inventory.cluster.name!r}, in this order: "
+            f"{', '.join(hosts)}" + ("; each node is drained and deleted through the API first" if drained else ""))
+
+
 @dataclass(frozen=True)
 class Workflow:
-    """A task's phases, in order, after its stages; `prepared`: preflight runs knowing the runtime phase comes
-    first (so what it repairs does not stop the run)."""
+    """A task's phases, in order, after its stages, and what the run says before and after them."""
 
     name: str               # the task, as the user types it
     stages: tuple
     phases: tuple           # phases.Phase, run one after another
-    prepared: bool = False
+    prepared: bool = False  # preflight knows the runtime phase comes first (what it repairs does not stop the run)
+    intro: Callable = _up_intro             # plan -> what the run is about to do
+    loud: bool = False                      # the intro is shown under --quiet too
+    question: str = "Change {n} hosts now?"
+    done: str = ""                          # the last word of a run that passed ({n} hosts, {state_dir})
+    token: Callable = None                  # a fresh bootstrap token -> the workflow using it (node.join)
 
     @property
     def names(self):
@@ -41,19 +74,19 @@ class Workflow:
 
 
 UP = Workflow("cluster.up", STAGES, phases.PHASES)
-PREFLIGHT = Workflow("cluster.preflight", STAGES, (), prepared=True)
+PREFLIGHT = Workflow("cluster.preflight", STAGES, (), prepared=True, done="preflight passed")
 
 
 def join(fresh=None):
     """node.join of some hosts: runtime and push on them, kubeadm join with the fresh bootstrap token `fresh`
-    (None in a dry run: the join config is not made), then each node Ready."""
+    (None until the run makes it, and in a dry run: the join config is not made), then each node Ready."""
     return Workflow("node.join", STAGES, (
         phases.RUNTIME,
         phases.PUSH,
         Phase("join", "Join with a fresh bootstrap token", "all", SERIAL,
               lambda inv, host, bundle, facts: phases.fresh_join(inv, host, facts, fresh)),
         phases.VERIFY,
-    ), prepared=True)
+    ), prepared=True, intro=_join_intro, question="Join {n} hosts now?", token=None if fresh else join)
 
 
 def reset(drain=False):
@@ -67,4 +100,5 @@ def reset(drain=False):
         Phase("reset-control-planes", "Reset the other control-plane nodes, the last joined first",
               "other-control-planes", SERIAL, steps, last_first=True),
         Phase("reset-leader", "Reset the first control-plane node", "first-control-plane", SERIAL, steps),
-    ))
+    ), intro=_reset_intro, loud=True, question="Reset {n} hosts now (kubeadm reset -f, then what it leaves behind)?",
+        done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)")
