@@ -154,7 +154,8 @@ def kept_log(log, keep, failures):
 
 
 def run_up(inv, action="up", **options):
-    """(execute.Outcome, Tally, failures) of one `cluster.<action>` in this process; a failure is 'HOST PHASE: cause'."""
+    """(execute.Outcome, Tally, failures) of one `cluster.<action>` in this process; a failure is
+    'HOST PHASE: cause'."""
     console = io.StringIO()
     with tallied() as tally:
         run = getattr(execute, action)(inv, Options(**options), console=console)

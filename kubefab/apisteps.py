@@ -1,11 +1,11 @@
 """The Api steps of cluster.up, run from this machine through the API server with the local admin.conf.
 
 One executor for every phase: `ApiSteps.run(step, host)` runs the function RUNNERS holds for the step's
-type (kubefab.steps: WaitApiServer, ..., RemoveNode) and returns a StepResult, as a host's script steps come back. The connection is opened once per run, on
-first use: directly when the endpoint answers from here, else through a local forward over the first
-control plane's SSH connection (its certificate still checked for the endpoint's name). Waiting and
-checking change nothing (`unchanged`); the CNI apply and node labels or taints are `changed` when an
-object was written.
+type (kubefab.steps: WaitApiServer, ..., RemoveNode) and returns a StepResult, as a host's script steps
+come back. The connection is opened once per run, on first use: directly when the endpoint answers from
+here, else through a local forward over the first control plane's SSH connection (its certificate still
+checked for the endpoint's name). Waiting and checking change nothing (`unchanged`); the CNI apply and
+node labels or taints are `changed` when an object was written.
 """
 
 import socket

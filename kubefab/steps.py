@@ -153,8 +153,6 @@ class RemoveNode(Api):
     name = "remove node"
 
 
-API_STEPS = (WaitApiServer, WaitControlPlane, ApplyCni, NodeReady, RemoveNode)
-
 
 def q(value):
     """`value` as one shell word: the one quoting function for every value that enters a host script."""

@@ -354,7 +354,8 @@ def test_join_and_reset_dry_runs_print_their_plans_and_change_nothing(new_lab, t
     p = cli("cluster.reset", *state, "--dry-run")
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, out + err
-    assert re.findall(r"^\d+\. ([a-z-]+): ", out, re.M) == ["reset-workers", "reset-control-planes", "reset-leader"], out
+    assert re.findall(r"^\d+\. ([a-z-]+): ", out, re.M) == ["reset-workers", "reset-control-planes",
+                                                          "reset-leader"], out
     assert out.index("   kf-w1 (") < out.index("   kf-cp1 (") and "$ kubeadm reset -f" in out, out
     assert "built offline" not in out, out
     after = lab.run("kf-w1", "systemctl is-enabled kubelet; cat /etc/hosts; ls /etc/kubernetes", check=False).stdout

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import execute, inventory, workflows
+from kubefab import apisteps, execute, inventory, workflows
 from kubefab.errors import KubefabError
 from kubefab.session import Options
+from kubefab.steps import Api
 
 ROOT = Path(__file__).resolve().parent.parent
 UP = "facts, preflight, runtime, push, init, join-control-plane, join-workers, cni, verify"
@@ -56,3 +57,7 @@ def test_reset_runs_the_workers_then_the_other_control_planes_last_joined_first_
                for p in workflows.reset().phases}
     assert batches == {"reset-workers": [["w-1", "w-2"]], "reset-control-planes": [["cp-3"], ["cp-2"]],
                        "reset-leader": [["cp-1"]]}
+
+
+def test_every_kind_of_api_step_has_its_runner():
+    assert set(apisteps.RUNNERS) == set(Api.__subclasses__()) and len(apisteps.RUNNERS) == 5
