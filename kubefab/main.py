@@ -3,7 +3,7 @@ of kubefab.tasks, configured as `invoke` is in a checkout: invoke.yaml of the cu
 /etc/invoke.yaml and INVOKE_* variables (INVOKE_KUBEFAB_INVENTORY=...)."""
 
 import os
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 
 from invoke import Program
 
@@ -19,11 +19,4 @@ class _Program(Program):
         super().parse_collection()
 
 
-def _version():
-    try:
-        return version("kubefab")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-program = _Program(namespace=collection(), name="kubefab", binary="kubefab", version=_version())
+program = _Program(namespace=collection(), name="kubefab", binary="kubefab", version=version("kubefab"))
