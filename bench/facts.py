@@ -7,7 +7,7 @@ For each size, one lab of plain hosts (sshd only), and in each run, side by side
 - kubefab facts: the facts stage as `cluster.up` runs it — kubefab's runner pool (--workers, kubefab's default),
   its ssh.Hosts (one connection per host, host keys checked against the lab's known_hosts), the probe of
   kubefab/probe.sh on `sh -s`, and facts.parse of every answer;
-- kubefab preflight: the whole `cluster.preflight` (up.Run.preflight: lock, bundle check, the facts stage, the
+- kubefab preflight: the whole `cluster.preflight` (kubefab.execute.preflight: lock, bundle check, the facts stage, the
   checks and their table) on a state dir prepared beforehand;
 - Ansible setup: `ansible all -m setup -f N`, Ansible's own facts;
 - Ansible raw: `ansible all -m raw -f N` running kubefab's probe, the same work as kubefab's;
@@ -21,47 +21,31 @@ machine spends on a real fleet.
 import base64
 import io
 import shlex
-import time
 
 import paramiko
 from fabric import ThreadingGroup
 
 import common
 import contenders
-from kubefab import facts, inventory, plan, ssh, up
-from kubefab.runner import HostResult, Runner
-from kubefab.steps import FAILED, OK
+from kubefab import execute, facts, inventory, plan, session
+from kubefab.work import probe
 
 NAMES = ("kubefab", "preflight", "ansible_setup", "ansible_raw", "openssh", "floor")
 SMOKE = [("hosts", "3")]
 
 
-def kubefab_facts(inv, bundle, workers):
-    """The facts stage as up.Run runs it: the runner's phase over a pool, one connection per host, the probe on
-    `sh -s -- ENDPOINT`, every answer parsed. Facts by host name; SystemExit naming the hosts that failed."""
-    hosts, runner, gathered = ssh.Hosts(), Runner(workers), {}
-
-    def probe(host):
-        sent = time.time()
-        out = hosts.run(host, plan.probe(inv, bundle, host).encode(), up.PROBE_TIMEOUT)
-        if out.code:
-            return HostResult(host.name, "facts", FAILED, out.seconds, detail=f"exit {out.code}: {out.stderr[-300:]}")
-        gathered[host.name] = facts.parse(host.name, out.stdout, window=(sent, time.time()))
-        return HostResult(host.name, "facts", OK, out.seconds)
-    try:
-        results = runner.phase("facts", (inv.hosts,), probe)
-    finally:
-        runner.close()
-        hosts.close()
+def kubefab_facts(s):
+    """The facts stage as cluster.up runs it in session `s` (opened beforehand, no connection yet): its pool, one
+    connection per host, the probe on each. Facts by host name; SystemExit naming the hosts that failed."""
+    results = s.runner.phase("facts", (s.inv.hosts,), lambda host: probe(s, host))
     _all_ok("kubefab facts", results)
-    return gathered
+    return {r.host: r.facts for r in results}
 
 
 def kubefab_preflight(inv, workers):
     """`cluster.preflight` as the task runs it (exit 1 is expected: plain hosts lack kubeadm); facts must all
     arrive."""
-    run = up.Run(inv, up.Options(workers=workers, yes=True, quiet=True), console=io.StringIO())
-    run.preflight()
+    run = execute.preflight(inv, session.Options(workers=workers, yes=True, quiet=True), console=io.StringIO())
     _all_ok("kubefab preflight", [r for r in run.results if r.phase == "facts"])
 
 
@@ -92,7 +76,7 @@ def floor(lab):
         group.close()
 
 
-def one_run(lab, inv, bundle, work, opts, ansible):
+def one_run(lab, inv, work, opts, ansible):
     """A Sample per contender, each run once, side by side."""
     n = len(lab.hosts)
     work.mkdir(parents=True)
@@ -100,8 +84,9 @@ def one_run(lab, inv, bundle, work, opts, ansible):
     probe_file.write_text(facts.PROBE)
     encoded = base64.b64encode(f"set -- {shlex.quote(inv.endpoint)}\n{facts.PROBE}".encode()).decode()
     inventory_ini, env = contenders.ansible_setup(lab, work / "ansible")
+    with session.opened(inv, session.Options(workers=opts.workers, quiet=True), console=io.StringIO()) as s:
+        measured = {"kubefab": common.measure(lambda: kubefab_facts(s))[0]}
     runs = {
-        "kubefab": lambda: kubefab_facts(inv, bundle, opts.workers),
         "preflight": lambda: kubefab_preflight(inv, opts.workers),
         # raw: the probe travels on the command line (raw has no stdin), decoded and run by sh on the host
         "ansible_raw": lambda: contenders.run_ansible(ansible, inventory_ini, env, n, "raw",
@@ -111,15 +96,15 @@ def one_run(lab, inv, bundle, work, opts, ansible):
         "openssh": lambda: openssh(lab, probe_file, inv.endpoint, work / "openssh"),
         "floor": lambda: floor(lab),
     }
-    return {name: common.measure(runs[name])[0] for name in NAMES}
+    return {**measured, **{name: common.measure(runs[name])[0] for name in NAMES if name in runs}}
 
 
 def size_row(n, opts, ansible):
     """The row of one lab size: the medians of --runs runs, the ratios and the CPU per host."""
     with contenders.plain_lab(n) as (lab, work):
         inv = inventory.load(contenders.inventory_file(lab, work / "inventory.toml"), state_dir=work / "state")
-        bundle = plan.prepare(inv)  # the PKI and rendered tree exist before any measurement, as after a first plan
-        samples = [one_run(lab, inv, bundle, work / f"run-{i}", opts, ansible) for i in range(opts.runs)]
+        plan.prepare(inv)  # the PKI and rendered tree exist before any measurement, as after a first plan
+        samples = [one_run(lab, inv, work / f"run-{i}", opts, ansible) for i in range(opts.runs)]
     row = {"hosts": n, "lab": contenders.lab_record(lab), "workers": opts.workers}
     row.update({name: common.median(s[name] for s in samples) for name in NAMES})
     for other in ("ansible_setup", "ansible_raw", "openssh", "floor"):

@@ -8,7 +8,7 @@ What travels to each host: its rendered tree of the push phase (kubeadm config, 
 nothing compresses; kubefab's offline install source layout). In each run, side by side, onto hosts wiped before
 each contender (every run is a first push):
 - kubefab: the runner's pool (--workers), one connection per host, one script per host (kubefab/script.py) whose
-  Push step carries every file in a tar beside the script, staged and renamed into place — what up.Run does for a
+  Push step carries every file in a tar beside the script, staged and renamed into place — what cluster.up does for a
   phase; the files land at their real paths;
 - scp: one `scp -r` process per host, all started together, of a directory holding the same files;
 - rsync: one `rsync -a` (over ssh) process per host, all started together, of that directory;
@@ -20,14 +20,15 @@ The contenders' files land under /var/tmp/kubefab-bench. Wall times include the 
 share this machine's cores); client CPU is what an operator's machine spends.
 """
 
+import io
 import os
 import shlex
 
 import common
 import contenders
-from kubefab import facts, inventory, plan, script, ssh, steps as steps_mod, up
-from kubefab.runner import HostResult, Runner, worst
-from kubefab.steps import FAILED, UNCHANGED, Push
+from kubefab import inventory, plan, session, steps
+from kubefab.steps import Push
+from kubefab.work import host_phase, probe
 
 NAMES = ("kubefab", "scp", "rsync", "ansible_copy")
 AGAIN = "kubefab_again"
@@ -66,29 +67,19 @@ def contender_tree(files, root):
     return root
 
 
-def kubefab_push(inv, files, workers, bundle=None):
-    """One script per host carrying its files, run over the runner's pool; SystemExit naming failed hosts.
-    With `bundle`, the facts probe first and only the files it shows missing, as a re-run of cluster.up."""
-    hosts, runner = ssh.Hosts(), Runner(workers)
-
+def kubefab_push(s, files, again=False):
+    """One script per host carrying its files, as cluster.up's push phase runs it over session `s`'s pool;
+    SystemExit naming failed hosts. `again`: the facts probe first and only the files it shows missing, as a
+    re-run of cluster.up."""
     def push(host):
         step = Push("push files", files[host.name])
-        if bundle is not None:
-            out = hosts.run(host, plan.probe(inv, bundle, host).encode(), up.PROBE_TIMEOUT)
-            step = steps_mod.push("push files", files[host.name], facts.parse(host.name, out.stdout))
-            if step.done:
-                return HostResult(host.name, "push", UNCHANGED, out.seconds, step.done)
-        steps = (step,)
-        built = script.build(steps)
-        out = hosts.run(host, built.text, 120 + built.payload.size // up.MIN_TRANSFER_RATE, built.payload)
-        done = script.parse(steps, out.stdout, built.nonce)
-        return HostResult(host.name, "push", worst(r.status for r in done), out.seconds,
-                          "; ".join(r.detail for r in done if r.status == FAILED) or out.stderr[-300:], done)
-    try:
-        results = runner.phase("push", (inv.hosts,), push)
-    finally:
-        runner.close()
-        hosts.close()
+        if again:
+            probed = probe(s, host)
+            if probed.failed:
+                return probed
+            step = steps.push("push files", files[host.name], probed.facts)
+        return host_phase(s, "push", host, (step,))
+    results = s.runner.phase("push", (s.inv.hosts,), push)
     failed = [f"{r.host}: {r.detail}" for r in results if r.failed]
     if failed:
         raise SystemExit(f"kubefab's push failed on {len(failed)} hosts:\n" + "\n".join(failed[:10]))
@@ -122,13 +113,13 @@ def delivered(lab, files, under=""):
         raise SystemExit(f"{h.name} lacks or holds short copies of {missing[:5]}")
 
 
-def one_run(lab, inv, bundle, files, trees, work, opts, ansible):
+def one_run(lab, inv, files, trees, work, opts, ansible):
     """A Sample per contender, side by side; each contender but the second push starts on wiped hosts."""
     n = len(lab.hosts)
     inventory_ini, env = contenders.ansible_setup(lab, work / "ansible")
     runs = (  # name, what to run, where the files land, whether the hosts are wiped first
-        ("kubefab", lambda: kubefab_push(inv, files, opts.workers), "", True),
-        (AGAIN, lambda: kubefab_push(inv, files, opts.workers, bundle), "", False),
+        ("kubefab", None, "", True),        # in a session opened beforehand, as the task opens it
+        (AGAIN, None, "", False),
         ("scp", lambda: scp(lab, trees, work / "scp"), DEST, True),
         ("rsync", lambda: rsync(lab, trees, work / "rsync"), DEST, True),
         ("ansible_copy", lambda: contenders.run_ansible(ansible, inventory_ini, env, n, "copy",
@@ -139,7 +130,11 @@ def one_run(lab, inv, bundle, files, trees, work, opts, ansible):
     for name, fn, under, fresh in runs:
         if fresh:
             wipe(lab, files)
-        samples[name] = common.measure(fn)[0]
+        if fn is None:
+            with session.opened(inv, session.Options(workers=opts.workers, quiet=True), console=io.StringIO()) as s:
+                samples[name] = common.measure(lambda: kubefab_push(s, files, again=name == AGAIN))[0]
+        else:
+            samples[name] = common.measure(fn)[0]
         delivered(lab, files, under)
     wipe(lab, files)
     return samples
@@ -156,7 +151,7 @@ def size_row(n, opts, ansible):
         trees = work / "trees"
         for h in inv.hosts:
             contender_tree(files[h.name], trees / h.name)
-        samples = [one_run(lab, inv, bundle, files, trees, work / f"run-{i}", opts, ansible)
+        samples = [one_run(lab, inv, files, trees, work / f"run-{i}", opts, ansible)
                    for i in range(opts.runs)]
         per_host = files[inv.hosts[0].name]
     row = {"hosts": n, "lab": contenders.lab_record(lab), "workers": opts.workers, "files_per_host": len(per_host),

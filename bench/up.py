@@ -7,7 +7,7 @@ at a time against batches, a second `up` that changes nothing, and the client's 
 Each run of a size N builds a fresh lab of N node hosts (systemd, containerd, and the doubles of kubeadm, the
 kubelet, etcd and the control plane, installed by the runtime phase from the lab's offline directory; 1 control
 plane below 10 hosts, 3 from 10 on, the rest workers) and a fresh state dir, then runs in this process, as
-`invoke cluster.up --yes` does (up.Run, kubefab's default pool or --workers):
+`invoke cluster.up --yes` does (kubefab.execute.up, kubefab's default pool or --workers):
 - first: `cluster.up` on the new hosts, workers joined one at a time (the inventory's worker_batch_size = 1);
   wall, client CPU, this process's peak RSS, and the seconds of each stage and phase (the runner's wall seconds per
   phase; preflight: its checks and their table, which make no round trip, timed in this process);
@@ -42,7 +42,9 @@ from pathlib import Path
 
 import common
 import contenders
-from kubefab import inventory, kube, log as logs, phases, preflight, ssh, up
+from kubefab import execute, inventory, kube, log as logs, preflight, ssh, workflows
+from kubefab.runner import DEFAULT_WORKERS
+from kubefab.session import Options
 from kubefab.steps import CHANGED, FAILED
 
 SMOKE = [("hosts", "3"), ("batches", "1")]
@@ -152,17 +154,18 @@ def kept_log(log, keep, failures):
 
 
 def run_up(inv, action="up", **options):
-    """(up.Run, Tally, failures) of one `cluster.<action>` in this process; a failure is 'HOST PHASE: cause'."""
+    """(execute.Outcome, Tally, failures) of one `cluster.<action>` in this process; a failure is
+    'HOST PHASE: cause'."""
     console = io.StringIO()
     with tallied() as tally:
-        run = up.Run(inv, up.Options(**options), console=console)
-        code = getattr(run, action)()
+        run = getattr(execute, action)(inv, Options(**options), console=console)
+        code = run.code
     failures = [f"{r.host} {r.phase}: {r.detail[-1500:]}" for r in run.results if r.status == FAILED]
     return run, tally, failures or ([f"exit {code}: {console.getvalue()[-3000:]}"] if code else [])
 
 
 def succeeded(outcome, what):
-    """(up.Run, Tally) of a run that must succeed; SystemExit naming the hosts that failed."""
+    """(execute.Outcome, Tally) of a run that must succeed; SystemExit naming the hosts that failed."""
     run, tally, failures = outcome
     if failures:
         raise SystemExit(f"{what} failed:\n" + "\n".join(failures[:10]))
@@ -171,7 +174,7 @@ def succeeded(outcome, what):
 
 def phase_seconds(run, tally, wall):
     """Seconds of each stage and phase (None: no host in it), and the rest of the run ('other')."""
-    seconds = {name: run.runner.seconds.get(name) for name in phases.NAMES}
+    seconds = {name: run.seconds.get(name) for name in workflows.UP.names}
     seconds["preflight"] = tally.preflight_s
     seconds["other"] = wall - sum(s for s in seconds.values() if s)
     return seconds
@@ -204,7 +207,7 @@ def one_run(n, opts):
             sample, (run, tally, failed) = common.measure(lambda: run_up(inv, batch=batch, **options))
             failures += failed
             result["batches"][str(batch)] = {"wall_s": sample.wall_s, "failed": failed,
-                                             "join_workers_s": run.runner.seconds.get("join-workers")}
+                                             "join_workers_s": run.seconds.get("join-workers")}
     return result
 
 
@@ -262,8 +265,8 @@ def main(argv=None):
     args.add_argument("--batches", default="10,50",
                       help="comma-separated worker batch sizes compared with one at a time (default 10,50)")
     args.add_argument("--large-runs", type=int, default=1, help=f"runs for labs of more than {LARGE} hosts (default 1)")
-    args.add_argument("--workers", type=int, default=up.DEFAULT_WORKERS,
-                      help=f"kubefab's pool size (default {up.DEFAULT_WORKERS}, kubefab's own)")
+    args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                      help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
     args.add_argument("--ignore", default=",".join(IGNORED),
                       help=f"preflight checks ignored by the runs after the first (default {','.join(IGNORED)}; "
                            "'' for none)")
@@ -296,7 +299,7 @@ def report(rows, opts):
           r["first"].peak_rss_mb,
           r["rss_bytes_per_extra_host"] and round(r["rss_bytes_per_extra_host"]), r["cpu_ms_per_host"],
           r["cpu_ms_per_extra_host"]) for r in rows]))
-    names = (*phases.NAMES, "other")
+    names = (*workflows.UP.names, "other")
     print(common.table(("hosts", "run", *names),
                        [(r["hosts"], run, *(r[f"{run}_phases"][p] for p in names))
                         for r in rows for run in ("first", "again")]))

@@ -1,21 +1,21 @@
 """The Api steps of cluster.up, run from this machine through the API server with the local admin.conf.
 
-One executor for every phase: `ApiSteps.run(step, host)` looks the step's name up in RUNNERS and
-returns a StepResult, as a host's script steps come back. The connection is opened once per run, on
-first use: directly when the endpoint answers from here, else through a local forward over the first
-control plane's SSH connection (its certificate still checked for the endpoint's name). Waiting and
-checking change nothing (`unchanged`); the CNI apply and node labels or taints are `changed` when an
-object was written.
+One executor for every phase: `ApiSteps.run(step, host)` runs the function RUNNERS holds for the step's
+type (kubefab.steps: WaitApiServer, ..., RemoveNode) and returns a StepResult, as a host's script steps
+come back. The connection is opened once per run, on first use: directly when the endpoint answers from
+here, else through a local forward over the first control plane's SSH connection (its certificate still
+checked for the endpoint's name). Waiting and checking change nothing (`unchanged`); the CNI apply and
+node labels or taints are `changed` when an object was written.
 """
 
 import socket
 import threading
 import time
 
-from kubefab import apply, cni, drain, health, kube, kubeconfig, net, nodes, phases
+from kubefab import apply, cni, drain, health, kube, kubeconfig, net, nodes
 from kubefab.errors import KubefabError
-from kubefab.script import StepResult
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, NodeReady, RemoveNode, StepResult, \
+    WaitApiServer, WaitControlPlane
 
 REACH_TIMEOUT = 3
 
@@ -63,7 +63,7 @@ class ApiSteps:
         """Do Api step `step` for `host`: its StepResult (failed with the cause on an API error or timeout)."""
         start = time.monotonic()
         try:
-            status, detail = RUNNERS[step.name](self, host)
+            status, detail = RUNNERS[type(step)](self, host)
         except kube.Stopped as e:
             status, detail = SKIPPED, str(e)
         except KubefabError as e:
@@ -87,21 +87,14 @@ class ApiSteps:
         return CHANGED, f"{len(written)} of {len(applied)} objects written: {', '.join(written)}"
 
     def node(self, host):
-        if self.inv.cluster.cni == "none":     # no Ready before the user's own pod network runs
-            view = kube.until(lambda: self._registered(host), nodes.NODE_TIMEOUT, f"node {host.name} did not register",
-                              self.stop)
-            state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
-        else:
-            view, state = nodes.wait_ready(self.api(), [host.name])[0], "Ready"
-        change = nodes.reconcile(self.api(), self.inv, [host])[0]
+        none = self.inv.cluster.cni == "none"      # no Ready before the user's own pod network runs
+        obj = nodes.wait_node(self.api(), host.name, ready=not none)
+        view = nodes.view(obj)
+        state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
+        change = nodes.reconcile_one(self.api(), self.inv, host, read=obj)
         if change.changes:
             return CHANGED, f"{state} ({view.version}); {'; '.join(change.changes)}"
         return UNCHANGED, f"{state} ({view.version}), labels and taints as the inventory says"
-
-    def _registered(self, host):
-        found = self.api().find(f"{nodes.NODES}/{host.name}")
-        return (True, nodes.view(found)) if found else (False, "not registered")
-
 
     def remove(self, host):
         gone = drain.remove(self.api(), host.name)
@@ -110,6 +103,5 @@ class ApiSteps:
         return CHANGED, f"drained ({len(gone.evicted)} pods evicted) and deleted"
 
 
-REMOVE = "remove node"      # cluster.reset of some hosts: drain and delete the Node first
-RUNNERS = {REMOVE: ApiSteps.remove, phases.API_SERVER: ApiSteps.api_server, phases.CONTROL_PLANE: ApiSteps.control_plane,
-           phases.CNI: ApiSteps.cni, phases.NODE: ApiSteps.node}
+RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
+           NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove}

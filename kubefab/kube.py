@@ -15,9 +15,6 @@ from urllib.parse import urlencode
 
 import urllib3
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 
 from kubefab import net
 from kubefab.errors import KubefabError
@@ -83,7 +80,7 @@ class Api:
         try:
             response = self.client.call_api(method, url, headers, body, _request_timeout=timeout)
             data = response.read()
-        except (urllib3.exceptions.HTTPError, ApiException) as e:
+        except (urllib3.exceptions.HTTPError, _client().client.exceptions.ApiException) as e:
             raise Unreachable(f"{self.server}: no answer to {method} {path}: {_cause(e)}") from None
         text = data.decode() if data else ""
         if not 200 <= response.status < 300:
@@ -188,10 +185,19 @@ def connect(kubeconfig, via=None, stop=None):
         endpoint_host = net.endpoint_parts(server.removeprefix("https://"))[0]
         cluster["tls-server-name"] = endpoint_host
         cluster["server"] = server = f"https://{via}"
-    configuration = k8s.Configuration()
-    k8s_config.load_kube_config_from_dict(doc, client_configuration=configuration, persist_config=False)
+    k8s = _client()
+    configuration = k8s.client.Configuration()
+    k8s.config.load_kube_config_from_dict(doc, client_configuration=configuration, persist_config=False)
     configuration.retries = urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.2)
-    return Api(k8s.ApiClient(configuration), server, stop or threading.Event())
+    return Api(k8s.client.ApiClient(configuration), server, stop or threading.Event())
+
+
+def _client():
+    """The kubernetes client package, imported on first use: listing the tasks or planning offline never pays its
+    0.3 s import."""
+    import kubernetes.client
+    import kubernetes.config
+    return kubernetes
 
 
 def _current_cluster(doc):

@@ -127,14 +127,16 @@ def _text(taint):
 
 def reconcile(api, inv, hosts=None):
     """Bring each host's Node (all hosts by default) to the inventory's labels and taints; a NodeChange each."""
-    return tuple(_reconcile_one(api, inv, host) for host in hosts or inv.hosts)
+    return tuple(reconcile_one(api, inv, host) for host in hosts or inv.hosts)
 
 
-def _reconcile_one(api, inv, host, attempts=3):
+def reconcile_one(api, inv, host, read=None, attempts=3):
+    """Bring `host`'s Node to the inventory's labels and taints, starting from Node object `read` when the caller
+    has just read it (re-read after a conflict); its NodeChange."""
     path = f"{NODES}/{host.name}"
     for attempt in range(attempts):
         try:
-            obj = api.find(path)
+            obj = read if attempt == 0 and read is not None else api.find(path)
             if obj is None:
                 return NodeChange(host.name, (), missing=True)
             patch, changes = node_patch(obj, wanted_labels(host), wanted_taints(inv, host))
@@ -156,6 +158,19 @@ def _reconcile_one(api, inv, host, attempts=3):
 # -- waiting --------------------------------------------------------------------------------------
 
 NODE_TIMEOUT = 300
+
+
+def wait_node(api, name, ready=True, timeout=NODE_TIMEOUT):
+    """Wait until Node `name` is registered and, when `ready`, Ready; the Node object of the read that showed it
+    (so that its labels and taints need no second read)."""
+    def check():
+        obj = api.find(f"{NODES}/{name}")
+        if obj is None:
+            return False, f"{name} not registered"
+        if ready and not view(obj).ready:
+            return False, f"{name} NotReady ({view(obj).reason})"
+        return True, obj
+    return kube.until(check, timeout, f"node {name} {'was not Ready' if ready else 'did not register'}", api.stop)
 
 
 def wait_ready(api, names, timeout=NODE_TIMEOUT):

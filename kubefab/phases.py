@@ -1,20 +1,19 @@
-"""The stages and phases of `cluster.up`, in order: one table drives help, --skip/--only, the plan and the run.
+"""The stages and phases of `cluster.up`, in order (kubefab.workflows lists them, and node.join's).
 
 `facts` and `preflight` are stages: they feed the plan (facts) or gate it (preflight) and are not
 steps inside it. Every phase after them is a row of PHASES: which hosts, in what order (all at once,
-one at a time, or in batches) and which steps each host runs: its commands and pushes, run on it as
-one script, then its `Api` steps, run from this machine once the script passed (kubefab.apisteps:
-waiting for the API server after init and for a joined control plane's components, applying the
-CNI, checking each node is Ready).
+one at a time, or in batches) and which steps each host runs, in order: its commands and pushes, run
+on it as one script, and its `Api` steps, run from this machine (kubefab.apisteps: waiting for the API
+server after init and for a joined control plane's components, applying the CNI, checking each node
+is Ready).
 """
 
 from dataclasses import dataclass, replace
 from typing import Callable
 
 from kubefab import inventory, kubeadm, paths, runtime, templates
-from kubefab.errors import KubefabError
 from kubefab.secret import Secret
-from kubefab.steps import Api, Command, push
+from kubefab.steps import ApplyCni, Command, NodeReady, WaitApiServer, WaitControlPlane, push
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
 STAGES = {"facts": "Gather facts from every host (one probe per host)",
@@ -29,10 +28,12 @@ class Phase:
     title: str
     hosts: str               # a key of inventory.HOST_SETS
     order: str               # PARALLEL | SERIAL | BATCHES
-    steps: Callable          # (inventory, host, bundle, facts of that host or None) -> host steps, then Api steps
+    steps: Callable          # (inventory, host, bundle, facts of that host or None) -> its steps, in order
+    last_first: bool = False     # the hosts in reverse inventory order
 
     def host_list(self, inv):
-        return inventory.HOST_SETS[self.hosts](inv)
+        hosts = inventory.HOST_SETS[self.hosts](inv)
+        return tuple(reversed(hosts)) if self.last_first else hosts
 
 
 def _push(inv, host, bundle, facts):
@@ -48,7 +49,7 @@ def _init(inv, host, bundle, facts):
     manifest = paths.manifest("kube-apiserver")
     return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG}", timeout=900,
                     guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
-            Api(API_SERVER, f"wait for the API server, then for {host.name}'s control-plane components"))
+            WaitApiServer(f"wait for the API server, then for {host.name}'s control-plane components"))
 
 
 def join_step(inv, host, bundle, facts):
@@ -59,10 +60,11 @@ def join_step(inv, host, bundle, facts):
 
 def fresh_join(inv, host, facts, fresh):
     """node.join's steps for `host`: kubeadm join with its join config rendered with token `fresh` (a Secret),
-    given on stdin into a private temp file and removed after; a control plane waits for its components."""
+    given on stdin into a private temp file and removed after; a control plane waits for its components.
+    Without a token (a dry run) the config is left out: the steps are shown, not run."""
     template, values = (("kubeadm/join-control-plane.yaml", kubeadm.join_control_plane_values) if host.is_control_plane
                         else ("kubeadm/join.yaml", kubeadm.join_values))
-    config = Secret(templates.fill(template, {**values(inv, host), "token": fresh.reveal()}))
+    config = fresh and Secret(templates.fill(template, {**values(inv, host), "token": fresh.reveal()}))
     step = replace(join_step(inv, host, None, facts), stdin=config, label="kubeadm join --config <its join config, "
                    "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
                    'rm -f "$f"; exit $rc')
@@ -71,7 +73,7 @@ def fresh_join(inv, host, facts, fresh):
 
 def _components_ready(host):
     # the next control plane joins only once this one's etcd member and API server are healthy
-    return Api(CONTROL_PLANE, f"wait for {host.name}'s etcd, API server, controller-manager and scheduler")
+    return WaitControlPlane(f"wait for {host.name}'s etcd, API server, controller-manager and scheduler")
 
 
 def _join_control_plane(inv, host, bundle, facts):
@@ -87,38 +89,28 @@ def _cni(inv, host, bundle, facts):
     if c.cni == "none":
         return ()
     source = c.cni_manifest or f"kubefab's {c.cni} manifest"
-    return (Api(CNI, f"apply {source} for pods in {c.pod_subnet}"),)
+    return (ApplyCni(f"apply {source} for pods in {c.pod_subnet}"),)
 
 
 def _verify(inv, host, bundle, facts):
     ready = "registered (cni = none: Ready once your network runs)" if inv.cluster.cni == "none" else "Ready"
-    return (Api(NODE, f"wait until node {host.name} is {ready}, then apply its labels and taints"),)
+    return (NodeReady(f"wait until node {host.name} is {ready}, then apply its labels and taints"),)
 
 
-API_SERVER, CONTROL_PLANE, CNI, NODE = "api-server", "control-plane", "cni", "node"   # kubefab.apisteps runs them
+RUNTIME = Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
+                runtime.steps)
+PUSH = Phase("push", "Push the PKI bundle, kubeconfigs and kubeadm configs", "all", PARALLEL, _push)
+VERIFY = Phase("verify", "Every node Ready, with the inventory's labels and taints", "all", PARALLEL, _verify)
 PHASES = (
-    Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
-          runtime.steps),
-    Phase("push", "Push the PKI bundle, kubeconfigs and kubeadm configs", "all", PARALLEL, _push),
+    RUNTIME,
+    PUSH,
     Phase("init", "kubeadm init on the first control-plane node", "first-control-plane", SERIAL, _init),
     Phase("join-control-plane", "Join the other control-plane nodes, one at a time", "other-control-planes",
           SERIAL, _join_control_plane),
     Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join_worker),
     Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _cni),
-    Phase("verify", "Every node Ready, with the inventory's labels and taints", "all", PARALLEL, _verify),
+    VERIFY,
 )
-NAMES = (*STAGES, *(p.name for p in PHASES))
-
-
-def select(only=(), skip=()):
-    """(stage names, phases) to run, in order; unknown names are rejected with the valid ones listed."""
-    for name in (*only, *skip):
-        if name not in NAMES:
-            raise KubefabError(f"unknown phase {name!r} — phases are: {', '.join(NAMES)}")
-
-    def chosen(name):
-        return (not only or name in only) and name not in skip
-    return tuple(s for s in STAGES if chosen(s)), tuple(p for p in PHASES if chosen(p.name))
 
 
 def batches(phase, inv, batch=0):

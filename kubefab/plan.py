@@ -2,12 +2,13 @@
 
 `prepare(inv)` makes or keeps the PKI, kubeconfigs, bootstrap token and every host's rendered files.
 `build(inv, bundle, facts)` is a pure function of the inventory, that bundle and the facts (None when
-offline): `cluster.plan` and `cluster.up` build the same plan, and `up` executes exactly it.
+offline): `cluster.plan` and `cluster.up` build the same plan, and `up` executes exactly it; node.join and
+cluster.reset build theirs from their workflows the same way.
 """
 
 from dataclasses import dataclass
 
-from kubefab import facts as facts_mod, kubeconfig, offline, phases, pki, render, runtime, token
+from kubefab import facts as facts_mod, kubeconfig, offline, phases, pki, render, runtime, token, workflows
 from kubefab.errors import KubefabError
 
 
@@ -40,6 +41,7 @@ class Plan:
     facts: object           # {host name: Facts}, or None when built offline
     stages: tuple           # "facts", "preflight": what runs before the plan's phases
     phases: tuple
+    workflow: workflows.Workflow = workflows.UP
 
 
 def prepare(inv):
@@ -60,14 +62,15 @@ def probe(inv, bundle, host):
     return facts_mod.script(inv.endpoint, files, runtime.links(files), repository)
 
 
-def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0):
-    """The phases to run on `hosts` (or all), each host's steps decided from the bundle and its facts;
-    workers join in batches of `batch` (default: the inventory's worker_batch_size)."""
+def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0, workflow=workflows.UP):
+    """The phases of `workflow` (cluster.up's by default) to run on `hosts` (or all), each host's steps decided
+    from the bundle and its facts; workers join in batches of `batch` (default: the inventory's
+    worker_batch_size)."""
     if batch < 0:
         raise KubefabError(f"--batch {batch}: give a number of workers to join at once, at least 1")
-    stages, selected = phases.select(only, skip)
+    stages, selected = workflow.select(only, skip)
     chosen = {h.name for h in inv.select(hosts)}
-    return Plan(inventory=inv, bundle=bundle, facts=facts, stages=stages,
+    return Plan(inventory=inv, bundle=bundle, facts=facts, stages=stages, workflow=workflow,
                 phases=tuple(_phase_plan(p, inv, bundle, facts, chosen, batch) for p in selected))
 
 

@@ -14,7 +14,7 @@ def plan_text(p):
            f"  state {inv.state_dir}",
            f"  bootstrap token {b.token_id}.***  discovery CA hash {b.ca_hash}",
            f"  install from {inv.install.source}{f' ({inv.install.directory})' if inv.install.directory else ''}"]
-    if p.facts is None:
+    if p.facts is None and p.workflow.stages:
         out.append("  built offline: no facts, so steps already done on the hosts are listed too; cluster.up "
                    "gathers facts first, checks each step and runs only what is not done")
     out += [f"  warning: {w}" for w in inv.warnings]

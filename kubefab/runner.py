@@ -10,38 +10,14 @@ import concurrent.futures as cf
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
-from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, UNCHANGED
+from kubefab.steps import FAILED, SKIPPED, HostResult
 
 log = logging.getLogger("kubefab")
 # Threads mostly wait on the network; 32 reached the machine's CPU floor for 100 hosts on 2 cores
 # (reference lab.md), and a few hundred hosts then take a few seconds per phase.
 DEFAULT_WORKERS = 32
 TICK = 0.2
-_RANK = {FAILED: 4, CHANGED: 3, OK: 2, UNCHANGED: 1, SKIPPED: 0}
-
-
-@dataclass(frozen=True)
-class HostResult:
-    """What one phase did on one host: its status, the cause or summary, seconds, and each step's result."""
-
-    host: str
-    phase: str
-    status: str
-    seconds: float = 0.0
-    detail: str = ""
-    steps: tuple = ()
-
-    @property
-    def failed(self):
-        return self.status == FAILED
-
-
-def worst(statuses, default=UNCHANGED):
-    """The status a host shows for a phase: failed over changed over ok over unchanged over skipped."""
-    statuses = tuple(statuses)
-    return max(statuses, key=_RANK.__getitem__) if statuses else default
 
 
 class Interrupted(Exception):

@@ -18,7 +18,7 @@ from pathlib import Path
 from kubefab import paths
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, UNCHANGED_EXIT, Command, Push, q
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, UNCHANGED_EXIT, Command, Push, StepResult, q
 
 TAIL_BYTES = 3000
 CHUNK = 2 ** 20         # bytes of a pushed file read and sent at a time
@@ -67,15 +67,6 @@ kf_place() {
   [ -n "$kf_new" ] || return UNCHANGED_EXIT
 }
 """.replace("TAIL", str(TAIL_BYTES)).replace("UNCHANGED_EXIT", str(UNCHANGED_EXIT))
-
-
-@dataclass(frozen=True)
-class StepResult:
-    name: str
-    status: str
-    detail: str = ""
-    seconds: float = 0.0
-    code: int = 0
 
 
 class PayloadError(KubefabError):

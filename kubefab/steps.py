@@ -8,16 +8,66 @@ A body may exit with UNCHANGED to say it found nothing to do.
 
 A `Push` delivers rendered files (staged, then renamed into place): with facts, only those the host
 does not hold as they would land. An `Api` step runs once from this machine against the API server, not
-on a host. A step whose `done` says why the facts show it satisfied is not run at all.
+on a host: each kind is its own type (kubefab.apisteps runs it). A step whose `done` says why the facts show
+it satisfied is not run at all.
+
+What a step did is a `StepResult`; what a phase did on one host, a `HostResult`; both carry a `Status`.
 """
 
 import shlex
 from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import ClassVar
 
 from kubefab.secret import Secret
 
-OK, CHANGED, UNCHANGED, FAILED, SKIPPED = "ok", "changed", "unchanged", "failed", "skipped"
+
+class Status(StrEnum):
+    """What a step, or a phase on a host, did; prints as its value ("changed")."""
+
+    OK = "ok"                   # a check or probe that passed
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+OK, CHANGED, UNCHANGED, FAILED, SKIPPED = Status
+_RANK = {FAILED: 4, CHANGED: 3, OK: 2, UNCHANGED: 1, SKIPPED: 0}
 UNCHANGED_EXIT = 100           # a body's "nothing to do"
+
+
+def worst(statuses, default=UNCHANGED):
+    """The status a host shows for a phase: failed over changed over ok over unchanged over skipped."""
+    statuses = tuple(statuses)
+    return max(statuses, key=_RANK.__getitem__) if statuses else default
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did on one host: its status, output or cause, seconds and the body's exit code."""
+
+    name: str
+    status: Status
+    detail: str = ""
+    seconds: float = 0.0
+    code: int = 0
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """What one phase did on one host: its status, the cause or summary, seconds, and each step's result."""
+
+    host: str
+    phase: str
+    status: Status
+    seconds: float = 0.0
+    detail: str = ""
+    steps: tuple = ()
+
+    @property
+    def failed(self):
+        return self.status == FAILED
 DEFAULT_TIMEOUT = 300
 
 
@@ -66,11 +116,42 @@ def unless(step, why):
 
 @dataclass(frozen=True)
 class Api:
-    """A step done once from this machine through the API server with admin.conf."""
+    """A step done once from this machine through the API server with admin.conf; `what` is the plan's line."""
 
-    name: str
     what: str
     done: str = ""
+    name: ClassVar[str]
+
+
+class WaitApiServer(Api):
+    """After kubeadm init: the API server answers, then the host's control-plane components are Ready."""
+
+    name = "api-server"
+
+
+class WaitControlPlane(Api):
+    """A joined control plane's etcd, API server, controller-manager and scheduler are Ready."""
+
+    name = "control-plane"
+
+
+class ApplyCni(Api):
+    """The pod network's manifest applied."""
+
+    name = "cni"
+
+
+class NodeReady(Api):
+    """The host's node is Ready (registered with cni = none), then its labels and taints as the inventory says."""
+
+    name = "node"
+
+
+class RemoveNode(Api):
+    """The host's node drained and deleted (cluster.reset of some hosts)."""
+
+    name = "remove node"
+
 
 
 def q(value):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kubefab import phases
+from kubefab import workflows
 from lab import kernel, spec, state
 
 pytestmark = pytest.mark.slow
@@ -143,10 +143,10 @@ def test_up_smoke_times_every_phase_and_a_second_up_changes_nothing(smoke):
     assert run.returncode == 0, run.stderr
     [row] = json.loads((out / "up.json").read_text())["rows"]
     assert (row["hosts"], row["control_planes"], row["workers"]) == (3, 1, 2)
-    assert row["first_phases"].keys() == row["again_phases"].keys() == {*phases.NAMES, "other"}
+    assert row["first_phases"].keys() == row["again_phases"].keys() == {*workflows.UP.names, "other"}
     # one control plane: no other to join; the first up ran every other stage and phase
     assert row["first_phases"]["join-control-plane"] is None
-    assert all(row["first_phases"][name] > 0 for name in phases.NAMES if name != "join-control-plane"), row
+    assert all(row["first_phases"][name] > 0 for name in workflows.UP.names if name != "join-control-plane"), row
     # the second up found the cluster made: it changed nothing, and what joining cost it is near nothing
     assert row["again_changed"] == 0 and row["again_failed"] == row["batch_failed"] == [], row
     assert row["first_phases"]["join-workers"] > 10 * (row["again_phases"]["join-workers"] or 0)

@@ -198,7 +198,7 @@ def test_kubeconfig_task_writes_the_admin_conf_or_merges_it_where_kubeconfig_poi
     from invoke import Config, Context
 
     from kubefab import kubeconfig, pki
-    from tasks import cluster_api
+    from kubefab.tasks import cluster_api
     inv = load(tmp_path, hosts=host_tables(1, 0))
     pki.ensure(inv)
     kubeconfig.ensure(inv)

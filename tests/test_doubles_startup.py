@@ -10,7 +10,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from lab.doubles import cri, install_dir, kubelet_checks, preflight, satokens, testkit
+from lab.doubles import components, cri, install_dir, kubelet_checks, preflight, satokens, testkit
 from lab.doubles.kubeclient import Client
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -269,3 +269,16 @@ def test_scheduler_and_controller_manager_need_their_own_credentials(api, tmp_pa
 def test_the_api_server_publishes_its_client_ca_for_the_components(api):
     cm = api.admin.get("/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication")
     assert cm["data"]["client-ca-file"] == testkit.cert_pem(api.cluster.cas["ca"][0]).decode()
+
+
+def test_the_controller_manager_has_a_client_per_controller_minutes_after_the_machine_booted(monkeypatch):
+    class Admin:
+        def get(self, path):
+            return {}
+
+        def create(self, path, body):
+            return {"status": {"token": "t0ken"}}
+    monkeypatch.setattr(components.time, "monotonic", lambda: 480.0)     # 8 minutes after boot
+    monkeypatch.setattr(components.Client, "from_kubeconfig", classmethod(lambda cls, path, token: ("client", token)))
+    clients = components.ControllerClients("controller-manager.conf", Admin(), per_controller=True)
+    assert clients("deployment-controller") == ("client", "t0ken")

@@ -2,6 +2,8 @@
 
 import ast
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import kubefab
@@ -72,7 +74,7 @@ def test_no_import_cycle_in_kubefab():
     assert cycle(graph()) is None
 
 
-def test_kubefab_imports_neither_the_lab_nor_the_tests_and_only_x509_imports_cryptography():
+def test_kubefab_imports_neither_the_lab_nor_the_tests_and_one_module_each_imports_cryptography_and_kubernetes():
     for name, path in modules().items():
         tops = {(n.module or "").split(".")[0] for n in ast.walk(ast.parse(path.read_text()))
                 if isinstance(n, ast.ImportFrom) and not n.level}
@@ -80,3 +82,14 @@ def test_kubefab_imports_neither_the_lab_nor_the_tests_and_only_x509_imports_cry
                  for a in n.names}
         assert not tops & {"lab", "tests", "conftest"}, name
         assert ("cryptography" in tops) == (name == "kubefab.x509"), name
+        assert ("kubernetes" in tops) == (name == "kubefab.kube"), name
+
+
+def test_listing_the_tasks_and_planning_offline_never_load_the_kubernetes_client(tmp_path):
+    code = ("import sys; from kubefab.main import program\n"
+            "for argv in (['--list'], ['cluster.plan', '-i', sys.argv[1], '--state-dir', sys.argv[2]]):\n"
+            "    program.run(['kubefab', *argv], exit=False)\n"
+            "print('kubernetes client loaded:', 'kubernetes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, PACKAGE.parent / "inventory.toml", tmp_path / "state"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.stdout.endswith("kubernetes client loaded: False\n"), out.stdout[-500:] + out.stderr

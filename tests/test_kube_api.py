@@ -13,12 +13,12 @@ import pytest
 import yaml
 from invoke import Config, Context, Exit
 
-from kubefab import (apisteps, apply, bootstrap, bundle, cni, drain, health, inventory, kube, kubeconfig, nodes, phases,
+from kubefab import (apisteps, apply, bootstrap, bundle, cni, drain, health, inventory, kube, kubeconfig, nodes,
                      pki, token)
-from kubefab.steps import Api
+from kubefab.steps import ApplyCni, NodeReady, RemoveNode
 from lab.doubles import controllers, install_dir, objects as kubeadm_objects, testkit
 from lab.doubles.kubeclient import Client
-from tasks import cluster_api
+from kubefab.tasks import cluster_api
 
 pytestmark = [pytest.mark.lab,        # real etcd behind the API-server double
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
@@ -400,33 +400,43 @@ def test_a_kind_the_server_does_not_serve_is_named_with_what_it_does_serve(clust
 LOG = logging.getLogger("test")
 
 
-def run(inv, name, host):
-    return apisteps.ApiSteps(inv, None, LOG).run(Api(name, "test"), inv.host(host))
+def run(inv, step, host):
+    return apisteps.ApiSteps(inv, None, LOG).run(step("test"), inv.host(host))
 
 
 def test_the_cni_step_writes_the_manifest_once(cluster):
     cluster.api.delete("/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-flannel-ds")
-    first = run(cluster.inv, phases.CNI, "cp-1")
+    first = run(cluster.inv, ApplyCni, "cp-1")
     assert first.status == "changed" and "daemonset.apps/kube-flannel-ds created" in first.detail
-    again = run(cluster.inv, phases.CNI, "cp-1")
+    again = run(cluster.inv, ApplyCni, "cp-1")
     assert again.status == "unchanged" and again.detail.endswith("objects unchanged")
 
 
 def test_verify_applies_labels_and_taints_and_with_cni_none_needs_registration_not_ready(cluster):
     ensure_node(cluster.api, "w-1", ready=True)
-    done = run(cluster.inv, phases.NODE, "w-1")
+    done = run(cluster.inv, NodeReady, "w-1")
     assert done.status == "changed" and "taint dedicated=infra:NoSchedule" in done.detail
-    assert run(cluster.inv, phases.NODE, "w-1").status == "unchanged"
+    assert run(cluster.inv, NodeReady, "w-1").status == "unchanged"
     ensure_node(cluster.api, "w-1", ready=False)
     none = load(cluster.base, cluster.port, "none", state=cluster.inv.state_dir)
-    result = run(none, phases.NODE, "w-1")
+    result = run(none, NodeReady, "w-1")
     assert result.status == "changed" and "Ready once your pod network runs" in result.detail, result
+
+
+def test_verify_reads_a_ready_node_once_when_its_labels_and_taints_are_as_the_inventory_says(cluster, monkeypatch):
+    ensure_node(cluster.api, "w-1", ready=True)
+    run(cluster.inv, NodeReady, "w-1")
+    requests, request = [], kube.Api.request
+    monkeypatch.setattr(kube.Api, "request", lambda self, method, path, *a, **kw: (
+        requests.append((method, path)), request(self, method, path, *a, **kw))[1])
+    assert run(cluster.inv, NodeReady, "w-1").status == "unchanged"
+    assert requests == [("GET", "/api/v1/nodes/w-1")]
 
 
 def test_removing_a_node_drains_and_deletes_it_once(cluster):
     ensure_node(cluster.api, "w-1")
-    assert run(cluster.inv, apisteps.REMOVE, "w-1").status == "changed"
+    assert run(cluster.inv, RemoveNode, "w-1").status == "changed"
     assert cluster.api.find("/api/v1/nodes/w-1") is None
-    gone = run(cluster.inv, apisteps.REMOVE, "w-1")
+    gone = run(cluster.inv, RemoveNode, "w-1")
     assert (gone.status, gone.detail) == ("unchanged", "not a node of the cluster")
 

@@ -13,7 +13,7 @@ from invoke import Config, Context, Exit
 from conftest import lab_unavailable
 from kubefab import apply, bootstrap, cni, drain, health, kube, nodes, token
 from lab import Lab
-from tasks import cluster_api
+from kubefab.tasks import cluster_api
 from test_lab_cluster import kubeadm, prepare
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from conftest import lab_unavailable
-from kubefab import inventory, up
+from kubefab import execute, inventory
+from kubefab.session import Options
 from lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
@@ -22,8 +23,8 @@ def prepare(lab, state_dir, hosts=()):
     """kubefab's facts, preflight, runtime and push on the lab's hosts, as `cluster.up --only` runs them."""
     inv = inventory.load(lab.inventory, state_dir=state_dir)
     console = io.StringIO()
-    options = up.Options(only=("facts", "preflight", "runtime", "push"), hosts=hosts, yes=True)
-    assert up.Run(inv, options, console=console).up() == 0, console.getvalue()
+    options = Options(only=("facts", "preflight", "runtime", "push"), hosts=hosts, yes=True)
+    assert execute.up(inv, options, console=console).code == 0, console.getvalue()
     return inv
 
 

@@ -160,7 +160,7 @@ def test_node_join_adds_a_late_worker_with_a_fresh_token_and_reset_of_that_worke
 
     code, text, r = run_of(lab, tmp_path, "reset", yes=True, hosts=("kf-w2",))    # and out again
     assert code == 0, text
-    assert [(s.name, s.status) for s in cells(r)["kf-w2", "reset"].steps][:2] == [
+    assert [(s.name, s.status) for s in cells(r)["kf-w2", "reset-workers"].steps][:2] == [
         ("remove node", "changed"), ("kubeadm reset", "changed")]
     assert api.find("/api/v1/nodes/kf-w2") is None
     assert [n.name for n in nodes.wait_ready(api, ["kf-cp1", "kf-w1"], timeout=30)] == ["kf-cp1", "kf-w1"]

@@ -60,3 +60,20 @@ def test_an_installed_wheel_plans_exactly_as_the_checkout(tmp_path):
     assert again == run(python, "-I", "-m", "invoke", "--search-root", tmp_path / "cli", *plan)
     assert "15 kept" in again
     assert {p: p.read_bytes() for p in rendered} == rendered
+
+
+def test_the_kubefab_command_of_a_wheel_plans_outside_a_checkout_as_invoke_does_in_one(tmp_path):
+    python = fresh_venv(tmp_path, build_wheel(tmp_path))
+    kubefab = python.parent / "kubefab"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    listed = run(kubefab, "--list", cwd=elsewhere)
+    assert "cluster.plan" in listed and "node.join" in listed and "lab." not in listed and "bench." not in listed
+    (elsewhere / "invoke.yaml").write_text(f"kubefab:\n  inventory: {ROOT / 'inventory.toml'}\n")
+    state = tmp_path / "state"
+    installed = run(kubefab, "cluster.plan", "--state-dir", state, cwd=elsewhere)
+    checkout = run(sys.executable, "-m", "invoke", "cluster.plan", "--state-dir", state, cwd=ROOT)
+    assert "15 created" in installed and "15 kept" in checkout
+    assert run(kubefab, "cluster.plan", "-i", ROOT / "inventory.toml", "--state-dir", state, cwd=elsewhere) == checkout
+    assert run(kubefab, "--help", "cluster.up", cwd=elsewhere).partition("\n")[2] == \
+        run(sys.executable, "-m", "invoke", "--help", "cluster.up", cwd=ROOT).partition("\n")[2]

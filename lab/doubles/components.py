@@ -76,8 +76,8 @@ class ControllerClients:
     def __call__(self, account):
         if not self.per_controller:
             return self.admin
-        made, client = self.cache.get(account, (0, None))
-        if time.monotonic() - made > 600:
+        made, client = self.cache.get(account, (None, None))
+        if made is None or time.monotonic() - made > 600:    # monotonic counts from boot: 0 is not "long ago"
             try:
                 self.admin.get(f"{SERVICE_ACCOUNTS}/{account}")
             except ApiStatus as e:

@@ -2,9 +2,9 @@
 
 from invoke import Exit, task
 
-from kubefab import plan as planning, report
+from kubefab import execute, plan as planning, report
 from kubefab.runner import DEFAULT_WORKERS
-from kubefab.up import Options, Run
+from kubefab.session import Options
 
 from .common import INVENTORY_HELP, STATE_HELP, load, names, user_errors
 
@@ -15,6 +15,7 @@ BATCH_HELP = "join this many workers at once (default: worker_batch_size of the 
 RUN_HELP = {"workers": f"hosts worked on at once (default {DEFAULT_WORKERS})",
             "verbose": "show every step of every host", "quiet": "show only problems and the summary",
             "ignore": "let this preflight check's errors pass (repeat or comma-separate; 'all' for every check)"}
+DRY_RUN_HELP = "gather facts, print the plan that would run (as cluster.plan does) and change nothing"
 
 
 @task(iterable=["only", "skip", "host"], help={**SELECT_HELP, "batch": BATCH_HELP})
@@ -33,45 +34,48 @@ def preflight(c, inventory=None, state_dir=None, host=None, ignore=None, workers
     """Gather facts and run the preflight checks on the hosts; changes nothing, exits 1 on errors."""
     with user_errors():
         options = Options(hosts=names(host), ignore=names(ignore), workers=int(workers), verbose=verbose, quiet=quiet)
-        code = _interruptible(Run(load(c, inventory, state_dir), options).preflight)
+        code = _interruptible(lambda: execute.preflight(load(c, inventory, state_dir), options))
     if code:
         raise Exit(code=code)
 
 
 @task(iterable=["only", "skip", "host", "ignore"], help={
     **SELECT_HELP, **RUN_HELP, "yes": "do not ask before changing hosts (needed without a terminal)",
-    "batch": BATCH_HELP,
+    "batch": BATCH_HELP, "dry-run": DRY_RUN_HELP,
     "max-failed": "workers that may fail to join while the others go on (default 0: the first failure stops)"})
 def up(c, inventory=None, state_dir=None, only=None, skip=None, host=None, ignore=None, workers=DEFAULT_WORKERS,
-       batch=0, max_failed=0, yes=False, verbose=False, quiet=False):
+       batch=0, max_failed=0, yes=False, verbose=False, quiet=False, dry_run=False):
     """Bring the cluster up: facts, preflight, then the plan's phases on every host (asks first unless --yes)."""
     with user_errors():
         options = Options(only=names(only), skip=names(skip), hosts=names(host), ignore=names(ignore),
                           workers=int(workers), batch=int(batch), max_failed=int(max_failed), yes=yes,
-                          verbose=verbose, quiet=quiet)
-        code = _interruptible(Run(load(c, inventory, state_dir), options).up)
+                          verbose=verbose, quiet=quiet, dry_run=dry_run)
+        code = _interruptible(lambda: execute.up(load(c, inventory, state_dir), options))
     if code:
         raise Exit(code=code)
 
 
-@task(iterable=["host"], help={
-    "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "host": "reset these hosts only, each drained and deleted "
-    "through the API first (repeat or comma-separate)", "yes": "do not ask first (needed without a terminal)",
+@task(iterable=["host", "only", "skip"], help={
+    **SELECT_HELP, "host": "reset these hosts only, each drained and deleted through the API first (repeat or "
+    "comma-separate)", "yes": "do not ask first (needed without a terminal)",
+    "dry-run": "print the plan that would run (as cluster.plan does) and change nothing",
     **{k: RUN_HELP[k] for k in ("workers", "verbose", "quiet")}})
-def reset(c, inventory=None, state_dir=None, host=None, yes=False, workers=DEFAULT_WORKERS, verbose=False,
-          quiet=False):
+def reset(c, inventory=None, state_dir=None, host=None, only=None, skip=None, yes=False, workers=DEFAULT_WORKERS,
+          verbose=False, quiet=False, dry_run=False):
     """Reset the hosts as before cluster.up (workers first, control planes last); the local state dir is kept."""
     with user_errors():
-        options = Options(hosts=names(host), workers=int(workers), yes=yes, verbose=verbose, quiet=quiet)
-        code = _interruptible(Run(load(c, inventory, state_dir), options).reset)
+        options = Options(only=names(only), skip=names(skip), hosts=names(host), workers=int(workers), yes=yes,
+                          verbose=verbose, quiet=quiet, dry_run=dry_run)
+        code = _interruptible(lambda: execute.reset(load(c, inventory, state_dir), options))
     if code:
         raise Exit(code=code)
 
 
 def _interruptible(run):
-    """Ctrl-C outside the host work (which the runner handles) still ends with 130, not a traceback."""
+    """The run's exit code; Ctrl-C outside the host work (which the runner handles) still ends with 130, not a
+    traceback."""
     try:
-        return run()
+        return run().code
     except KeyboardInterrupt:
         print("interrupted")
         return 130
