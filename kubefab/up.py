@@ -15,8 +15,8 @@ import sys
 import time
 from dataclasses import dataclass, replace
 
-from kubefab import apisteps, bootstrap, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
-    reset as reset_mod, script, ssh, token
+from kubefab import apisteps, bootstrap, diagnose, facts as facts_mod, inventory, lock, log as logs, phases, plan, \
+    preflight, report, reset as reset_mod, script, ssh, token
 from kubefab.errors import KubefabError
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, worst
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, Api
@@ -140,6 +140,7 @@ class Run:
 
     def _locked(self, body):
         hosts = self.inv.select(self.o.hosts)
+        inventory.check_identity_files(self.inv, hosts + tuple(h for h in self.inv.control_planes if h not in hosts))
         logs.mask(*(ssh.sudo_password(h) for h in hosts))
         if any(h.ssh.known_hosts == "off" for h in hosts):
             self.log.warning("warning: host keys are not checked (known_hosts = 'off'): anyone on the path can "
