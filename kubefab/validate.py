@@ -26,7 +26,7 @@ NODE_MASK_FLAG = "node-cidr-mask-size"  # single-stack only; kubeadm itself read
 # Limits of numbers: what the component reading them can represent.
 MAX_VALIDITY_DAYS = 106751              # kubeadm reads '<days*24>h' as a Go time.Duration: at most 2562047h
 MAX_PORT = 65535
-MAX_CONNECT_TIMEOUT = 3600              # seconds; an hour is no handshake, and huge ones overflow socket timeouts
+MAX_CONNECT_TIMEOUT = 3600              # seconds: no SSH handshake takes an hour; 1e300 overflows a socket timeout
 MAX_DURATION_NS = 2**63 - 1             # Go's time.Duration
 
 # Every pattern is used with fullmatch (`$` also matches before a trailing newline) and spells digits [0-9]
@@ -42,26 +42,17 @@ _TAINT = re.compile(r"([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")            # POSIX: a name the shell can export
 _LOGIN = re.compile(r"[^\s\x00-\x1f\x7f@:]+")                    # an SSH user name: no space, control, '@' or ':'
 # Go's time.ParseDuration, as kubeadm reads a token's ttl: a sequence of decimal numbers, each with a unit
+# (both the micro sign U+00B5 and the Greek mu U+03BC spell microseconds)
 _GO_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
              "h": 3600 * 10**9}
-_GO_ELEMENT = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
+_GO_ELEMENT = rf"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)({'|'.join(sorted(_GO_UNITS, key=len, reverse=True))})"
 _GO_DURATION = re.compile(rf"\+?(0|({_GO_ELEMENT})+)")
 
 
 # -- [cluster] --------------------------------------------------------------------------------------
 
 def check_cluster(p, c):
-    try:
-        major, minor, _ = versions.parse(c.kubernetes_version)
-        if major != 1 or minor not in versions.RELEASES:
-            minor = minor if major == 1 else None
-            p.add("cluster", "kubernetes_version",
-                  f"{c.kubernetes_version!r} is not supported — kubefab supports {versions.SUPPORTED}")
-    except ValueError:
-        minor = None
-        p.add("cluster", "kubernetes_version",
-              f"{c.kubernetes_version!r} is not a version — write it as 'X.Y.Z' in ASCII digits without leading "
-              f"zeros (a leading 'v' is fine), e.g. '{versions.DEFAULT_VERSION}'")
+    minor = _check_version(p, c.kubernetes_version)
     if not _DNS1123.fullmatch(c.name) or len(c.name) > 63:
         p.add("cluster", "name", f"{c.name!r} must be a lowercase RFC 1123 name (a-z, 0-9, '-'), e.g. 'prod-1'")
     if c.control_plane_endpoint:
@@ -91,6 +82,20 @@ def check_cluster(p, c):
                 p.add(f"cluster.{table}", "extra_args", f"entry {name!r}: write flag names without '--'", at=(name,))
 
 
+def _check_version(p, version):
+    """The minor release of a 1.x `version` (None otherwise); an unsupported or malformed one is a problem."""
+    try:
+        major, minor, _ = versions.parse(version)
+    except ValueError:
+        p.add("cluster", "kubernetes_version", f"{version!r} is not a version — write it as 'X.Y.Z' in ASCII digits "
+                                               f"without leading zeros (a leading 'v' is fine), e.g. "
+                                               f"'{versions.DEFAULT_VERSION}'")
+        return None
+    if major != 1 or minor not in versions.RELEASES:
+        p.add("cluster", "kubernetes_version", f"{version!r} is not supported — kubefab supports {versions.SUPPORTED}")
+    return minor if major == 1 else None
+
+
 def _check_endpoint(p, value):
     host, port = net.endpoint_parts(value)
     ip = net.as_ip(host)
@@ -99,7 +104,7 @@ def _check_endpoint(p, value):
     elif not (ip or _DNS1123.fullmatch(host)):
         p.add("cluster", "control_plane_endpoint",
               f"{value!r}: {host!r} is neither an IP address nor a lowercase DNS name")
-    elif ip and net.not_a_node_address(ip) or host == "localhost" or host.endswith(".localhost"):
+    elif (ip and net.not_a_node_address(ip)) or host == "localhost" or host.endswith(".localhost"):
         why = net.not_a_node_address(ip) if ip else "is a loopback name (every node would dial itself)"
         p.add("cluster", "control_plane_endpoint", f"{value!r}: {host!r} {why} — use the address of a load "
                                                    "balancer or VIP, or of a control-plane node, that every node "
@@ -124,16 +129,15 @@ def _check_validity(p, c):
 def _check_token_ttl(p, ttl):
     """A bootstrap token's ttl as kubeadm reads it: a Go duration ('0' never expires); kubeadm takes a negative
     one for 'never expires' too, so a sign other than '+' is refused."""
-    match = _GO_DURATION.fullmatch(ttl)
-    if not match:
+    if not _GO_DURATION.fullmatch(ttl):
         p.add("cluster", "token_ttl", f"{ttl!r} is not a duration — write a Go duration such as '24h', '1h30m', "
                                       "'1.5h' or '90m', or '0' (never expires)")
-    elif go_duration_ns(ttl) > MAX_DURATION_NS:
+    elif _go_duration_ns(ttl) > MAX_DURATION_NS:
         p.add("cluster", "token_ttl", f"{ttl!r} is longer than a Go duration holds (2562047h) — use a shorter "
                                       "ttl, or '0' for a token that never expires")
 
 
-def go_duration_ns(text):
+def _go_duration_ns(text):
     """The nanoseconds of a Go duration that matched _GO_DURATION (fractions truncated, as Go does)."""
     total = 0
     for number, unit in re.findall(_GO_ELEMENT, text):

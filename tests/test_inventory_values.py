@@ -112,7 +112,7 @@ NOT_ASCII = {
     "endpoint port, 5000 digits": (cluster(f'control_plane_endpoint = "api.example.com:{"6" * 5000}"'),
                                    "has no valid port"),
     "node mask": (cluster('[cluster.controller_manager]\nextra_args = { "node-cidr-mask-size-ipv4" = "²⁴" }'),
-                  "line 5: [cluster.controller_manager] extra_args 'node-cidr-mask-size-ipv4' = '²⁴' is not a whole"),
+                  "line 5: [cluster.controller_manager] extra_args 'node-cidr-mask-size-ipv4' = '²⁴' is not"),
     "registry port": (GOOD + '\n[mirrors.registries]\n"registry.local:٥٠٠٠" = ["https://m.example"]\n',
                       "line 22: [mirrors.registries] registry.local:٥٠٠٠ must be a registry host"),
     "gateway port": (edit('sudo = true', 'sudo = true\ngateway = "ops@bastion:²²"'), "has no valid port"),
