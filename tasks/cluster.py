@@ -6,7 +6,7 @@ from kubefab import plan as planning, report
 from kubefab.runner import DEFAULT_WORKERS
 from kubefab.up import Options, Run
 
-from .common import INVENTORY_HELP, STATE_HELP, load, names, user_errors
+from .common import INVENTORY_HELP, STATE_HELP, load, names, number, user_errors
 
 SELECT_HELP = {
     "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "host": "act on these hosts only (repeat or comma-separate)",
@@ -18,21 +18,22 @@ RUN_HELP = {"workers": f"hosts worked on at once (default {DEFAULT_WORKERS})",
 
 
 @task(iterable=["only", "skip", "host"], help={**SELECT_HELP, "batch": BATCH_HELP})
-def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None, batch=0):
+def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None, batch=None):
     """Show what cluster.up would do, per phase and host, without touching any host."""
     with user_errors():
         inv = load(c, inventory, state_dir)
-        p = planning.build(inv, planning.prepare(inv), None, names(only), names(skip), names(host), int(batch))
+        p = planning.build(inv, planning.prepare(inv), None, names(only), names(skip), names(host),
+                           number(batch, "batch", 0, least=1))
         print(report.plan_text(p))
 
 
 @task(iterable=["ignore", "host"], help={**{k: v for k, v in SELECT_HELP.items() if k not in ("only", "skip")},
                                         **RUN_HELP})
-def preflight(c, inventory=None, state_dir=None, host=None, ignore=None, workers=DEFAULT_WORKERS, verbose=False,
-              quiet=False):
+def preflight(c, inventory=None, state_dir=None, host=None, ignore=None, workers=None, verbose=False, quiet=False):
     """Gather facts and run the preflight checks on the hosts; changes nothing, exits 1 on errors."""
     with user_errors():
-        options = Options(hosts=names(host), ignore=names(ignore), workers=int(workers), verbose=verbose, quiet=quiet)
+        options = Options(hosts=names(host), ignore=names(ignore), verbose=verbose, quiet=quiet,
+                          workers=number(workers, "workers", DEFAULT_WORKERS, 1))
         code = _interruptible(Run(load(c, inventory, state_dir), options).preflight)
     if code:
         raise Exit(code=code)
@@ -42,13 +43,13 @@ def preflight(c, inventory=None, state_dir=None, host=None, ignore=None, workers
     **SELECT_HELP, **RUN_HELP, "yes": "do not ask before changing hosts (needed without a terminal)",
     "batch": BATCH_HELP,
     "max-failed": "workers that may fail to join while the others go on (default 0: the first failure stops)"})
-def up(c, inventory=None, state_dir=None, only=None, skip=None, host=None, ignore=None, workers=DEFAULT_WORKERS,
-       batch=0, max_failed=0, yes=False, verbose=False, quiet=False):
+def up(c, inventory=None, state_dir=None, only=None, skip=None, host=None, ignore=None, workers=None, batch=None,
+       max_failed=None, yes=False, verbose=False, quiet=False):
     """Bring the cluster up: facts, preflight, then the plan's phases on every host (asks first unless --yes)."""
     with user_errors():
         options = Options(only=names(only), skip=names(skip), hosts=names(host), ignore=names(ignore),
-                          workers=int(workers), batch=int(batch), max_failed=int(max_failed), yes=yes,
-                          verbose=verbose, quiet=quiet)
+                          workers=number(workers, "workers", DEFAULT_WORKERS, 1), batch=number(batch, "batch", 0, 1),
+                          max_failed=number(max_failed, "max-failed", 0), yes=yes, verbose=verbose, quiet=quiet)
         code = _interruptible(Run(load(c, inventory, state_dir), options).up)
     if code:
         raise Exit(code=code)
@@ -58,11 +59,11 @@ def up(c, inventory=None, state_dir=None, only=None, skip=None, host=None, ignor
     "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "host": "reset these hosts only, each drained and deleted "
     "through the API first (repeat or comma-separate)", "yes": "do not ask first (needed without a terminal)",
     **{k: RUN_HELP[k] for k in ("workers", "verbose", "quiet")}})
-def reset(c, inventory=None, state_dir=None, host=None, yes=False, workers=DEFAULT_WORKERS, verbose=False,
-          quiet=False):
+def reset(c, inventory=None, state_dir=None, host=None, yes=False, workers=None, verbose=False, quiet=False):
     """Reset the hosts as before cluster.up (workers first, control planes last); the local state dir is kept."""
     with user_errors():
-        options = Options(hosts=names(host), workers=int(workers), yes=yes, verbose=verbose, quiet=quiet)
+        options = Options(hosts=names(host), workers=number(workers, "workers", DEFAULT_WORKERS, 1), yes=yes,
+                          verbose=verbose, quiet=quiet)
         code = _interruptible(Run(load(c, inventory, state_dir), options).reset)
     if code:
         raise Exit(code=code)

@@ -8,8 +8,8 @@ import sys
 import pytest
 from test_inventory import GOOD, ROOT, cluster, edit, load
 
-from kubefab import facts, inventory, kubeadm, net, script, ssh, token, up
-from kubefab.errors import InventoryError
+from kubefab import facts, inventory, kubeadm, net, script, ssh, token, up, vagrant
+from kubefab.errors import InventoryError, KubefabError
 from kubefab.facts import FactsError
 from kubefab.steps import Command
 
@@ -277,3 +277,22 @@ def test_inventory_check_identity_files_is_silent_when_keys_exist(tmp_path):
     (tmp_path / "id").write_text("key")
     inv = load(tmp_path, edit('user = "ops"', 'user = "ops"\nidentity_file = "id"'))
     inventory.check_identity_files(inv, inv.hosts)
+
+
+# -- numbers given as options ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task,option,value", [("cluster.plan", "--batch", "x"), ("cluster.plan", "--batch", "٢"),
+                                               ("cluster.plan", "--batch", "-1"), ("pki.show", "--days", "³⁰"),
+                                               ("cluster.up", "--workers", "0"), ("cluster.up", "--max-failed", "1.5")])
+def test_a_number_option_takes_ascii_digits_or_exits_2_without_traceback(tmp_path, task, option, value):
+    (tmp_path / "inventory.toml").write_text(GOOD)
+    run = subprocess.run([sys.executable, "-m", "invoke", task, "-i", str(tmp_path / "inventory.toml"), "--state-dir",
+                          str(tmp_path / "state"), option, value], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr + run.stdout
+    assert f"error: {option} {value!r}: give a whole number of at least" in run.stderr
+
+
+@pytest.mark.parametrize("count", ["٢", "²", "0"])
+def test_the_vagrant_control_plane_count_is_ascii_digits(count):
+    with pytest.raises(KubefabError, match="is not a whole number of at least 1"):
+        vagrant.settings({vagrant.CONTROL_PLANES_VAR: count})
