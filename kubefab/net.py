@@ -62,8 +62,8 @@ def service_ip(service_subnet):
 def endpoint_parts(value, default_port=API_PORT):
     """(host, port) of 'host:port', '[v6]:port', 'host' or a bare IPv6 address; port None when not 1-5 ASCII digits."""
     if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest.removeprefix(":") if rest else str(default_port)
+        host, bracket, rest = value[1:].partition("]")
+        port = rest.removeprefix(":") if rest or not bracket else str(default_port)
     elif value.count(":") == 1:
         host, _, port = value.partition(":")
     else:

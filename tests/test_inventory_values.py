@@ -176,6 +176,7 @@ def ssh_line(line):
     ('gateway = "ops@bastion:0"', "line 8: [ssh] gateway 'ops@bastion:0' has no valid port (1-65535)"),
     ('gateway = "ops@bastion:65536"', "has no valid port"),
     ('gateway = "ops@bastion:"', "has no valid port"),
+    ('gateway = "ops@[2001:db8::1"', "has no valid port"),
     ('gateway = "@bastion"', "gateway '@bastion' has the user '', which is not a login name"),
     ('gateway = "ops@bad host"', "has the host 'bad host', which is neither an IP address nor a DNS name"),
     ('connect_timeout = -1', "line 8: [ssh] connect_timeout is -1 — give seconds above 0 and at most 3600"),
