@@ -225,7 +225,8 @@ def test_token_ttl_refuses_what_go_or_kubeadm_would_misread(tmp_path, ttl, says)
     assert message.startswith(f"line 4: [cluster] token_ttl '{ttl}' ") and says in message
 
 
-def test_a_missing_identity_file_stops_a_run_before_any_connection(tmp_path):
+def test_a_missing_identity_file_stops_a_run_before_any_connection(tmp_path, monkeypatch):
+    monkeypatch.setattr(ssh.Hosts, "_open", lambda self, host: pytest.fail(f"connected to {host.address}"))
     text = edit('user = "ops"', 'user = "ops"\nidentity_file = "keys/id"').replace(
         'ssh.user = "root"', 'ssh.user = "root"\nssh.identity_file = "/nonexistent/id_w1"')
     inv = load(tmp_path, text)                                # the plan needs no key: load and plan still work
