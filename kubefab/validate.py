@@ -31,9 +31,9 @@ MAX_DURATION_NS = 2**63 - 1             # Go's time.Duration
 
 # Every pattern is used with fullmatch (`$` also matches before a trailing newline) and spells digits [0-9]
 # (`\d` takes any Unicode digit).
-_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123 = re.compile(rf"{_LABEL}(\.{_LABEL})*")
-_HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*", re.IGNORECASE)
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"                # an RFC 1123 label: at most 63 characters
+_DNS1123 = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*")    # a DNS name: at most 253
+_HOSTNAME = re.compile(_DNS1123.pattern, re.IGNORECASE)
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"({_LABEL}(\.{_LABEL})*/)?{_NAME}")
 _LABEL_VALUE = re.compile(rf"({_NAME})?")
@@ -299,7 +299,8 @@ def check_host(p, h, given, typed):
             p.add(table, "taints", f"entry {taint!r} must be 'key=value:Effect' with Effect one of "
                                    f"{', '.join(TAINT_EFFECTS)}")
     for key, value in h.labels.items():
-        if not _LABEL_KEY.fullmatch(key) or len(key.rpartition("/")[2]) > 63:
+        prefix, _, name = key.rpartition("/")
+        if not _LABEL_KEY.fullmatch(key) or len(name) > 63 or len(prefix) > 253:
             p.add(table, "labels", f"key {key!r} is not a Kubernetes label key: [prefix/]name, the name at most 63 "
                                    "of a-z, A-Z, 0-9, '-', '_', '.' starting and ending alphanumeric", at=(key,))
         if not _LABEL_VALUE.fullmatch(value):

@@ -20,6 +20,10 @@ def problems(tmp_path, text):
     return err.value.problems
 
 
+def ssh_line(line):
+    return edit('user = "ops"', line) if line.startswith("user =") else edit('sudo = true', f'sudo = true\n{line}')
+
+
 def one_problem(tmp_path, text):
     found = problems(tmp_path, text)
     assert len(found) == 1, found
@@ -102,6 +106,21 @@ def test_a_key_with_a_newline_is_shown_quoted_and_escaped(tmp_path):
     assert one_problem(tmp_path, NEWLINE["host name"]).startswith('line 13: [hosts."w-1\\n"] name ')
 
 
+LONG_LABEL, LONG_NAME = "a" * 64, ".".join(["a" * 63] * 4)       # 64 characters; 255 characters
+
+
+@pytest.mark.parametrize("text,says", [
+    (cluster(f'[cluster.apiserver]\ncert_sans = ["{LONG_LABEL}.example.com"]'), "[cluster.apiserver] cert_sans entry"),
+    (cluster(f'[cluster.apiserver]\ncert_sans = ["{LONG_NAME}"]'), "[cluster.apiserver] cert_sans entry"),
+    (cluster(f'dns_domain = "{LONG_NAME}"'), "[cluster] dns_domain"),
+    (cluster(f'control_plane_endpoint = "{LONG_LABEL}.example.com:6443"'), "[cluster] control_plane_endpoint"),
+    (edit('zone = "a"', f'"{LONG_NAME}/zone" = "a"'), "[hosts.w-1] labels key"),
+    (ssh_line(f'gateway = "ops@{LONG_LABEL}.example.com"'), "[ssh] gateway"),
+])
+def test_dns_names_keep_to_63_characters_a_label_and_253_in_all(tmp_path, text, says):
+    assert any(says in m for m in problems(tmp_path, text))
+
+
 # -- ASCII digits only ----------------------------------------------------------------------------------
 
 NOT_ASCII = {
@@ -165,10 +184,6 @@ def test_a_major_other_than_1_and_leading_zeros_are_refused(tmp_path, version, s
 
 
 # -- SSH settings ------------------------------------------------------------------------------------
-
-def ssh_line(line):
-    return edit('user = "ops"', line) if line.startswith("user =") else edit('sudo = true', f'sudo = true\n{line}')
-
 
 @pytest.mark.parametrize("line,says", [
     ('user = ""', "line 6: [ssh] user '' is not a login name"),
