@@ -8,9 +8,10 @@ API_PORT = 6443
 SSH_PORT = 22
 LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
-# What a node address or an endpoint must not be: (test, what it is, why). kubelet refuses the first five as
-# --node-ip (ValidateNodeIP: unspecified, loopback, multicast, link-local unicast) and the API server as an
-# Endpoints address (ValidateEndpointIP); apimachinery's IP validation refuses IPv4-mapped IPv6 and zones.
+# What a node address or an endpoint must not be: (test, what it is, why). kubelet refuses an unspecified,
+# loopback, multicast or link-local --node-ip (ValidateNodeIP), the API server the same as an Endpoints address
+# but for global multicast (ValidateEndpointIP), and apimachinery's IP validation an IPv4-mapped IPv6 address
+# and a zone; no host owns the limited broadcast address.
 NOT_A_NODE_ADDRESS = (
     (lambda ip: ip.version == 6 and ip.ipv4_mapped is not None, "an IPv4-mapped IPv6 address",
      "kubelet and the API server take it for the IPv4 address it wraps"),
