@@ -138,10 +138,12 @@ def _check_token_ttl(p, ttl):
 
 
 def _go_duration_ns(text):
-    """The nanoseconds of a Go duration that matched _GO_DURATION (fractions truncated, as Go does)."""
+    """The nanoseconds of a Go duration that matched _GO_DURATION (fractions truncated, as Go does); digits past
+    the 20th of a whole part only make it larger than any Duration, and past the 18th of a fraction add nothing."""
     total = 0
     for number, unit in re.findall(_GO_ELEMENT, text):
         whole_part, _, fraction = number.partition(".")
+        whole_part, fraction = whole_part.lstrip("0")[:20], fraction[:18]
         scale = _GO_UNITS[unit]
         total += int(whole_part or 0) * scale + int(fraction or 0) * scale // 10 ** len(fraction)
     return total

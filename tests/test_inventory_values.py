@@ -226,7 +226,8 @@ def test_valid_gateways_are_accepted_and_the_ssh_module_dials_what_they_say(tmp_
 
 
 @pytest.mark.parametrize("ttl", ["24h", "1.5h", "1h30m", "90m", "2h45m30.5s", "300ms", "1500us", "1µs", "1μs", "10ns",
-                                 ".5h", "1.h", "0", "0s", "+1h", "2562047h"])
+                                 ".5h", "1.h", "0", "0s", "+1h", "2562047h", "0000000000000000000000001h",
+                                 pytest.param("1." + "9" * 5000 + "h", id="a 5000-digit fraction")])
 def test_token_ttl_takes_every_go_duration(tmp_path, ttl):
     assert load(tmp_path, cluster(f'token_ttl = "{ttl}"')).cluster.token_ttl == ttl
 
@@ -234,7 +235,9 @@ def test_token_ttl_takes_every_go_duration(tmp_path, ttl):
 @pytest.mark.parametrize("ttl,says", [("-1h", "is not a duration"), ("1.5", "is not a duration"),
                                       ("h", "is not a duration"), (".h", "is not a duration"),
                                       ("1d", "is not a duration"), ("1h 30m", "is not a duration"),
-                                      ("", "is not a duration"), ("2562048h", "longer than a Go duration holds")])
+                                      ("", "is not a duration"), ("2562048h", "longer than a Go duration holds"),
+                                      pytest.param("9" * 5000 + "h", "longer than a Go duration holds",
+                                                   id="5000 digits")])
 def test_token_ttl_refuses_what_go_or_kubeadm_would_misread(tmp_path, ttl, says):
     message = one_problem(tmp_path, cluster(f'token_ttl = "{ttl}"'))
     assert message.startswith(f"line 4: [cluster] token_ttl '{ttl}' ") and says in message
