@@ -44,8 +44,9 @@ NOT_A_NODE = [
 
 @pytest.mark.parametrize("value,kind", NOT_A_NODE)
 def test_an_address_that_cannot_be_a_node_is_refused_with_line_and_fix(tmp_path, value, kind):
-    assert one_problem(tmp_path, edit('address = "10.0.0.21"', f'address = "{value}"')).startswith(
-        f"line 14: [hosts.w-1] address '{value}' is ")
+    message = one_problem(tmp_path, edit('address = "10.0.0.21"', f'address = "{value}"'))
+    assert message.startswith(f"line 14: [hosts.w-1] address '{value}' is ") and kind in message
+    assert message.endswith("use the address sshd listens on")
     message = one_problem(tmp_path, edit('address = "10.0.0.21"', f'address = "10.0.0.21"\n'
                                                                   f'internal_address = "{value}"'))
     assert message.startswith(f"line 15: [hosts.w-1] internal_address '{value}' is ") and kind in message
