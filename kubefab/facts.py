@@ -308,10 +308,9 @@ def _float(v, key):
 
 
 def _port(text):
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise ValueError(f"tcp.listen port {text!r} is not hexadecimal") from None
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,4}", text):          # int(text, 16) also takes '٢' and '1_6'
+        raise ValueError(f"tcp.listen port {text!r} is not hexadecimal")
+    return int(text, 16)
 
 
 def _swap(text):
