@@ -169,7 +169,7 @@ def _cri(s):
 
 def _release(version):
     """'1.33.5' of '1.33.5', 'v1.33.5-1.1' or '1.33.5+k3s1'; "" when there is none."""
-    found = re.match(r"v?(\d+\.\d+\.\d+)", version)
+    found = re.match(r"v?([0-9]+\.[0-9]+\.[0-9]+)", version)
     return found.group(1) if found else ""
 
 
@@ -235,7 +235,7 @@ def _selinux(s):
 
 def _system(s):
     f, problems, status = s.facts, [], WARNING
-    kernel = tuple(int(n) for n in re.findall(r"\d+", f.kernel)[:2])
+    kernel = tuple(int(n) for n in re.findall(r"[0-9]+", f.kernel)[:2])
     if kernel < MIN_KERNEL:
         problems.append(f"kernel {f.kernel} is older than {'.'.join(map(str, MIN_KERNEL))}")
         status = WARNING if s.inv.cluster.minor >= 34 else ERROR  # kubeadm 1.34 only warns (k/k #131919)

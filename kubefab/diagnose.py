@@ -39,7 +39,7 @@ HINTS = (
     Hint("CA hash mismatch", r"none of the public keys .* are pinned|invalid discovery token CA certificate hash",
          "the cluster's CA is not the one kubefab pinned: this host talks to another cluster, or the state dir's "
          "PKI is not the cluster's (reset the cluster, or use its state dir)"),
-    Hint("port in use", r"\[ERROR Port-\d+\]|address already in use|bind: address already",
+    Hint("port in use", r"\[ERROR Port-[0-9]+\]|address already in use|bind: address already",
          "a port kubeadm needs is taken: find the process with `ss -ltnp` and stop it, or `kubeadm reset -f` "
          "a node left from an earlier cluster"),
     Hint("clock skew", r"certificate has expired or is not yet valid|current time \S+ is before|clock skew",

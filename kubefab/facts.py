@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Optional
 
 from kubefab import paths
+from kubefab.digits import whole
 from kubefab.errors import KubefabError
 from kubefab.steps import q
 
@@ -293,7 +294,7 @@ def _files(stats, sums):
     states = {}
     for text in stats:
         parts = text.split(" ", 5)
-        if len(parts) != 6 or not all(p.isdigit() for p in parts[1:5]) or not re.fullmatch(r"[0-7]{1,4}", parts[0]):
+        if len(parts) != 6 or any(whole(p) is None for p in parts[1:5]) or not re.fullmatch(r"[0-7]{1,4}", parts[0]):
             raise ValueError(f"file={text!r} is not 'MODE UID GID SIZE MTIME PATH'")
         mode, uid, gid, size, mtime, path = parts
         states[path] = FileState(int(mode, 8), int(uid), int(gid), int(size), int(mtime), hashes.get(path, ""))
@@ -312,28 +313,27 @@ def _family(v, prefix, names):
 
 
 def _int(v, key):
-    if not v[key].isdigit():
+    number = whole(v[key])
+    if number is None:
         raise ValueError(f"{key}={v[key]!r} is not a whole number")
-    return int(v[key])
+    return number
 
 
 def _float(v, key):
-    try:
-        return float(v[key])
-    except ValueError:
-        raise ValueError(f"{key}={v[key]!r} is not a number") from None
+    if not re.fullmatch(r"[0-9]{1,18}(\.[0-9]{1,18})?", v[key]):       # float() also takes '٤', 'nan' and '1e9'
+        raise ValueError(f"{key}={v[key]!r} is not a number")
+    return float(v[key])
 
 
 def _port(text):
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise ValueError(f"tcp.listen port {text!r} is not hexadecimal") from None
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,4}", text):          # int(text, 16) also takes '٢' and '1_6'
+        raise ValueError(f"tcp.listen port {text!r} is not hexadecimal")
+    return int(text, 16)
 
 
 def _swap(text):
     name, _, size = text.rpartition(" ")
-    if not name or not size.isdigit():
+    if not name or whole(size) is None:
         raise ValueError(f"swap={text!r} is not 'NAME SIZE_KIB'")
     return name, int(size)
 
@@ -348,6 +348,6 @@ def _interface(text):
 
 def _disk(text):
     parts = text.split(" ", 2)
-    if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+    if len(parts) != 3 or whole(parts[0]) is None or whole(parts[1]) is None:
         raise ValueError(f"disk={text!r} is not 'SIZE_KIB FREE_KIB MOUNT' (df -Pk /var/lib)")
     return Disk(parts[2], int(parts[0]), int(parts[1]))

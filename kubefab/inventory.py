@@ -191,7 +191,7 @@ def _read(path):
 
 def _syntax_error(message):
     """tomllib's 'Expected ... (at line 3, column 7)' as 'line 3, column 7: TOML syntax error: Expected ...'."""
-    m = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message, re.DOTALL)
+    m = re.fullmatch(r"(.*) \(at line ([0-9]+), column ([0-9]+)\)", message, re.DOTALL)
     if m:
         return f"line {m.group(2)}, column {m.group(3)}: TOML syntax error: {m.group(1)}"
     return f"TOML syntax error: {message.replace(' (at end of document)', ' at the end of the file')}"
@@ -226,11 +226,12 @@ def _resolve_hosts(p, raw_hosts, ssh_defaults):
         ssh_raw = _table(p, raw, "ssh", ("hosts", name, "ssh"))
         raw.pop("ssh", None)
         values = schema.typed(p, ("hosts", name), raw, Host, skip=("name", "ssh"))
+        typed = frozenset(values)
         values.setdefault("address", "")
         values.setdefault("roles", ())
         ssh = replace(ssh_defaults, **schema.typed(p, ("hosts", name, "ssh"), ssh_raw, SSH)) if ssh_raw else ssh_defaults
         host = Host(name=name, ssh=ssh, **values)
-        validate.check_host(p, host, given=set(raw))
+        validate.check_host(p, host, given=set(raw), typed=typed)
         if ssh_raw:
             validate.check_ssh(p, ("hosts", name, "ssh"), ssh)
         hosts.append(replace(host, internal_address=host.internal_address or host.address))
@@ -273,11 +274,32 @@ def load(path="inventory.toml", state_dir=None):
     base = path.resolve().parent
     hosts = tuple(replace(h, ssh=_with_paths(h.ssh, base)) for h in hosts)
     host, port = net.endpoint_parts(cluster.control_plane_endpoint or _first_control_plane(hosts).internal_address)
-    cluster = replace(cluster, control_plane_endpoint=net.join_endpoint(host, port))
+    cluster = replace(cluster, control_plane_endpoint=net.join_endpoint(host, port),
+                      kubernetes_version=versions.bare(cluster.kubernetes_version))
     state = Path(state_dir) if state_dir else base / ".kubefab" / cluster.name
     return Inventory(path=path, cluster=cluster, ssh=_with_paths(ssh, base), hosts=hosts, mirrors=mirrors,
                      state_dir=state.resolve(), warnings=tuple(warnings),
                      install=replace(install, directory=_absolute(install.directory, base)))
+
+
+def check_identity_files(inv, hosts):
+    """Before a run logs in anywhere: every identity file `hosts` use is a file; InventoryError otherwise.
+
+    `cluster.plan` does not need the keys (Vagrant makes the committed inventory's on `vagrant up`), so this is
+    checked by the tasks that connect, before the first connection, not by `load`.
+    """
+    p = schema.Problems(inv.path, inv.path.read_text())
+    reported = set()
+    for h in hosts:
+        key = h.ssh.identity_file
+        if not key or key in reported or Path(key).is_file():
+            continue
+        reported.add(key)
+        table = "ssh" if key == inv.ssh.identity_file else ("hosts", h.name, "ssh")
+        p.add(table, "identity_file", f"{key} is not a file — give the path of the private key to log in with "
+                                      "(a relative path is relative to the inventory)")
+    if p.items:
+        raise InventoryError(inv.path, p.items)
 
 
 def _first_control_plane(hosts):

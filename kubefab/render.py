@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Union
 
 from kubefab import bundle, kubeadm, net, paths, templates, tree
+from kubefab.digits import whole
 from kubefab.errors import KubefabError
 from kubefab.inventory import HOST_SETS
 
@@ -22,7 +23,7 @@ UPSTREAMS = {"docker.io": "https://registry-1.docker.io"}     # where a registry
 def registry_dir(registry):
     """containerd's certs.d directory for a registry: 'host:port' becomes 'host_port_' (docs/hosts.md)."""
     name, sep, port = registry.rpartition(":")
-    return f"{name}_{port}_" if sep and port.isdigit() else registry
+    return f"{name}_{port}_" if sep and whole(port) is not None else registry
 
 
 def _registry_hosts_path(registry):

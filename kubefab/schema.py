@@ -1,6 +1,7 @@
 """Reading an inventory's tables into typed values: unknown keys and wrong types, each problem with its line."""
 
 import difflib
+import json
 import re
 import types
 from dataclasses import fields
@@ -8,7 +9,7 @@ from typing import Union, get_args, get_origin
 
 from kubefab import locate
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class Problems:
@@ -21,7 +22,7 @@ class Problems:
     def add(self, table, key, message, at=()):
         """A problem with `key` of `table` ('a.b' or a tuple of names); `at` names a place inside its value."""
         parts = tuple(table.split(".")) if isinstance(table, str) else tuple(table)
-        name = ".".join(p if _BARE_KEY.match(p) else f'"{p}"' for p in parts)
+        name = ".".join(p if _BARE_KEY.fullmatch(p) else json.dumps(p, ensure_ascii=False) for p in parts)
         where = f"[{name}] {key}" if key else f"[{name}]"
         line = self._locate(parts + ((key,) if key else ()) + tuple(at))
         self.items.append(f"{f'line {line}: ' if line else ''}{where} {message}")

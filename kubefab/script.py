@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubefab import paths
+from kubefab.digits import whole
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, UNCHANGED_EXIT, Command, Push, StepResult, q
@@ -230,11 +231,12 @@ def parse(steps, output, nonce):
     for line in output.splitlines():
         if line.startswith(f"@@{nonce} "):
             fields = line.split()
+            index = whole(fields[1]) if len(fields) == 6 else None
             if fields[1] == "end" and current:
                 results[current[0]] = _result(steps[current[0]], current[1:], "\n".join(lines).strip())
                 current, lines = None, []
-            elif len(fields) == 6 and fields[1].isdigit() and int(fields[1]) < len(steps):
-                current, lines = (int(fields[1]), *fields[2:]), []
+            elif index is not None and index < len(steps):
+                current, lines = (index, *fields[2:]), []
         elif current:
             lines.append(line)
     return tuple(results.get(i) or StepResult(s.name, FAILED, "no report: the script stopped before this step")
@@ -243,7 +245,8 @@ def parse(steps, output, nonce):
 
 def _result(step, fields, text):
     status, code, start, end = fields
-    seconds = (int(end) - int(start)) / 1e9 if start.isdigit() and end.isdigit() and start != "0" else 0.0
+    begun, ended = whole(start, most=19), whole(end, most=19)
+    seconds = (ended - begun) / 1e9 if begun and ended is not None else 0.0
     detail = text
     if status == FAILED:
         detail = f"exit {code}" + (f": {text}" if text else "")
@@ -253,7 +256,8 @@ def _result(step, fields, text):
         detail = "an earlier step failed"
     elif step.done:
         detail = step.done
-    return StepResult(step.name, status, detail, seconds, int(code) if code.lstrip("-").isdigit() else 0)
+    sign, number = (-1, whole(code[1:], most=3)) if code.startswith("-") else (1, whole(code, most=3))
+    return StepResult(step.name, status, detail, seconds, sign * number if number is not None else 0)
 
 
 def _push_detail(text):

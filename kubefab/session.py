@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from kubefab import apisteps, lock, log as logs, plan, ssh, token
+from kubefab import apisteps, inventory, lock, log as logs, plan, ssh, token
 from kubefab.errors import KubefabError
 from kubefab.runner import DEFAULT_WORKERS, Runner
 
@@ -69,10 +69,11 @@ def opened(inv, options, console=None, ask=None):
         raise KubefabError(f"--workers {options.workers}: at least one host must be worked on at a time")
     if options.max_failed < 0:
         raise KubefabError(f"--max-failed {options.max_failed}: give how many workers may fail, 0 or more")
+    hosts = inv.select(options.hosts)
+    inventory.check_identity_files(inv, hosts + tuple(h for h in inv.control_planes if h not in hosts))
     console = console or sys.stdout
     log = logs.setup(inv.state_dir, options.verbose, options.quiet, console)
     s = Session(inv, options, console, ask or _ask, log, start=time.monotonic())
-    hosts = inv.select(options.hosts)
     logs.mask(*(ssh.sudo_password(h) for h in hosts))
     if any(h.ssh.known_hosts == "off" for h in hosts):
         log.warning("warning: host keys are not checked (known_hosts = 'off'): anyone on the path can pose as "

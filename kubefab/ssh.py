@@ -20,6 +20,7 @@ from pathlib import Path
 import paramiko
 from fabric import Config, Connection
 
+from kubefab import net
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
 
@@ -180,10 +181,9 @@ class Hosts:
         spec = host.ssh.gateway
         with self._lock:
             if spec not in self._gateways:
-                user, _, rest = spec.rpartition("@")
-                address, _, port = rest.partition(":")
+                user, address, port = net.gateway_parts(spec)
                 via = replace(host, name=f"gateway {spec}", address=address,
-                              ssh=replace(host.ssh, user=user or host.ssh.user, port=int(port or 22), gateway=""))
+                              ssh=replace(host.ssh, user=user or host.ssh.user, port=port, gateway=""))
                 try:
                     self._gateways[spec] = self._open(via)
                 except Unreachable as e:

@@ -8,7 +8,7 @@ from kubefab import fsutil, pki, x509
 from kubefab.errors import KubefabError
 from kubefab.secret import Secret
 
-FORMAT = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+FORMAT = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -33,7 +33,7 @@ def bootstrap_token(inv):
         fsutil.write_atomic(file, token.reveal() + "\n", 0o600, pki.DIR_MODE)
         return token
     value = file.read_text().strip()
-    if not FORMAT.match(value):
+    if not FORMAT.fullmatch(value):
         raise KubefabError(f"{file}: is not a bootstrap token (want 6 then 16 characters of a-z0-9, "
                            "joined by '.', e.g. abcdef.0123456789abcdef) — fix it, or delete it to have "
                            "a new one generated")

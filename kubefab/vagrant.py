@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from kubefab.digits import whole
 from kubefab.errors import KubefabError
 from kubefab.validate import CONTROL_PLANE, WORKER
 
@@ -68,7 +69,8 @@ def settings(environ, control_planes=None, ip_prefix=None):
     """(control planes, IP prefix): the options when given, else the Vagrantfile's variables, else its defaults."""
     control_planes = str(control_planes or environ.get(CONTROL_PLANES_VAR) or DEFAULT_CONTROL_PLANES)
     ip_prefix = ip_prefix or environ.get(IP_PREFIX_VAR) or DEFAULT_IP_PREFIX
-    if not control_planes.isdigit() or int(control_planes) < 1:
+    count = whole(control_planes, most=3)
+    if not count:
         raise KubefabError(f"control planes {control_planes!r} (--control-planes or {CONTROL_PLANES_VAR}) is not a "
                            "whole number of at least 1")
     try:
@@ -76,7 +78,7 @@ def settings(environ, control_planes=None, ip_prefix=None):
     except ValueError:
         raise KubefabError(f"IP prefix {ip_prefix!r} (--ip-prefix or {IP_PREFIX_VAR}) is not three octets like "
                            "192.168.56") from None
-    return int(control_planes), ip_prefix
+    return count, ip_prefix
 
 
 def parse_ssh_config(text):

@@ -1,10 +1,12 @@
 """Inventory validation: every problem found at once, each with its place and its fix."""
 
+import math
 import re
 import string
 from urllib.parse import quote, urlsplit
 
 from kubefab import net, versions
+from kubefab.digits import whole
 from kubefab.x509 import ALGORITHMS
 
 CONTROL_PLANE, WORKER = "control-plane", "worker"
@@ -23,36 +25,44 @@ NODE_MASKS = {4: 24, 6: 64}             # kube-controller-manager's default per-
 NODE_MASK_MAX_DIFF = 16                 # pod subnet and per-node mask may differ by this many bits at most
 NODE_MASK_FLAG = "node-cidr-mask-size"  # single-stack only; kubeadm itself reads the per-family flags
 
-_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123 = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
-_DURATION = re.compile(r"^(0|(\d+h)?(\d+m)?(\d+s)?)$")
+# Limits of numbers: what the component reading them can represent.
+MAX_VALIDITY_DAYS = 106751              # kubeadm reads '<days*24>h' as a Go time.Duration: at most 2562047h
+MAX_PORT = 65535
+MAX_CONNECT_TIMEOUT = 3600              # seconds: no SSH handshake takes an hour; 1e300 overflows a socket timeout
+MAX_DURATION_NS = 2**63 - 1             # Go's time.Duration
+
+# Every pattern is used with fullmatch (`$` also matches before a trailing newline) and spells digits [0-9]
+# (`\d` takes any Unicode digit).
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"                # an RFC 1123 label: at most 63 characters
+_DNS1123 = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*")    # a DNS name: at most 253
+_HOSTNAME = re.compile(_DNS1123.pattern, re.IGNORECASE)
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_LABEL_KEY = re.compile(rf"^({_LABEL}(\.{_LABEL})*/)?{_NAME}$")
-_LABEL_VALUE = re.compile(rf"^({_NAME})?$")
-_REGISTRY = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:\d+)?$")
+_LABEL_KEY = re.compile(rf"({_LABEL}(\.{_LABEL})*/)?{_NAME}")
+_LABEL_VALUE = re.compile(rf"({_NAME})?")
+_REGISTRY = re.compile(rf"{_LABEL}(\.{_LABEL})*(:[0-9]{{1,5}})?")
 # RFC 3986's unreserved and reserved characters and '%' (for escapes), without the quote "'": what a URL may hold
 _URL_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&()*+,;=%")
-_TAINT = re.compile(r"^([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)$")
+_TAINT = re.compile(r"([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")            # POSIX: a name the shell can export
+_LOGIN = re.compile(r"[^\s\x00-\x1f\x7f@:]+")                    # an SSH user name: no space, control, '@' or ':'
+# Go's time.ParseDuration, as kubeadm reads a token's ttl: a sequence of decimal numbers, each with a unit
+# (both the micro sign U+00B5 and the Greek mu U+03BC spell microseconds)
+_GO_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+             "h": 3600 * 10**9}
+_GO_ELEMENT = rf"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)({'|'.join(sorted(_GO_UNITS, key=len, reverse=True))})"
+_GO_DURATION = re.compile(rf"\+?(0|({_GO_ELEMENT})+)")
 
 
 # -- [cluster] --------------------------------------------------------------------------------------
 
 def check_cluster(p, c):
-    try:
-        minor = versions.parse(c.kubernetes_version)[1]
-        if minor not in versions.RELEASES:
-            p.add("cluster", "kubernetes_version",
-                  f"{c.kubernetes_version!r} is not supported — kubefab supports {versions.SUPPORTED}")
-    except ValueError:
-        minor = None
-        p.add("cluster", "kubernetes_version",
-              f"{c.kubernetes_version!r} is not a version — write it as 'X.Y.Z', e.g. '{versions.DEFAULT_VERSION}'")
-    if not _DNS1123.match(c.name) or len(c.name) > 63:
+    minor = _check_version(p, c.kubernetes_version)
+    if not _DNS1123.fullmatch(c.name) or len(c.name) > 63:
         p.add("cluster", "name", f"{c.name!r} must be a lowercase RFC 1123 name (a-z, 0-9, '-'), e.g. 'prod-1'")
     if c.control_plane_endpoint:
         _check_endpoint(p, c.control_plane_endpoint)
     _check_subnets(p, c)
-    if not _DNS1123.match(c.dns_domain):
+    if not _DNS1123.fullmatch(c.dns_domain):
         p.add("cluster", "dns_domain", f"{c.dns_domain!r} is not a lowercase DNS domain, e.g. 'cluster.local'")
     if not c.image_repository or "://" in c.image_repository:
         p.add("cluster", "image_repository",
@@ -61,16 +71,12 @@ def check_cluster(p, c):
     _choice(p, "cluster", "encryption_algorithm", c.encryption_algorithm, ALGORITHMS)
     if c.encryption_algorithm == "ECDSA-P384" and minor is not None and minor < 34:
         p.add("cluster", "encryption_algorithm", "'ECDSA-P384' needs Kubernetes 1.34 or later — use 'ECDSA-P256'")
-    for key in ("cert_validity_days", "ca_validity_days", "worker_batch_size"):
-        if getattr(c, key) < 1:
-            p.add("cluster", key, f"must be at least 1, not {getattr(c, key)}")
-    if c.ca_validity_days < c.cert_validity_days:
-        p.add("cluster", "ca_validity_days",
-              f"({c.ca_validity_days}) is shorter than cert_validity_days ({c.cert_validity_days}): leaves would outlive their CA")
-    if not _DURATION.match(c.token_ttl) or c.token_ttl == "":
-        p.add("cluster", "token_ttl", f"{c.token_ttl!r} is not a duration like '24h', '1h30m' or '0' (never expires)")
+    _check_validity(p, c)
+    if c.worker_batch_size < 1:
+        p.add("cluster", "worker_batch_size", f"must be at least 1, not {c.worker_batch_size}")
+    _check_token_ttl(p, c.token_ttl)
     for san in c.apiserver.cert_sans:
-        if not (net.as_ip(san) or _DNS1123.match(san.removeprefix("*."))):
+        if not (net.as_ip(san) or _DNS1123.fullmatch(san.removeprefix("*."))):
             p.add("cluster.apiserver", "cert_sans", f"entry {san!r} is neither an IP address nor a DNS name")
     _choice(p, "cluster.kube_proxy", "mode", c.kube_proxy.mode, PROXY_MODES)
     for table, component in (("apiserver", c.apiserver), ("controller_manager", c.controller_manager),
@@ -80,13 +86,71 @@ def check_cluster(p, c):
                 p.add(f"cluster.{table}", "extra_args", f"entry {name!r}: write flag names without '--'", at=(name,))
 
 
+def _check_version(p, version):
+    """The minor release of a 1.x `version` (None otherwise); an unsupported or malformed one is a problem."""
+    try:
+        major, minor, _ = versions.parse(version)
+    except ValueError:
+        p.add("cluster", "kubernetes_version", f"{version!r} is not a version — write it as 'X.Y.Z' in ASCII digits "
+                                               f"without leading zeros (a leading 'v' is fine), e.g. "
+                                               f"'{versions.DEFAULT_VERSION}'")
+        return None
+    if major != 1 or minor not in versions.RELEASES:
+        p.add("cluster", "kubernetes_version", f"{version!r} is not supported — kubefab supports {versions.SUPPORTED}")
+    return minor if major == 1 else None
+
+
 def _check_endpoint(p, value):
     host, port = net.endpoint_parts(value)
-    if port is None or not 0 < port < 65536:
+    ip = net.as_ip(host)
+    if port is None or not 0 < port <= MAX_PORT:
         p.add("cluster", "control_plane_endpoint", f"{value!r} has no valid port — write 'host:6443'")
-    elif not (net.as_ip(host) or _DNS1123.match(host)):
+    elif not (ip or _DNS1123.fullmatch(host)):
         p.add("cluster", "control_plane_endpoint",
               f"{value!r}: {host!r} is neither an IP address nor a lowercase DNS name")
+    elif (ip and net.not_a_node_address(ip)) or host == "localhost" or host.endswith(".localhost"):
+        why = net.not_a_node_address(ip) if ip else "is a loopback name (every node would dial itself)"
+        p.add("cluster", "control_plane_endpoint", f"{value!r}: {host!r} {why} — use the address of a load "
+                                                   "balancer or VIP, or of a control-plane node, that every node "
+                                                   "reaches")
+
+
+def _check_validity(p, c):
+    """Certificate lifetimes: what kubeadm's Go duration holds, and never a leaf beyond its CA."""
+    in_range = True
+    for key in ("cert_validity_days", "ca_validity_days"):
+        days = getattr(c, key)
+        if not 1 <= days <= MAX_VALIDITY_DAYS:
+            in_range = False
+            p.add("cluster", key, f"is {days} — give 1 to {MAX_VALIDITY_DAYS} days (kubeadm reads it as a Go "
+                                  "duration of at most 2562047h, about 292 years)")
+    if in_range and c.ca_validity_days < c.cert_validity_days:
+        p.add("cluster", "ca_validity_days",
+              f"({c.ca_validity_days}) is shorter than cert_validity_days ({c.cert_validity_days}): a leaf would "
+              "outlive its CA and stop verifying first — raise ca_validity_days or lower cert_validity_days")
+
+
+def _check_token_ttl(p, ttl):
+    """A bootstrap token's ttl as kubeadm reads it: a Go duration ('0' never expires); kubeadm takes a negative
+    one for 'never expires' too, so a sign other than '+' is refused."""
+    if not _GO_DURATION.fullmatch(ttl):
+        p.add("cluster", "token_ttl", f"{ttl!r} is not a duration — write a Go duration such as '24h', '1h30m', "
+                                      "'1.5h' or '90m', or '0' (never expires)")
+    elif _go_duration_ns(ttl) > MAX_DURATION_NS:
+        p.add("cluster", "token_ttl", f"{ttl!r} is longer than a Go duration holds (2562047h) — use a shorter "
+                                      "ttl, or '0' for a token that never expires")
+
+
+def _go_duration_ns(text):
+    """The nanoseconds of a Go duration that matched _GO_DURATION (fractions truncated, as Go does); digits past
+    the 20th of a whole part only make it larger than any Duration, and past the 18th of a fraction add nothing."""
+    total = 0
+    for number, unit in re.findall(_GO_ELEMENT, text):
+        whole_part, _, fraction = number.partition(".")
+        whole_part, fraction = whole_part.lstrip("0")[:20], fraction[:18]
+        scale = _GO_UNITS[unit]
+        total += int(whole_part or 0) * scale + int(fraction or 0) * scale // 10 ** len(fraction)
+    return total
 
 
 def _choice(p, table, key, value, allowed):
@@ -161,23 +225,47 @@ def _check_node_mask(p, pods, args, single_stack):
 def _mask_arg(p, args, flag):
     """The whole number given for controller-manager flag `flag`, or None after adding a problem."""
     value = args[flag]
-    if isinstance(value, bool) or not str(value).isdigit():
+    number = None if isinstance(value, bool) else value if isinstance(value, int) else whole(value, most=3)
+    if number is None:
         p.add("cluster.controller_manager", "extra_args", f"{flag!r} = {value!r} is not a whole number",
               at=(flag,))
-        return None
-    return int(value)
+    return number
 
 
 # -- [ssh] and [hosts.*] ----------------------------------------------------------------------------
 
 def check_ssh(p, table, s):
-    if not 0 < s.port < 65536:
+    if not _LOGIN.fullmatch(s.user):
+        p.add(table, "user", f"{s.user!r} is not a login name — give the user kubefab logs in as, e.g. 'root' or "
+                             "'admin' (no spaces, '@' or ':')")
+    if not 0 < s.port <= MAX_PORT:
         p.add(table, "port", f"{s.port} is not a TCP port (1-65535)")
     _choice(p, table, "known_hosts", s.known_hosts, KNOWN_HOSTS_POLICIES)
     if s.sudo and s.user == "root":
         p.add(table, "sudo", "is true but user is 'root' — drop sudo or log in as a user with sudo rights")
-    if s.gateway and not re.match(r"^([^@\s]+@)?[^@:\s]+(:\d+)?$", s.gateway):
-        p.add(table, "gateway", f"{s.gateway!r} must look like 'user@bastion:22'")
+    if s.sudo_password_env and not _ENV_NAME.fullmatch(s.sudo_password_env):
+        p.add(table, "sudo_password_env", f"{s.sudo_password_env!r} is not an environment variable name — give "
+                                          "the name only (letters, digits, '_'; not starting with a digit), "
+                                          "e.g. 'KUBEFAB_SUDO_PASSWORD'")
+    if s.gateway:
+        _check_gateway(p, table, s.gateway)
+    if not (math.isfinite(s.connect_timeout) and 0 < s.connect_timeout <= MAX_CONNECT_TIMEOUT):
+        p.add(table, "connect_timeout", f"is {s.connect_timeout} — give seconds above 0 and at most "
+                                        f"{MAX_CONNECT_TIMEOUT}, e.g. 10")
+
+
+def _check_gateway(p, table, value):
+    user, host, port = net.gateway_parts(value)
+    if user is not None and not _LOGIN.fullmatch(user):
+        problem = f"has the user {user!r}, which is not a login name"
+    elif not (net.as_ip(host) or _HOSTNAME.fullmatch(host)):
+        problem = f"has the host {host!r}, which is neither an IP address nor a DNS name"
+    elif port is None or not 0 < port <= MAX_PORT:
+        problem = "has no valid port (1-65535)"
+    else:
+        return
+    p.add(table, "gateway", f"{value!r} {problem} — write '[user@]host[:port]', e.g. 'ops@bastion.example.com:22' "
+                            "or 'ops@[2001:db8::1]:22'")
 
 
 def check_install(p, install):
@@ -187,38 +275,51 @@ def check_install(p, install):
                                    "directory of kubeadm, kubelet, kubectl and the kubelet unit files")
 
 
-def check_host(p, h, given):
-    """Checks of one host; `given` names the keys its table set (a key with a wrong type is not 'missing')."""
+def check_host(p, h, given, typed):
+    """Checks of one host; `given` names the keys its table set, `typed` those of them of the right type (a key
+    with a wrong type is neither 'missing' nor 'empty')."""
     table = ("hosts", h.name)
-    if not _DNS1123.match(h.name) or len(h.name) > 63:
+    if not _DNS1123.fullmatch(h.name) or len(h.name) > 63:
         fix = re.sub(r"[^a-z0-9-]+", "-", h.name.lower()).strip("-")
         p.add(table, "", f"name {h.name!r} is not a lowercase RFC 1123 name (it becomes the node name) — "
                          f"rename it, e.g. {fix!r}")
     if not h.address:
         if "address" not in given:
             p.add(table, "address", "is missing — give the IP address sshd listens on")
-    elif not net.as_ip(h.address):
-        p.add(table, "address", f"{h.address!r} is not an IP address — use the address sshd listens on")
-    if h.internal_address and not net.as_ip(h.internal_address):
-        p.add(table, "internal_address", f"{h.internal_address!r} is not an IP address — "
-                                         "use the address other nodes reach this one on")
-    if not h.roles and "roles" not in given:
-        p.add(table, "roles", f"is missing — give [{', '.join(repr(r) for r in ROLES)}] or one of them")
+        elif "address" in typed:
+            p.add(table, "address", "is empty — give the IP address sshd listens on")
+    else:
+        _check_address(p, table, "address", h.address, "use the address sshd listens on")
+    if h.internal_address:
+        _check_address(p, table, "internal_address", h.internal_address,
+                       "use the address other nodes reach this one on")
+    if not h.roles and ("roles" not in given or "roles" in typed):
+        p.add(table, "roles", f"is {'empty' if 'roles' in given else 'missing'} — give "
+                              f"[{', '.join(repr(r) for r in ROLES)}] or one of them")
     for role in h.roles:
         if role not in ROLES:
             p.add(table, "roles", f"has {role!r} — roles are {', '.join(repr(r) for r in ROLES)}")
     for taint in h.taints:
-        m = _TAINT.match(taint)
+        m = _TAINT.fullmatch(taint)
         if not m or m.group(4) not in TAINT_EFFECTS:
             p.add(table, "taints", f"entry {taint!r} must be 'key=value:Effect' with Effect one of "
                                    f"{', '.join(TAINT_EFFECTS)}")
     for key, value in h.labels.items():
-        if not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
+        prefix, _, name = key.rpartition("/")
+        if not _LABEL_KEY.fullmatch(key) or len(name) > 63 or len(prefix) > 253:
             p.add(table, "labels", f"key {key!r} is not a Kubernetes label key: [prefix/]name, the name at most 63 "
                                    "of a-z, A-Z, 0-9, '-', '_', '.' starting and ending alphanumeric", at=(key,))
-        if not _LABEL_VALUE.match(value):
+        if not _LABEL_VALUE.fullmatch(value):
             p.add(table, "labels", f"{key!r} = {value!r}: a label value is a string of at most 63 a-z, A-Z, 0-9, "
                                    "'-', '_', '.' starting and ending alphanumeric (or empty)", at=(key,))
+
+
+def _check_address(p, table, key, value, fix):
+    ip = net.as_ip(value)
+    if ip is None:
+        p.add(table, key, f"{value!r} is not an IP address — {fix}")
+    elif net.not_a_node_address(ip):
+        p.add(table, key, f"{value!r} {net.not_a_node_address(ip)} — {fix}")
 
 
 # -- across tables ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Kubernetes releases kubefab supports, and what each one pins."""
 
+import re
 from dataclasses import dataclass
 
 
@@ -24,13 +25,21 @@ SUPPORTED = f"1.{MIN_MINOR} to 1.{MAX_MINOR}"
 DEFAULT_VERSION = "1.34.2"
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
 
+_NUMBER = r"(0|[1-9][0-9]{0,5})"                  # ASCII digits, no leading zero (semver)
+_VERSION = re.compile(rf"v?{_NUMBER}\.{_NUMBER}\.{_NUMBER}")
+
 
 def parse(version):
     """'v1.33.5' or '1.33.5' -> (1, 33, 5); ValueError if it is not such a version."""
-    parts = version.removeprefix("v").split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    match = _VERSION.fullmatch(version)
+    if not match:
         raise ValueError(version)
-    return tuple(int(p) for p in parts)
+    return tuple(int(p) for p in match.groups())
+
+
+def bare(version):
+    """'1.33.5' of 'v1.33.5' or '1.33.5': the form kubefab keeps and pins packages with."""
+    return ".".join(str(n) for n in parse(version))
 
 
 def release(version):

@@ -6,7 +6,7 @@ from invoke import Exit, task
 
 from kubefab import health, kube, kubeconfig, kubeconfig_merge
 
-from .common import INVENTORY_HELP, STATE_HELP, load, user_errors
+from .common import INVENTORY_HELP, STATE_HELP, load, number, user_errors
 
 VIA_HELP = "reach the API server through this local forward, HOST:PORT (e.g. an `ssh -L` tunnel)"
 
@@ -18,12 +18,13 @@ def _admin_conf(inv):
 @task(help={"inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "via": VIA_HELP,
             "days": "warn about certificates expiring within this many days (default 30)",
             "timeout": "seconds to wait for the API server to be ready (default 30)"})
-def status(c, inventory=None, state_dir=None, via=None, days=30, timeout=30):
+def status(c, inventory=None, state_dir=None, via=None, days=None, timeout=None):
     """Show nodes, control-plane components and certificate expiry; exit 1 when something is wrong."""
     with user_errors():
         inv = load(c, inventory, state_dir)
         api = kube.connect(_admin_conf(inv), via=via)
-        report = health.gather(api, inv, kube.wait_ready(api, float(timeout)), int(days))
+        report = health.gather(api, inv, kube.wait_ready(api, number(timeout, "timeout", 30, 1)),
+                               number(days, "days", 30))
         print(health.text(report))
     if report.problems:
         raise Exit(code=1)

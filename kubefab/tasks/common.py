@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from invoke import Exit
 
 from kubefab import inventory
+from kubefab.digits import whole
 from kubefab.errors import KubefabError
 
 INVENTORY_HELP = "inventory file (default: inventory.toml, or kubefab.inventory in invoke.yaml)"
@@ -23,6 +24,17 @@ def user_errors():
 def load(c, inventory_path, state_dir):
     cfg = c.config.kubefab
     return inventory.load(inventory_path or cfg.inventory, state_dir or cfg.state_dir)
+
+
+def number(value, option, default, least=0):
+    """Option `--option`'s whole number, `default` when not given. Number options default to None so that invoke
+    hands over the text: its own int() takes '٢' for 2 and ends 'x' in a traceback."""
+    if value is None:
+        return default
+    found = whole(value, most=9)
+    if found is None or found < least:
+        raise Exit(f"error: --{option} {value!r}: give a whole number of at least {least} in digits 0-9", code=2)
+    return found
 
 
 def names(value):

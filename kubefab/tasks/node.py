@@ -7,7 +7,7 @@ from kubefab.runner import DEFAULT_WORKERS
 from kubefab.session import Options
 
 from .cluster import DRY_RUN_HELP, RUN_HELP, SELECT_HELP, _interruptible
-from .common import INVENTORY_HELP, STATE_HELP, load, names, user_errors
+from .common import INVENTORY_HELP, STATE_HELP, load, names, number, user_errors
 
 
 @task(iterable=["host", "ignore", "only", "skip"], help={
@@ -15,11 +15,11 @@ from .common import INVENTORY_HELP, STATE_HELP, load, names, user_errors
     "only": SELECT_HELP["only"], "skip": SELECT_HELP["skip"], "dry-run": DRY_RUN_HELP,
     "yes": "do not ask before changing hosts (needed without a terminal)", **RUN_HELP})
 def join(c, inventory=None, state_dir=None, host=None, only=None, skip=None, ignore=None, yes=False,
-         workers=DEFAULT_WORKERS, verbose=False, quiet=False, dry_run=False):
+         workers=None, verbose=False, quiet=False, dry_run=False):
     """Join hosts to the cluster: facts, preflight, runtime and push on them only, then kubeadm join with a fresh token."""
     with user_errors():
         options = Options(only=names(only), skip=names(skip), hosts=names(host), ignore=names(ignore),
-                          workers=int(workers), yes=yes, verbose=verbose, quiet=quiet, dry_run=dry_run)
+                          workers=number(workers, "workers", DEFAULT_WORKERS, 1), yes=yes, verbose=verbose, quiet=quiet, dry_run=dry_run)
         code = _interruptible(lambda: execute.join(load(c, inventory, state_dir), options))
     if code:
         raise Exit(code=code)

@@ -20,7 +20,7 @@ import yaml
 from kubefab.errors import KubefabError
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
-WHOLE = re.compile(r"^\$\{(\w+)\}$")
+WHOLE = re.compile(r"\$\{(\w+)\}")
 LEFTOVERS = ("${", "{{")
 _UNSAFE = re.compile(r'["\\\n\r\t]')
 # libyaml's C loader and dumper when pyyaml has them: rendering hundreds of hosts parses and dumps a lot
@@ -106,8 +106,8 @@ def _fill(name, node, values, used, where):
         return {k: _fill(name, v, values, used, f"{where}.{k}") for k, v in node.items()}
     if isinstance(node, list):
         return [_fill(name, v, values, used, f"{where}[{i}]") for i, v in enumerate(node)]
-    if isinstance(node, str) and WHOLE.match(node):
-        key = WHOLE.match(node).group(1)
+    if isinstance(node, str) and WHOLE.fullmatch(node):
+        key = WHOLE.fullmatch(node).group(1)
         if key not in values:
             raise KubefabError(f"templates/{name}: {where}: no value for ${{{key}}}")
         used.add(key)
