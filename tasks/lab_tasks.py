@@ -25,14 +25,16 @@ def parse_quirks(values):
             "password) (default root)",
     "quirk": "HOST=QUIRK, repeatable, e.g. kf-w1=swap; an unknown name lists them all",
     "bin-dir": "directory of executables (e.g. the doubles) bound read-only at /opt/kubefab-lab/bin in every host",
+    "nat": "give every host a first interface like VirtualBox's NAT adapter: eth0 with 10.0.2.15/24 on every host "
+           "and the default route via 10.0.2.2 (traffic there goes nowhere); the lab network is then eth1",
 })
-def up(c, hosts=3, control_planes=1, flavour="node", user="root", quirk=None, bin_dir=None):
+def up(c, hosts=3, control_planes=1, flavour="node", user="root", quirk=None, bin_dir=None, nat=False):
     """Start a lab of SSH hosts in network namespaces and print its inventory path."""
     from lab import Lab, LabError
 
     try:
         lab = Lab.up(hosts=int(hosts), control_planes=int(control_planes), flavour=flavour, ssh_user=user,
-                     quirks=parse_quirks(quirk), bin_dir=bin_dir, detach=True)
+                     quirks=parse_quirks(quirk), bin_dir=bin_dir, detach=True, nat=nat)
     except LabError as e:
         raise Exit(f"error: {e}", code=2)
     print(lab.inventory)
