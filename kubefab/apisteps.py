@@ -18,6 +18,7 @@ from kubefab.script import StepResult
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED
 
 REACH_TIMEOUT = 3
+ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
 
 
 def admin_conf(inv):
@@ -94,9 +95,27 @@ class ApiSteps:
         else:
             view, state = nodes.wait_ready(self.api(), [host.name])[0], "Ready"
         change = nodes.reconcile(self.api(), self.inv, [host])[0]
+        address = self._advertised(host)
         if change.changes:
-            return CHANGED, f"{state} ({view.version}); {'; '.join(change.changes)}"
-        return UNCHANGED, f"{state} ({view.version}), labels and taints as the inventory says"
+            return CHANGED, f"{state} ({view.version}){address}; {'; '.join(change.changes)}"
+        return UNCHANGED, f"{state} ({view.version}){address}, labels and taints as the inventory says"
+
+    def _advertised(self, host):
+        """', advertises <address>' once the CNI recorded the node's address; KubefabError naming the host and
+        what it advertises when that is not its internal_address."""
+        spec = cni.ADVERTISED.get(self.inv.cluster.cni)
+        if spec is None:
+            return ""
+
+        def check():
+            address = cni.advertised(self.api().find(f"{nodes.NODES}/{host.name}") or {}, spec)
+            return (True, address) if address else (False, f"no {spec.annotation} annotation yet")
+        address = kube.until(check, ADVERTISE_TIMEOUT, f"{host.name}: the {self.inv.cluster.cni} pod did not record "
+                             "the address the node advertises", self.stop)
+        problem = cni.advertise_problem(self.inv, host, address)
+        if problem:
+            raise KubefabError(problem)
+        return f", advertises {address} to the pod network"
 
     def _registered(self, host):
         found = self.api().find(f"{nodes.NODES}/{host.name}")
