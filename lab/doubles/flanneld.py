@@ -154,6 +154,10 @@ def external_interface(opts):
     raise FlannelError(NO_MATCH)
 
 
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
 def vxlan_device(subnet, link, address, mtu):
     """flannel.1 as the vxlan backend creates (or keeps) it over `link`; returns its MAC (the VtepMAC)."""
     if _ip("link", "show", DEVICE, check=False).returncode:
