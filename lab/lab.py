@@ -424,7 +424,7 @@ def status(root=None):
         running = sum(kernel.started_by_lab(pid, f"KFL_HOST={lab_dir}/fs/hosts/{name}")
                       for name, pid in record.pids.items())
         runner = "detached" if record.detached else "runner gone: leftover" if stale(record) else "runner alive"
-        lines.append(f"lab {record.lab_id}: {record.flavour}, {running}/{len(record.netns)} hosts running, "
+        lines.append(f"lab {record.lab_id}: {record.flavour}, {running}/{len(record.veths)} hosts running, "
                      f"{runner}, bridge {record.bridge}, inventory {lab_dir / 'inventory.toml'}")
     return lines
 
