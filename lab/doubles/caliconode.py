@@ -64,13 +64,10 @@ def _enumerate(include=(), exclude=(), cidrs=()):
     return None
 
 
-def _local_cidr(address):
-    """GetLocalCIDR: `address` with the prefix of the host interface holding it, else as it is."""
-    for iface in hostnet.interfaces():
-        for a in iface.addresses:
-            if str(a.ip) == address:
-                return str(a)
-    return address
+def _held(address):
+    """`address` with the prefix of the host interface holding it, or None (calico's GetLocalCIDR leaves a bare
+    address, which its ParseCIDR then refuses; ReachDestination fails the same way)."""
+    return next((str(a) for iface in hostnet.interfaces() for a in iface.addresses if str(a.ip) == address), None)
 
 
 def autodetect(method, node):
@@ -92,10 +89,9 @@ def autodetect(method, node):
             _, source = hostnet.route_get(method.removeprefix("can-reach="))
         except OSError:
             return None
-        return _local_cidr(source) if source and "/" in _local_cidr(source) else None
+        return _held(source)
     if method.startswith("kubernetes-internal-ip"):
         internal = next((a["address"] for a in (node.get("status") or {}).get("addresses") or ()
                          if a.get("type") == "InternalIP" and ":" not in a["address"]), None)
-        found = _local_cidr(internal) if internal else None
-        return found if found and "/" in found else None
+        return _held(internal)
     raise CalicoError(f"Invalid IP autodetection method: {method}")
