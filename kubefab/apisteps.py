@@ -18,6 +18,7 @@ from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, NodeRea
     WaitApiServer, WaitControlPlane
 
 REACH_TIMEOUT = 3
+ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
 
 
 def admin_conf(inv):
@@ -92,9 +93,30 @@ class ApiSteps:
         view = nodes.view(obj)
         state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
         change = nodes.reconcile_one(self.api(), self.inv, host, read=obj)
+        address = self._advertised(host, obj)
         if change.changes:
-            return CHANGED, f"{state} ({view.version}); {'; '.join(change.changes)}"
-        return UNCHANGED, f"{state} ({view.version}), labels and taints as the inventory says"
+            return CHANGED, f"{state} ({view.version}){address}; {'; '.join(change.changes)}"
+        return UNCHANGED, f"{state} ({view.version}){address}, labels and taints as the inventory says"
+
+    def _advertised(self, host, read):
+        """', advertises <address>' once the CNI recorded the node's address (looked for first in the Node as
+        `read`, then read again until it is there); KubefabError naming the host and what it advertises when that
+        is not its internal_address."""
+        spec = cni.ADVERTISED.get(self.inv.cluster.cni)
+        if spec is None:
+            return ""
+        first = [read]
+
+        def check():
+            node = first.pop() if first else self.api().find(f"{nodes.NODES}/{host.name}") or {}
+            address = cni.advertised(node, spec)
+            return (True, address) if address else (False, f"no {spec.annotation} annotation yet")
+        address = kube.until(check, ADVERTISE_TIMEOUT, f"{host.name}: the {self.inv.cluster.cni} pod did not record "
+                             "the address the node advertises", self.stop)
+        problem = cni.advertise_problem(self.inv, host, address)
+        if problem:
+            raise KubefabError(problem)
+        return f", advertises {address} to the pod network"
 
     def remove(self, host):
         gone = drain.remove(self.api(), host.name)

@@ -9,6 +9,7 @@ images (registry.aliyuncs.com/google_containers, say), a namespace that holds no
 file to apply instead (e.g. a newer upstream release); its pod network is checked against pod_subnet.
 """
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,46 @@ def _crd_values(crd):
 
 
 RENDERERS = {"flannel": flannel, "calico": calico}
+
+
+@dataclass(frozen=True)
+class Advertised:
+    """Where a CNI records on each Node the address other nodes tunnel its pods' traffic to, and how to set it."""
+
+    annotation: str
+    fix: str
+
+
+# flannel: pkg/subnet/kube's public-ip; calico: the Kubernetes datastore's node BGP address (libcalico-go's
+# k8s node resource, address/prefix)
+ADVERTISED = {
+    "flannel": Advertised("flannel.alpha.coreos.com/public-ip",
+                          "give flanneld `--iface=$(NODE_IP)` with NODE_IP from the pod's status.hostIP (kubefab's "
+                          "manifest does), or `--iface=` the interface that holds internal_address"),
+    "calico": Advertised("projectcalico.org/IPv4Address",
+                         "set calico-node's IP_AUTODETECTION_METHOD to kubernetes-internal-ip (kubefab's manifest "
+                         "does)"),
+}
+
+
+def advertised(node, spec):
+    """The address Node object `node` advertises to the pod network, as `spec` (an Advertised) records it; ''."""
+    value = ((node.get("metadata") or {}).get("annotations") or {}).get(spec.annotation, "")
+    return value.split("/")[0]
+
+
+def advertise_problem(inv, host, address):
+    """Why `host`'s pods are unreachable from other nodes when it advertises `address`, or None."""
+    try:
+        same = ipaddress.ip_address(address) == ipaddress.ip_address(host.internal_address)
+    except ValueError:
+        same = False
+    if same:
+        return None
+    spec, source = ADVERTISED[inv.cluster.cni], inv.cluster.cni_manifest or f"kubefab's {inv.cluster.cni} manifest"
+    return (f"{host.name} advertises {address} to the pod network ({spec.annotation}), not its internal_address "
+            f"{host.internal_address}: pods on other nodes cannot reach its pods (a NAT adapter's address, the "
+            f"same on every VirtualBox VM, is the usual cause) — in {source}, {spec.fix}")
 
 
 def manifest(inv):

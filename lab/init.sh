@@ -7,7 +7,9 @@
 #              files), run/ (mount point for its private tmpfs)
 # KFL_LOWER    overlay lower dirs: the host layer, the lab layer, then the machine's /
 # KFL_DISK     size of the tmpfs holding the writable upper dir (what `df /` shows)
-# KFL_ADDRESS  address/prefix of eth0;  KFL_HOSTNAME  the hostname
+# KFL_LINK     the host's link to the lab bridge (eth0, or eth1 behind a NAT adapter)
+# KFL_ADDRESS  address/prefix of KFL_LINK;  KFL_HOSTNAME  the hostname
+# KFL_NAT      empty, or 'address/prefix gateway' of the NAT adapter eth0, which then holds the default route
 # KFL_DEV      template of /dev: null zero full random urandom tty and links, made once per lab
 # KFL_TMPFS    further private tmpfs mount points
 # KFL_BIN      a directory of the machine bound read-only at KFL_BIN_AT (may be empty)
@@ -19,9 +21,16 @@ set -eu
 mount --make-rprivate /
 ip -batch - <<EOF
 link set lo up
-addr add $KFL_ADDRESS dev eth0
-link set eth0 up
+addr add $KFL_ADDRESS dev $KFL_LINK
+link set $KFL_LINK up
 EOF
+if [ -n "$KFL_NAT" ]; then
+    ip -batch - <<EOF
+addr add ${KFL_NAT% *} dev eth0
+link set eth0 up
+route add default via ${KFL_NAT#* } dev eth0
+EOF
+fi
 hostname "$KFL_HOSTNAME"
 
 run=$KFL_HOST/run

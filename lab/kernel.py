@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import LabError
 from .packages import SYSTEM_PATH, which
-from .spec import PREFIX
+from .spec import NAT_LINK, PREFIX, lab_link
 
 NETNS_DIR = Path("/run/netns")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -28,13 +28,24 @@ def ip_batch(lines, ignore_errors=False, netns=None):
         raise LabError(f"ip -batch failed: {done.stderr.strip()}")
 
 
-def network_up(bridge, bridge_cidr, hosts):
+def network_up(bridge, bridge_cidr, hosts, nat_netns=None, servers=()):
+    """The bridge and each host's namespace with its link to it; with `nat_netns`, first a NAT adapter per host
+    (spec.NAT_LINK) whose peer is in `nat_netns`, so it is the host's first interface, as in a VirtualBox VM.
+    `servers` (the package repository) get their namespace and link only, never a NAT adapter."""
     lines = [f"link add {bridge} type bridge", f"addr add {bridge_cidr} dev {bridge}", f"link set {bridge} up"]
+    lines += [f"netns add {nat_netns}"] if nat_netns else []
     for h in hosts:
-        lines += [f"netns add {h.netns}",
-                  f"link add {h.veth} type veth peer name eth0 netns {h.netns}",
+        lines += [f"netns add {h.netns}"]
+        lines += [f"link add {NAT_LINK} netns {h.netns} type veth peer name h{h.index} netns {nat_netns}"] \
+            if nat_netns else []
+        lines += [f"link add {h.veth} type veth peer name {lab_link(bool(nat_netns))} netns {h.netns}",
                   f"link set {h.veth} master {bridge} up"]
+    for s in servers:
+        lines += [f"netns add {s.netns}", f"link add {s.veth} type veth peer name {lab_link(False)} netns {s.netns}",
+                  f"link set {s.veth} master {bridge} up"]
     ip_batch(lines)
+    if nat_netns:       # the peers up, so the adapters have a carrier; no address, no route: nothing goes on
+        ip_batch([f"link set h{h.index} up" for h in hosts], netns=nat_netns)
 
 
 def network_down(bridge, netns_names, veths):

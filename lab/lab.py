@@ -40,13 +40,14 @@ _live = set()  # labs of this process that go down when it exits
 class Lab:
     """A running lab. Build one with `Lab.up(...)`; its hosts, files and password are attributes."""
 
-    def __init__(self, record, hosts, flavour, ssh_user, install="offline"):
+    def __init__(self, record, hosts, flavour, ssh_user, install="offline", nat=False):
         self.state = record
         self.id = record.lab_id
         self.dir = Path(record.dir)
         self.hosts = hosts
         self.flavour = flavour
         self.ssh_user = ssh_user
+        self.nat = nat  # every host has a NAT adapter first, as a VirtualBox VM (spec.NAT_ADDRESS)
         self.inventory = self.dir / "inventory.toml"
         self.known_hosts = self.dir / "known_hosts"
         self.identity_file = self.dir / "id_ed25519"
@@ -69,7 +70,7 @@ class Lab:
 
     @classmethod
     def up(cls, hosts=3, control_planes=1, flavour="plain", quirks=None, ssh_user="root", bin_dir=None,
-           root=None, detach=False, timeout=None, install="offline"):
+           root=None, detach=False, timeout=None, install="offline", nat=False):
         """Build and boot a lab of `hosts` hosts, the first `control_planes` of them control planes.
 
         quirks: {host name: [quirk name, ...]} (see quirks.QUIRKS); ssh_user: the inventory's user
@@ -77,7 +78,9 @@ class Lab:
         bin_dir: a directory of executables bound read-only at /opt/kubefab-lab/bin in every host;
         detach: keep the lab after this process exits (for `invoke lab.up`); install: the inventory's install
         source, "offline" (a directory of the doubles) or "packages" (the lab's signed apt repository, served
-        over HTTP from a network namespace of its own, the hosts' only apt source; see repo.py).
+        over HTTP from a network namespace of its own, the hosts' only apt source; see repo.py);
+        nat: give every host VirtualBox's NAT adapter first (eth0, spec.NAT_ADDRESS on every host, the default
+        route through spec.NAT_GATEWAY, traffic going nowhere); the lab network is then eth1.
         """
         kind, login, by_host = spec.flavour(flavour), spec.user(ssh_user), quirk_table.resolve(quirks)
         names = spec.host_names(hosts, control_planes, by_host)
@@ -90,10 +93,11 @@ class Lab:
         lab_id, lab_dir = state.allocate(state.root_dir(root))
         planned = spec.hosts(lab_id, names, by_host)
         linked = planned + ((spec.repo_host(lab_id),) if install == "packages" else ())
-        record = state.State(lab_id, str(lab_dir), kind.name, spec.bridge_name(lab_id), [h.netns for h in linked],
+        namespaces = [h.netns for h in linked] + ([spec.nat_netns_name(lab_id)] if nat else [])
+        record = state.State(lab_id, str(lab_dir), kind.name, spec.bridge_name(lab_id), namespaces,
                              [h.veth for h in linked], os.getpid(), detached=detach)
         record.save()
-        lab = cls(record, planned, kind, login, install)
+        lab = cls(record, planned, kind, login, install, nat)
         try:
             lab._build(bin_dir and Path(bin_dir).resolve())
             lab._boot()
@@ -156,8 +160,9 @@ class Lab:
                              for h in self.hosts}
             self.state.cgroups = [p for paths in self._cgroups.values() for p in paths]
             self.state.save()
-        kernel.network_up(self.state.bridge, f"{self.bridge_address}/{spec.LAB_PREFIX}",
-                          self.hosts + ((self.repository,) if self.repository else ()))
+        kernel.network_up(self.state.bridge, f"{self.bridge_address}/{spec.LAB_PREFIX}", self.hosts,
+                          spec.nat_netns_name(self.id) if self.nat else None,
+                          (self.repository,) if self.repository else ())
 
     def _host_layer(self, h):
         """Write host `h`'s layer and fake /proc files; returns its public host key."""
@@ -235,7 +240,9 @@ class Lab:
         return dict(kernel.HOST_ENV, **dict(self.flavour.env),
                     KFL_HOST=str(host_dir), KFL_LOWER=f"{host_dir}/layer:{self.dir}/fs/layer:/",
                     KFL_DISK=next((q.disk for q in h.quirks if q.disk), self.flavour.disk),
-                    KFL_ADDRESS=f"{h.address}/{spec.LAB_PREFIX}", KFL_HOSTNAME=self._twin(h, "hostname").name,
+                    KFL_LINK=spec.lab_link(self.nat), KFL_ADDRESS=f"{h.address}/{spec.LAB_PREFIX}",
+                    KFL_NAT=f"{spec.NAT_ADDRESS}/{spec.NAT_PREFIX} {spec.NAT_GATEWAY}" if self.nat else "",
+                    KFL_HOSTNAME=self._twin(h, "hostname").name,
                     KFL_DEV=f"{self.dir}/fs/dev", KFL_TMPFS=" ".join(self.flavour.tmpfs),
                     KFL_BIN=str(self._bin_dir or ""), KFL_BIN_AT=BIN_MOUNT, KFL_BINDS=" ".join(self._binds),
                     KFL_CGROUPS=" ".join(kernel.mount_specs(self._hierarchies)) if self._hierarchies else "",
@@ -454,7 +461,7 @@ def status(root=None):
         running = sum(kernel.started_by_lab(pid, f"KFL_HOST={lab_dir}/fs/hosts/{name}")
                       for name, pid in record.pids.items())
         runner = "detached" if record.detached else "runner gone: leftover" if stale(record) else "runner alive"
-        lines.append(f"lab {record.lab_id}: {record.flavour}, {running}/{len(record.netns)} hosts running, "
+        lines.append(f"lab {record.lab_id}: {record.flavour}, {running}/{len(record.veths)} hosts running, "
                      f"{runner}, bridge {record.bridge}, inventory {lab_dir / 'inventory.toml'}")
     return lines
 

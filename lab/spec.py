@@ -12,6 +12,18 @@ LAB_PREFIX = 22
 MAX_LABS = 2 ** (LAB_PREFIX - LAB_RANGE.prefixlen)
 MAX_HOSTS = 2 ** (32 - LAB_PREFIX) - 4  # less network, bridge, package repository and broadcast addresses
 PREFIX = "kfl"  # every netns, link, mount and cgroup a lab makes starts with this
+LINK = "eth0"  # a host's link to the lab bridge
+
+# `nat`: every host also gets the first interface a VirtualBox VM has, its NAT adapter: the same address on every
+# host, holding the default route (VirtualBox's eth0; the private network, the lab's, is then eth1). Its peer sits
+# in the lab's NAT namespace, which has no address and no route: whatever a host sends there goes nowhere.
+NAT_LINK, NAT_ADDRESS, NAT_PREFIX, NAT_GATEWAY = "eth0", "10.0.2.15", 24, "10.0.2.2"
+NAT_LAB_LINK = "eth1"
+
+
+def lab_link(nat):
+    """The name of a host's link to the lab bridge: second after the NAT adapter, as in a VirtualBox VM."""
+    return NAT_LAB_LINK if nat else LINK
 
 
 def subnet(lab_id):
@@ -29,6 +41,10 @@ def bridge_name(lab_id):
 
 def netns_name(lab_id, index):
     return f"{PREFIX}{lab_id}-{index}"
+
+
+def nat_netns_name(lab_id):
+    return f"{PREFIX}{lab_id}-nat"  # holds the peers of the hosts' NAT adapters, and nothing else
 
 
 def veth_name(lab_id, index):

@@ -216,3 +216,27 @@ def test_kubeconfig_task_writes_the_admin_conf_or_merges_it_where_kubeconfig_poi
     merged = yaml.safe_load(mine.read_text())
     assert [c["name"] for c in merged["contexts"]] == ["work", "lab-t"]
     assert merged["clusters"][1]["cluster"]["server"] == "https://10.0.0.11:6443"
+
+
+def test_flannel_and_calico_are_told_the_nodes_own_address_not_the_default_routes(tmp_path):
+    flannel = {c["name"]: c for c in containers(cni.manifest(load(tmp_path)))}["kube-flannel"]
+    assert "--iface=$(NODE_IP)" in flannel["args"]
+    assert {"name": "NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}} in flannel["env"]
+    calico = {c["name"]: c for c in containers(cni.manifest(load(tmp_path, 'cni = "calico"')))}["calico-node"]
+    assert {"name": "IP_AUTODETECTION_METHOD", "value": "kubernetes-internal-ip"} in calico["env"]
+
+
+@pytest.mark.parametrize("name, value", [("flannel", "10.0.2.15"), ("calico", "10.0.2.15/24")])
+def test_a_node_advertising_another_address_than_its_internal_one_is_named_with_what_it_advertises(
+        tmp_path, name, value):
+    inv = load(tmp_path, f'cni = "{name}"')
+    host = inv.hosts[1]
+    spec = cni.ADVERTISED[name]
+    node = {"metadata": {"annotations": {spec.annotation: value}}}
+    problem = cni.advertise_problem(inv, host, cni.advertised(node, spec))
+    assert problem.startswith(f"{host.name} advertises 10.0.2.15 to the pod network ({spec.annotation}), not its "
+                              f"internal_address {host.internal_address}")
+    assert f"kubefab's {name} manifest" in problem and spec.fix in problem
+    own = {"metadata": {"annotations": {spec.annotation: host.internal_address + ("/24" if name == "calico" else "")}}}
+    assert cni.advertise_problem(inv, host, cni.advertised(own, spec)) is None
+    assert cni.advertised({"metadata": {}}, spec) == ""

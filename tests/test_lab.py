@@ -16,7 +16,7 @@ from invoke.exceptions import AuthFailure
 
 from conftest import invoke
 from kubefab import inventory
-from lab import LabError
+from lab import LabError, kernel, spec
 from lab.doubles import install_dir
 from lab.doubles.hostfs import DEFAULT_VERSION
 from lab.lab import BIN_MOUNT
@@ -206,14 +206,17 @@ def test_a_lab_refuses_doubles_whose_interpreter_is_gone(new_lab, tmp_path):
 
 
 def test_lab_tasks_start_list_and_remove_a_lab():
-    up = invoke("lab.up", "--hosts", "1", "--flavour", "plain")
+    up = invoke("lab.up", "--hosts", "1", "--flavour", "plain", "--nat")
     assert up.returncode == 0, up.stderr
     inventory_path = up.stdout.strip()
     lab_id = Path(inventory_path).parent.name
     try:
         status = invoke("lab.status")
         assert f"lab {lab_id}: plain, 1/1 hosts running, detached" in status.stdout, status.stderr
+        nat = spec.nat_netns_name(int(lab_id))
+        assert nat in kernel.netns_list(), "--nat: the NAT adapters' peers have a namespace of their own"
     finally:
         down = invoke("lab.down", "--lab-id", lab_id)
     assert down.stdout.strip() == f"removed lab {lab_id}", down.stderr
     assert f"lab {lab_id}:" not in invoke("lab.status").stdout
+    assert nat not in kernel.netns_list()

@@ -5,7 +5,9 @@ The doubles run no images, so an init container is played only when its image an
 the tables below, which hold what kubefab's CNI manifests run: flannel's `cp` steps (install-cni-plugin,
 install-cni) and calico's `/opt/cni/bin/install` (install-cni). A pod is taken on only if it uses the
 host network (no CNI is needed for it) and every init container can be played; its main containers are
-then reported running, not run, except that flanneld's effect on the host is played (flanneld.py).
+then reported running, not run, except that flanneld's effect on the host is played (flanneld.py) and
+calico-node's address detection (caliconode.py), with `$(VAR)` in their command and args expanded from the
+container's environment as the kubelet expands them.
 Completed containers are recorded under /var/lib/kubelet/pods/<uid>/containers/<name> as the kubelet
 records its containers, so a restarted
 kubelet does not run them again, and after `kubeadm reset` (which empties /var/lib/kubelet) they run
@@ -15,11 +17,12 @@ deleted, as on a real node.
 
 import json
 import posixpath
+import re
 import subprocess
 import time
 from urllib.parse import quote
 
-from . import cniplugins, flanneld
+from . import caliconode, cniplugins, flanneld
 from .hostfs import host, write_file
 from .kubeclient import ApiStatus
 
@@ -30,7 +33,8 @@ CALICO_CNI_BIN = ("bandwidth", "calico", "calico-ipam", "flannel", "host-local",
 # image (last path component, no tag) -> {path in the image: plugin whose stand-in lives there}
 IMAGES = {"flannel-cni-plugin": {"/flannel": "flannel"},
           "flannel": {},
-          "cni": {f"/opt/cni/bin/{n}": n for n in CALICO_CNI_BIN}}
+          "cni": {f"/opt/cni/bin/{n}": n for n in CALICO_CNI_BIN},
+          "node": {}}
 
 
 class ContainerError(Exception):
@@ -90,8 +94,9 @@ def volumes(pod, client):
     return out
 
 
-def environment(container, pod, client):
-    """The container's environment as the kubelet builds it (envFrom, then env; configMap refs, fieldRefs)."""
+def environment(container, pod, client, ip=""):
+    """The container's environment as the kubelet builds it (envFrom, then env; configMap refs, fieldRefs; `ip` is
+    the node's, so the host-network pod's status.hostIP and status.podIP)."""
     namespace, env = pod["metadata"]["namespace"], {}
     for source in container.get("envFrom") or []:
         ref = source.get("configMapRef")
@@ -99,7 +104,8 @@ def environment(container, pod, client):
             data = _configmap(client, namespace, ref["name"], ref.get("optional", False))
             env.update(data or {})
     fields = {"spec.nodeName": pod["spec"].get("nodeName", ""), "metadata.name": pod["metadata"]["name"],
-              "metadata.namespace": namespace, "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "")}
+              "metadata.namespace": namespace, "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+              "status.hostIP": ip, "status.podIP": ip}
     for item in container.get("env") or []:
         source = item.get("valueFrom") or {}
         if "value" in item:
@@ -228,7 +234,13 @@ PROGRAMS = {("flannel-cni-plugin", "cp"): busybox_cp, ("flannel", "cp"): busybox
 
 
 # main containers whose effect on the host the double plays, once per pod, after the init containers
-MAIN_PROGRAMS = {("flannel", "/opt/bin/flanneld"): flanneld.run}
+MAIN_PROGRAMS = {("flannel", "/opt/bin/flanneld"): flanneld.run, ("node", ""): caliconode.run}
+VARIABLE = re.compile(r"\$(\$|\(([A-Za-z_][A-Za-z0-9_.-]*)\))")
+
+
+def expand(text, env):
+    """The kubelet's $(VAR) expansion of a command or argument: `$$` is `$`, an undefined $(VAR) stays as it is."""
+    return VARIABLE.sub(lambda m: "$" if m[1] == "$" else env.get(m[2], m[0]), text)
 
 
 def program(container):
@@ -283,7 +295,7 @@ class PodWorkers:
             for spec in inits:
                 if not (done / spec["name"]).is_dir():
                     run, args = program(spec)
-                    run(Container(spec, vols, environment(spec, pod, client)), args)
+                    run(Container(spec, vols, environment(spec, pod, client, ip)), args)
                     (done / spec["name"]).mkdir(parents=True, exist_ok=True)
                     self.say(f"pod {pod['metadata']['name']}: init container {spec['name']} completed")
                 finished.append(spec)
@@ -295,12 +307,15 @@ class PodWorkers:
             return pending_status(pod, ip, started, finished, inits[len(finished)],
                                   ContainerError("Error", str(e)))
         for spec in pod["spec"].get("containers") or []:
-            argv = list(spec.get("command") or [])
-            play = MAIN_PROGRAMS.get((image_name(spec.get("image", "")), argv[0] if argv else ""))
+            command = list(spec.get("command") or [])
+            play = MAIN_PROGRAMS.get((image_name(spec.get("image", "")), command[0] if command else ""))
             if play and not (done / spec["name"]).is_dir():
                 try:
-                    play(Container(spec, vols, environment(spec, pod, client)), client, self.node, ip)
-                except (flanneld.FlannelError, ContainerError, OSError, subprocess.CalledProcessError) as e:
+                    env = environment(spec, pod, client, ip)
+                    args = [expand(a, env) for a in command[1:] + list(spec.get("args") or [])]
+                    play(Container(spec, vols, env), args, client, self.node, ip)
+                except (flanneld.FlannelError, caliconode.CalicoError, ContainerError, OSError,
+                        subprocess.CalledProcessError) as e:
                     self.say(f"pod {pod['metadata']['name']}: container {spec['name']}: {e}")
                     return running_status(pod, ip, started, crashing=(spec["name"], str(e)))
                 (done / spec["name"]).mkdir(parents=True, exist_ok=True)

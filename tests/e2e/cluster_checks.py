@@ -8,6 +8,10 @@ import time
 # The workload reached through a NodePort: Kubernetes' own test image answering /hostname with the pod's name.
 ECHO = "kubefab-e2e-echo"
 ECHO_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+ECHO_PORT = 8080
+# One echo pod bound to each node, each connecting to the others' pod IPs: pod-to-pod traffic across nodes, which
+# a CNI advertising a NAT adapter's shared address (VirtualBox's 10.0.2.15) breaks while every node is Ready.
+ACROSS = "kubefab-e2e-across"
 # What `cluster.reset` must leave on a host: none of these (the packages stay installed).
 RESET_LEFTOVERS = ("/etc/kubernetes/manifests/kube-apiserver.yaml", "/etc/kubernetes/kubelet.conf",
                    "/etc/kubernetes/admin.conf", "/var/lib/etcd/member")
@@ -82,3 +86,33 @@ def echo_workload(replicas=2):
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": ECHO, "labels": labels},
                "spec": {"type": "NodePort", "selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}}
     return deployment, service
+
+
+def pod_per_node(node_names):
+    """An echo Pod bound to each node (spec.nodeName: placed without the scheduler; every taint tolerated)."""
+    return [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{ACROSS}-{name}", "labels": {"app": ACROSS}},
+             "spec": {"nodeName": name, "tolerations": [{"operator": "Exists"}], "containers": [{
+                 "name": "echo", "image": ECHO_IMAGE, "args": ["netexec", f"--http-port={ECHO_PORT}"],
+                 "ports": [{"containerPort": ECHO_PORT}],
+                 "readinessProbe": {"httpGet": {"path": "/healthz", "port": ECHO_PORT}}}]}}
+            for name in node_names]
+
+
+def across_nodes(pods):
+    """(pod name, its node, the other pod's node, the other pod's IP) for every ordered pair on different nodes."""
+    placed = [(p["metadata"]["name"], p["spec"]["nodeName"], p["status"].get("podIP", "")) for p in pods["items"]]
+    return [(name, node, other_node, ip) for name, node, _ in placed for _, other_node, ip in placed
+            if other_node != node]
+
+
+def connect_command(ip):
+    """What runs in a pod to reach another pod: agnhost's `connect` (exit 0 once a TCP connection is made)."""
+    return ["/agnhost", "connect", f"{ip}:{ECHO_PORT}", "--timeout=5s"]
+
+
+def reach_problems(outcomes):
+    """`outcomes`: {(from node, to node, to pod IP): (exit code, output)} of connect_command in the pods."""
+    return [f"a pod on {src} cannot reach the pod on {dst} at {ip}:{ECHO_PORT} (exit {code}: {out.strip()}) — "
+            "pod traffic between these nodes is lost; check the address each node advertises to the CNI "
+            "(flannel.alpha.coreos.com/public-ip, projectcalico.org/IPv4Address)"
+            for (src, dst, ip), (code, out) in sorted(outcomes.items()) if code != 0]

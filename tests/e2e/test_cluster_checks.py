@@ -1,6 +1,7 @@
 """The shared cluster checks on API objects as the API server returns them: each problem is found and named."""
 
-from e2e.cluster_checks import echo_workload, leftover_problems, node_problems, pod_problems, snapshot, until
+from e2e.cluster_checks import (ECHO_PORT, across_nodes, connect_command, echo_workload, leftover_problems,
+                                node_problems, pod_per_node, pod_problems, reach_problems, snapshot, until)
 
 
 def node(name, status="True", reason="KubeletReady", message=""):
@@ -58,3 +59,22 @@ def test_the_echo_service_selects_the_echo_pods():
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert service["spec"]["ports"][0]["targetPort"] == deployment["spec"]["template"]["spec"]["containers"][0][
         "ports"][0]["containerPort"]
+
+
+def test_one_pod_per_node_and_every_pair_across_nodes_is_tried_and_named_when_it_fails():
+    placed = pod_per_node(["k8s-master", "k8s-s2", "k8s-s3"])
+    assert [p["spec"]["nodeName"] for p in placed] == ["k8s-master", "k8s-s2", "k8s-s3"]
+    assert placed[0]["spec"]["tolerations"] == [{"operator": "Exists"}], "the control plane's taint too"
+    for p, ip in zip(placed, ("10.244.0.5", "10.244.1.3", "10.244.2.4")):
+        p["status"] = {"podIP": ip}
+    pairs = across_nodes({"items": placed})
+    assert len(pairs) == 6 and all(src != dst for _, src, dst, _ in pairs)
+    assert ("kubefab-e2e-across-k8s-s2", "k8s-s2", "k8s-s3", "10.244.2.4") in pairs
+    assert connect_command("10.244.2.4")[-2:] == [f"10.244.2.4:{ECHO_PORT}", "--timeout=5s"]
+    outcomes = {(src, dst, ip): (0, "") for _, src, dst, ip in pairs}
+    assert reach_problems(outcomes) == []
+    outcomes["k8s-s2", "k8s-s3", "10.244.2.4"] = (1, "TIMEOUT\n")
+    assert reach_problems(outcomes) == [
+        "a pod on k8s-s2 cannot reach the pod on k8s-s3 at 10.244.2.4:8080 (exit 1: TIMEOUT) — pod traffic between "
+        "these nodes is lost; check the address each node advertises to the CNI "
+        "(flannel.alpha.coreos.com/public-ip, projectcalico.org/IPv4Address)"]

@@ -1,5 +1,6 @@
 """kubefab end to end on the VMs of vagrant/: `cluster.up` on fresh Debian machines, every node Ready and the
-kube-system pods Running, a NodePort service reached from this machine, a second `cluster.up` that changes nothing,
+kube-system pods Running, a NodePort service reached from this machine, a pod on each node reaching the pods on
+the others (VirtualBox's NAT adapter must not be what the CNI uses), a second `cluster.up` that changes nothing,
 one worker reset and joined again, and `cluster.reset` leaving every machine clean.
 
 Runs only with KUBEFAB_E2E=vagrant, against machines just made by `vagrant up` (README.md, "Try it on your
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e.cluster_checks import (RESET_LEFTOVERS, echo_workload, leftover_problems, node_problems, pod_problems,
-                                snapshot, until)
+from e2e.cluster_checks import (ACROSS, RESET_LEFTOVERS, across_nodes, connect_command, echo_workload,
+                                leftover_problems, node_problems, pod_per_node, pod_problems, reach_problems, snapshot,
+                                until)
 from kubefab import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,6 +158,41 @@ def test_a_nodeport_service_answers_from_this_machine(vms):
     finally:
         client.CoreV1Api(api).delete_namespaced_service(service["metadata"]["name"], "default")
         client.AppsV1Api(api).delete_namespaced_deployment(deployment["metadata"]["name"], "default")
+
+
+def exec_in(api, pod, command):
+    """(exit code, output) of `command` run in `pod` of the default namespace, as `kubectl exec` runs it."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    run = stream(client.CoreV1Api(api).connect_get_namespaced_pod_exec, pod, "default", command=command,
+                 stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    run.run_forever(timeout=30)
+    output = run.read_all()
+    run.close()
+    return run.returncode, output
+
+
+def test_a_pod_on_each_node_reaches_the_pods_on_the_others(vms):
+    from kubernetes import client
+
+    api = api_client(vms)
+    core = client.CoreV1Api(api)
+    for pod in pod_per_node([h.name for h in vms.hosts]):
+        core.create_namespaced_pod("default", pod)
+
+    def placed_problems():
+        across = pods(vms, "default", f"app={ACROSS}")
+        return pod_problems(across) or ([] if len(across["items"]) == len(vms.hosts) else ["not all pods created"])
+
+    try:
+        assert until(placed_problems, READY_TIMEOUT) == []
+        outcomes = {(node, other, ip): exec_in(api, name, connect_command(ip))
+                    for name, node, other, ip in across_nodes(pods(vms, "default", f"app={ACROSS}"))}
+        assert len(outcomes) == len(vms.hosts) * (len(vms.hosts) - 1)
+        assert reach_problems(outcomes) == []
+    finally:
+        core.delete_collection_namespaced_pod("default", label_selector=f"app={ACROSS}")
 
 
 def test_a_second_cluster_up_changes_nothing(vms):
