@@ -7,7 +7,7 @@ offline): `cluster.plan` and `cluster.up` build the same plan, and `up` executes
 
 from dataclasses import dataclass
 
-from kubefab import facts as facts_mod, kubeconfig, offline, phases, pki, render, runtime, token
+from kubefab import facts as facts_mod, kubeconfig, offline, phases, pki, render, runtime, state, token
 from kubefab.errors import KubefabError
 
 
@@ -43,8 +43,11 @@ class Plan:
 
 
 def prepare(inv):
-    """Ensure the PKI, kubeconfigs, token and rendered tree for `inv` in its state dir."""
-    actions = pki.ensure(inv) + kubeconfig.ensure(inv)
+    """Ensure the PKI, kubeconfigs, token and rendered tree for `inv` in its state dir (checked first)."""
+    state.check(inv)
+    actions = pki.ensure(inv)
+    state.adopt(inv)
+    actions += kubeconfig.ensure(inv)
     token_id = token.bootstrap_token(inv).reveal().split(".")[0]
     rendered = render.render(inv)
     extra = offline.files(inv)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, replace
 
 from kubefab import apisteps, bootstrap, diagnose, facts as facts_mod, lock, log as logs, phases, plan, preflight, report, \
-    reset as reset_mod, script, ssh, token
+    reset as reset_mod, script, ssh, state, token
 from kubefab.errors import KubefabError
 from kubefab.runner import DEFAULT_WORKERS, HostResult, Interrupted, Runner, worst
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, Api
@@ -48,6 +48,7 @@ class Run:
             raise KubefabError(f"--workers {options.workers}: at least one host must be worked on at a time")
         if options.max_failed < 0:
             raise KubefabError(f"--max-failed {options.max_failed}: give how many workers may fail, 0 or more")
+        state.check(inv)      # before the log and the lock are opened in it
         self.inv, self.o = inv, options
         self.console = console or sys.stdout
         self.ask = ask or _ask
@@ -212,7 +213,7 @@ class Run:
             unreached = {r.host: r.detail for r in results if r.failed}
             findings = self.findings = preflight.evaluate(
                 self.inv, gathered, failures=unreached, ignore=self.o.ignore,
-                ca_sha256=preflight.local_ca_fingerprint(self.inv), prepared=prepared)
+                ca_sha256=state.ca_fingerprint(self.inv), prepared=prepared)
             self._say(preflight.table(findings), shown=any(f.status != preflight.OK for f in findings))
             blocking = preflight.errors(findings)
             self.results += [HostResult(h.name, "preflight", _preflight_status(h.name, findings, gathered),

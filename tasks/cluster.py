@@ -14,7 +14,7 @@ SELECT_HELP = {
 BATCH_HELP = "join this many workers at once (default: worker_batch_size of the inventory)"
 RUN_HELP = {"workers": f"hosts worked on at once (default {DEFAULT_WORKERS})",
             "verbose": "show every step of every host", "quiet": "show only problems and the summary",
-            "ignore": "let this preflight check's errors pass (repeat or comma-separate; 'all' for every check)"}
+            "ignore": "let this preflight check's errors pass (repeat or comma-separate; 'all' for every check that may be)"}
 
 
 @task(iterable=["only", "skip", "host"], help={**SELECT_HELP, "batch": BATCH_HELP})

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import checks, facts, inventory, pki, preflight
+from kubefab import checks, facts, inventory, pki, preflight, state
 from kubefab.checks import DONE, ERROR, FIX, OK, WARNING
 from kubefab.errors import KubefabError
 
@@ -306,8 +306,8 @@ def test_check_table_invariants():
 
 def test_the_local_ca_fingerprint_matches_what_the_probe_computes(tmp_path):
     inv = load(tmp_path)
-    assert preflight.local_ca_fingerprint(inv) == ""
+    assert state.ca_fingerprint(inv) == ""
     pki.ensure(inv)
     crt, _ = pki.paths(inv, pki.BY_NAME["ca"])
-    assert preflight.local_ca_fingerprint(inv) == facts.ca_fingerprint(crt.read_bytes())
-    assert facts.ca_fingerprint(crt.read_bytes().replace(b"\n", b"\r\n")) == preflight.local_ca_fingerprint(inv)
+    assert state.ca_fingerprint(inv) == facts.ca_fingerprint(crt.read_bytes())
+    assert facts.ca_fingerprint(crt.read_bytes().replace(b"\n", b"\r\n")) == state.ca_fingerprint(inv)
