@@ -109,9 +109,9 @@ def _check_record(inv):
     record = _read_record(inv, path)
     if record["cluster"] != inv.cluster.name:
         raise KubefabError(
-            f"{inv.state_dir}: this state dir is cluster {record['cluster']!r}'s ({RECORD} says so), but {inv.path} "
-            f"names the cluster {inv.cluster.name!r}: kubefab would take over {record['cluster']!r}'s CA, its "
-            f"admin.conf and its hosts' files — give --state-dir another directory for {inv.cluster.name!r} (its "
+            f"{inv.state_dir}: this state dir belongs to cluster {record['cluster']!r} ({RECORD} says so), but {inv.path} "
+            f"names the cluster {inv.cluster.name!r}: kubefab would take over the CA, admin.conf and host files of "
+            f"{record['cluster']!r} — give --state-dir another directory for {inv.cluster.name!r} (its "
             f"default is .kubefab/{inv.cluster.name} beside the inventory), or set [cluster] name back to "
             f"{record['cluster']!r}")
     have, want = ca_fingerprint(inv), record["ca_sha256"]
