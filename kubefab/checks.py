@@ -386,8 +386,8 @@ def _checks():
         Check("IsPrivilegedUser", ERROR, "all", _privileged),
         Check("ClusterMember", ERROR, "all", _cluster_member, kubeadm=False),
         Check("ClusterCA", ERROR, "all", _cluster_ca, kubeadm=False,
-              not_ignorable="the push phase would overwrite that CA with this state dir's, and the nodes of that cluster "
-                        "would no longer trust each other"),
+              not_ignorable="the push phase would overwrite that CA with this state dir's, and the nodes of that "
+                            "cluster would no longer trust each other"),
         Check("NumCPU", ERROR, "control-plane", _num_cpu),
         Check("Mem", ERROR, "all", _mem),
         Check("SystemVerification", ERROR, "all", _system),

@@ -109,8 +109,8 @@ def _check_record(inv):
     record = _read_record(inv, path)
     if record["cluster"] != inv.cluster.name:
         raise KubefabError(
-            f"{inv.state_dir}: this state dir belongs to cluster {record['cluster']!r} ({RECORD} says so), but {inv.path} "
-            f"names the cluster {inv.cluster.name!r}: kubefab would take over the CA, admin.conf and host files of "
+            f"{inv.state_dir}: this state dir belongs to cluster {record['cluster']!r} ({RECORD} says so), but "
+            f"{inv.path} names the cluster {inv.cluster.name!r}: kubefab would take over the CA, admin.conf and host files of "
             f"{record['cluster']!r} — give --state-dir another directory for {inv.cluster.name!r} (its "
             f"default is .kubefab/{inv.cluster.name} beside the inventory), or set [cluster] name back to "
             f"{record['cluster']!r}")

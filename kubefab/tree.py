@@ -105,9 +105,6 @@ def _keep_list(inv, files):
 def _write(inv, due):
     local = local_path(inv, due.host, due.path)
     _make_dirs(hosts_dir(inv), local.parent)
-    if due.mode & 0o077 == 0 and local.is_file() and local.stat().st_mode & 0o077:
-        raise KubefabError(f"{local}: holds a secret but is readable by group or others "
-                           f"(mode {stat.S_IMODE(local.stat().st_mode):04o}) — `chmod 600 {local}`")
     changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
     return RenderedFile(due.host, due.path, due.mode, len(due.data), changed, local, due.source, due.phase,
                         hashlib.sha256(due.data).hexdigest(), int(local.stat().st_mtime))

@@ -156,7 +156,7 @@ def test_a_replaced_ca_is_refused_with_both_fingerprints(tmp_path):
 # -- secrets, a file for a dir, special files -----------------------------------------------------
 
 @pytest.mark.parametrize("secret", ["pki/ca.key", "pki/nodes/cp-1/etcd/peer.key", "kubeconfigs/admin.conf",
-                                    "bootstrap-token", "hosts/cp-1/etc/kubernetes/pki/sa.key"])
+                                    "bootstrap-token"])
 def test_a_secret_readable_by_others_is_refused_with_the_chmod_that_fixes_it(tmp_path, secret):
     inv = planned(tmp_path)
     path = inv.state_dir / secret
@@ -201,8 +201,8 @@ def test_pki_show_lists_the_readable_certificates_and_names_the_unreadable_one(t
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     lines = r.stdout.splitlines()
     assert f"{total - 2} certificates; 0 expire within 30 days" in lines
-    assert "error: pki/apiserver-kubelet-client.crt: is not a PEM certificate — restore it from your backup, or let " \
-           "`invoke cluster.plan` issue it again" in lines
+    assert "error: pki/apiserver-kubelet-client.crt: is not a PEM certificate — restore it from your backup, or " \
+           "let `invoke cluster.plan` issue it again" in lines
     assert "error: kubeconfigs/admin.conf: is not a kubeconfig with a client certificate — restore it from your " \
            "backup, or let `invoke cluster.plan` issue it again" in lines
     assert any("pki/ca.crt" in line for line in lines)
