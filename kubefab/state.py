@@ -2,17 +2,19 @@
 
 `check(inv)` runs before kubefab reads or writes the state dir and refuses, all problems at once:
 a state dir path that is not a directory; a symbolic link anywhere inside (a write or a prune would
-follow it out of the state dir) or a file that is neither regular file nor directory; a secret (a key
-under pki/, a kubeconfig, the bootstrap token) readable by group or others; and a state dir that
-records another cluster, or a CA other than the one it was made with.
+follow it out of the state dir); a file that is neither regular file nor directory, or a directory
+where kubefab keeps a file and the reverse; a secret (a key under pki/, a kubeconfig, the bootstrap
+token) readable by group or others; and a state dir that records another cluster, or CAs other than
+the ones it was made with.
 
-The record, `<state>/cluster.json`, holds the cluster's name and its CA's fingerprint
+The record, `<state>/cluster.json`, holds the cluster's name and the fingerprint of each of its CAs
 (facts.ca_fingerprint, the digest the fact probe reports for a host's ca.crt). `adopt` writes it
-right after pki.ensure made or first kept the CA, so an existing state dir without one adopts it once.
+right after pki.ensure made or first kept the CAs, so an existing state dir without one adopts it once.
 """
 
 import json
 import os
+import re
 import stat
 
 from kubefab import facts, fsutil, pki
@@ -21,8 +23,11 @@ from kubefab.errors import KubefabError
 RECORD = "cluster.json"
 TOKEN = "bootstrap-token"
 MODE = 0o600
-REPLACE_CA = ("kubefab never makes a new CA for a cluster that has one: restore pki/ca.crt and pki/ca.key from your "
-              "backup (a control plane keeps them in /etc/kubernetes/pki)")
+# Where kubefab keeps a directory, and where a file (relative to the state dir; what hosts/ holds is tree.sync's).
+DIRS = re.compile(r"pki(/etcd|/nodes(/[^/]+(/etcd)?)?)?|kubeconfigs(/nodes(/[^/]+)?)?|hosts")
+FILES = re.compile(r"bootstrap-token|cluster\.json|hosts\.json|run\.lock|kubefab\.log(\.[0-9]+)?|\.__kubefab\.lock"
+                   r"|(pki|kubeconfigs)/.+\.(crt|key|pub|conf)")
+CAS = tuple(spec.name for spec in pki.CERTS if spec.is_ca)
 
 
 def check(inv):
@@ -40,22 +45,22 @@ def check(inv):
     _check_record(inv)
 
 
-def ca_fingerprint(inv):
-    """facts.ca_fingerprint of the cluster CA in the state dir, "" before it exists."""
-    crt = _ca_crt(inv)
+def ca_fingerprint(inv, name="ca"):
+    """facts.ca_fingerprint of CA `name` (default the cluster CA) in the state dir, "" before it exists."""
+    crt = _ca_crt(inv, name)
     return facts.ca_fingerprint(crt.read_bytes()) if crt.is_file() else ""
 
 
 def adopt(inv):
-    """Record the cluster's name and CA fingerprint when the state dir has no record yet (check() ran first)."""
+    """Record the cluster's name and its CAs' fingerprints when the state dir has no record yet (check() ran first)."""
     path = inv.state_dir / RECORD
     if not path.exists():
-        record = {"cluster": inv.cluster.name, "ca_sha256": ca_fingerprint(inv)}
+        record = {"cluster": inv.cluster.name, "ca_sha256": {name: ca_fingerprint(inv, name) for name in CAS}}
         fsutil.write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n", MODE)
 
 
-def _ca_crt(inv):
-    return pki.paths(inv, pki.BY_NAME["ca"])[0]
+def _ca_crt(inv, name):
+    return pki.paths(inv, pki.BY_NAME[name])[0]
 
 
 def _check_parent(top):
@@ -90,6 +95,10 @@ def _entry_problems(top, entry):
                f"write or a clean-up would land elsewhere — {undo}")
     elif not (entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False)):
         yield f"{path}: is neither a file nor a directory — remove it (`rm {path}`)"
+    elif entry.is_dir(follow_symlinks=False) and FILES.fullmatch(rel):
+        yield f"{path}: is a directory where kubefab keeps a file — remove it (`rm -r {path}`)"
+    elif entry.is_file(follow_symlinks=False) and DIRS.fullmatch(rel):
+        yield f"{path}: is a file where kubefab keeps a directory — remove it (`rm {path}`)"
     elif entry.is_file(follow_symlinks=False) and _secret(rel):
         mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
         if mode & 0o077:
@@ -110,29 +119,32 @@ def _check_record(inv):
     if record["cluster"] != inv.cluster.name:
         raise KubefabError(
             f"{inv.state_dir}: this state dir belongs to cluster {record['cluster']!r} ({RECORD} says so), but "
-            f"{inv.path} names the cluster {inv.cluster.name!r}: kubefab would take over the CA, admin.conf and host files of "
-            f"{record['cluster']!r} — give --state-dir another directory for {inv.cluster.name!r} (its "
-            f"default is .kubefab/{inv.cluster.name} beside the inventory), or set [cluster] name back to "
+            f"{inv.path} names the cluster {inv.cluster.name!r}: kubefab would take over the CA, admin.conf and "
+            f"host files of {record['cluster']!r} — give --state-dir another directory for {inv.cluster.name!r} "
+            f"(its default is .kubefab/{inv.cluster.name} beside the inventory), or set [cluster] name back to "
             f"{record['cluster']!r}")
-    have, want = ca_fingerprint(inv), record["ca_sha256"]
-    start_over = f"to start a new cluster in this state dir instead, delete {path}"
-    if want and not have:
-        raise KubefabError(f"{_ca_crt(inv)}: the CA of cluster {record['cluster']!r} (sha256 {want}) is missing — "
-                           f"{REPLACE_CA}; {start_over}")
-    if want and have != want:
-        raise KubefabError(f"{_ca_crt(inv)}: is not the CA cluster {record['cluster']!r} was made with (sha256 "
-                           f"{have}, {RECORD} records {want}) — {REPLACE_CA}; if you replaced the CA on purpose, "
-                           f"delete {path} and kubefab records the new one")
+    for name, want in record["ca_sha256"].items():
+        crt, have = _ca_crt(inv, name), ca_fingerprint(inv, name)
+        restore = (f"kubefab never makes a new CA for a cluster that has one: restore {crt.name} and its key from "
+                   f"your backup of {crt.parent} (a control plane keeps them in /etc/kubernetes/pki)")
+        if not have:
+            raise KubefabError(f"{crt}: the {name} CA of cluster {record['cluster']!r} (sha256 {want}) is missing — "
+                               f"{restore}; to start a new cluster in this state dir instead, delete {path}")
+        if have != want:
+            raise KubefabError(f"{crt}: is not the {name} CA cluster {record['cluster']!r} was made with (sha256 "
+                               f"{have}, {RECORD} records {want}) — {restore}; if you replaced the CA on purpose, "
+                               f"delete {path} and kubefab records the new one")
 
 
 def _read_record(inv, path):
     try:
         record = json.loads(path.read_text())
-        if isinstance(record, dict) and set(record) == {"cluster", "ca_sha256"} and \
-                all(isinstance(v, str) for v in record.values()):
+        cas = record["ca_sha256"]
+        if set(record) == {"cluster", "ca_sha256"} and isinstance(record["cluster"], str) and \
+                set(cas) <= set(CAS) and all(isinstance(v, str) and v for v in cas.values()):
             return record
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError):
         pass
-    raise KubefabError(f"{path}: is not kubefab's record of this state dir (a JSON object with 'cluster' and "
-                       f"'ca_sha256') — restore it from your backup; if this state dir is cluster "
-                       f"{inv.cluster.name!r}'s, delete it and kubefab records it again")
+    raise KubefabError(f"{path}: is not kubefab's record of this state dir (a JSON object of 'cluster' and "
+                       f"'ca_sha256', the fingerprint of each CA) — restore it from your backup; if this state dir "
+                       f"belongs to cluster {inv.cluster.name!r}, delete it and kubefab records it again")

@@ -104,8 +104,14 @@ def _keep_list(inv, files):
 
 def _write(inv, due):
     local = local_path(inv, due.host, due.path)
-    _make_dirs(hosts_dir(inv), local.parent)
-    changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
+    try:
+        _make_dirs(hosts_dir(inv), local.parent)
+        changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
+    except (FileExistsError, IsADirectoryError, NotADirectoryError) as e:
+        host_tree = hosts_dir(inv) / due.host
+        raise KubefabError(f"{local}: cannot be written ({e.strerror}): a file stands where the rendered tree needs a "
+                           f"directory, or the reverse — remove {host_tree} (`rm -r {host_tree}`), kubefab renders "
+                           "it again") from None
     return RenderedFile(due.host, due.path, due.mode, len(due.data), changed, local, due.source, due.phase,
                         hashlib.sha256(due.data).hexdigest(), int(local.stat().st_mtime))
 

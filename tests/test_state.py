@@ -117,8 +117,9 @@ def test_another_cluster_name_on_a_state_dir_is_refused_naming_both(tmp_path):
 def test_a_state_dir_without_a_record_adopts_it_once(tmp_path):
     inv = planned(tmp_path)
     record = inv.state_dir / state.RECORD
-    crt = pki.paths(inv, pki.BY_NAME["ca"])[0]
-    assert json.loads(record.read_text()) == {"cluster": "alpha", "ca_sha256": facts.ca_fingerprint(crt.read_bytes())}
+    assert json.loads(record.read_text()) == {"cluster": "alpha", "ca_sha256": {
+        name: facts.ca_fingerprint(pki.paths(inv, pki.BY_NAME[name])[0].read_bytes())
+        for name in ("ca", "front-proxy-ca", "etcd/ca")}}
     record.unlink()                              # a state dir made before the record existed
     plan.prepare(inv)
     assert json.loads(record.read_text())["cluster"] == "alpha"
@@ -127,15 +128,16 @@ def test_a_state_dir_without_a_record_adopts_it_once(tmp_path):
         plan.prepare(inventory.load(write_inventory(tmp_path / "b", "beta"), state_dir=inv.state_dir))
 
 
-def test_a_lost_ca_is_never_answered_with_a_new_one(tmp_path):
+@pytest.mark.parametrize("ca", ["ca", "etcd/ca", "front-proxy-ca"])
+def test_a_lost_ca_is_never_answered_with_a_new_one(tmp_path, ca):
     inv = planned(tmp_path)
-    crt, key = pki.paths(inv, pki.BY_NAME["ca"])
+    crt, key = pki.paths(inv, pki.BY_NAME[ca])
     crt.unlink()
     key.unlink()
     before = snapshot(inv.state_dir)
-    with pytest.raises(KubefabError, match=re.escape(f"{crt}: the CA of cluster 'alpha' (sha256 ")) as e:
+    with pytest.raises(KubefabError, match=re.escape(f"{crt}: the {ca} CA of cluster 'alpha' (sha256 ")) as e:
         plan.prepare(inv)
-    assert "restore pki/ca.crt and pki/ca.key from your backup" in str(e.value)
+    assert f"restore {crt.name} and its key from your backup of {crt.parent}" in str(e.value)
     assert snapshot(inv.state_dir) == before
 
 
@@ -149,7 +151,7 @@ def test_a_replaced_ca_is_refused_with_both_fingerprints(tmp_path):
         shutil.copy2(theirs, mine)
     with pytest.raises(KubefabError) as e:
         plan.prepare(inv)
-    assert f"is not the CA cluster 'alpha' was made with (sha256 {facts.ca_fingerprint(crt.read_bytes())}, " \
+    assert f"is not the ca CA cluster 'alpha' was made with (sha256 {facts.ca_fingerprint(crt.read_bytes())}, " \
            f"cluster.json records {want})" in str(e.value)
 
 
@@ -166,6 +168,27 @@ def test_a_secret_readable_by_others_is_refused_with_the_chmod_that_fixes_it(tmp
     assert f"{path}: holds a secret but is readable by" in str(e.value) and f"`chmod 600 {path}`" in str(e.value)
     path.chmod(0o600)
     plan.prepare(inv)
+
+
+@pytest.mark.parametrize("path, kind", [("pki/etcd", "file"), ("hosts", "file"), ("kubeconfigs", "file"),
+                                        ("bootstrap-token", "directory"), ("pki/sa.pub", "directory"),
+                                        ("kubefab.log", "directory"), ("cluster.json", "directory")])
+def test_a_file_where_kubefab_keeps_a_directory_or_the_reverse_is_refused(tmp_path, path, kind):
+    inv = planned(tmp_path)
+    where = inv.state_dir / path
+    shutil.rmtree(where) if where.is_dir() else where.unlink(missing_ok=True)
+    where.mkdir() if kind == "directory" else where.write_text("")
+    with pytest.raises(KubefabError, match=re.escape(f"{where}: is a {kind} where kubefab keeps a ")):
+        plan.prepare(inv)
+
+
+def test_a_file_in_the_way_of_the_rendered_tree_is_an_error_naming_the_tree_to_remove(tmp_path):
+    inv = planned(tmp_path)
+    host_tree = inv.state_dir / "hosts" / "w-1"
+    shutil.rmtree(host_tree / "etc")
+    (host_tree / "etc").write_text("")
+    with pytest.raises(KubefabError, match=re.escape(f"(`rm -r {host_tree}`), kubefab renders it again")):
+        plan.prepare(inv)
 
 
 def test_a_fifo_in_the_state_dir_is_refused(tmp_path):
