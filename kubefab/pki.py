@@ -193,9 +193,9 @@ def _check_ca_dates(inv, crt, at):
                            f"one: {by_hand}; or build a new cluster in a new state dir")
     if not_after < at + datetime.timedelta(days=days):
         left = (not_after - at).days
-        raise KubefabError(f"{crt}: the CA expires on {not_after:%Y-%m-%d} (in {left} days), before a certificate "
-                           f"issued now with cert_validity_days = {days} would — set cert_validity_days to at most "
-                           f"{left} in {inv.path}, or {by_hand}")
+        shorter = f"set cert_validity_days to at most {left} in {inv.path}, or " if left else ""
+        raise KubefabError(f"{crt}: the CA expires on {not_after:%Y-%m-%d %H:%M} UTC (in {left} days), before a "
+                           f"certificate issued now with cert_validity_days = {days} would — {shorter}{by_hand}")
 
 
 def _ensure_sa(inv):

@@ -15,6 +15,7 @@ right after pki.ensure made or first kept the CAs, so an existing state dir with
 import json
 import os
 import re
+import shlex
 import stat
 
 from kubefab import facts, fsutil, pki
@@ -84,26 +85,26 @@ def _entries(top):
 
 
 def _entry_problems(top, entry):
-    path = entry.path
+    path, shell = entry.path, shlex.quote(entry.path)
     rel = os.path.relpath(path, top)
     if entry.is_symlink():
-        target = os.readlink(path)
-        undo = f"`rm {path}`" + ("" if rel.startswith("hosts" + os.sep) or not os.path.exists(path)
-                                 else f" and put the real {'directory' if os.path.isdir(path) else 'file'} there "
-                                      f"(`cp -a {os.path.realpath(path)} {path}`)")
-        yield (f"{path}: is a symbolic link (to {target}); kubefab never follows a link out of its state dir, where a "
-               f"write or a clean-up would land elsewhere — {undo}")
+        rendered = rel.split(os.sep)[0] == "hosts"          # kubefab renders hosts/ again; the rest is the only copy
+        undo = f"`rm {shell}`" + ("" if rendered or not os.path.exists(path)
+                                  else f" and put the real {'directory' if os.path.isdir(path) else 'file'} there "
+                                       f"(`cp -a {shlex.quote(os.path.realpath(path))} {shell}`)")
+        yield (f"{path}: is a symbolic link (to {os.readlink(path)}); kubefab never follows a link out of its state "
+               f"dir, where a write or a clean-up would land elsewhere — {undo}")
     elif not (entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False)):
-        yield f"{path}: is neither a file nor a directory — remove it (`rm {path}`)"
+        yield f"{path}: is neither a file nor a directory — remove it (`rm {shell}`)"
     elif entry.is_dir(follow_symlinks=False) and FILES.fullmatch(rel):
-        yield f"{path}: is a directory where kubefab keeps a file — remove it (`rm -r {path}`)"
+        yield f"{path}: is a directory where kubefab keeps a file — remove it (`rm -r {shell}`)"
     elif entry.is_file(follow_symlinks=False) and DIRS.fullmatch(rel):
-        yield f"{path}: is a file where kubefab keeps a directory — remove it (`rm {path}`)"
+        yield f"{path}: is a file where kubefab keeps a directory — remove it (`rm {shell}`)"
     elif entry.is_file(follow_symlinks=False) and _secret(rel):
         mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
         if mode & 0o077:
             yield (f"{path}: holds a secret but is readable by {'others' if mode & 0o007 else 'its group'} "
-                   f"(mode {mode:04o}) — `chmod 600 {path}`, and replace the key if someone else may have read it")
+                   f"(mode {mode:04o}) — `chmod 600 {shell}`, and replace the key if someone else may have read it")
 
 
 def _secret(rel):

@@ -603,7 +603,7 @@ def test_a_ca_that_expires_before_a_leaf_issued_now_is_an_error_with_the_days_it
     crt = planted_ca(inv, "etcd/ca", days=500, age_days=400)
     before = tree(inv.state_dir)
     with pytest.raises(KubefabError, match=re.escape(
-            f"{crt}: the CA expires on ") + r"\S+ \(in (99|100) days\), before a certificate issued now with "
+            f"{crt}: the CA expires on ") + r"\S+ \S+ UTC \(in (99|100) days\), before a certificate issued now with "
             r"cert_validity_days = 365 would — set cert_validity_days to at most \1 in "):
         plan.prepare(inv)
     assert tree(inv.state_dir) == before
