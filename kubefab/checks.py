@@ -321,8 +321,9 @@ def _cluster_ca(s):
         return Outcome(f"{probe.CA_CERT} on the host is another CA (sha256 {theirs}) than this state dir's "
                        f"{pki.paths(s.inv, pki.BY_NAME['ca'])[0]} (sha256 {ours}): the host belongs to another "
                        "cluster, or this cluster's state dir was lost",
-                       f"if it is this cluster, restore its state dir: copy your backup of {pki.pki_dir(s.inv)} (and "
-                       f"{home / state.RECORD}) back into {home}, or without a backup the CA files of a control "
+                       "if it is this cluster, give --state-dir its state dir (the default, .kubefab/<cluster name>, "
+                       f"moves when the cluster is renamed), or restore it: copy your backup of {pki.pki_dir(s.inv)} "
+                       f"(and {home / state.RECORD}) back into {home}, or without a backup the CA files of a control "
                        "plane's /etc/kubernetes/pki, then run again (kubefab never gives a cluster a new CA); if the "
                        f"host is to leave that other cluster: {RESET}")
 

@@ -258,7 +258,7 @@ def test_a_host_with_another_ca_is_refused_whatever_is_ignored_naming_both_ca_an
     text = preflight.table(got.values())
     assert f"error ClusterCA on w-1: /etc/kubernetes/pki/ca.crt on the host is another CA (sha256 {OTHER_CA}) than " \
            f"this state dir's {inv.state_dir / 'pki' / 'ca.crt'} (sha256 {LOCAL_CA})" in text
-    assert f"restore its state dir: copy your backup of {inv.state_dir / 'pki'} (and " \
+    assert f"or restore it: copy your backup of {inv.state_dir / 'pki'} (and " \
            f"{inv.state_dir / 'cluster.json'}) back into {inv.state_dir}" in text
     with pytest.raises(KubefabError, match="--ignore ClusterCA: this check cannot be ignored: the push phase would "
                                            "overwrite that CA"):
