@@ -65,7 +65,7 @@ class Run:
 
     def reset(self):
         """Reset the hosts (workers first, control planes last) to as they were before cluster.up; the exit code."""
-        return self._locked(self._reset)
+        return self._locked(self._reset, prepare=False)
 
     def _reset(self):
         hosts = self.inv.select(self.o.hosts)
@@ -139,15 +139,18 @@ class Run:
             self._finish("preflight passed")
         return code
 
-    def _locked(self, body):
+    def _locked(self, body, prepare=True):
+        """Run `body` holding the state dir's lock, with the local bundle prepared first unless `prepare` is False
+        (a reset needs none: an expired CA or a lost PKI must not stop one, nor may a reset make a new CA)."""
         hosts = self.inv.select(self.o.hosts)
         logs.mask(*(ssh.sudo_password(h) for h in hosts))
         if any(h.ssh.known_hosts == "off" for h in hosts):
             self.log.warning("warning: host keys are not checked (known_hosts = 'off'): anyone on the path can "
                              "pose as these hosts")
         with lock.held(self.inv.state_dir, self.log):
-            self.bundle = plan.prepare(self.inv)
-            logs.mask(token.bootstrap_token(self.inv))
+            if prepare:
+                self.bundle = plan.prepare(self.inv)
+                logs.mask(token.bootstrap_token(self.inv))
             self.ssh = ssh.Hosts()
             self.runner = Runner(self.o.workers, self._progress)
             self.api_steps = apisteps.ApiSteps(self.inv, self.ssh, self.log, stop=self.runner.stopping)

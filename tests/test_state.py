@@ -1,6 +1,8 @@
 """The state dir is one cluster's, and nothing outside it is ever touched: links, foreign files, another cluster's
 name, secrets readable by others, a file where the dir should be, unreadable certificates."""
 
+import datetime
+import io
 import json
 import os
 import re
@@ -11,7 +13,7 @@ import pytest
 
 from conftest import invoke
 from inventories import host_tables
-from kubefab import bundle, facts, inventory, pki, plan, state
+from kubefab import bundle, facts, inventory, pki, plan, state, up, x509
 from kubefab.errors import KubefabError
 
 
@@ -229,3 +231,25 @@ def test_pki_show_lists_the_readable_certificates_and_names_the_unreadable_one(t
     assert "error: kubeconfigs/admin.conf: is not a kubeconfig with a client certificate — restore it from your " \
            "backup, or let `invoke cluster.plan` issue it again" in lines
     assert any("pki/ca.crt" in line for line in lines)
+
+
+def test_a_reset_is_not_stopped_by_an_expired_ca_and_makes_no_ca(tmp_path):
+    path = tmp_path / "inventory.toml"
+    path.write_text('[cluster]\nname = "alpha"\nkubernetes_version = "1.33.5"\nencryption_algorithm = "ECDSA-P256"\n'
+                    '[ssh]\nconnect_timeout = 1\n' + host_tables(1, 0, net="198.18.255"))   # no host answers there
+    inv = inventory.load(path, state_dir=tmp_path / "state")
+    code = up.Run(inv, up.Options(yes=True), console=io.StringIO()).reset()
+    assert code == 1 and not (inv.state_dir / "pki").exists()             # the host is unreachable; no CA made
+    plan.prepare(inv)
+    crt, key = pki.paths(inv, pki.BY_NAME["ca"])
+    made = x509.now() - datetime.timedelta(days=400)
+    ca_key = x509.new_key("ECDSA-P256")
+    pki.write_pair(crt, x509.issue(x509.Request("kubernetes", days=300, is_ca=True), ca_key, at=made), key, ca_key)
+    (inv.state_dir / state.RECORD).unlink()                                 # the expired CA is the recorded one
+    with pytest.raises(KubefabError, match="the CA expired on"):
+        plan.prepare(inv)
+    before = snapshot(inv.state_dir / "pki")
+    console = io.StringIO()
+    assert up.Run(inv, up.Options(yes=True), console=console).reset() == 1, console.getvalue()
+    assert "reset failed on some hosts" in console.getvalue()
+    assert snapshot(inv.state_dir / "pki") == before
