@@ -92,8 +92,9 @@ def _cell(r):
     return f"{r.status} {r.seconds:.1f}s" if r.seconds else r.status
 
 
-def certs(infos, warn_days=30):
-    """Every certificate, soonest expiry first, with a warning mark under `warn_days`."""
+def certs(infos, warn_days=30, unreadable=()):
+    """Every certificate, soonest expiry first, with a warning mark under `warn_days`; then each file that could
+    not be read (bundle.Unreadable)."""
     out = [f"{'expires (UTC)':<17} {'days':>5}  {'file':<54} {'subject':<52} issuer / SANs"]
     for c in infos:
         mark = "  <-- WARNING: renew soon" if c.days_left < warn_days else ""
@@ -103,4 +104,5 @@ def certs(infos, warn_days=30):
             out.append(f"{'':<24}SANs: {', '.join(c.sans)}")
     expiring = sum(c.days_left < warn_days for c in infos)
     out.append(f"{len(infos)} certificates; {expiring} expire within {warn_days} days")
+    out += [f"error: {u.file}: {u.why} — {u.fix}" for u in unreadable]
     return "\n".join(out)

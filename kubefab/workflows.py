@@ -57,6 +57,8 @@ class Workflow:
     question: str = "Change {n} hosts now?"
     done: str = ""                          # the last word of a run that passed ({n} hosts, {state_dir})
     token: Callable = None                  # a fresh bootstrap token -> the workflow using it (node.join)
+    prepares: bool = True   # the local bundle is ensured first; a reset needs none: an expired CA or a lost PKI
+                            # must not stop one, nor may a reset make a new CA
 
     @property
     def names(self):
@@ -101,4 +103,4 @@ def reset(drain=False):
               "other-control-planes", SERIAL, steps, last_first=True),
         Phase("reset-leader", "Reset the first control-plane node", "first-control-plane", SERIAL, steps),
     ), intro=_reset_intro, loud=True, question="Reset {n} hosts now (kubeadm reset -f, then what it leaves behind)?",
-        done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)")
+        done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)", prepares=False)
