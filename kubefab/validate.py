@@ -28,7 +28,6 @@ _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"^({_LABEL}(\.{_LABEL})*/)?{_NAME}$")
 _LABEL_VALUE = re.compile(rf"^({_NAME})?$")
 _REGISTRY = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:\d+)?$")
-_TAINT = re.compile(r"^([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)$")
 
 
 # -- [cluster] --------------------------------------------------------------------------------------
@@ -69,11 +68,6 @@ def check_cluster(p, c):
         if not (net.as_ip(san) or _DNS1123.match(san.removeprefix("*."))):
             p.add("cluster.apiserver", "cert_sans", f"entry {san!r} is neither an IP address nor a DNS name")
     _choice(p, "cluster.kube_proxy", "mode", c.kube_proxy.mode, PROXY_MODES)
-    for table, component in (("apiserver", c.apiserver), ("controller_manager", c.controller_manager),
-                             ("scheduler", c.scheduler), ("kubelet", c.kubelet)):
-        for name in component.extra_args:
-            if name.startswith("-"):
-                p.add(f"cluster.{table}", "extra_args", f"entry {name!r}: write flag names without '--'", at=(name,))
 
 
 def _check_endpoint(p, value):
@@ -203,11 +197,6 @@ def check_host(p, h, given):
     for role in h.roles:
         if role not in ROLES:
             p.add(table, "roles", f"has {role!r} — roles are {', '.join(repr(r) for r in ROLES)}")
-    for taint in h.taints:
-        m = _TAINT.match(taint)
-        if not m or m.group(4) not in TAINT_EFFECTS:
-            p.add(table, "taints", f"entry {taint!r} must be 'key=value:Effect' with Effect one of "
-                                   f"{', '.join(TAINT_EFFECTS)}")
     for key, value in h.labels.items():
         if not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
             p.add(table, "labels", f"key {key!r} is not a Kubernetes label key: [prefix/]name, the name at most 63 "
