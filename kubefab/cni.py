@@ -135,6 +135,8 @@ def read(path, cluster):
                            "inventory)") from None
     except UnicodeDecodeError:
         raise KubefabError(f"{path} is not UTF-8 text — give a YAML manifest") from None
+    except ValueError:          # a NUL byte in the path
+        raise KubefabError(f"{str(path)!r} is not a path — fix it") from None
     try:
         docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
         networks = list(pod_networks(docs))

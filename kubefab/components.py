@@ -27,9 +27,10 @@ _SAYS = {STR: "a string", BOOL: "true or false", INT32: "a whole number", INT64:
          FLOAT: "a number", DURATION: "a Go duration such as '10s' or '1m30s'", STRS: "a list of strings",
          MAP_SS: "a table of strings", MAP_SB: "a table of true/false values"}
 
+TYPE_META = {"apiVersion": STR, "kind": STR}
 TAINT = {"key": STR, "value": STR, "effect": STR, "timeAdded": STR}
 KUBELET_CONFIGURATION = {
-    "enableServer": BOOL, "staticPodPath": STR, "podLogsDir": STR, "syncFrequency": DURATION,
+    **TYPE_META, "enableServer": BOOL, "staticPodPath": STR, "podLogsDir": STR, "syncFrequency": DURATION,
     "fileCheckFrequency": DURATION, "httpCheckFrequency": DURATION, "staticPodURL": STR,
     "staticPodURLHeader": {"*": STRS}, "address": STR, "port": INT32, "readOnlyPort": INT32, "tlsCertFile": STR,
     "tlsPrivateKeyFile": STR, "tlsCipherSuites": STRS, "tlsMinVersion": STR, "rotateCertificates": BOOL,
@@ -72,8 +73,8 @@ KUBELET_CONFIGURATION = {
 }
 _SYNC = {"syncPeriod": DURATION, "minSyncPeriod": DURATION}
 KUBE_PROXY_CONFIGURATION = {
-    "featureGates": MAP_SB, "logging": ANY, "hostnameOverride": STR, "bindAddress": STR, "healthzBindAddress": STR,
-    "metricsBindAddress": STR, "bindAddressHardFail": BOOL, "enableProfiling": BOOL,
+    **TYPE_META, "featureGates": MAP_SB, "logging": ANY, "hostnameOverride": STR, "bindAddress": STR,
+    "healthzBindAddress": STR, "metricsBindAddress": STR, "bindAddressHardFail": BOOL, "enableProfiling": BOOL,
     "showHiddenMetricsForVersion": STR, "mode": STR,
     "clientConnection": {"kubeconfig": STR, "acceptContentTypes": STR, "contentType": STR, "qps": FLOAT,
                          "burst": INT32},
@@ -99,13 +100,18 @@ class Config:
     version: str
     fields: dict
     settings: Callable          # cluster -> the inventory's mapping
+    derived: tuple = ()         # (field, inventory setting, cluster -> value): kubeadm defaults it from there
 
 
+# kubeadm's componentconfigs default these from ClusterConfiguration and only warn when a config differs; a
+# different clusterDomain leaves pods searching a domain CoreDNS does not serve, a different clusterCIDR makes
+# kube-proxy misjudge which traffic is the pods'.
 CONFIGS = (
     Config("cluster.kubelet", "KubeletConfiguration", "kubelet.config.k8s.io/v1beta1", KUBELET_CONFIGURATION,
-           lambda c: c.kubelet.config),
+           lambda c: c.kubelet.config, (("clusterDomain", "[cluster] dns_domain", lambda c: c.dns_domain),)),
     Config("cluster.kube_proxy", "KubeProxyConfiguration", "kubeproxy.config.k8s.io/v1alpha1",
-           KUBE_PROXY_CONFIGURATION, lambda c: c.kube_proxy.config),
+           KUBE_PROXY_CONFIGURATION, lambda c: c.kube_proxy.config,
+           (("clusterCIDR", "[cluster] pod_subnet", lambda c: c.pod_subnet),)),
 )
 
 
@@ -159,13 +165,21 @@ def check(p, cluster):
     for row in DERIVED:
         _check_derived(p, cluster, row)
     for config in CONFIGS:
-        settings = config.settings(cluster)
-        for at, message in _misfits(settings, config.fields, config):
-            p.add(config.table, "config", message, at=at)
-        ours = templates.document("kubeadm/init.yaml", config.kind, kubeadm.component_values(cluster))
-        for at, value, kubefab in templates.conflicts(ours, templates.plain(settings)):
-            p.add(config.table, "config", f"{'.'.join(at)} = {value!r} conflicts with {kubefab!r}, which kubefab "
-                                          "sets — remove it", at=at)
+        _check_config(p, cluster, config)
+
+
+def _check_config(p, cluster, config):
+    settings = config.settings(cluster)
+    for at, message in _misfits(settings, config.fields, config):
+        p.add(config.table, "config", message, at=at)
+    for field, source, wanted in config.derived:
+        if field in settings and settings[field] != wanted(cluster):
+            p.add(config.table, "config", f"{field} = {settings[field]!r} differs from {source} ({wanted(cluster)!r}), "
+                                          "from which kubeadm sets it — remove it", at=(field,))
+    ours = templates.document("kubeadm/init.yaml", config.kind, kubeadm.component_values(cluster))
+    for at, value, kubefab in templates.conflicts(ours, templates.plain(settings)):
+        p.add(config.table, "config", f"{'.'.join(at)} = {value!r} conflicts with {kubefab!r}, which kubefab sets — "
+                                      "remove it", at=at)
 
 
 def _check_flag(p, table, name, value):

@@ -97,8 +97,9 @@ def _check_placement(p, hosts, cluster):
     for key, nets in (("pod_subnet", pods), ("service_subnet", services)):
         for n in nets:
             if endpoint and endpoint.version == n.version and endpoint in n:
-                p.add("cluster", "control_plane_endpoint", f"{endpoint} lies inside {key} {n}: that address belongs "
-                                                           f"to pods or services — use an address of the host network")
+                p.add("cluster", "control_plane_endpoint",
+                      f"{endpoint} lies inside {key} {n}: that address belongs to pods or services — use an address "
+                      "of the host network")
     for pod in pods:
         mask, origin = node_mask(cluster, pod, len(pods) == 2)
         if mask is None or mask < pod.prefixlen:
@@ -107,8 +108,8 @@ def _check_placement(p, hosts, cluster):
         if ranges < len(hosts):
             wanted = mask - (len(hosts) - 1).bit_length()
             p.add("cluster", "pod_subnet", f"{pod} holds {ranges} node range(s) of /{mask} ({origin}) but the "
-                                           f"inventory has {len(hosts)} hosts, each of which gets one — use a /{wanted} "
-                                           "or larger pod subnet, or smaller node ranges")
+                                           f"inventory has {len(hosts)} hosts, each of which gets one — use a "
+                                           f"/{wanted} or larger pod subnet, or smaller node ranges")
 
 
 def node_mask(cluster, pod, dual_stack):

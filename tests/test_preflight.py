@@ -21,7 +21,8 @@ INVENTORIES = {  # name: (more [cluster] keys, more tables)
     "1.31": ('kubernetes_version = "1.31.4"\n', ""),
     "1.34": ('kubernetes_version = "1.34.2"\n', ""),
     "swap allowed": ("", "[cluster.kubelet]\nconfig = { failSwapOn = false }\n"),
-    "ipv6": ('cni = "none"\npod_subnet = "10.244.0.0/16,fd00:10::/56"\nservice_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
+    "ipv6": ('cni = "none"\npod_subnet = "10.244.0.0/16,fd00:10::/56"\n'
+             'service_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
 }
 
 

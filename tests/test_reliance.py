@@ -50,12 +50,14 @@ def flannel(network):
 
 
 CNI = [
-    (text('cni_manifest = "missing.yaml"'), {}, ["line 4: [cluster] cni_manifest cannot read", "missing.yaml (No such"]),
+    (text('cni_manifest = "missing.yaml"'), {},
+     ["line 4: [cluster] cni_manifest cannot read", "missing.yaml (No such"]),
     (text('cni_manifest = "."'), {}, ["line 4: [cluster] cni_manifest", "is not a regular file"]),
     (text('cni_manifest = "/dev/null"'), {}, ["line 4: [cluster] cni_manifest /dev/null is not a regular file"]),
     (text('cni = "none"\ncni_manifest = "net.yaml"'), {"net.yaml": flannel("10.244.0.0/16")},
      ['line 5: [cluster] cni_manifest is set but cni = "none"']),
-    (text('cni_manifest = "net.yaml"'), {"net.yaml": "kind: ["}, ["line 4: [cluster] cni_manifest", "is not valid YAML"]),
+    (text('cni_manifest = "net.yaml"'), {"net.yaml": "kind: ["},
+     ["line 4: [cluster] cni_manifest", "is not valid YAML"]),
     (text('cni_manifest = "net.yaml"'), {"net.yaml": flannel("10.40.0.0/16")},
      ["line 4: [cluster] cni_manifest", "net-conf.json Network is 10.40.0.0/16, but [cluster] pod_subnet is "
       "10.244.0.0/16"]),
@@ -126,6 +128,13 @@ FLAGS = [
      ["line 14: [cluster.kubelet] config cgroupDriver = 'cgroupfs' conflicts with 'systemd', which kubefab sets"]),
     (text(tail='[cluster.kube_proxy]\nconfig = { mode = "ipvs" }'),
      ["line 14: [cluster.kube_proxy] config mode = 'ipvs' conflicts with 'iptables', which kubefab sets"]),
+    (text(tail='[cluster.kubelet]\nconfig = { clusterDomain = "corp.local" }'),
+     ["line 14: [cluster.kubelet] config clusterDomain = 'corp.local' differs from [cluster] dns_domain "
+      "('cluster.local')"]),
+    (text(tail='[cluster.kube_proxy]\nconfig = { clusterCIDR = "10.32.0.0/16" }'),
+     ["[cluster.kube_proxy] config clusterCIDR = '10.32.0.0/16' differs from [cluster] pod_subnet"]),
+    (text(tail='[cluster.kube_proxy]\nconfig = { kind = "KubeletConfiguration" }'),
+     ["line 14: [cluster.kube_proxy] config kind = 'KubeletConfiguration' conflicts with 'KubeProxyConfiguration'"]),
     (text(tail='[cluster.kube_proxy]\nconfig = { ipvs = { strictARP = "true" } }'),
      ["[cluster.kube_proxy] config ipvs.strictARP must be true or false"]),
     (text(tail='[cluster.kube_proxy]\nconfig = { conntrak = {} }'),

@@ -4,7 +4,6 @@ import re
 import shutil
 import subprocess
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import yaml
 
 from inventories import host_tables
 from kubefab import bundle, inventory, kubeadm, kubeconfig, paths, pki, plan, render, token, tree, x509
-from kubefab.errors import InventoryError, KubefabError
+from kubefab.errors import InventoryError
 
 from lab.doubles import install_dir, testkit
 
