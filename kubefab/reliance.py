@@ -25,7 +25,7 @@ def check(p, hosts, cluster, mirrors):
     for host in hosts:
         _check_taints(p, host)
     _check_placement(p, hosts, cluster)
-    _check_text_values(p, cluster, mirrors)
+    _check_rendered_values(p, cluster, mirrors)
 
 
 # -- taints -----------------------------------------------------------------------------------------
@@ -126,11 +126,12 @@ def node_mask(cluster, pod, dual_stack):
     return validate.NODE_MASKS[pod.version], f"the IPv{pod.version} default"
 
 
-# -- values that land in text templates -------------------------------------------------------------
+# -- values that land in rendered files ------------------------------------------------------------
 
-def _check_text_values(p, cluster, mirrors):
-    """containerd's config.toml and hosts.toml carry these inside quoted TOML strings: text templates refuse a
-    value with a quote, backslash or control character, so the inventory does first."""
+def _check_rendered_values(p, cluster, mirrors):
+    """containerd's config.toml and hosts.toml carry image_repository and the mirrors inside quoted TOML strings,
+    where a quote, backslash or control character cannot stand; and every rendered file is refused when it holds
+    what looks like an unfilled placeholder ('${', '{{'), so no inventory value may."""
     fix = "— give it without quotes, backslashes, line breaks or other control characters"
     if not templates.is_plain(cluster.image_repository):
         p.add("cluster", "image_repository", f"{cluster.image_repository!r} cannot stand in containerd's "
@@ -139,3 +140,32 @@ def _check_text_values(p, cluster, mirrors):
         for value in (registry, *urls):
             if not templates.is_plain(value):
                 p.add("mirrors.registries", registry, f"{value!r} cannot stand in containerd's hosts.toml {fix}")
+    for table, key, at, value in _strings(cluster, mirrors):
+        if templates.looks_unfilled(value):
+            p.add(table, key, f"{value!r} holds '${{' or '{{{{', which kubefab's check of every rendered file takes "
+                              "for a placeholder left unfilled — write it without", at=at)
+
+
+def _strings(cluster, mirrors):
+    """(table, key, path inside it, text) of every free-form string that reaches a rendered file."""
+    yield "cluster", "image_repository", (), cluster.image_repository
+    for registry, urls in mirrors.registries.items():
+        yield from (("mirrors.registries", registry, (), v) for v in (registry, *urls))
+    for key, table in components.COMPONENT_TABLES.items():
+        for name, value in getattr(cluster, key).extra_args.items():
+            yield from ((table, "extra_args", (name,), text) for text in (name, str(value)))
+    for config in components.CONFIGS:
+        yield from ((config.table, "config", at, text) for at, text in _texts(config.settings(cluster)))
+
+
+def _texts(node, at=()):
+    """(key path, text) of every key and string inside a config value."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield (*at, key), str(key)
+            yield from _texts(value, (*at, key))
+    elif isinstance(node, list):
+        for value in node:
+            yield from _texts(value, at)
+    elif isinstance(node, str):
+        yield at, node

@@ -158,6 +158,11 @@ RENDERED = [
     (text("image_repository = 'registry.example/\"x'"),
      ["line 4: [cluster] image_repository 'registry.example/\"x' cannot stand in containerd's config.toml"]),
     (text('image_repository = "registry.example/\\u0001x"'), ["line 4: [cluster] image_repository", "control"]),
+    (text(tail='[cluster.apiserver]\nextra_args = { "audit-log-path" = "/var/log/${x}" }'),
+     ["line 14: [cluster.apiserver] extra_args '/var/log/${x}' holds '${' or '{{', which kubefab's check of every "
+      "rendered file takes for a placeholder left unfilled"]),
+    (text(tail='[cluster.kubelet]\nconfig = { evictionHard = { "{{x}}" = "1" } }'),
+     ["line 14: [cluster.kubelet] config '{{x}}' holds '${' or '{{'"]),
     (text(tail='[mirrors.registries]\n"docker.io" = ["https://m.example/\\nSystemdCgroup = false"]'),
      ["line 14: [mirrors.registries] docker.io 'https://m.example/\\nSystemdCgroup = false' cannot stand in "
       "containerd's hosts.toml"]),
@@ -207,6 +212,7 @@ BAD_PLANS = [
     ("kubelet config", text(tail='[cluster.kubelet]\nconfig = { maxPod = 110 }'), {}),
     ("cgroupDriver", text(tail='[cluster.kubelet]\nconfig = { cgroupDriver = "cgroupfs" }'), {}),
     ("image_repository", text("image_repository = 'registry.example/\"x'"), {}),
+    ("extra_args value", text(tail='[cluster.apiserver]\nextra_args = { "audit-log-path" = "/var/log/${x}" }'), {}),
     ("mirror URL", text(tail='[mirrors.registries]\n"docker.io" = ["https://m.example/\\nx"]'), {}),
     ("capacity", text('pod_subnet = "10.244.0.0/24"'), {}),
 ]

@@ -167,6 +167,11 @@ def _merge(base, extra):
     return out
 
 
+def looks_unfilled(text):
+    """True if `text` holds what `check` takes for a placeholder left unfilled."""
+    return any(mark in text for mark in LEFTOVERS)
+
+
 def check(path, text):
     """Fail if rendered file `path` does not parse or still holds a placeholder (YAML: which key)."""
     if path.endswith((".yaml", ".yml")):
@@ -178,7 +183,7 @@ def check(path, text):
         except tomllib.TOMLDecodeError as e:
             raise KubefabError(f"{path}: rendered file is not valid TOML: {e}") from None
     for number, line in enumerate(text.splitlines(), 1):
-        if any(mark in line for mark in LEFTOVERS):
+        if looks_unfilled(line):
             raise KubefabError(f"{path}: line {number}: a placeholder survived rendering: {line.strip()!r}")
 
 
@@ -197,7 +202,7 @@ def _walk_leftovers(path, node, where):
     elif isinstance(node, list):
         for i, value in enumerate(node):
             _walk_leftovers(path, value, f"{where}[{i}]")
-    elif isinstance(node, str) and any(mark in node for mark in LEFTOVERS):
+    elif isinstance(node, str) and looks_unfilled(node):
         raise KubefabError(f"{path}: {where}: a placeholder survived rendering: {node!r}")
 
 
