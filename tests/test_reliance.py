@@ -230,3 +230,32 @@ def test_a_bad_inventory_plans_nothing_and_writes_no_state(tmp_path, inventory_t
     assert "problem(s):" in run.stderr and "  - line " in run.stderr
     assert "Traceback" not in run.stdout + run.stderr and "templates/" not in run.stderr
     assert list(state.iterdir()) == []
+
+
+# Every inventory string that reaches a rendered file, with each value the rendering refuses: a text template (TOML)
+# takes no quote, backslash or control character, and no rendered file may hold what looks like an unfilled
+# placeholder. On main each of these planned on until rendering, after the PKI was written, naming kubefab's template.
+TOML_UNFIT, PLACEHOLDERS = ('a"b', "a\nb", "a\\b", "a\x01b"), ("a${x}", "a{{x}}")
+REACHING = [
+    ("image_repository", lambda v: text(f"image_repository = {toml_string(v)}"), TOML_UNFIT + PLACEHOLDERS),
+    ("mirror", lambda v: text(tail=f'[mirrors.registries]\n"docker.io" = [{toml_string("https://m.example/" + v)}]'),
+     TOML_UNFIT + PLACEHOLDERS),
+    *((f"{table} extra_args", lambda v, t=table: text(tail=f"[cluster.{t}]\nextra_args = {{ x = {toml_string(v)} }}"),
+       PLACEHOLDERS) for table in ("apiserver", "controller_manager", "scheduler", "kubelet")),
+    ("kubelet config", lambda v: text(tail=f"[cluster.kubelet]\nconfig.featureGates.{toml_string(v)} = true"),
+     PLACEHOLDERS),
+    ("kube_proxy config", lambda v: text(tail=f"[cluster.kube_proxy]\nconfig.hostnameOverride = {toml_string(v)}"),
+     PLACEHOLDERS),
+]
+
+
+def toml_string(value):
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\x01", "\\u0001") + '"'
+
+
+@pytest.mark.parametrize("what,make,values", REACHING, ids=[r[0] for r in REACHING])
+def test_no_value_that_rendering_refuses_gets_past_the_load(tmp_path, what, make, values):
+    for value in values:
+        with pytest.raises(InventoryError, match=r"  - line 1?\d: \[") as err:
+            load(tmp_path, make(value))
+        assert "templates/" not in str(err.value), (what, value)
