@@ -276,10 +276,6 @@ def _modules(s):
 
 
 def _cgroup_driver(s):
-    driver = s.inv.cluster.kubelet.config.get("cgroupDriver", "systemd")
-    if driver != "systemd":
-        return Outcome(f"[cluster.kubelet] config sets cgroupDriver = {driver!r}; kubefab's containerd uses systemd",
-                       "remove cgroupDriver from [cluster.kubelet] config", ERROR)
     if s.facts.containerd_config and s.facts.containerd_systemd_cgroup != "true":
         return Outcome("containerd's /etc/containerd/config.toml uses the cgroupfs driver, the kubelet systemd",
                        "set SystemdCgroup = true in it and restart containerd")

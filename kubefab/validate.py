@@ -42,7 +42,6 @@ _LABEL_VALUE = re.compile(rf"({_NAME})?")
 _REGISTRY = re.compile(rf"{_LABEL}(\.{_LABEL})*(:[0-9]{{1,5}})?")
 # RFC 3986's unreserved and reserved characters and '%' (for escapes), without the quote "'": what a URL may hold
 _URL_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&()*+,;=%")
-_TAINT = re.compile(r"([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")            # POSIX: a name the shell can export
 _LOGIN = re.compile(r"[^\s\x00-\x1f\x7f@:]+")                    # an SSH user name: no space, control, '@' or ':'
 # Go's time.ParseDuration, as kubeadm reads a token's ttl: a sequence of decimal numbers, each with a unit
@@ -79,11 +78,6 @@ def check_cluster(p, c):
         if not (net.as_ip(san) or _DNS1123.fullmatch(san.removeprefix("*."))):
             p.add("cluster.apiserver", "cert_sans", f"entry {san!r} is neither an IP address nor a DNS name")
     _choice(p, "cluster.kube_proxy", "mode", c.kube_proxy.mode, PROXY_MODES)
-    for table, component in (("apiserver", c.apiserver), ("controller_manager", c.controller_manager),
-                             ("scheduler", c.scheduler), ("kubelet", c.kubelet)):
-        for name in component.extra_args:
-            if name.startswith("-"):
-                p.add(f"cluster.{table}", "extra_args", f"entry {name!r}: write flag names without '--'", at=(name,))
 
 
 def _check_version(p, version):
@@ -299,11 +293,6 @@ def check_host(p, h, given, typed):
     for role in h.roles:
         if role not in ROLES:
             p.add(table, "roles", f"has {role!r} — roles are {', '.join(repr(r) for r in ROLES)}")
-    for taint in h.taints:
-        m = _TAINT.fullmatch(taint)
-        if not m or m.group(4) not in TAINT_EFFECTS:
-            p.add(table, "taints", f"entry {taint!r} must be 'key=value:Effect' with Effect one of "
-                                   f"{', '.join(TAINT_EFFECTS)}")
     for key, value in h.labels.items():
         prefix, _, name = key.rpartition("/")
         if not _LABEL_KEY.fullmatch(key) or len(name) > 63 or len(prefix) > 253:

@@ -21,8 +21,8 @@ INVENTORIES = {  # name: (more [cluster] keys, more tables)
     "1.31": ('kubernetes_version = "1.31.4"\n', ""),
     "1.34": ('kubernetes_version = "1.34.2"\n', ""),
     "swap allowed": ("", "[cluster.kubelet]\nconfig = { failSwapOn = false }\n"),
-    "cgroupfs": ("", '[cluster.kubelet]\nconfig = { cgroupDriver = "cgroupfs" }\n'),
-    "ipv6": ('pod_subnet = "10.244.0.0/16,fd00:10::/56"\nservice_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
+    "ipv6": ('cni = "none"\npod_subnet = "10.244.0.0/16,fd00:10::/56"\n'
+             'service_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
 }
 
 
@@ -153,7 +153,6 @@ CASES = (
     Case("CRI", "w-1", {"cri": []}, ERROR, "installed but not running", prepared=False),
     Case("CRI", "w-1", {"cri": ["/var/run/crio/crio.sock"]}, WARNING, "/var/run/crio/crio.sock"),
     Case("CgroupDriver", "w-1", {"containerd.systemd_cgroup": "false"}, FIX, "cgroupfs driver"),
-    Case("CgroupDriver", "w-1", {}, ERROR, "cgroupDriver = 'cgroupfs'", inventory="cgroupfs"),
     Case("KubernetesVersion", "w-1", {"version.kubeadm": "1.32.9"}, FIX, "kubeadm 1.32.9 is installed"),
     Case("KubeletVersion", "w-1", {"version.kubelet": ""}, FIX, "not installed"),
     Case("KubeletVersion", "w-1", {"version.kubelet": "1.34.1"}, ERROR, "asks for 1.33.5", prepared=False),
