@@ -12,13 +12,14 @@ def plan_text(p):
            f"({len(inv.control_planes)} control-plane, {len(inv.non_control_planes)} worker)",
            f"  endpoint https://{inv.endpoint}  pods {c.pod_subnet}  services {c.service_subnet}  cni {c.cni}",
            f"  state {inv.state_dir}",
-           f"  bootstrap token {b.token_id}.***  discovery CA hash {b.ca_hash}",
+           *([f"  bootstrap token {b.token_id}.***  discovery CA hash {b.ca_hash}"] if b else []),
            f"  install from {inv.install.source}{f' ({inv.install.directory})' if inv.install.directory else ''}"]
     if p.facts is None and p.workflow.stages:
         out.append("  built offline: no facts, so steps already done on the hosts are listed too; cluster.up "
                    "gathers facts first, checks each step and runs only what is not done")
     out += [f"  warning: {w}" for w in inv.warnings]
-    out += ["", "PKI and kubeconfigs (local)"] + _actions(b.actions)
+    if b:           # a workflow that prepares no bundle (cluster.reset) has no PKI to show
+        out += ["", "PKI and kubeconfigs (local)"] + _actions(b.actions)
     for name in p.stages:
         out += ["", f"{name}: {phases.STAGES[name]} — {'from the facts gathered' if p.facts else 'before the plan'}"]
     for number, pp in enumerate(p.phases, 1):
