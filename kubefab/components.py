@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kubefab import kubeadm, net, templates
+from kubefab.digits import GO_DURATION_MAX_NS, go_duration_ns
 
 # -- Go types, as the messages name them ------------------------------------------------------------
 
@@ -22,7 +23,6 @@ STR, BOOL, INT32, INT64, FLOAT = "string", "bool", "int32", "int64", "float64"
 DURATION, ANY = "duration", "any"               # metav1.Duration: a Go duration string; any: not checked here
 STRS, MAP_SS, MAP_SB = "[]string", "map[string]string", "map[string]bool"
 _INT_BITS = {INT32: 32, INT64: 64}
-_GO_DURATION = re.compile(r"[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)")
 _SAYS = {STR: "a string", BOOL: "true or false", INT32: "a whole number", INT64: "a whole number",
          FLOAT: "a number", DURATION: "a Go duration such as '10s' or '1m30s'", STRS: "a list of strings",
          MAP_SS: "a table of strings", MAP_SB: "a table of true/false values"}
@@ -270,7 +270,8 @@ def _fits(value, go):
     if go == FLOAT:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if go == DURATION:
-        return isinstance(value, str) and bool(_GO_DURATION.fullmatch(value))
+        ns = go_duration_ns(value)
+        return ns is not None and abs(ns) <= GO_DURATION_MAX_NS
     if go == STRS:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     element = {MAP_SS: str, MAP_SB: bool}[go]
