@@ -53,26 +53,31 @@ def local_path(inv, host_name, path):
 
 def sync(inv, due):
     """Write every file in `due` into the tree, prune the rest; the files as RenderedFile, in order."""
-    written = tuple(_write(inv, d) for d in due)
+    made = set()
+    written = tuple(_write(inv, d, made) for d in due)
     _prune(inv, due)
     return written
 
 
-def _write(inv, due):
+def _write(inv, due, made):
     local = local_path(inv, due.host, due.path)
-    _make_dirs(hosts_dir(inv), local.parent)
+    _make_dirs(hosts_dir(inv), local.parent, made)
     changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
     return RenderedFile(due.host, due.path, due.mode, len(due.data), changed, local, due.source, due.phase,
                         hashlib.sha256(due.data).hexdigest(), int(local.stat().st_mtime))
 
 
-def _make_dirs(top, target):
-    """Dirs inside a host's tree get on-host modes; the tree of all hosts holds keys, so it stays private."""
-    for d in (*reversed(target.parents), target):
-        if d == top:
-            fsutil.ensure_dir(d, 0o700)
-        elif top in d.parents:
-            fsutil.ensure_dir(d, DIR_MODE)
+def _make_dirs(top, target, made):
+    """Dirs inside a host's tree get on-host modes; the tree of all hosts holds keys, so it stays private.
+    Each dir is made once per sync (`made`): thousands of hosts share the top ones."""
+    d, dirs = top, [top]
+    for part in target.relative_to(top).parts:
+        d = d / part
+        dirs.append(d)
+    for d in dirs:
+        if d not in made:
+            fsutil.ensure_dir(d, 0o700 if d == top else DIR_MODE)
+            made.add(d)
 
 
 def _prune(inv, due):
