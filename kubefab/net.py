@@ -1,6 +1,7 @@
 """Addresses, networks and endpoints as kubeadm reads them: one parser for each, IPv6 in brackets."""
 
 import ipaddress
+import re
 
 API_PORT = 6443
 
@@ -39,7 +40,7 @@ def endpoint_parts(value):
         host, _, port = value.partition(":")
     else:
         host, port = value, str(API_PORT)
-    return host, int(port) if port.isdigit() else None
+    return host, int(port) if re.fullmatch(r"[0-9]+", port) else None
 
 
 def join_endpoint(host, port=API_PORT):

@@ -157,7 +157,7 @@ def _check_node_mask(p, pods, args, single_stack):
 def _mask_arg(p, args, flag):
     """The whole number given for controller-manager flag `flag`, or None after adding a problem."""
     value = args[flag]
-    if isinstance(value, bool) or not str(value).isdigit():
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]+", str(value)):
         p.add("cluster.controller_manager", "extra_args", f"{flag!r} = {value!r} is not a whole number",
               at=(flag,))
         return None
