@@ -117,12 +117,13 @@ def kernel_modules(inv):
 
 def render(inv):
     """Write every host's files into <state>/hosts/<host>/ as on the host; call after the PKI exists."""
-    return tree.sync(inv, tuple(d for host in inv.hosts for d in _due(inv, host)))
+    serving = {name: {h.name for h in hosts(inv)} for name, hosts in HOST_SETS.items()}
+    return tree.sync(inv, tuple(d for host in inv.hosts for d in _due(inv, host, serving)))
 
 
-def _due(inv, host):
+def _due(inv, host, serving):
     files = [tree.Due(host.name, spec.on_host(item), spec.mode, _text(spec, inv, host, item).encode(), spec.template,
-                      spec.phase) for spec in FILES if _serves(spec, inv, host) for item in spec.items(inv)]
+                      spec.phase) for spec in FILES if host.name in serving[spec.hosts] for item in spec.items(inv)]
     files += [tree.Due(host.name, f.path_on_host, f.mode, Path(f.local_source).read_bytes(),
                        str(Path(f.local_source).relative_to(inv.state_dir)), "push") for f in bundle.host_files(inv, host)]
     seen = set()
@@ -132,10 +133,6 @@ def _due(inv, host):
             raise KubefabError(f"{host.name}: two files render to {d.path} — fix kubefab's render table")
         seen.add(d.path)
     return files
-
-
-def _serves(spec, inv, host):
-    return any(h.name == host.name for h in HOST_SETS[spec.hosts](inv))
 
 
 def _text(spec, inv, host, item):

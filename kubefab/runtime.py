@@ -26,7 +26,7 @@ def steps(inv, host, bundle, facts):
     files = tuple(f for f in bundle.files[host.name] if f.phase == "runtime")
     pushed = push("files", files, facts)
     changing = {f.path for f in pushed.files}
-    return (_hostname(host, facts), _etc_hosts(inv, facts), _swap(facts), pushed, _modules(inv, facts),
+    return (_hostname(host, facts), _etc_hosts(inv, bundle, facts), _swap(facts), pushed, _modules(inv, facts),
             _sysctls(files, facts), _selinux(facts), _firewalld(inv, host, facts),
             *_install(inv, files, facts, changing), _containerd(facts, changing), _kubelet(files, facts, changing),
             _images(inv, facts))
@@ -45,18 +45,27 @@ def _hostname(host, facts):
     return unless(step, facts and facts.hostname == facts.etc_hostname == host.name and f"hostname is {host.name}")
 
 
-def _etc_hosts(inv, facts):
-    block = "\n".join((paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), paths.HOSTS_END))
+def hosts_block(inv):
+    """kubefab's block of node names for /etc/hosts, its marker lines included, and the sha256 of its lines."""
+    block = "".join(f"{line}\n" for line in (paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts),
+                                              paths.HOSTS_END))
+    return block, hashlib.sha256(block.encode()).hexdigest()
+
+
+def _etc_hosts(inv, bundle, facts):
+    # the block travels once, on the step's standard input, and is shared by every host's step: a guard or a
+    # script holding it would make the plan grow with the square of the fleet
+    block, digest = bundle.hosts_block
     current = f"sed -n '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/p' /etc/hosts"
-    script = (f"{{ sed '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/d' /etc/hosts; printf '%s\\n' {q(block)}; }}"
+    script = (f"{{ sed '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/d' /etc/hosts; cat; }}"
               " > /etc/hosts.kubefab-new && chmod 644 /etc/hosts.kubefab-new && "
               # a bind-mounted /etc/hosts (containers) cannot be renamed over: write it in place then
               "{ mv -f /etc/hosts.kubefab-new /etc/hosts 2>/dev/null || "
               "{ cat /etc/hosts.kubefab-new > /etc/hosts && rm -f /etc/hosts.kubefab-new; }; }")
-    step = Command("/etc/hosts", script, guard=f'[ "$({current})" = {q(block)} ]',
+    guard = f'h=$({current} | sha256sum) && [ "${{h%% *}}" = {digest} ]'
+    step = Command("/etc/hosts", script, stdin=block, guard=guard,
                    label=f"/etc/hosts: a kubefab block naming all {len(inv.hosts)} nodes")
-    held = facts and facts.hosts_block == hashlib.sha256(f"{block}\n".encode()).hexdigest()
-    return unless(step, held and f"/etc/hosts names all {len(inv.hosts)} nodes")
+    return unless(step, facts and facts.hosts_block == digest and f"/etc/hosts names all {len(inv.hosts)} nodes")
 
 
 def _swap(facts):

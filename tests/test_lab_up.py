@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import toml
 
-from kubefab import execute, inventory, log as logs, runner, script, ssh
+from kubefab import execute, inventory, log as logs, paths, runner, script, ssh
 from kubefab.session import Options
 from kubefab.tree import RenderedFile
 from kubefab.steps import Command, Push
@@ -102,6 +102,8 @@ def test_runtime_and_push_as_a_sudo_user_with_a_password_then_a_second_run_chang
     assert host_file(lab, "kf-cp1", "/etc/kubernetes/pki/ca.key").startswith("600 root\n-----BEGIN")
     assert lab.run("kf-w1", "ls /etc/kubernetes; ls /etc/kubernetes/kubefab").stdout.split() == ["kubefab", "join.yaml"]
     assert lab.run("kf-w1", "find / -xdev -name '*.kubefab-new' | wc -l").stdout.strip() == "0"
+    nodes = "".join(f"{h.address} {h.name}\n" for h in lab.hosts)
+    assert f"\n{paths.HOSTS_BEGIN}\n{nodes}{paths.HOSTS_END}\n" in lab.run("kf-w1", "cat /etc/hosts").stdout
 
     again_at = time.monotonic()
     code, again, results = run(lab, tmp_path, only=("facts", "preflight", "runtime", "push"), yes=True, verbose=True)
