@@ -19,10 +19,21 @@ SWAP_OFF, KERNEL_MODULES, SYSCTLS = "swap off", "kernel modules", "sysctls"     
 MODULES = ("overlay", "br_netfilter", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack")
 MODULES_LOAD = ("/etc/modules-load.d/k8s.conf", "/etc/modules-load.d/k8s-ipvs.conf")
 SYSCTL_FILE, SYSCTL_IPV6_FILE = "/etc/sysctl.d/99-kubernetes.conf", "/etc/sysctl.d/99-kubernetes-ipv6.conf"
+# memorySwap.swapBehavior values with which a kubelet of failSwapOn = false runs beside swap ("": NoSwap)
+SWAP_BEHAVIOURS = ("", "NoSwap", "LimitedSwap")
 
 
 def _always(inv):
     return True
+
+
+def swap_allowed(inv):
+    """The inventory's kubelet runs with swap on: `[cluster.kubelet] config` sets failSwapOn = false and leaves
+    memorySwap.swapBehavior unset, NoSwap or LimitedSwap. Then kubefab leaves swap as it is."""
+    config = inv.cluster.kubelet.config
+    memory_swap = config.get("memorySwap", {})
+    behaviour = memory_swap.get("swapBehavior", "") if isinstance(memory_swap, dict) else None
+    return config.get("failSwapOn") is False and behaviour in SWAP_BEHAVIOURS
 
 
 def ipv6(inv):
@@ -49,10 +60,11 @@ class Requirement:
     kubeadm: bool = True           # kubeadm has a check of this name (for --ignore-preflight-errors)
     node_fails: bool = False       # a node of this cluster fails it by being one
     when: Callable = _always       # inventory -> the requirement applies
+    fixed: Callable = _always      # inventory -> the runtime phase makes it so (where it applies)
 
     def fixes(self, inv):
         """The runtime phase has this requirement's step for `inv`."""
-        return bool(self.step) and self.when(inv)
+        return bool(self.step) and self.when(inv) and self.fixed(inv)
 
     @property
     def reads(self):
@@ -82,7 +94,8 @@ def _file(path, roles):
 
 REQUIREMENTS = (
     Requirement("Swap", SWAP, "", ("swap", "fstab.swap"), ERROR, step=SWAP_OFF,
-                fix="turns swap off and comments it out of /etc/fstab", persist=("/etc/fstab",), tools=("swapoff",)),
+                fix="turns swap off and comments it out of /etc/fstab", persist=("/etc/fstab",), tools=("swapoff",),
+                fixed=lambda inv: not swap_allowed(inv)),
     _command("conntrack", ERROR, when=before_132),
     *(_command(c, ERROR) for c in REQUIRED_COMMANDS),
     *(_command(c, WARNING) for c in WANTED_COMMANDS),

@@ -115,7 +115,7 @@ CASES = (
     Case("Swap", "w-1", {"swap": ["/swapfile 2097148"]}, FIX, "swap is on (/swapfile)"),
     Case("Swap", "w-1", {"swap": ["/swapfile 2097148"]}, ERROR, "the kubelet will not start", prepared=False),
     Case("Swap", "w-1", {"fstab.swap": ["UUID=0a1b2c3d"]}, FIX, "at boot (UUID=0a1b2c3d)"),
-    Case("Swap", "w-1", {"swap": ["/swapfile 2097148"]}, OK, "", inventory="swap allowed"),
+    Case("Swap", "w-1", {"swap": ["/swapfile 2097148"]}, WARNING, "the kubelet runs with it", inventory="swap allowed"),
     Case("FileExisting-conntrack", "w-1", {"command.conntrack": ""}, ERROR, "conntrack not found", inventory="1.31"),
     *(Case(f"FileExisting-{c}", "w-1", {f"command.{c}": ""}, ERROR, f"{c} not found")
       for c in checks.REQUIRED_COMMANDS),

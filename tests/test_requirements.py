@@ -1,12 +1,12 @@
 """The requirements table: every row has its probe fact, a failing preflight case and, where the runtime phase makes
-it so, that step."""
+it so, that step; and a kubelet that runs with swap keeps it."""
 
 import pytest
 
 from kubefab import checks, facts, plan, render, requirements, runtime, templates
-from kubefab.checks import ERROR, FIX, WARNING
+from kubefab.checks import ERROR, FIX, OK, WARNING
 from kubefab.requirements import REQUIREMENTS
-from test_preflight import CASES, READY, edit, findings, identity, inventories  # noqa: F401 (a fixture)
+from test_preflight import CASES, READY, edit, findings, identity, inventories, load  # noqa: F401 (a fixture)
 
 PROBED = {"command": facts.COMMANDS, "module": facts.MODULES, "sysctl": facts.SYSCTLS}
 
@@ -65,3 +65,33 @@ def test_the_files_that_persist_a_requirement_set_it(row):
         assert f"{row.subject} = 1" in lines
     else:
         assert lines - {""} == set(requirements.MODULES)
+
+
+def test_a_kubelet_with_failswapon_false_keeps_swap_on(inventories):
+    inv = inventories["swap allowed"]
+    assert requirements.swap_allowed(inv) and not requirements.swap_allowed(inventories["default"])
+    offline = plan.build(inv, plan.prepare(inv))
+    runtime_steps = {s.name for pp in offline.phases if pp.phase.name == "runtime" for b in pp.batches for hs in b
+                     for s in hs.steps}
+    assert requirements.SWAP_OFF not in runtime_steps and {"kernel modules", "sysctls"} <= runtime_steps
+    swap = {"swap": ["/swapfile 2097148"], "fstab.swap": ["/swapfile"]}
+    for prepared in (True, False):
+        got = findings(inv, {"w-1": swap}, prepared=prepared)[("w-1", "Swap")]
+        assert got.status == WARNING and got.fix.startswith("none needed"), got   # kubeadm's Swap check only warns
+    assert findings(inv, {"w-1": {"fstab.swap": ["/swapfile"]}})[("w-1", "Swap")].status == OK
+
+
+@pytest.mark.parametrize("config", ['{ failSwapOn = false, memorySwap = { swapBehavior = "UnlimitedSwap" } }',
+                                    "{ failSwapOn = true }"])
+def test_a_kubelet_that_refuses_swap_gets_it_turned_off(tmp_path, config):
+    inv = load(tmp_path, "", f"[cluster.kubelet]\nconfig = {config}\n")
+    assert not requirements.swap_allowed(inv)
+    assert requirements.SWAP_OFF in requirements.fixing(inv)
+    got = findings(inv, {"w-1": {"swap": ["/swapfile 2097148"]}})[("w-1", "Swap")]
+    assert got.status == FIX and "turns swap off" in got.fix
+
+
+def test_limitedswap_is_a_swap_behaviour_the_kubelet_runs_with(tmp_path):
+    inv = load(tmp_path, "", '[cluster.kubelet]\nconfig = { failSwapOn = false, memorySwap = { swapBehavior = '
+                             '"LimitedSwap" } }\n')
+    assert requirements.swap_allowed(inv) and requirements.SWAP_OFF not in requirements.fixing(inv)
