@@ -16,9 +16,12 @@ from invoke import Config, Context, Exit
 from kubefab import (apisteps, apply, bootstrap, bundle, cni, drain, health, inventory, kube, kubeconfig, nodes,
                      pki, token)
 from kubefab.steps import ApplyCni, NodeReady, RemoveNode
+from lab import Network, spec
 from lab.doubles import controllers, install_dir, objects as kubeadm_objects, testkit
 from lab.doubles.kubeclient import Client
 from kubefab.tasks import cluster_api
+
+ADDRESSES = {}          # cp, w: set by the cluster fixture
 
 pytestmark = [pytest.mark.lab,        # real etcd behind the API-server double
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
@@ -26,16 +29,16 @@ pytestmark = [pytest.mark.lab,        # real etcd behind the API-server double
 INVENTORY = """
 [cluster]
 name = "kf-api"
-control_plane_endpoint = "127.0.0.1:{port}"
+control_plane_endpoint = "{cp}:{port}"
 pod_subnet = "10.200.0.0/16"
 cni = "{cni}"
 
 [hosts.cp-1]
-address = "127.0.0.1"
+address = "{cp}"
 roles = ["control-plane"]
 
 [hosts.w-1]
-address = "127.0.0.2"
+address = "{w}"
 roles = ["worker"]
 labels = {{ "node-role.kubernetes.io/worker" = "", zone = "a" }}
 taints = ["dedicated=infra:NoSchedule"]
@@ -44,7 +47,7 @@ taints = ["dedicated=infra:NoSchedule"]
 
 def load(base, port, cni_name="flannel", state=None):
     path = base / f"inventory-{cni_name}.toml"
-    path.write_text(INVENTORY.format(port=port, cni=cni_name))
+    path.write_text(INVENTORY.format(port=port, cni=cni_name, **ADDRESSES))
     return inventory.load(path, state_dir=state or base / "state")
 
 
@@ -54,21 +57,24 @@ def cluster(tmp_path_factory):
     kubeadm:cluster-admins binding exists, so kubefab's admin.conf has cluster-admin)."""
     base = tmp_path_factory.mktemp("kubeapi")
     port = testkit.free_port()
-    inv = load(base, port)
-    pki.ensure(inv)
-    kubeconfig.ensure(inv)
-    root = base / "root"
-    for f in bundle.host_files(inv, inv.host("cp-1")):
-        dest = root / f.path_on_host.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(f.local_source.read_bytes())
-    bin_dir = install_dir(base / "bin")
-    procs = testkit.Processes()
+    # a node address is never loopback: cp-1 is this machine's address on a lab bridge, w-1 a namespace behind it
+    net, procs = Network.up(1), testkit.Processes()
     try:
+        ADDRESSES.update(cp=str(spec.subnet(net.id)[1]), w=net.namespaces[0].address)
+        cp = ADDRESSES["cp"]
+        inv = load(base, port)
+        pki.ensure(inv)
+        kubeconfig.ensure(inv)
+        root = base / "root"
+        for f in bundle.host_files(inv, inv.host("cp-1")):
+            dest = root / f.path_on_host.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(f.local_source.read_bytes())
+        bin_dir = install_dir(base / "bin")
         etcd = testkit.start_etcd(procs, root)
-        proc = procs.start([str(bin_dir / "kube-apiserver"), *testkit.apiserver_flags(root, etcd, "127.0.0.1", port)],
+        proc = procs.start([str(bin_dir / "kube-apiserver"), *testkit.apiserver_flags(root, etcd, cp, port)],
                            root / "apiserver.log", env=testkit.double_env(root))
-        testkit.wait_port("127.0.0.1", port, proc=proc)
+        testkit.wait_port(cp, port, proc=proc)
         sup = kube.connect(inv.state_dir / "kubeconfigs/super-admin.conf")
         kube.wait_ready(sup, timeout=30)
         sup.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
@@ -76,22 +82,26 @@ def cluster(tmp_path_factory):
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
             "subjects": [{"kind": "Group", "name": "kubeadm:cluster-admins", "apiGroup": "rbac.authorization.k8s.io"}]})
         api = kube.connect(inv.state_dir / "kubeconfigs/admin.conf")
-        yield type("Cluster", (), dict(base=base, port=port, inv=inv, root=root, bin_dir=bin_dir, api=api))
+        yield type("Cluster", (), dict(base=base, port=port, cp=cp, inv=inv, root=root, bin_dir=bin_dir, api=api))
     finally:
         procs.stop()
+        net.down()
 
 
 def node_object(name, ready=True, taints=()):
-    """A Node as the kubelet registers it (every NodeSystemInfo field, Ready as given)."""
+    """A Node as the kubelet registers it (every NodeSystemInfo field, Ready as given), with the address flannel
+    records for it once its pod runs: the host's internal address."""
+    address = ADDRESSES.get({"cp-1": "cp", "w-1": "w"}.get(name), "198.18.255.9")
     info = {k: "x" for k in ("architecture", "bootID", "containerRuntimeVersion", "kernelVersion",
                              "kubeProxyVersion", "machineID", "operatingSystem", "osImage", "systemUUID")}
     return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name},
+                         "annotations": {"flannel.alpha.coreos.com/public-ip": address}},
             "spec": {"taints": list(taints)} if taints else {},
             "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False",
                                        "message": "kubelet is posting ready status" if ready else
                                        "container runtime network not ready: NetworkReady=false"}],
-                       "addresses": [{"type": "InternalIP", "address": "127.0.0.9"}],
+                       "addresses": [{"type": "InternalIP", "address": address}],
                        "nodeInfo": dict(info, kubeletVersion="v1.33.5")}}
 
 
@@ -144,7 +154,7 @@ def relay(listen, target):
 
 def test_through_a_forward_the_certificate_is_checked_for_the_real_endpoint(cluster):
     # 127.0.0.3 is not in the apiserver certificate: only the endpoint's own name makes TLS pass
-    port = relay("127.0.0.3", ("127.0.0.1", cluster.port))
+    port = relay("127.0.0.3", (cluster.cp, cluster.port))
     admin = cluster.inv.state_dir / "kubeconfigs/admin.conf"
     api = kube.connect(admin, via=f"127.0.0.3:{port}")
     assert api.server == f"https://127.0.0.3:{port}"
@@ -234,7 +244,7 @@ def join_discovery(cluster, tmp_path, value):
         "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
         "nodeRegistration": {"name": "w-1"}, "timeouts": {"discovery": "1s"},
         "skipPhases": ["kubelet-start"],
-        "discovery": {"bootstrapToken": {"apiServerEndpoint": f"127.0.0.1:{cluster.port}", "token": value,
+        "discovery": {"bootstrapToken": {"apiServerEndpoint": f"{cluster.cp}:{cluster.port}", "token": value,
                                          "caCertHashes": [token.ca_cert_hash(cluster.inv)]}}}))
     try:
         return kubeadm(cluster, tmp_path, "join", "--config", "/join.yaml", "--ignore-preflight-errors=all")
@@ -297,8 +307,8 @@ def test_inventory_labels_and_taints_are_applied_once(cluster):
 
 def test_a_single_node_cluster_loses_the_control_plane_taint(cluster, tmp_path):
     path = tmp_path / "single.toml"
-    path.write_text(f'[cluster]\nname = "kf-api"\ncontrol_plane_endpoint = "127.0.0.1:{cluster.port}"\n'
-                    '[hosts.cp-1]\naddress = "127.0.0.1"\nroles = ["control-plane"]\n')
+    path.write_text(f'[cluster]\nname = "kf-api"\ncontrol_plane_endpoint = "{cluster.cp}:{cluster.port}"\n'
+                    f'[hosts.cp-1]\naddress = "{cluster.cp}"\nroles = ["control-plane"]\n')
     single = inventory.load(path, state_dir=cluster.inv.state_dir)
     ensure_node(cluster.api, "cp-1", taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
     assert [str(c) for c in nodes.reconcile(cluster.api, single)] == [
