@@ -63,8 +63,9 @@ class Session:
 
 
 @contextmanager
-def opened(inv, options, console=None, ask=None):
-    """The session of one task on `inv`: the lock held, the local bundle prepared, connections closed after."""
+def opened(inv, options, console=None, ask=None, prepare=None):
+    """The session of one task on `inv`: the lock held, the local bundle prepared (by `prepare`, plan.prepare
+    unless given), connections closed after."""
     if options.workers < 1:
         raise KubefabError(f"--workers {options.workers}: at least one host must be worked on at a time")
     if options.max_failed < 0:
@@ -79,7 +80,7 @@ def opened(inv, options, console=None, ask=None):
         log.warning("warning: host keys are not checked (known_hosts = 'off'): anyone on the path can pose as "
                     "these hosts")
     with lock.held(inv.state_dir, log):
-        s.bundle = plan.prepare(inv)
+        s.bundle = (prepare or plan.prepare)(inv)
         logs.mask(token.bootstrap_token(inv))
         s.ssh, s.runner = ssh.Hosts(), Runner(options.workers, s.progress)
         s.api = apisteps.ApiSteps(inv, s.ssh, log, stop=s.runner.stopping)
