@@ -1,7 +1,9 @@
 """pki.renew on a lab cluster (1 control plane + 1 worker, made by cluster.up on the doubles): the API server then
 presents a new serving certificate chaining to the unchanged CA, the renewed admin.conf works, and a second
-renew with --days 30 changes nothing."""
+renew with --days 30 changes nothing; and a cluster whose leaves expired is brought back."""
 
+import dataclasses
+import datetime
 import io
 import shutil
 import subprocess
@@ -9,9 +11,10 @@ import time
 
 import pytest
 
-from kubefab import execute, inventory, kube, nodes, pki, renewal, x509
+from kubefab import apisteps, execute, inventory, kube, nodes, pki, renewal, x509
+from kubefab.errors import KubefabError
 from kubefab.session import Options
-from kubefab.steps import CHANGED
+from kubefab.steps import CHANGED, UNCHANGED, WaitRenewed
 from test_lab_up import run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
@@ -26,7 +29,9 @@ def renew(inv, **kwargs):
     console = io.StringIO()
     start = time.monotonic()
     r = execute.renew(inv, Options(yes=True), console=console, **kwargs)
-    print(f"\npki.renew {kwargs}: {time.monotonic() - start:.1f} s")
+    steps = ", ".join(f"{x.host} {s.name} {s.status} {s.seconds:.1f} s" for x in r.results if x.phase == "restart"
+                      for s in x.steps)
+    print(f"\npki.renew {kwargs}: {time.monotonic() - start:.1f} s ({steps})")
     return r, console.getvalue()
 
 
@@ -65,3 +70,30 @@ def test_renew_reissues_from_the_same_ca_restarts_the_api_server_and_a_second_re
     assert not [x for x in again.results if x.status == CHANGED], text
     assert state_files(inv) == before
     assert renewal.serving_serial(cp.internal_address) == served
+
+
+def test_renew_brings_back_a_cluster_whose_leaves_expired(new_lab, tmp_path, monkeypatch):
+    lab = new_lab(hosts=2, control_planes=1, flavour="node")
+    code, text, _ = run_of(lab, tmp_path, yes=True)
+    assert code == 0, text
+    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
+    admin = inv.state_dir / "kubeconfigs" / "admin.conf"
+    # leaves valid for one day, issued three days ago, pushed and put in use: an expired cluster
+    short = dataclasses.replace(inv, cluster=dataclasses.replace(inv.cluster, cert_validity_days=1))
+    past = x509.now() - datetime.timedelta(days=3)
+    with monkeypatch.context() as m:
+        m.setattr(x509, "now", lambda: past)
+        m.setitem(apisteps.RUNNERS, WaitRenewed, lambda steps, host: (UNCHANGED, "not waited for"))
+        r, text = renew(short)
+        assert r.code == 0, text
+    assert all(w.split(":")[0].endswith("ca.crt") or "EXPIRED" in w for w in renewal.warnings(inv))
+    with pytest.raises(KubefabError):       # the API server's certificate, and admin.conf's, expired
+        kube.wait_ready(kube.connect(admin), timeout=5)
+
+    r, text = renew(inv, days=30)
+    assert r.code == 0, text
+    assert "apiserver" in text and "admin.conf" in text
+    got = subprocess.run(["kubectl", "--kubeconfig", str(admin), "get", "nodes", "-o", "name"],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0 and set(got.stdout.split()) == {"node/kf-cp1", "node/kf-w1"}, got.stderr
+    assert renewal.warnings(inv) == ()
