@@ -7,6 +7,7 @@ import datetime
 import io
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -97,3 +98,36 @@ def test_renew_brings_back_a_cluster_whose_leaves_expired(new_lab, tmp_path, mon
                          capture_output=True, text=True, timeout=60)
     assert got.returncode == 0 and set(got.stdout.split()) == {"node/kf-cp1", "node/kf-w1"}, got.stderr
     assert renewal.warnings(inv) == ()
+
+
+def test_three_control_planes_are_renewed_one_at_a_time_never_two_api_servers_down_at_once(new_lab, tmp_path):
+    lab = new_lab(hosts=4, control_planes=3, flavour="node")
+    code, text, _ = run_of(lab, tmp_path, yes=True)
+    assert code == 0, text
+    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
+    old = {cp.name: renewal.serving_serial(cp.internal_address) for cp in inv.control_planes}
+    samples, stop = [], threading.Event()
+
+    def poll():         # every 200 ms: which API servers do not complete a TLS handshake
+        while not stop.wait(0.2):
+            down = set()
+            for cp in inv.control_planes:
+                try:
+                    renewal.serving_serial(cp.internal_address, timeout=1)
+                except OSError:
+                    down.add(cp.name)
+            samples.append(down)
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        r, text = renew(inv)
+    finally:
+        stop.set()
+        poller.join()
+    assert r.code == 0, text
+    assert [x.host for x in r.results if x.phase == "restart"] == ["kf-cp1", "kf-cp2", "kf-cp3"]
+    assert any(samples) and max(len(d) for d in samples) == 1, samples
+    for cp in inv.control_planes:
+        served = renewal.serving_serial(cp.internal_address)
+        assert served != old[cp.name]
+        assert served == x509.view(pki.paths(inv, pki.BY_NAME["apiserver"], cp)[0].read_bytes()).serial
