@@ -8,6 +8,7 @@ there, their later phases are skipped and the rest is finished. With `dry_run` t
 `cluster.plan` prints it (built from the facts) and nothing changes.
 """
 
+import dataclasses
 import sys
 import time
 from contextlib import nullcontext
@@ -78,7 +79,12 @@ def reset(inv, options, console=None, ask=None):
 def renew(inv, options, days=0, add_san=(), console=None, ask=None):
     """pki.renew: reissue what expires within `days` days (all with 0) from the same CAs, `add_san` added to the
     apiserver certificate; push it to the control planes and restart what reads it, one control plane at a time."""
-    inv = renewal.with_sans(inv, add_san) if add_san else inv
+    workers = [h.name for h in inv.select(options.hosts) if not h.is_control_plane]
+    if options.hosts and workers:
+        raise KubefabError(f"--host {workers[0]}: not a control plane — pki.renew works on control planes only "
+                           "(each kubelet renews its own client certificate)")
+    options = dataclasses.replace(options, hosts=options.hosts or tuple(h.name for h in inv.control_planes))
+    asked, inv = inv, renewal.with_sans(inv, add_san) if add_san else inv
     what = renewal.due(inv, days, add_san)
     say = (console or sys.stdout).write
     if not what:
@@ -92,9 +98,10 @@ def renew(inv, options, days=0, add_san=(), console=None, ask=None):
         for a in renewal.reissue(inv, what):
             say(f"{a.name}{f' ({a.node})' if a.node else ''}: {a.what}, {a.reason}\n")
         return plan.prepare(inv)
-    outcome = run(inv, workflows.renew(what, None if options.dry_run or not what else prepare), options, console,
-                  ask)
-    if outcome.code == 0 and not options.dry_run:
+    if options.dry_run:         # the plan of the hosts as they are: the state dir, --add-san's SAN included, untouched
+        return run(asked, workflows.renew(what), options, console, ask)
+    outcome = run(inv, workflows.renew(what, prepare if what else None), options, console, ask)
+    if outcome.code == 0:
         say("each kubelet renews its own client certificate (rotateCertificates: true): kubefab leaves "
             "/var/lib/kubelet/pki to it\n")
     return outcome

@@ -122,8 +122,9 @@ def renew(what, prepare=None):
                             "member and its components"))
 
     def intro(p):
-        listed = ", ".join((*what.certs, *what.kubeconfigs)) or "nothing (only an interrupted renewal is finished)"
-        return f"pki.renew on {_plural(len(_hosts(p)), 'control plane')}, one at a time: reissued {listed}"
+        listed = ", ".join((*what.certs, *what.kubeconfigs))
+        return (f"pki.renew on {_plural(len(_hosts(p)), 'control plane')}, one at a time: "
+                + (f"reissued {listed}" if listed else "nothing reissued; a restart an interrupted run left is done"))
 
     return Workflow("pki.renew", ("facts",), (
         Phase("push-certs", "Push the renewed certificates and kubeconfigs to every control plane", "control-planes",

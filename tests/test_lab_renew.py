@@ -1,11 +1,13 @@
-"""pki.renew on a lab cluster (1 control plane + 1 worker, made by cluster.up on the doubles): the API server then
-presents a new serving certificate chaining to the unchanged CA, the renewed admin.conf works, and a second
-renew with --days 30 changes nothing; and a cluster whose leaves expired is brought back."""
+"""pki.renew on lab clusters made by cluster.up on the doubles. 1 control plane + 1 worker: the API server then
+presents a new serving certificate chaining to the unchanged CA, the renewed admin.conf works, a second renew with
+--days 30 changes nothing, --add-san restarts the API server only; a cluster whose leaves expired is brought back;
+3 control planes are renewed one at a time."""
 
 import dataclasses
 import datetime
 import io
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -71,6 +73,14 @@ def test_renew_reissues_from_the_same_ca_restarts_the_api_server_and_a_second_re
     assert not [x for x in again.results if x.status == CHANGED], text
     assert state_files(inv) == before
     assert renewal.serving_serial(cp.internal_address) == served
+
+    added, text = renew(inv, days=30, add_san=("api.lab.example",))
+    assert added.code == 0, text
+    assert 'cert_sans = ["api.lab.example"]' in text
+    restarts = {s.name: s.status for x in added.results if x.phase == "restart" for s in x.steps}
+    assert [n for n, status in restarts.items() if status == CHANGED] == ["restart kube-apiserver"], text
+    pem = ssl.get_server_certificate((cp.internal_address, 6443)).encode()
+    assert "api.lab.example" in x509.view(pem).sans and set(x509.view(local).sans) < set(x509.view(pem).sans)
 
 
 def test_renew_brings_back_a_cluster_whose_leaves_expired(new_lab, tmp_path, monkeypatch):
