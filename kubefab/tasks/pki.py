@@ -28,7 +28,7 @@ def show(c, inventory=None, state_dir=None, days=None):
     **{k: RUN_HELP[k] for k in ("workers", "verbose", "quiet")}})
 def renew(c, inventory=None, state_dir=None, days=None, add_san=None, host=None, yes=False, workers=None,
           verbose=False, quiet=False, dry_run=False):
-    """Reissue leaf certificates and kubeconfigs from the same CAs, push them, restart the control planes one at a time."""
+    """Reissue leaf certificates and kubeconfigs from the same CAs; push them, restart control planes one by one."""
     with user_errors():
         options = Options(hosts=names(host), workers=number(workers, "workers", DEFAULT_WORKERS, 1), yes=yes,
                           verbose=verbose, quiet=quiet, dry_run=dry_run)
