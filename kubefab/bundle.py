@@ -7,7 +7,7 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubefab import kubeconfig, paths, pki, x509
+from kubefab import kubeconfig, paths, pki, state, x509
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,49 @@ def _goes_to(inv, spec, target, host):
     return host.name == inv.first_control_plane.name if spec.first_only else True
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A certificate file `pki.show` cannot read: which, why, and what to do."""
+
+    file: str                 # relative to the state dir
+    why: str
+    fix: str
+
+
 def certificates(inv, warn_days=pki.WARN_DAYS):
-    """Every certificate in the state dir (kubeconfig client certs too), soonest expiry first."""
+    """Every certificate in the state dir that can be read (kubeconfig client certs too), soonest expiry first."""
+    return survey(inv, warn_days)[0]
+
+
+def survey(inv, warn_days=pki.WARN_DAYS):
+    """(certificates(), an Unreadable for each certificate file that cannot be read): one bad file hides no other."""
+    state.check(inv)
     at = x509.now()
-    found = [(p, p.read_bytes()) for p in sorted(pki.pki_dir(inv).rglob("*.crt"))] + list(kubeconfig.client_certs(inv))
-    infos = (_info(inv, path, pem, at, warn_days) for path, pem in found)
-    return tuple(sorted(infos, key=lambda i: (i.not_after, i.file)))
+    infos, unreadable = [], []
+    for path, pem, why in (*map(_read_pem, sorted(pki.pki_dir(inv).rglob("*.crt"))), *kubeconfig.client_certs(inv)):
+        if not why:
+            try:
+                infos.append(_info(inv, path, pem, at, warn_days))
+                continue
+            except ValueError:
+                why = "is not a PEM certificate"
+        unreadable.append(Unreadable(str(path.relative_to(inv.state_dir)), why, _fix(inv, path)))
+    return tuple(sorted(infos, key=lambda i: (i.not_after, i.file))), tuple(unreadable)
+
+
+def _read_pem(path):
+    try:
+        return path, path.read_bytes(), ""
+    except OSError as e:
+        return path, b"", f"cannot be read ({e.strerror})"
+
+
+def _fix(inv, path):
+    spec = pki.BY_NAME.get(path.relative_to(pki.pki_dir(inv)).with_suffix("").as_posix()) \
+        if pki.pki_dir(inv) in path.parents else None
+    if spec and spec.is_ca:
+        return "restore it from your backup: kubefab never replaces a CA"
+    return "restore it from your backup, or let `invoke cluster.plan` issue it again"
 
 
 def _info(inv, path, pem, at, warn_days):

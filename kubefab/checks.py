@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable
 
-from kubefab import facts as probe, net, paths, render
+from kubefab import facts as probe, net, paths, pki, render, state
 
 OK, DONE, FIX, WARNING, ERROR = "ok", "done", "fix", "warning", "error"
 MIN_CPUS, MIN_MEMORY_MB = 2, 1700                # kubeadm's ControlPlaneNumCPU and ControlPlaneMem
@@ -62,6 +62,7 @@ class Check:
     runtime: str = ""              # what the runtime phase does about a failure: then it is FIX, not blocking
     node_fails: bool = False       # a node of this cluster fails it by being one: DONE there
     kubeadm: bool = True           # kubeadm has a check of this name (for --ignore-preflight-errors)
+    not_ignorable: str = ""        # why --ignore cannot let its error pass, when it cannot
     when: Callable = lambda inv: True
 
 
@@ -275,10 +276,6 @@ def _modules(s):
 
 
 def _cgroup_driver(s):
-    driver = s.inv.cluster.kubelet.config.get("cgroupDriver", "systemd")
-    if driver != "systemd":
-        return Outcome(f"[cluster.kubelet] config sets cgroupDriver = {driver!r}; kubefab's containerd uses systemd",
-                       "remove cgroupDriver from [cluster.kubelet] config", ERROR)
     if s.facts.containerd_config and s.facts.containerd_systemd_cgroup != "true":
         return Outcome("containerd's /etc/containerd/config.toml uses the cgroupfs driver, the kubelet systemd",
                        "set SystemdCgroup = true in it and restart containerd")
@@ -327,6 +324,20 @@ def _cluster_member(s):
     if s.member == OTHER_ROLE:
         role = "control plane" if not s.host.is_control_plane else "worker"
         return Outcome(f"a node of this cluster, but as a {role}; kubefab does not change a node's role", RESET)
+
+
+def _cluster_ca(s):
+    theirs, ours = s.facts.ca_sha256, s.ca_sha256
+    if theirs and ours and theirs != ours:
+        home = s.inv.state_dir
+        return Outcome(f"{probe.CA_CERT} on the host is another CA (sha256 {theirs}) than this state dir's "
+                       f"{pki.paths(s.inv, pki.BY_NAME['ca'])[0]} (sha256 {ours}): the host belongs to another "
+                       "cluster, or this cluster's state dir was lost",
+                       "if it is this cluster, give --state-dir its state dir (the default, .kubefab/<cluster name>, "
+                       f"moves when the cluster is renamed), or restore it: copy your backup of {pki.pki_dir(s.inv)} "
+                       f"(and {home / state.RECORD}) back into {home}, or without a backup the CA files of a control "
+                       "plane's /etc/kubernetes/pki, then run again (kubefab never gives a cluster a new CA); if the "
+                       f"host is to leave that other cluster: {RESET}")
 
 
 # -- whole-cluster checks -------------------------------------------------------------------------
@@ -387,6 +398,9 @@ def _checks():
         Check("Reachable", ERROR, "all", _reachable, kubeadm=False),
         Check("IsPrivilegedUser", ERROR, "all", _privileged),
         Check("ClusterMember", ERROR, "all", _cluster_member, kubeadm=False),
+        Check("ClusterCA", ERROR, "all", _cluster_ca, kubeadm=False,
+              not_ignorable="the push phase would overwrite that CA with this state dir's, and the nodes of that "
+                            "cluster would no longer trust each other"),
         Check("NumCPU", ERROR, "control-plane", _num_cpu),
         Check("Mem", ERROR, "all", _mem),
         Check("SystemVerification", ERROR, "all", _system),

@@ -11,6 +11,7 @@ file to apply instead (e.g. a newer upstream release); its pod network is checke
 
 import ipaddress
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,11 +56,8 @@ CALICO_CRDS = (
 
 
 def _pod_network(inv):
-    networks = net.networks(inv.cluster.pod_subnet)
-    if len(networks) != 1 or networks[0].version != 4:
-        raise KubefabError(f"{inv.path}: [cluster] pod_subnet {inv.cluster.pod_subnet} is not IPv4 only: kubefab's "
-                           f'{inv.cluster.cni} manifest is IPv4 only — set cni = "none" and apply your own network')
-    return str(networks[0])
+    """The IPv4 pod network kubefab's manifests use (`check` refused any other pod subnet at load time)."""
+    return str(net.networks(inv.cluster.pod_subnet)[0])
 
 
 def flannel(inv):
@@ -136,45 +134,93 @@ def manifest(inv):
 
 
 def from_file(inv):
-    """The user's manifest file, refused when its pod network disagrees with pod_subnet."""
-    path = Path(inv.cluster.cni_manifest).expanduser()
-    path = path if path.is_absolute() else inv.path.resolve().parent / path
-    where = f"{inv.path}: [cluster] cni_manifest"
-    if inv.cluster.cni == "none":
-        raise KubefabError(f'{where} is set but cni = "none" — name the CNI the file installs, or remove it')
+    """The user's manifest file, refused when it cannot be applied (it may have changed since the plan)."""
     try:
-        text = path.read_text()
+        return read(manifest_path(inv.path, inv.cluster.cni_manifest), inv.cluster)
+    except KubefabError as e:
+        raise KubefabError(f"{inv.path}: [cluster] cni_manifest {e}") from None
+
+
+def manifest_path(inventory_path, value):
+    """Where `cni_manifest` points: relative paths are relative to the inventory."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(inventory_path).resolve().parent / path
+
+
+def check(p, cluster):
+    """What the cni phase relies on, checked when the inventory is loaded: the manifest file it applies (a
+    regular file of YAML whose pod network is pod_subnet), or kubefab's manifest, which is IPv4 only."""
+    if cluster.cni_manifest:
+        try:
+            read(manifest_path(p.path, cluster.cni_manifest), cluster)
+        except KubefabError as e:
+            p.add("cluster", "cni_manifest", str(e))
+        return
+    networks = net.networks(cluster.pod_subnet)
+    if cluster.cni in RENDERERS and networks and (len(networks) != 1 or networks[0].version != 4):
+        p.add("cluster", "pod_subnet", f"{cluster.pod_subnet} is not IPv4 only: kubefab's {cluster.cni} manifest is "
+                                       'IPv4 only — set cni = "none" and apply your own network, or give '
+                                       "cni_manifest")
+
+
+def read(path, cluster):
+    """The text of manifest file `path`; a KubefabError saying why it cannot be applied for `cluster`."""
+    if cluster.cni == "none":
+        raise KubefabError('is set but cni = "none" — name the CNI the file installs, or remove cni_manifest')
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise KubefabError(f"{path} is not a regular file — name the manifest file itself")
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise KubefabError(f"{where}: cannot read {path} ({e.strerror}) — fix the path (relative paths are "
-                           "relative to the inventory)") from None
+        raise KubefabError(f"cannot read {path} ({e.strerror}) — fix the path (relative paths are relative to the "
+                           "inventory)") from None
+    except UnicodeDecodeError:
+        raise KubefabError(f"{path} is not UTF-8 text — give a YAML manifest") from None
+    except ValueError:          # a NUL byte in the path
+        raise KubefabError(f"{str(path)!r} is not a path — fix it") from None
     try:
         docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-    except yaml.YAMLError as e:
-        raise KubefabError(f"{where}: {path} is not valid YAML: {e}") from None
-    try:
         networks = list(pod_networks(docs))
+    except yaml.YAMLError as e:
+        raise KubefabError(f"{path} is not valid YAML: {e}") from None
     except ValueError as e:
         raise KubefabError(f"{path}: net-conf.json is not valid JSON: {e}") from None
     for what, network in networks:
-        if network != inv.cluster.pod_subnet:
-            raise KubefabError(f"{path}: {what} is {network}, but [cluster] pod_subnet is {inv.cluster.pod_subnet} "
+        if network != cluster.pod_subnet:
+            raise KubefabError(f"{path}: {what} is {network}, but [cluster] pod_subnet is {cluster.pod_subnet} "
                                "— make them equal (nodes get their pod CIDRs from pod_subnet)")
     return text
 
 
 def pod_networks(docs):
     """(where, network) for every pod network a manifest sets: flannel's net-conf.json Network, Calico's
-    CALICO_IPV4POOL_CIDR and IPPool cidr."""
+    CALICO_IPV4POOL_CIDR and IPPool cidr. ValueError when net-conf.json is not a JSON object."""
     for doc in docs:
-        name = f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}"
-        data = doc.get("data") or {}
-        if doc.get("kind") == "ConfigMap" and "net-conf.json" in data:
-            yield f"{name}: net-conf.json Network", json.loads(data["net-conf.json"]).get("Network")
+        name = f"{doc.get('kind')} {_field(doc, 'metadata', 'name')}"
+        data = _field(doc, "data") or {}
+        if doc.get("kind") == "ConfigMap" and isinstance(data, dict) and "net-conf.json" in data:
+            yield f"{name}: net-conf.json Network", _net_conf(data["net-conf.json"]).get("Network")
         if doc.get("kind") == "IPPool":
-            yield f"{name}: spec.cidr", (doc.get("spec") or {}).get("cidr")
-        pod = (((doc.get("spec") or {}).get("template") or {}).get("spec")) or {}
-        for container in pod.get("containers") or ():
-            for env in container.get("env") or ():
-                if env.get("name") == "CALICO_IPV4POOL_CIDR":
-                    yield f"{name}: {container.get('name')} env CALICO_IPV4POOL_CIDR", env.get("value")
+            yield f"{name}: spec.cidr", _field(doc, "spec", "cidr")
+        for container in _list(_field(doc, "spec", "template", "spec", "containers")):
+            for env in _list(_field(container, "env")):
+                if _field(env, "name") == "CALICO_IPV4POOL_CIDR":
+                    yield f"{name}: {_field(container, 'name')} env CALICO_IPV4POOL_CIDR", env.get("value")
 
+
+def _field(node, *keys):
+    """node[k1][k2]...; None where a level is missing or not a mapping (a manifest is anybody's YAML)."""
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _list(value):
+    return value if isinstance(value, list) else ()
+
+
+def _net_conf(text):
+    conf = json.loads(text) if isinstance(text, str) else None
+    if not isinstance(conf, dict):
+        raise ValueError("not a JSON object")
+    return conf

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import kubefab.preflight   # as a module: preflight() below is the task's run
-from kubefab import bootstrap, log as logs, phases, plan, renewal, report, session as sessions, workflows
+from kubefab import bootstrap, log as logs, phases, plan, renewal, report, session as sessions, state, workflows
 from kubefab.errors import KubefabError
 from kubefab.runner import Interrupted
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, HostResult
@@ -40,7 +40,7 @@ class Outcome:
 def run(inv, workflow, options, console=None, ask=None):
     """Run `workflow` (a kubefab.workflows list) on `inv` as `options` say; its Outcome."""
     workflow.select(options.only, options.skip)     # an unknown phase is refused before anything is touched
-    with sessions.opened(inv, options, console, ask, workflow.prepare) as s:
+    with sessions.opened(inv, options, console, ask, prepare=workflow.prepares, bundle=workflow.bundle) as s:
         record = _Record(s, workflow)
         try:
             return _run(s, workflow, record)
@@ -165,7 +165,7 @@ def _gate(s, stages, prepared, record):
         unreached = {r.host: r.detail for r in results if r.failed}
         checks = kubefab.preflight
         findings = record.findings = checks.evaluate(s.inv, gathered, failures=unreached, ignore=s.options.ignore,
-                                                     ca_sha256=checks.local_ca_fingerprint(s.inv), prepared=prepared)
+                                                     ca_sha256=state.ca_fingerprint(s.inv), prepared=prepared)
         s.say(checks.table(findings), shown=any(f.status != checks.OK for f in findings))
         blocking = checks.errors(findings)
         record.results += [HostResult(h.name, "preflight", _preflight_status(h.name, findings, gathered),

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kubefab import net, schema, validate, versions
+from kubefab import net, reliance, schema, validate, versions
 from kubefab.errors import InventoryError, KubefabError
 from kubefab.validate import CONTROL_PLANE, WORKER
 
@@ -270,6 +270,7 @@ def load(path="inventory.toml", state_dir=None):
     validate.check_install(p, install)
     validate.check_cluster(p, cluster)
     warnings = validate.check_whole(p, hosts, cluster, mirrors)
+    reliance.check(p, hosts, cluster, mirrors)
     if p.items:
         raise InventoryError(path, p.items)
     base = path.resolve().parent

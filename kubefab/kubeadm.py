@@ -5,12 +5,10 @@ The values of kubeadm/init.yaml and the join configs come from here (`init_value
 """
 
 from kubefab import token
-from kubefab.errors import KubefabError
 
 DEFAULT_REGISTRY = "registry.k8s.io"
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane:NoSchedule"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
-KUBEFAB_KUBELET_ARGS = ("node-ip", "node-labels")
 
 # Labels the kubelet may set on its own Node with --node-labels (k/k pkg/kubelet/apis IsKubeletLabel);
 # any other label in a kubernetes.io or k8s.io namespace makes the kubelet refuse to start.
@@ -59,28 +57,24 @@ def kubelet_labels(host):
 
 def kubelet_args(inv, host):
     """kubeletExtraArgs of `host`: node-ip, allowed node-labels, then [cluster.kubelet] extra_args."""
-    extra = inv.cluster.kubelet.extra_args
-    for name in KUBEFAB_KUBELET_ARGS:
-        if name in extra:
-            raise KubefabError(f"{inv.path}: [cluster.kubelet] extra_args sets {name!r}, which kubefab sets per "
-                               "host (node-ip from internal_address, node-labels from labels) — remove it")
     args = {"node-ip": host.internal_address}
     labels = kubelet_labels(host)
     if labels:
         args["node-labels"] = ",".join(f"{k}={v}" for k, v in labels.items())
-    return {**args, **extra}
+    return {**args, **inv.cluster.kubelet.extra_args}
 
 
 def taints(host):
     """nodeRegistration.taints: a control-plane-only node keeps kubeadm's taint; the host's own follow."""
-    own = [_taint(t) for t in host.taints]
+    own = [parse_taint(t) for t in host.taints]
     if host.is_control_plane and not host.is_worker:
-        default = _taint(CONTROL_PLANE_TAINT)
+        default = parse_taint(CONTROL_PLANE_TAINT)
         return [default] + [t for t in own if t != default]
     return own
 
 
-def _taint(text):
+def parse_taint(text):
+    """'key=value:Effect' (or 'key:Effect') as a v1 Taint."""
     rest, _, effect = text.rpartition(":")
     key, _, value = rest.partition("=")
     return {"key": key, **({"value": value} if value else {}), "effect": effect}
@@ -112,8 +106,13 @@ def _cluster(inv):
         "service_subnet": c.service_subnet, "pod_subnet": c.pod_subnet, "dns_domain": c.dns_domain,
         "cert_sans": list(c.apiserver.cert_sans), "apiserver_extra_args": _args(c.apiserver.extra_args),
         "controller_manager_extra_args": _args(c.controller_manager.extra_args),
-        "scheduler_extra_args": _args(c.scheduler.extra_args), "proxy_mode": c.kube_proxy.mode,
+        "scheduler_extra_args": _args(c.scheduler.extra_args), **component_values(c),
     }
+
+
+def component_values(c):
+    """The values of init.yaml's KubeletConfiguration and KubeProxyConfiguration documents."""
+    return {"proxy_mode": c.kube_proxy.mode}
 
 
 def init_values(inv, host):

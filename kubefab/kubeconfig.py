@@ -170,9 +170,11 @@ def _b64(data):
 
 
 def client_certs(inv):
-    """(path, client cert PEM) of every readable kubeconfig in the state dir."""
+    """(path, client cert PEM, "") of every kubeconfig in the state dir; (path, b"", why) of one that cannot be read."""
     for file in sorted((inv.state_dir / "kubeconfigs").rglob("*.conf")):
         try:
-            yield file, parse(file.read_bytes()).cert
+            yield file, parse(file.read_bytes()).cert, ""
+        except OSError as e:
+            yield file, b"", f"cannot be read ({e.strerror})"
         except (ValueError, KeyError, TypeError, IndexError, StopIteration, yaml.YAMLError):
-            continue
+            yield file, b"", "is not a kubeconfig with a client certificate"

@@ -7,6 +7,7 @@ An existing CA is always loaded, never regenerated. The kubeconfigs build on thi
 `Action`, `check_leaf` and layout helpers); `bundle` says which host receives which file.
 """
 
+import datetime
 import ipaddress
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -129,10 +130,11 @@ def ensure(inv, renew=()):
         raise KubefabError(f"cannot renew {', '.join(bad)}: renewable certificates are "
                            f"{', '.join(s.name for s in CERTS if not s.is_ca)}")
     at = x509.now()
-    private_dirs(inv, [paths(inv, spec, host)[0] for spec, host in targets(inv)])
     cas = [spec for spec in CERTS if spec.is_ca]
     for spec in cas:            # all of them before anything is written
         _check_ca(*paths(inv, spec))
+        _check_ca_dates(inv, paths(inv, spec)[0], at)
+    private_dirs(inv, [paths(inv, spec, host)[0] for spec, host in targets(inv)])
     actions = [_ensure_ca(inv, spec, at) for spec in cas]
     actions.append(_ensure_sa(inv))
     actions += [_ensure_leaf(inv, spec, host, at, spec.name in renew)
@@ -190,6 +192,23 @@ def _check_ca(crt, key):
         raise KubefabError(f"{crt}: is not a CA certificate (BasicConstraints CA:FALSE) — {fix}")
     if not x509.key_matches(cert_pem, Secret(key.read_bytes()), thorough=True):
         raise KubefabError(f"{key}: does not belong to {crt.name} (or is not a PEM key) — {fix}")
+
+
+def _check_ca_dates(inv, crt, at):
+    """An existing CA must outlive every leaf issued now: kubefab never regenerates a CA, the user decides."""
+    if not crt.exists():
+        return
+    not_after, days = x509.view(crt.read_bytes()).not_after, inv.cluster.cert_validity_days
+    by_hand = ("replace the CA by hand (Kubernetes' \"Manual Rotation of CA Certificates\"), put the new pair in "
+               f"{crt.parent} and run again")
+    if not_after <= at:
+        raise KubefabError(f"{crt}: the CA expired on {not_after:%Y-%m-%d %H:%M} UTC and kubefab never makes a new "
+                           f"one: {by_hand}; or build a new cluster in a new state dir")
+    if not_after < at + datetime.timedelta(days=days):
+        left = (not_after - at).days
+        shorter = f"set cert_validity_days to at most {left} in {inv.path}, or " if left else ""
+        raise KubefabError(f"{crt}: the CA expires on {not_after:%Y-%m-%d %H:%M} UTC (in {left} days), before a "
+                           f"certificate issued now with cert_validity_days = {days} would — {shorter}{by_hand}")
 
 
 def _ensure_sa(inv):
@@ -267,10 +286,7 @@ def write_pair(crt, cert_pem, key, key_pem):
 
 def expiry_note(cert_pem, at, warn_days=WARN_DAYS):
     """'expires in N days …' when under `warn_days`, else None. Renewal is a separate, explicit step."""
-    not_after = x509.view(cert_pem).not_after
-    days = (not_after - at).days
-    if not_after < at:
-        return f"EXPIRED on {not_after:%Y-%m-%d}"
+    days = (x509.view(cert_pem).not_after - at).days
     return f"expires in {days} days — renew it (not done automatically)" if days < warn_days else None
 
 

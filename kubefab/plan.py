@@ -8,7 +8,7 @@ cluster.reset build theirs from their workflows the same way.
 
 from dataclasses import dataclass
 
-from kubefab import facts as facts_mod, kubeconfig, offline, phases, pki, render, runtime, token, workflows
+from kubefab import facts as facts_mod, kubeconfig, offline, phases, pki, render, runtime, state, token, workflows
 from kubefab.errors import KubefabError
 
 
@@ -45,8 +45,11 @@ class Plan:
 
 
 def prepare(inv):
-    """Ensure the PKI, kubeconfigs, token and rendered tree for `inv` in its state dir."""
-    actions = pki.ensure(inv) + kubeconfig.ensure(inv)
+    """Ensure the PKI, kubeconfigs, token and rendered tree for `inv` in its state dir (checked first)."""
+    state.check(inv)
+    actions = pki.ensure(inv)
+    state.adopt(inv)
+    actions += kubeconfig.ensure(inv)
     token_id = token.bootstrap_token(inv).reveal().split(".")[0]
     rendered = render.render(inv)
     extra = offline.files(inv)

@@ -10,7 +10,6 @@ import textwrap
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from kubefab import facts as probe, pki
 from kubefab.checks import CHECKS, DONE, ERROR, FIX, NAMES, OK, ROLES, THIS_CLUSTER, WARNING, Subject, membership
 from kubefab.errors import KubefabError
 
@@ -27,21 +26,19 @@ class Finding:
 
 # -- evaluation -----------------------------------------------------------------------------------
 
-def local_ca_fingerprint(inv):
-    """facts.ca_fingerprint of this cluster's CA in the state dir, "" before the PKI exists."""
-    crt, _ = pki.paths(inv, pki.BY_NAME["ca"])
-    return probe.ca_fingerprint(crt.read_bytes()) if crt.is_file() else ""
-
-
 def resolve_ignore(names):
-    """The lowercased check names to ignore; "all" ignores every one. An unknown name is an error."""
+    """The lowercased check names to ignore; "all" ignores every one that may be ignored. An unknown name, or
+    one that cannot be ignored, is an error."""
     known = {n.lower(): n for n in NAMES}
+    fixed = {c.name.lower(): c for c in CHECKS if c.not_ignorable}
     wanted = {n.strip().lower() for n in names if n.strip()}
     for name in sorted(wanted - set(known) - {"all"}):
         close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
         hint = f"did you mean {known[close[0]]!r}?" if close else f"checks are: {', '.join(NAMES)}"
         raise KubefabError(f"--ignore {name}: no preflight check of that name — {hint}")
-    return frozenset(known) if "all" in wanted else frozenset(wanted)
+    for name in sorted(wanted & set(fixed)):
+        raise KubefabError(f"--ignore {fixed[name].name}: this check cannot be ignored: {fixed[name].not_ignorable}")
+    return frozenset(set(known) - set(fixed)) if "all" in wanted else frozenset(wanted)
 
 
 def evaluate(inv, facts_by_host, *, failures=None, ca_sha256="", ignore=(), prepared=True):
@@ -49,7 +46,7 @@ def evaluate(inv, facts_by_host, *, failures=None, ca_sha256="", ignore=(), prep
 
     facts_by_host: host name -> Facts for every host probed; failures: host name -> why it has no
     facts (unreachable, bad probe output), reported as check Reachable. ca_sha256: this cluster's CA
-    (local_ca_fingerprint). prepared: the runtime phase runs before kubeadm, so what it repairs is FIX,
+    (state.ca_fingerprint). prepared: the runtime phase runs before kubeadm, so what it repairs is FIX,
     not an error. Whole-cluster checks compare only the hosts probed.
     """
     ignored = resolve_ignore(ignore)

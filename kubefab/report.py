@@ -12,13 +12,14 @@ def plan_text(p):
            f"({len(inv.control_planes)} control-plane, {len(inv.non_control_planes)} worker)",
            f"  endpoint https://{inv.endpoint}  pods {c.pod_subnet}  services {c.service_subnet}  cni {c.cni}",
            f"  state {inv.state_dir}",
-           f"  bootstrap token {b.token_id}.***  discovery CA hash {b.ca_hash}",
+           *([f"  bootstrap token {b.token_id}.***  discovery CA hash {b.ca_hash}"] if b else []),
            f"  install from {inv.install.source}{f' ({inv.install.directory})' if inv.install.directory else ''}"]
     if p.facts is None and p.workflow.stages:
         out.append("  built offline: no facts, so steps already done on the hosts are listed too; cluster.up "
                    "gathers facts first, checks each step and runs only what is not done")
     out += [f"  warning: {w}" for w in inv.warnings]
-    out += ["", "PKI and kubeconfigs (local)"] + _actions(b.actions)
+    if b:           # a workflow that prepares no bundle (cluster.reset) has no PKI to show
+        out += ["", "PKI and kubeconfigs (local)"] + _actions(b.actions)
     for name in p.stages:
         out += ["", f"{name}: {phases.STAGES[name]} — {'from the facts gathered' if p.facts else 'before the plan'}"]
     for number, pp in enumerate(p.phases, 1):
@@ -92,8 +93,9 @@ def _cell(r):
     return f"{r.status} {r.seconds:.1f}s" if r.seconds else r.status
 
 
-def certs(infos, warn_days=30):
-    """Every certificate, soonest expiry first, with a warning mark under `warn_days`."""
+def certs(infos, warn_days=30, unreadable=()):
+    """Every certificate, soonest expiry first, with a warning mark under `warn_days`; then each file that could
+    not be read (bundle.Unreadable)."""
     out = [f"{'expires (UTC)':<17} {'days':>5}  {'file':<54} {'subject':<52} issuer / SANs"]
     for c in infos:
         mark = "  <-- WARNING: renew soon" if c.days_left < warn_days else ""
@@ -103,4 +105,5 @@ def certs(infos, warn_days=30):
             out.append(f"{'':<24}SANs: {', '.join(c.sans)}")
     expiring = sum(c.days_left < warn_days for c in infos)
     out.append(f"{len(infos)} certificates; {expiring} expire within {warn_days} days")
+    out += [f"error: {u.file}: {u.why} — {u.fix}" for u in unreadable]
     return "\n".join(out)

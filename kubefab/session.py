@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from kubefab import apisteps, inventory, lock, log as logs, plan, ssh, token
+from kubefab import apisteps, inventory, lock, log as logs, plan, ssh, state, token
 from kubefab.errors import KubefabError
 from kubefab.runner import DEFAULT_WORKERS, Runner
 
@@ -63,13 +63,14 @@ class Session:
 
 
 @contextmanager
-def opened(inv, options, console=None, ask=None, prepare=None):
-    """The session of one task on `inv`: the lock held, the local bundle prepared (by `prepare`, plan.prepare
-    unless given), connections closed after."""
+def opened(inv, options, console=None, ask=None, prepare=True, bundle=None):
+    """The session of one task on `inv`: the lock held, the local bundle prepared (unless not `prepare`; by
+    `bundle`, inv -> plan.Bundle, when given, else plan.prepare), connections closed after."""
     if options.workers < 1:
         raise KubefabError(f"--workers {options.workers}: at least one host must be worked on at a time")
     if options.max_failed < 0:
         raise KubefabError(f"--max-failed {options.max_failed}: give how many workers may fail, 0 or more")
+    state.check(inv)      # before the log and the lock are opened in it
     hosts = inv.select(options.hosts)
     inventory.check_identity_files(inv, hosts + tuple(h for h in inv.control_planes if h not in hosts))
     console = console or sys.stdout
@@ -80,8 +81,9 @@ def opened(inv, options, console=None, ask=None, prepare=None):
         log.warning("warning: host keys are not checked (known_hosts = 'off'): anyone on the path can pose as "
                     "these hosts")
     with lock.held(inv.state_dir, log):
-        s.bundle = (prepare or plan.prepare)(inv)
-        logs.mask(token.bootstrap_token(inv))
+        if prepare:
+            s.bundle = (bundle or plan.prepare)(inv)
+            logs.mask(token.bootstrap_token(inv))
         s.ssh, s.runner = ssh.Hosts(), Runner(options.workers, s.progress)
         s.api = apisteps.ApiSteps(inv, s.ssh, log, stop=s.runner.stopping)
         try:

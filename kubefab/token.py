@@ -32,7 +32,7 @@ def bootstrap_token(inv):
         token = generate()
         fsutil.write_atomic(file, token.reveal() + "\n", 0o600, pki.DIR_MODE)
         return token
-    value = file.read_text().strip()
+    value = file.read_bytes().decode(errors="replace").strip()
     if not FORMAT.fullmatch(value):
         raise KubefabError(f"{file}: is not a bootstrap token (want 6 then 16 characters of a-z0-9, "
                            "joined by '.', e.g. abcdef.0123456789abcdef) — fix it, or delete it to have "

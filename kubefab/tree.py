@@ -1,17 +1,25 @@
 """The local tree `<state>/hosts/<host>/`: every host's files at their on-host paths and modes, nothing else.
 
 `sync` writes what is due atomically (an unchanged file keeps its bytes and mtime) and removes what
-no longer is: files, emptied directories and the trees of hosts gone from the inventory.
+no longer is: files it wrote before, and the directories that leaves empty (a host gone from the
+inventory loses its whole tree). It knows what it wrote from `<state>/hosts.json`, its list of the
+files it keeps under hosts/: a file it did not write is never deleted, and no link is followed.
 """
 
 import hashlib
-import shutil
+import json
+import os
+import re
+import stat
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kubefab import fsutil
+from kubefab.errors import KubefabError
 
 DIR_MODE = 0o755
+WRITTEN = "hosts.json"
+_HOST = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -52,16 +60,58 @@ def local_path(inv, host_name, path):
 
 
 def sync(inv, due):
-    """Write every file in `due` into the tree, prune the rest; the files as RenderedFile, in order."""
+    """Write every file in `due` into the tree, prune what an earlier sync wrote and is no longer due; the files
+    as RenderedFile, in order."""
+    before, now = _written(inv), {(d.host, d.path) for d in due}
+    if now - before:        # listed before they are written: an interrupted sync still knows them
+        _keep_list(inv, before | now)
     written = tuple(_write(inv, d) for d in due)
-    _prune(inv, due)
+    _prune(inv, before - now)
+    if before - now:
+        _keep_list(inv, now)
     return written
+
+
+def _written(inv):
+    """(host, on-host path) of every file an earlier sync left under hosts/."""
+    file = inv.state_dir / WRITTEN
+    if not file.exists():
+        return set()
+    try:
+        listed = json.loads(file.read_text())
+        found = {(host, path) for host, paths in listed.items() for path in paths}
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        found = None
+    if found is None or not all(isinstance(h, str) and _HOST.fullmatch(h) and _plain(p) for h, p in found):
+        raise KubefabError(f"{file}: is not the list of files kubefab wrote under hosts/ (host names, each with its "
+                           "absolute on-host paths) — restore it from your backup, or delete it: kubefab then "
+                           "removes no file of an earlier run and lists what it writes from now on")
+    return found
+
+
+def _plain(path):
+    """An absolute, normal POSIX path without a NUL: one that stays inside its host's tree."""
+    return isinstance(path, str) and "\0" not in path and path.startswith("/") and \
+        str(PurePosixPath(path)) == path and ".." not in PurePosixPath(path).parts
+
+
+def _keep_list(inv, files):
+    listed = {}
+    for host, path in sorted(files):
+        listed.setdefault(host, []).append(path)
+    fsutil.write_atomic(inv.state_dir / WRITTEN, json.dumps(listed, indent=1) + "\n", 0o600)
 
 
 def _write(inv, due):
     local = local_path(inv, due.host, due.path)
-    _make_dirs(hosts_dir(inv), local.parent)
-    changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
+    try:
+        _make_dirs(hosts_dir(inv), local.parent)
+        changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
+    except (FileExistsError, IsADirectoryError, NotADirectoryError) as e:
+        host_tree = hosts_dir(inv) / due.host
+        raise KubefabError(f"{local}: cannot be written ({e.strerror}): a file stands where the rendered tree needs a "
+                           f"directory, or the reverse — remove {host_tree} (`rm -r {host_tree}`), kubefab renders "
+                           "it again") from None
     return RenderedFile(due.host, due.path, due.mode, len(due.data), changed, local, due.source, due.phase,
                         hashlib.sha256(due.data).hexdigest(), int(local.stat().st_mtime))
 
@@ -75,20 +125,18 @@ def _make_dirs(top, target):
             fsutil.ensure_dir(d, DIR_MODE)
 
 
-def _prune(inv, due):
-    """Remove files no host should get any more, emptied dirs, and trees of hosts gone from the inventory."""
-    keep = {local_path(inv, d.host, d.path) for d in due}
-    roots = {hosts_dir(inv) / h.name for h in inv.hosts}
-    for entry in hosts_dir(inv).iterdir():
-        if entry not in roots:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-    for root in roots:
-        for path in sorted(root.rglob("*"), reverse=True):
-            if path.is_dir() and not path.is_symlink():
-                if not any(path.iterdir()):
-                    path.rmdir()
-            elif path not in keep:
-                path.unlink()
+def _prune(inv, gone):
+    """Remove the files of `gone` that are still regular files, then each directory that leaves empty, up to
+    hosts/; never through a link (state.check refuses them; this holds without it)."""
+    top = hosts_dir(inv)
+    for host, path in sorted(gone):
+        local = local_path(inv, host, path)
+        between = [top, *reversed([p for p in local.parents if top in p.parents]), local]
+        if any(os.path.islink(p) for p in between) or not os.path.lexists(local):
+            continue
+        if stat.S_ISREG(os.lstat(local).st_mode):
+            local.unlink()
+        for d in reversed(between[1:-1]):
+            if any(d.iterdir()):
+                break
+            d.rmdir()

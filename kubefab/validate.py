@@ -6,7 +6,7 @@ import string
 from urllib.parse import quote, urlsplit
 
 from kubefab import net, versions
-from kubefab.digits import whole
+from kubefab.digits import GO_DURATION_MAX_NS, go_duration_ns, whole
 from kubefab.x509 import ALGORITHMS
 
 CONTROL_PLANE, WORKER = "control-plane", "worker"
@@ -29,7 +29,6 @@ NODE_MASK_FLAG = "node-cidr-mask-size"  # single-stack only; kubeadm itself read
 MAX_VALIDITY_DAYS = 106751              # kubeadm reads '<days*24>h' as a Go time.Duration: at most 2562047h
 MAX_PORT = 65535
 MAX_CONNECT_TIMEOUT = 3600              # seconds: no SSH handshake takes an hour; 1e300 overflows a socket timeout
-MAX_DURATION_NS = 2**63 - 1             # Go's time.Duration
 
 # Every pattern is used with fullmatch (`$` also matches before a trailing newline) and spells digits [0-9]
 # (`\d` takes any Unicode digit).
@@ -42,15 +41,8 @@ _LABEL_VALUE = re.compile(rf"({_NAME})?")
 _REGISTRY = re.compile(rf"{_LABEL}(\.{_LABEL})*(:[0-9]{{1,5}})?")
 # RFC 3986's unreserved and reserved characters and '%' (for escapes), without the quote "'": what a URL may hold
 _URL_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&()*+,;=%")
-_TAINT = re.compile(r"([A-Za-z0-9./_-]+)(=([A-Za-z0-9._-]*))?:([A-Za-z]+)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")            # POSIX: a name the shell can export
 _LOGIN = re.compile(r"[^\s\x00-\x1f\x7f@:]+")                    # an SSH user name: no space, control, '@' or ':'
-# Go's time.ParseDuration, as kubeadm reads a token's ttl: a sequence of decimal numbers, each with a unit
-# (both the micro sign U+00B5 and the Greek mu U+03BC spell microseconds)
-_GO_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
-             "h": 3600 * 10**9}
-_GO_ELEMENT = rf"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)({'|'.join(sorted(_GO_UNITS, key=len, reverse=True))})"
-_GO_DURATION = re.compile(rf"\+?(0|({_GO_ELEMENT})+)")
 
 
 # -- [cluster] --------------------------------------------------------------------------------------
@@ -79,11 +71,6 @@ def check_cluster(p, c):
         if not (net.as_ip(san) or _DNS1123.fullmatch(san.removeprefix("*."))):
             p.add("cluster.apiserver", "cert_sans", f"entry {san!r} is neither an IP address nor a DNS name")
     _choice(p, "cluster.kube_proxy", "mode", c.kube_proxy.mode, PROXY_MODES)
-    for table, component in (("apiserver", c.apiserver), ("controller_manager", c.controller_manager),
-                             ("scheduler", c.scheduler), ("kubelet", c.kubelet)):
-        for name in component.extra_args:
-            if name.startswith("-"):
-                p.add(f"cluster.{table}", "extra_args", f"entry {name!r}: write flag names without '--'", at=(name,))
 
 
 def _check_version(p, version):
@@ -133,24 +120,13 @@ def _check_validity(p, c):
 def _check_token_ttl(p, ttl):
     """A bootstrap token's ttl as kubeadm reads it: a Go duration ('0' never expires); kubeadm takes a negative
     one for 'never expires' too, so a sign other than '+' is refused."""
-    if not _GO_DURATION.fullmatch(ttl):
+    ns = None if ttl.startswith("-") else go_duration_ns(ttl)
+    if ns is None:
         p.add("cluster", "token_ttl", f"{ttl!r} is not a duration — write a Go duration such as '24h', '1h30m', "
                                       "'1.5h' or '90m', or '0' (never expires)")
-    elif _go_duration_ns(ttl) > MAX_DURATION_NS:
+    elif ns > GO_DURATION_MAX_NS:
         p.add("cluster", "token_ttl", f"{ttl!r} is longer than a Go duration holds (2562047h) — use a shorter "
                                       "ttl, or '0' for a token that never expires")
-
-
-def _go_duration_ns(text):
-    """The nanoseconds of a Go duration that matched _GO_DURATION (fractions truncated, as Go does); digits past
-    the 20th of a whole part only make it larger than any Duration, and past the 18th of a fraction add nothing."""
-    total = 0
-    for number, unit in re.findall(_GO_ELEMENT, text):
-        whole_part, _, fraction = number.partition(".")
-        whole_part, fraction = whole_part.lstrip("0")[:20], fraction[:18]
-        scale = _GO_UNITS[unit]
-        total += int(whole_part or 0) * scale + int(fraction or 0) * scale // 10 ** len(fraction)
-    return total
 
 
 def _choice(p, table, key, value, allowed):
@@ -299,11 +275,6 @@ def check_host(p, h, given, typed):
     for role in h.roles:
         if role not in ROLES:
             p.add(table, "roles", f"has {role!r} — roles are {', '.join(repr(r) for r in ROLES)}")
-    for taint in h.taints:
-        m = _TAINT.fullmatch(taint)
-        if not m or m.group(4) not in TAINT_EFFECTS:
-            p.add(table, "taints", f"entry {taint!r} must be 'key=value:Effect' with Effect one of "
-                                   f"{', '.join(TAINT_EFFECTS)}")
     for key, value in h.labels.items():
         prefix, _, name = key.rpartition("/")
         if not _LABEL_KEY.fullmatch(key) or len(name) > 63 or len(prefix) > 253:

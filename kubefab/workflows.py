@@ -57,7 +57,9 @@ class Workflow:
     question: str = "Change {n} hosts now?"
     done: str = ""                          # the last word of a run that passed ({n} hosts, {state_dir})
     token: Callable = None                  # a fresh bootstrap token -> the workflow using it (node.join)
-    prepare: Callable = None                # inv -> the local bundle, under the lock (default: plan.prepare)
+    prepares: bool = True   # the local bundle is ensured first; a reset needs none: an expired CA or a lost PKI
+                            # must not stop one, nor may a reset make a new CA
+    bundle: Callable = None                 # inv -> that bundle, under the lock (default: plan.prepare)
 
     @property
     def names(self):
@@ -102,7 +104,7 @@ def reset(drain=False):
               "other-control-planes", SERIAL, steps, last_first=True),
         Phase("reset-leader", "Reset the first control-plane node", "first-control-plane", SERIAL, steps),
     ), intro=_reset_intro, loud=True, question="Reset {n} hosts now (kubeadm reset -f, then what it leaves behind)?",
-        done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)")
+        done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)", prepares=False)
 
 
 def renew(what, prepare=None):
@@ -131,4 +133,4 @@ def renew(what, prepare=None):
               PARALLEL, files),
         Phase("restart", "Restart the static pods whose files changed, one control plane at a time, each healthy "
               "before the next", "control-planes", SERIAL, restart),
-    ), intro=intro, loud=True, question="Restart the control-plane components on {n} hosts now?", prepare=prepare)
+    ), intro=intro, loud=True, question="Restart the control-plane components on {n} hosts now?", bundle=prepare)

@@ -230,7 +230,7 @@ def test_bad_inventory_names_file_place_and_fix(tmp_path, text, expected):
     ('pod_subnet = "10.244.0.0/25"', '"node-cidr-mask-size-ipv4" = 26, "node-cidr-mask-size" = 27'),
 ])
 def test_networks_kubeadm_accepts(tmp_path, subnets, nodes):
-    text = cluster(subnets + (f'\n[cluster.controller_manager]\nextra_args = {{ {nodes} }}' if nodes else ""))
+    text = cluster('cni = "none"\n' + subnets + (f'\n[cluster.controller_manager]\nextra_args = {{ {nodes} }}' if nodes else ""))
     inv = load(tmp_path, text)
     assert (inv.cluster.pod_subnet, inv.cluster.service_subnet) == tuple(
         dict(line.split(" = ") for line in subnets.splitlines()).get(k, d).strip('"')

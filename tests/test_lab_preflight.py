@@ -11,7 +11,7 @@ import time
 import paramiko
 import pytest
 
-from kubefab import facts, inventory, preflight
+from kubefab import facts, inventory, preflight, state
 from kubefab.checks import ERROR, FIX, OK
 from kubefab.facts import FactsError
 from lab import Lab
@@ -92,7 +92,7 @@ def found(probed):
     inv, results = probed
     gathered = {name: got for name, (got, _, _) in results.items() if isinstance(got, facts.Facts)}
     failures = {name: got for name, (got, _, _) in results.items() if isinstance(got, str)}
-    got = preflight.evaluate(inv, gathered, failures=failures, ca_sha256=preflight.local_ca_fingerprint(inv))
+    got = preflight.evaluate(inv, gathered, failures=failures, ca_sha256=state.ca_fingerprint(inv))
     print(preflight.table(got))
     return {(f.host, f.check): f for f in got}
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from kubefab import bundle, inventory, kubeconfig, net, pki, x509
+from kubefab import bundle, inventory, kubeconfig, net, pki, plan, x509
 from kubefab.errors import KubefabError
 
 HA = """\
@@ -578,17 +578,37 @@ def test_the_kubeadm_double_uses_every_pushed_file_as_is(rsa_ha, tmp_path, monke
                            if host is inv.first_control_plane else set())
 
 
-def test_an_expired_ca_is_kept_and_reported(tmp_path):
-    inv = load(tmp_path, algorithm="ECDSA-P256")
-    crt, key = pki.paths(inv, pki.BY_NAME["front-proxy-ca"])
+def planted_ca(inv, name, days, age_days):
+    """A CA pair for `name` made `age_days` ago, valid `days`; the state dir as it was."""
+    crt, key = pki.paths(inv, pki.BY_NAME[name])
     old_key = x509.new_key("ECDSA-P256")
-    long_ago = x509.now() - datetime.timedelta(days=400)
-    pki.write_pair(crt, x509.issue(x509.Request("front-proxy-ca", days=300, is_ca=True), old_key, at=long_ago),
-                   key, old_key)
-    before = crt.read_bytes()
-    actions = pki.ensure(inv)
-    assert next(a for a in actions if a.name == "front-proxy-ca").reason.startswith("EXPIRED on ")
-    assert crt.read_bytes() == before
+    made = x509.now() - datetime.timedelta(days=age_days)
+    pki.write_pair(crt, x509.issue(x509.Request(name, days=days, is_ca=True), old_key, at=made), key, old_key)
+    return crt
+
+
+def test_an_expired_ca_is_an_error_saying_what_to_do_and_nothing_is_written(tmp_path):
+    inv = load(tmp_path, algorithm="ECDSA-P256")
+    crt = planted_ca(inv, "front-proxy-ca", days=300, age_days=400)
+    before = tree(inv.state_dir)
+    with pytest.raises(KubefabError) as e:
+        plan.prepare(inv)
+    assert str(e.value).startswith(f"{crt}: the CA expired on ")
+    assert "kubefab never makes a new one: replace the CA by hand" in str(e.value)
+    assert tree(inv.state_dir) == before
+
+
+def test_a_ca_that_expires_before_a_leaf_issued_now_is_an_error_with_the_days_it_has_left(tmp_path):
+    inv = load(tmp_path, algorithm="ECDSA-P256", cert_days=365)
+    crt = planted_ca(inv, "etcd/ca", days=500, age_days=400)
+    before = tree(inv.state_dir)
+    with pytest.raises(KubefabError, match=re.escape(
+            f"{crt}: the CA expires on ") + r"\S+ \S+ UTC \(in (99|100) days\), before a certificate issued now with "
+            r"cert_validity_days = 365 would — set cert_validity_days to at most \1 in "):
+        plan.prepare(inv)
+    assert tree(inv.state_dir) == before
+    shorter = load(tmp_path, algorithm="ECDSA-P256", cert_days=99)
+    assert {a.name for a in plan.prepare(shorter).actions if a.what == "kept"} == {"etcd/ca"}
 
 
 def test_kubeconfigs_can_be_renewed_by_name(ec_copy):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import checks, facts, inventory, pki, preflight
+from kubefab import checks, facts, inventory, pki, preflight, state
 from kubefab.checks import DONE, ERROR, FIX, OK, WARNING
 from kubefab.errors import KubefabError
 
@@ -21,8 +21,8 @@ INVENTORIES = {  # name: (more [cluster] keys, more tables)
     "1.31": ('kubernetes_version = "1.31.4"\n', ""),
     "1.34": ('kubernetes_version = "1.34.2"\n', ""),
     "swap allowed": ("", "[cluster.kubelet]\nconfig = { failSwapOn = false }\n"),
-    "cgroupfs": ("", '[cluster.kubelet]\nconfig = { cgroupDriver = "cgroupfs" }\n'),
-    "ipv6": ('pod_subnet = "10.244.0.0/16,fd00:10::/56"\nservice_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
+    "ipv6": ('cni = "none"\npod_subnet = "10.244.0.0/16,fd00:10::/56"\n'
+             'service_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
 }
 
 
@@ -99,6 +99,8 @@ CASES = (
     Case("ClusterMember", "w-1", MEMBER, DONE, "already a node of this cluster"),
     Case("ClusterMember", "w-1", {**MEMBER, "kube.ca_sha256": OTHER_CA}, ERROR, "another cluster"),
     Case("ClusterMember", "cp-2", MEMBER, ERROR, "as a worker"),
+    Case("ClusterCA", "w-1", {"kube.file": [facts.CA_CERT], "kube.ca_sha256": OTHER_CA}, ERROR, "is another CA"),
+    Case("ClusterCA", "cp-1", {**CP_MEMBER, "kube.ca_sha256": OTHER_CA}, ERROR, "is another CA"),
     Case("ClusterMember", "cp-1", CP_MEMBER, DONE, "already a node of this cluster"),
     Case("NumCPU", "cp-1", {"cpus": "1"}, ERROR, "1 CPU"),
     Case("Mem", "cp-1", {"memory_kib": "1048576"}, ERROR, "1024 MB"),
@@ -151,7 +153,6 @@ CASES = (
     Case("CRI", "w-1", {"cri": []}, ERROR, "installed but not running", prepared=False),
     Case("CRI", "w-1", {"cri": ["/var/run/crio/crio.sock"]}, WARNING, "/var/run/crio/crio.sock"),
     Case("CgroupDriver", "w-1", {"containerd.systemd_cgroup": "false"}, FIX, "cgroupfs driver"),
-    Case("CgroupDriver", "w-1", {}, ERROR, "cgroupDriver = 'cgroupfs'", inventory="cgroupfs"),
     Case("KubernetesVersion", "w-1", {"version.kubeadm": "1.32.9"}, FIX, "kubeadm 1.32.9 is installed"),
     Case("KubeletVersion", "w-1", {"version.kubelet": ""}, FIX, "not installed"),
     Case("KubeletVersion", "w-1", {"version.kubelet": "1.34.1"}, ERROR, "asks for 1.33.5", prepared=False),
@@ -255,6 +256,23 @@ def test_ignore_turns_named_errors_into_warnings(inventories):
     assert not preflight.errors(everything) and sum(f.ignored for f in everything) == 2
 
 
+def test_a_host_with_another_ca_is_refused_whatever_is_ignored_naming_both_ca_and_the_restore(inventories):
+    planted = {"w-1": {"kube.file": [facts.CA_CERT], "kube.ca_sha256": OTHER_CA}}
+    inv = inventories["default"]
+    got = findings(inv, planted, ignore=["all"])
+    assert [(f.host, f.check) for f in preflight.errors(got.values())] == [("w-1", "ClusterCA")]
+    text = preflight.table(got.values())
+    assert f"error ClusterCA on w-1: /etc/kubernetes/pki/ca.crt on the host is another CA (sha256 {OTHER_CA}) than " \
+           f"this state dir's {inv.state_dir / 'pki' / 'ca.crt'} (sha256 {LOCAL_CA})" in text
+    assert f"or restore it: copy your backup of {inv.state_dir / 'pki'} (and " \
+           f"{inv.state_dir / 'cluster.json'}) back into {inv.state_dir}" in text
+    with pytest.raises(KubefabError, match="--ignore ClusterCA: this check cannot be ignored: the push phase would "
+                                           "overwrite that CA"):
+        preflight.resolve_ignore(["clusterca"])
+    same = findings(inv, {"w-1": {"kube.file": [facts.CA_CERT], "kube.ca_sha256": LOCAL_CA}})
+    assert same[("w-1", "ClusterCA")].status == OK
+
+
 @pytest.mark.parametrize("name, says", [
     ("Swp", "did you mean 'Swap'?"),
     ("FileAvailable--etc-kubernetes-kubelet", "did you mean 'FileAvailable--etc-kubernetes-kubelet.conf'?"),
@@ -313,8 +331,8 @@ def test_check_table_invariants():
 
 def test_the_local_ca_fingerprint_matches_what_the_probe_computes(tmp_path):
     inv = load(tmp_path)
-    assert preflight.local_ca_fingerprint(inv) == ""
+    assert state.ca_fingerprint(inv) == ""
     pki.ensure(inv)
     crt, _ = pki.paths(inv, pki.BY_NAME["ca"])
-    assert preflight.local_ca_fingerprint(inv) == facts.ca_fingerprint(crt.read_bytes())
-    assert facts.ca_fingerprint(crt.read_bytes().replace(b"\n", b"\r\n")) == preflight.local_ca_fingerprint(inv)
+    assert state.ca_fingerprint(inv) == facts.ca_fingerprint(crt.read_bytes())
+    assert facts.ca_fingerprint(crt.read_bytes().replace(b"\n", b"\r\n")) == state.ca_fingerprint(inv)

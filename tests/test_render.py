@@ -4,7 +4,6 @@ import re
 import shutil
 import subprocess
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import yaml
 
 from inventories import host_tables
 from kubefab import bundle, inventory, kubeadm, kubeconfig, paths, pki, plan, render, token, tree, x509
-from kubefab.errors import KubefabError
+from kubefab.errors import InventoryError
 
 from lab.doubles import install_dir, testkit
 
@@ -193,23 +192,21 @@ def test_component_configs_merge_the_inventory_over_kubefabs_settings(single, ha
     assert proxy["mode"] == "ipvs" and proxy["ipvs"] == {"scheduler": "wrr"}
 
 
-def test_a_component_config_that_contradicts_kubefab_is_refused(tmp_path):
+def test_a_component_config_that_contradicts_kubefab_is_refused_when_the_inventory_loads(tmp_path):
     text = SINGLE.replace('config = { maxPods = 150', 'config = { cgroupDriver = "cgroupfs", maxPods = 150')
     path = tmp_path / "inventory.toml"
     path.write_text(text)
-    inv = inventory.load(path)
-    pki.ensure(inv)
-    kubeconfig.ensure(inv)
-    with pytest.raises(KubefabError, match=r"\[cluster.kubelet\] config.cgroupDriver = 'cgroupfs' conflicts "
-                                           r"with 'systemd', which kubefab sets \(templates/kubeadm/init.yaml\)"):
-        render.render(inv)
+    with pytest.raises(InventoryError, match=r"line 12: \[cluster.kubelet\] config cgroupDriver = 'cgroupfs' "
+                                             r"conflicts with 'systemd', which kubefab sets"):
+        inventory.load(path)
 
 
-def test_kubelet_extra_args_may_not_replace_the_per_host_node_ip(single):
-    inv, _ = single
-    inv = replace(inv, cluster=replace(inv.cluster, kubelet=inventory.Kubelet(extra_args={"node-ip": "1.2.3.4"})))
-    with pytest.raises(KubefabError, match=r"\[cluster.kubelet\] extra_args sets 'node-ip'.*remove it"):
-        kubeadm.kubelet_args(inv, inv.hosts[0])
+def test_kubelet_extra_args_may_not_replace_the_per_host_node_ip(tmp_path):
+    path = tmp_path / "inventory.toml"
+    path.write_text(SINGLE.replace('extra_args = { "max-pods" = "150" }', 'extra_args = { "node-ip" = "1.2.3.4" }'))
+    with pytest.raises(InventoryError, match=r"line 11: \[cluster.kubelet\] extra_args sets 'node-ip', which "
+                                             "kubefab sets per host from each host's internal_address — remove it"):
+        inventory.load(path)
 
 
 # ---- joins --------------------------------------------------------------------------------------------
@@ -423,7 +420,8 @@ def test_modules_and_sysctls_for_kubeadm_and_bridged_traffic(single, ha):
 def test_dual_stack_subnets_reach_kubeadm_and_turn_on_ipv6_forwarding(tmp_path):
     pods, services = "10.244.0.0/16,fd00:10:244::/56", "10.96.0.0/12,fd00:10:96::/112"
     text = BOTH.replace('encryption_algorithm = "ECDSA-P256"',
-                        f'encryption_algorithm = "ECDSA-P256"\npod_subnet = "{pods}"\nservice_subnet = "{services}"')
+                        f'encryption_algorithm = "ECDSA-P256"\ncni = "none"\npod_subnet = "{pods}"\n'
+                        f'service_subnet = "{services}"')
     path = tmp_path / "inventory.toml"
     path.write_text(text)
     inv = inventory.load(path)

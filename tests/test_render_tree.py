@@ -107,11 +107,11 @@ def test_a_changed_mode_on_disk_is_put_back(rendered):
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
-def test_files_no_longer_due_leave_the_tree(rendered, tmp_path):
+def test_files_no_longer_due_leave_the_tree_and_files_kubefab_did_not_write_stay(rendered, tmp_path):
     inv, _ = rendered
     stray = tree.local_path(inv, "w-1", "/etc/leftover/old.conf")
     stray.parent.mkdir(parents=True)
-    stray.write_text("from an older kubefab\n")
+    stray.write_text("the user's own\n")
     inv = ensure(tmp_path / "inventory.toml", AFTER)
     files = render.render(inv)
     cp2 = tree.hosts_dir(inv) / "cp-2"
@@ -121,8 +121,8 @@ def test_files_no_longer_due_leave_the_tree(rendered, tmp_path):
     assert not (tree.hosts_dir(inv) / "w-2").exists()
     assert not (cp2 / "etc/containerd/certs.d/quay.io").exists()
     assert (cp2 / "etc/containerd/certs.d/docker.io/hosts.toml").is_file()
-    assert not stray.exists() and not stray.parent.exists()
-    assert {p for p in tree.hosts_dir(inv).rglob("*") if p.is_file()} == {f.local for f in files}
+    assert stray.read_text() == "the user's own\n"
+    assert {p for p in tree.hosts_dir(inv).rglob("*") if p.is_file()} == {f.local for f in files} | {stray}
 
 
 def test_render_refuses_to_give_a_worker_what_kubeadm_join_writes(rendered, monkeypatch):

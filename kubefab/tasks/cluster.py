@@ -3,6 +3,7 @@
 from invoke import Exit, task
 
 from kubefab import execute, plan as planning, report
+from kubefab.checks import CHECKS
 from kubefab.runner import DEFAULT_WORKERS
 from kubefab.session import Options
 
@@ -14,7 +15,8 @@ SELECT_HELP = {
 BATCH_HELP = "join this many workers at once (default: worker_batch_size of the inventory)"
 RUN_HELP = {"workers": f"hosts worked on at once (default {DEFAULT_WORKERS})",
             "verbose": "show every step of every host", "quiet": "show only problems and the summary",
-            "ignore": "let this preflight check's errors pass (repeat or comma-separate; 'all' for every check)"}
+            "ignore": "let this preflight check's errors pass (repeat or comma-separate; 'all' for every check but "
+                      + ", ".join(c.name for c in CHECKS if c.not_ignorable) + ")"}
 DRY_RUN_HELP = "gather facts, print the plan that would run (as cluster.plan does) and change nothing"
 
 

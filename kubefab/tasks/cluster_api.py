@@ -4,7 +4,7 @@ server's endpoint reachable from this machine, or a forward to it with --via).""
 
 from invoke import Exit, task
 
-from kubefab import health, kube, kubeconfig, kubeconfig_merge
+from kubefab import health, kube, kubeconfig, kubeconfig_merge, state
 
 from .common import INVENTORY_HELP, STATE_HELP, load, number, user_errors
 
@@ -12,6 +12,7 @@ VIA_HELP = "reach the API server through this local forward, HOST:PORT (e.g. an 
 
 
 def _admin_conf(inv):
+    state.check(inv)
     return kubeconfig.path(inv, kubeconfig.BY_FILE["admin.conf"])
 
 

@@ -13,9 +13,13 @@ from .common import INVENTORY_HELP, STATE_HELP, load, names, number, user_errors
 @task(help={"inventory": INVENTORY_HELP, "state-dir": STATE_HELP,
             "days": "warn about certificates expiring within this many days (default 30)"})
 def show(c, inventory=None, state_dir=None, days=None):
-    """List every certificate with subject, issuer, SANs and expiry, soonest first."""
+    """List every certificate with subject, issuer, SANs and expiry, soonest first; exit 1 when one cannot be read."""
     with user_errors():
-        print(report.certs(bundle.certificates(load(c, inventory, state_dir)), warn_days=number(days, "days", 30)))
+        warn = number(days, "days", 30)
+        infos, unreadable = bundle.survey(load(c, inventory, state_dir), warn)
+        print(report.certs(infos, warn_days=warn, unreadable=unreadable))
+    if unreadable:
+        raise Exit(code=1)
 
 
 @task(iterable=["host", "add_san"], help={

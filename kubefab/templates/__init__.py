@@ -22,7 +22,7 @@ from kubefab.errors import KubefabError
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 WHOLE = re.compile(r"\$\{(\w+)\}")
 LEFTOVERS = ("${", "{{")
-_UNSAFE = re.compile(r'["\\\n\r\t]')
+_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]')   # a quote, backslash or control character: not plain text
 # libyaml's C loader and dumper when pyyaml has them: rendering hundreds of hosts parses and dumps a lot
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -69,7 +69,7 @@ def fill_text(name, text, values):
         if key not in values:
             raise KubefabError(f"templates/{name}: line {_line(text, match.start())}: no value for ${{{key}}}")
         value = str(values[key])
-        if _UNSAFE.search(value):
+        if not is_plain(value):
             raise KubefabError(f"templates/{name}: line {_line(text, match.start())}: value {value!r} for "
                                f"${{{key}}} holds a quote, backslash or line break")
         used.add(key)
@@ -78,6 +78,11 @@ def fill_text(name, text, values):
     out = PLACEHOLDER.sub(put, text)
     _all_used(name, values, used)
     return out
+
+
+def is_plain(value):
+    """True if `value` may stand in a text template: no quote, backslash, line break or other control character."""
+    return not _UNSAFE.search(value)
 
 
 def fill_yaml(name, text, values, overlays):
@@ -132,21 +137,39 @@ def _overlay(name, doc, overlay):
     if not overlay:
         return doc
     where, extra = overlay
-    return _merge(doc, plain(extra), where, name)
+    extra = plain(extra)
+    for at, value, ours in conflicts(doc, extra):
+        raise KubefabError(f"{where}.{'.'.join(at)} = {value!r} conflicts with {ours!r}, which kubefab sets "
+                           f"(templates/{name}) — remove it from the inventory")
+    return _merge(doc, extra)
 
 
-def _merge(base, extra, where, name):
-    """`base` with `extra` added; a value kubefab sets may not be changed, only repeated."""
+def document(name, kind, values):
+    """The document of `kind` in YAML template `name`, its placeholders filled from `values`."""
+    doc = next(d for d in _documents(name, load(name)) if isinstance(d, dict) and d.get("kind") == kind)
+    return _fill(name, doc, plain(values), set(), kind)
+
+
+def conflicts(base, extra, at=()):
+    """(key path, value, base's value) for each value of `extra` that would change one `base` sets: an overlay
+    may add keys and repeat values, never change them."""
+    for key, value in extra.items():
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            yield from conflicts(base[key], value, (*at, key))
+        elif key in base and base[key] != value:
+            yield (*at, key), value, base[key]
+
+
+def _merge(base, extra):
     out = dict(base)
     for key, value in extra.items():
-        if isinstance(out.get(key), dict) and isinstance(value, dict):
-            out[key] = _merge(out[key], value, f"{where}.{key}", name)
-        elif key in out and out[key] != value:
-            raise KubefabError(f"{where}.{key} = {value!r} conflicts with {out[key]!r}, which kubefab sets "
-                               f"(templates/{name}) — remove it from the inventory")
-        else:
-            out[key] = value
+        out[key] = _merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
     return out
+
+
+def looks_unfilled(text):
+    """True if `text` holds what `check` takes for a placeholder left unfilled."""
+    return any(mark in text for mark in LEFTOVERS)
 
 
 def check(path, text):
@@ -160,7 +183,7 @@ def check(path, text):
         except tomllib.TOMLDecodeError as e:
             raise KubefabError(f"{path}: rendered file is not valid TOML: {e}") from None
     for number, line in enumerate(text.splitlines(), 1):
-        if any(mark in line for mark in LEFTOVERS):
+        if looks_unfilled(line):
             raise KubefabError(f"{path}: line {number}: a placeholder survived rendering: {line.strip()!r}")
 
 
@@ -179,7 +202,7 @@ def _walk_leftovers(path, node, where):
     elif isinstance(node, list):
         for i, value in enumerate(node):
             _walk_leftovers(path, value, f"{where}[{i}]")
-    elif isinstance(node, str) and any(mark in node for mark in LEFTOVERS):
+    elif isinstance(node, str) and looks_unfilled(node):
         raise KubefabError(f"{path}: {where}: a placeholder survived rendering: {node!r}")
 
 
