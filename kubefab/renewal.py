@@ -2,7 +2,7 @@
 read the renewed files and how each is restarted, and the expiry warnings every task gives offline.
 
 A static pod is restarted the way kubeadm's documentation says (its manifest moved out of the kubelet's manifest
-directory until the component stops listening, then back), and only when one of the files it reads is newer than
+directory until the component stops listening, or for 20 s when it did not listen, then back), and only when one of the files it reads is newer than
 its manifest. After the restart the manifest takes the newest file's mtime (`touch -r`, the local clock's time a
 push carries): a re-run after Ctrl-C finds what is still to restart, and a second run restarts nothing.
 """
@@ -19,6 +19,9 @@ from kubefab.steps import Command, q
 LEAF_WARN_DAYS, CA_WARN_DAYS = pki.WARN_DAYS, 365
 _DNS_NAME = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 STOP_SECONDS = 90           # a component's graceful termination (kube-apiserver's is 30 s) and then some
+# a component that does not listen (crash-looping, or waiting for etcd) shows no stop: its manifest stays out for the
+# kubelet's fileCheckFrequency, as kubeadm's documentation says, or the kubelet may never see it go
+UNSEEN_SECONDS = 20
 ASIDE = f"{paths.KUBERNETES}/kubefab/restarting"     # outside the manifest dir, on the same file system
 
 
@@ -106,11 +109,13 @@ def restart(component, renewing=frozenset()):
     m, a = q(component.manifest), q(f"{ASIDE}/{component.name}.yaml")
     files = " ".join(q(f) for f in component.files)
     newer = " && ".join(f"[ ! {q(f)} -nt {m} ]" for f in component.files)
-    body = (f"mkdir -p {q(ASIDE)} && {{ [ -f {m} ] || mv {a} {m}; }} && mv {m} {a} && i=0 && "
-            f"while ss -Hltn {q(f'sport = :{component.port}')} | grep -q .; do i=$((i+1)); "
-            f"if [ $i -gt {STOP_SECONDS} ]; then mv {a} {m}; "
-            f"echo {q(f'{component.name} still listens on port {component.port} after {STOP_SECONDS} s')} >&2; "
-            f"exit 1; fi; sleep 1; done; mv {a} {m} && touch -r \"$(ls -t -- {files} | head -n 1)\" {m}")
+    listening = f"ss -Hltn {q(f'sport = :{component.port}')} | grep -q ."
+    stuck = q(f"{component.name} still listens on port {component.port} after {STOP_SECONDS} s")
+    body = (f"mkdir -p {q(ASIDE)} && {{ [ -f {m} ] || mv {a} {m}; }} && "
+            f"if {listening}; then up=1; else up=0; fi && mv {m} {a} && i=0 && "
+            f"if [ $up = 1 ]; then while {listening}; do i=$((i+1)); "
+            f"if [ $i -gt {STOP_SECONDS} ]; then mv {a} {m}; echo {stuck} >&2; exit 1; fi; sleep 1; done; "
+            f"else sleep {UNSEEN_SECONDS}; fi; mv {a} {m} && touch -r \"$(ls -t -- {files} | head -n 1)\" {m}")
     mine = sorted(renewing & set(component.files))
     why = f"{', '.join(f.rpartition('/')[2] for f in mine)} renewed" if mine else "none of its files renewed here"
     return Command(f"restart {component.name}", body, guard=f"[ -f {m} ] && [ ! -e {a} ] && {newer}",
@@ -123,7 +128,7 @@ def serving_serial(address, port=net.API_PORT, timeout=5):
     return x509.view(ssl.get_server_certificate((address, port), timeout=timeout).encode()).serial
 
 
-def warnings(inv, at=None):
+def warnings(inv):
     """Offline, from the state dir: each leaf or kubeconfig expiring within 30 days, each CA within a year."""
     if not pki.pki_dir(inv).is_dir():
         return ()
