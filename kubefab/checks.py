@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable
 
-from kubefab import facts as probe, net, paths, pki, render, state
+from kubefab import facts as probe, pki, render, requirements as req, state
+from kubefab.requirements import ERROR, WARNING
 
-OK, DONE, FIX, WARNING, ERROR = "ok", "done", "fix", "warning", "error"
+OK, DONE, FIX = "ok", "done", "fix"
 MIN_CPUS, MIN_MEMORY_MB = 2, 1700                # kubeadm's ControlPlaneNumCPU and ControlPlaneMem
 SKEW_ERROR, SKEW_WARNING = 10.0, 1.0             # seconds between a host's clock and this machine's
 DISK_ERROR_MIB, DISK_WARNING_MIB = 100, 2048     # free under /var/lib: images, etcd, kubelet state
 MIN_KERNEL = (4, 19)                             # kubeadm's system validators (k8s.io/system-validators)
-REQUIRED_COMMANDS = ("ip", "iptables", "mount", "nsenter")
-WANTED_COMMANDS = ("ebtables", "ethtool", "socat", "tc", "touch")
 CGROUP_CONTROLLERS = {1: ("cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"),
                       2: ("cpu", "cpuset", "memory", "pids")}
 CONTAINERD_SOCKET = probe.CRI_SOCKETS[0]
@@ -110,10 +109,16 @@ def _mem(s):
 
 
 def _swap(s):
-    if s.inv.cluster.kubelet.config.get("failSwapOn") is False:
+    on = ", ".join(name for name, _ in s.facts.swaps)
+    if req.swap_allowed(s.inv):
+        # kubeadm's own Swap check only warns, whatever the kubelet's configuration
+        if on:
+            return Outcome(f"swap is on ({on}); the kubelet runs with it (failSwapOn = false)",
+                           "none needed; for kubefab to turn swap off, drop failSwapOn = false from [cluster.kubelet]",
+                           WARNING)
         return None
     if s.facts.swaps:
-        return Outcome(f"swap is on ({', '.join(name for name, _ in s.facts.swaps)}): the kubelet will not start",
+        return Outcome(f"swap is on ({on}): the kubelet will not start",
                        "swapoff -a and remove the swap lines from /etc/fstab")
     if s.facts.fstab_swaps:
         return Outcome(f"/etc/fstab turns swap on at boot ({', '.join(s.facts.fstab_swaps)}): the kubelet fails after "
@@ -127,7 +132,9 @@ def _file_existing(command):
     return test
 
 
-def _sysctl(key, why=""):
+def _sysctl(key):
+    why = " (br_netfilter is not loaded)" if key.startswith("net.bridge.") else ""
+
     def test(s):
         value = s.facts.sysctls[key]
         if value != "1":
@@ -383,17 +390,18 @@ def _clock(s):
     return Outcome(how, fix, ERROR if abs(skew) > SKEW_ERROR else WARNING)
 
 
-def _ipv6(inv):
-    return any(n.version == 6 for s in (inv.cluster.pod_subnet, inv.cluster.service_subnet) for n in net.networks(s))
+# how a requirement's check judges it, by the row's kind
+TESTS = {req.SWAP: lambda r: _swap, req.COMMAND: lambda r: _file_existing(r.subject),
+         req.MODULE: lambda r: _modules, req.SYSCTL: lambda r: _sysctl(r.subject), req.PORT: lambda r: _port(r.subject),
+         req.FILE: lambda r: _file_available(r.subject), req.DIR: lambda r: _etcd_dir}
 
 
-def _before_132(inv):
-    return inv.cluster.minor < 32
+def _requirement(r):
+    return Check(r.check, r.severity, r.roles, TESTS[r.kind](r), runtime=r.fix, node_fails=r.node_fails,
+                 kubeadm=r.kubeadm, when=r.when)
 
 
 def _checks():
-    control_plane_ports = (net.API_PORT, 10259, 10257, 2379, 2380)
-    runtime_sysctl = "writes /etc/sysctl.d/99-kubernetes.conf and applies it"
     return (
         Check("Reachable", ERROR, "all", _reachable, kubeadm=False),
         Check("IsPrivilegedUser", ERROR, "all", _privileged),
@@ -405,28 +413,7 @@ def _checks():
         Check("Mem", ERROR, "all", _mem),
         Check("SystemVerification", ERROR, "all", _system),
         Check("InitSystem", ERROR, "all", _init_system, kubeadm=False),
-        Check("Swap", ERROR, "all", _swap, runtime="turns swap off and comments it out of /etc/fstab"),
-        Check("FileExisting-conntrack", ERROR, "all", _file_existing("conntrack"), when=_before_132),
-        *(Check(f"FileExisting-{c}", ERROR, "all", _file_existing(c)) for c in REQUIRED_COMMANDS),
-        *(Check(f"FileExisting-{c}", WARNING, "all", _file_existing(c)) for c in WANTED_COMMANDS),
-        Check("KernelModules", ERROR, "all", _modules, kubeadm=False,
-              runtime="loads them and lists them in /etc/modules-load.d/"),
-        Check("FileContent--proc-sys-net-ipv4-ip_forward", ERROR, "all", _sysctl("net.ipv4.ip_forward"),
-              runtime=runtime_sysctl),
-        Check("FileContent--proc-sys-net-ipv6-conf-default-forwarding", ERROR, "all",
-              _sysctl("net.ipv6.conf.default.forwarding"), runtime=runtime_sysctl, when=_ipv6),
-        *(Check(f"FileContent--proc-sys-net-bridge-bridge-nf-call-{t}", ERROR, "all",
-                _sysctl(f"net.bridge.bridge-nf-call-{t}", " (br_netfilter is not loaded)"), kubeadm=False,
-                runtime="loads br_netfilter, " + runtime_sysctl) for t in ("iptables", "ip6tables")),
-        *(Check(f"Port-{p}", ERROR, "control-plane", _port(p), node_fails=True) for p in control_plane_ports),
-        Check("Port-10250", ERROR, "all", _port(10250), node_fails=True),
-        *(Check("FileAvailable-" + path.replace("/", "-"), ERROR, "control-plane", _file_available(path),
-                node_fails=True) for path in paths.MANIFESTS),
-        *(Check("FileAvailable-" + path.replace("/", "-"), ERROR, "joining", _file_available(path), node_fails=True)
-          for path in paths.JOIN_WRITES),
-        Check("FileAvailable-" + probe.CA_CERT.replace("/", "-"), ERROR, "worker", _file_available(probe.CA_CERT),
-              node_fails=True),
-        Check("DirAvailable--var-lib-etcd", ERROR, "control-plane", _etcd_dir, node_fails=True),
+        *(_requirement(r) for r in req.REQUIREMENTS),
         Check("CRI", ERROR, "all", _cri, runtime="installs containerd and starts it"),
         Check("CgroupDriver", ERROR, "all", _cgroup_driver, kubeadm=False,
               runtime="replaces /etc/containerd/config.toml (SystemdCgroup = true)"),

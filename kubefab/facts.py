@@ -16,7 +16,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Optional
 
-from kubefab import paths
+from kubefab import paths, requirements
 from kubefab.digits import whole
 from kubefab.errors import KubefabError
 from kubefab.steps import q
@@ -24,16 +24,14 @@ from kubefab.steps import q
 HEADER, END = "kubefab-probe 1", "end"
 ENDPOINT_TIMEOUT = 3  # seconds the probe waits for a TCP connection to the control-plane endpoint
 TIMEOUT = 20  # seconds a runner should allow the whole probe: its slow commands are bounded at 5 s each
-# Commands kubeadm looks for (FileExisting-*), and those kubefab's own steps run.
-COMMANDS = ("ip", "iptables", "mount", "nsenter", "conntrack", "ebtables", "ethtool", "socat", "tc", "touch",
-            "crictl", "ctr", "systemctl", "modprobe", "sysctl", "swapoff")
-MODULES = ("overlay", "br_netfilter", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack")
-SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.default.forwarding",
-           "net.bridge.bridge-nf-call-iptables",
-           "net.bridge.bridge-nf-call-ip6tables")
+# What the requirements table reads (kubeadm's FileExisting-* commands and those its runtime steps run, modules,
+# sysctls), and the commands kubefab's other steps run.
+COMMANDS = (*requirements.probed("command"), "crictl", "ctr", "systemctl")
+MODULES = requirements.probed("module")
+SYSCTLS = requirements.probed("sysctl")
 CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/var/run/cri-dockerd.sock")
 CA_CERT = paths.in_pki("ca.crt")
-KUBE_FILES = (*paths.MANIFESTS, *paths.JOIN_WRITES, CA_CERT)  # kubeadm writes them; their presence tells a node
+KUBE_FILES = requirements.subjects(requirements.FILE)  # kubeadm writes them; their presence tells a node
 KUBELET_CONF, APISERVER_MANIFEST = "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml"
 VERSIONED = ("kubeadm", "kubelet", "kubectl", "containerd", "runc")
 PACKAGES = ("kubeadm", "kubelet", "kubectl")   # what the packages source installs and holds

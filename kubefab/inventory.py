@@ -5,6 +5,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from kubefab import net, reliance, schema, validate, versions
@@ -126,11 +127,11 @@ class Inventory:
     warnings: tuple = ()
     install: Install = Install()
 
-    @property
+    @cached_property            # asked for once per host and file: a fleet of thousands must not rescan it each time
     def control_planes(self):
         return tuple(h for h in self.hosts if h.is_control_plane)
 
-    @property
+    @cached_property
     def non_control_planes(self):
         """Hosts without the control-plane role: they join with a plain `kubeadm join`."""
         return tuple(h for h in self.hosts if not h.is_control_plane)

@@ -3,7 +3,8 @@
 tomllib gives values, not positions. This scanner reads only the structure of a document that
 tomllib has already accepted: table headers, keys (bare, quoted, dotted) and the keys inside inline
 tables; values are skipped, multi-line strings and arrays included. A dotted key also defines its
-parents on that line (`ssh.port = 0` under `[hosts.w-1]` defines hosts.w-1.ssh and hosts.w-1.ssh.port).
+parents on that line (`ssh.port = 0` under `[hosts.w-1]` defines hosts.w-1.ssh and hosts.w-1.ssh.port), and so
+does a table header (`[hosts.w-1]` defines hosts, unless an earlier line did).
 """
 
 import bisect
@@ -45,7 +46,8 @@ class _Scanner:
                 self.i += 2 if double else 1
                 table = self._keys()
                 self._expect("]]" if double else "]")
-                self._record(table, line)
+                for depth in range(1, len(table) + 1):      # [hosts.w-1] defines [hosts] too, if nothing did before
+                    self._record(table[:depth], line)
             else:
                 self._pair(table, line)
 
@@ -94,8 +96,7 @@ class _Scanner:
                 return
             self._value(None)
             self._skip(_BLANK)
-            if self.text[self.i] == ",":
-                self.i += 1
+            self._separator("]")
 
     def _inline_table(self, path):
         self.i += 1
@@ -106,8 +107,14 @@ class _Scanner:
                 return
             self._pair(path, self._line())
             self._skip(_SPACE)
-            if self.text[self.i] == ",":
-                self.i += 1
+            self._separator("}")
+
+    def _separator(self, close):
+        """Past the ',' after an item; at `close`, stay. Anything else ends the scan rather than loop on it."""
+        if self.text[self.i] == ",":
+            self.i += 1
+        elif self.text[self.i] != close:
+            raise ValueError(f"expected ',' or {close!r} at offset {self.i}")
 
     def _keys(self):
         parts = []

@@ -20,6 +20,7 @@ class Bundle:
     token_id: str           # the public half of the bootstrap token
     ca_hash: str
     files: dict             # host name -> rendered files (and offline install files), as they land there
+    hosts_block: tuple      # (text, sha256) of kubefab's /etc/hosts block: one for every host
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,12 @@ def prepare(inv):
     token_id = token.bootstrap_token(inv).reveal().split(".")[0]
     rendered = render.render(inv)
     extra = offline.files(inv)
-    files = {h.name: tuple(f for f in rendered if f.host == h.name) + extra for h in inv.hosts}
-    return Bundle(actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv), files=files)
+    own = {h.name: [] for h in inv.hosts}
+    for f in rendered:
+        own[f.host].append(f)
+    files = {name: (*fs, *extra) for name, fs in own.items()}
+    return Bundle(actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv), files=files,
+                  hosts_block=runtime.hosts_block(inv))
 
 
 def probe(inv, bundle, host):

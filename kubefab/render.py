@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
-from kubefab import bundle, kubeadm, net, paths, templates, tree
+from kubefab import bundle, kubeadm, paths, requirements, templates, tree
 from kubefab.digits import whole
 from kubefab.errors import KubefabError
 from kubefab.inventory import HOST_SETS
@@ -48,8 +48,7 @@ def _if_ipvs(inv):
 
 
 def _if_ipv6(inv):
-    subnets = net.networks(inv.cluster.pod_subnet) + net.networks(inv.cluster.service_subnet)
-    return (None,) if any(s.version == 6 for s in subnets) else ()
+    return (None,) if requirements.ipv6(inv) else ()
 
 
 def _registries(inv):
@@ -97,18 +96,17 @@ FILES = (
     FileSpec("containerd/config.toml", paths.CONTAINERD_CONFIG, 0o644, "all", _with(_containerd_values)),
     FileSpec("containerd/hosts.toml", _registry_hosts_path, 0o644, "all", _registry_hosts, items=_registries),
     FileSpec("system/crictl.yaml", "/etc/crictl.yaml", 0o644, "all", _as_is),
-    FileSpec("system/modules-load.conf", "/etc/modules-load.d/k8s.conf", 0o644, "all", _as_is),
-    FileSpec("system/modules-load-ipvs.conf", "/etc/modules-load.d/k8s-ipvs.conf", 0o644, "all", _as_is,
-             items=_if_ipvs),
-    FileSpec("system/sysctl.conf", "/etc/sysctl.d/99-kubernetes.conf", 0o644, "all", _as_is),
-    FileSpec("system/sysctl-ipv6.conf", "/etc/sysctl.d/99-kubernetes-ipv6.conf", 0o644, "all", _as_is,
-             items=_if_ipv6),
+    FileSpec("system/modules-load.conf", requirements.MODULES_LOAD[0], 0o644, "all", _as_is),
+    FileSpec("system/modules-load-ipvs.conf", requirements.MODULES_LOAD[1], 0o644, "all", _as_is, items=_if_ipvs),
+    FileSpec("system/sysctl.conf", requirements.SYSCTL_FILE, 0o644, "all", _as_is),
+    FileSpec("system/sysctl-ipv6.conf", requirements.SYSCTL_IPV6_FILE, 0o644, "all", _as_is, items=_if_ipv6),
 )
 
 
 def kernel_modules(inv):
     """The modules the modules-load.d files name for `inv`: what `modprobe -a` loads right away."""
-    specs = [s for s in FILES if isinstance(s.path, str) and s.path.startswith("/etc/modules-load.d/") and s.items(inv)]
+    persisted = requirements.persisted(requirements.KERNEL_MODULES)
+    specs = [s for s in FILES if s.path in persisted and s.items(inv)]
     return tuple(line.strip() for spec in specs for line in templates.load(spec.template).splitlines()
                  if line.strip() and not line.startswith("#"))
 
@@ -117,12 +115,13 @@ def kernel_modules(inv):
 
 def render(inv):
     """Write every host's files into <state>/hosts/<host>/ as on the host; call after the PKI exists."""
-    return tree.sync(inv, tuple(d for host in inv.hosts for d in _due(inv, host)))
+    serving = {name: {h.name for h in hosts(inv)} for name, hosts in HOST_SETS.items()}
+    return tree.sync(inv, tuple(d for host in inv.hosts for d in _due(inv, host, serving)))
 
 
-def _due(inv, host):
+def _due(inv, host, serving):
     files = [tree.Due(host.name, spec.on_host(item), spec.mode, _text(spec, inv, host, item).encode(), spec.template,
-                      spec.phase) for spec in FILES if _serves(spec, inv, host) for item in spec.items(inv)]
+                      spec.phase) for spec in FILES if host.name in serving[spec.hosts] for item in spec.items(inv)]
     files += [tree.Due(host.name, f.path_on_host, f.mode, Path(f.local_source).read_bytes(),
                        str(Path(f.local_source).relative_to(inv.state_dir)), "push") for f in bundle.host_files(inv, host)]
     seen = set()
@@ -132,10 +131,6 @@ def _due(inv, host):
             raise KubefabError(f"{host.name}: two files render to {d.path} — fix kubefab's render table")
         seen.add(d.path)
     return files
-
-
-def _serves(spec, inv, host):
-    return any(h.name == host.name for h in HOST_SETS[spec.hosts](inv))
 
 
 def _text(spec, inv, host, item):

@@ -10,7 +10,7 @@ steps after it act on what it changed.
 
 import hashlib
 
-from kubefab import kubeadm, offline, paths, render
+from kubefab import kubeadm, offline, paths, render, requirements
 from kubefab.facts import PACKAGES
 from kubefab.steps import UNCHANGED_EXIT, Command, push, q, unless
 
@@ -26,10 +26,10 @@ def steps(inv, host, bundle, facts):
     files = tuple(f for f in bundle.files[host.name] if f.phase == "runtime")
     pushed = push("files", files, facts)
     changing = {f.path for f in pushed.files}
-    return (_hostname(host, facts), _etc_hosts(inv, facts), _swap(facts), pushed, _modules(inv, facts),
-            _sysctls(files, facts), _selinux(facts), _firewalld(inv, host, facts),
-            *_install(inv, files, facts, changing), _containerd(facts, changing), _kubelet(files, facts, changing),
-            _images(inv, facts))
+    return (_hostname(host, facts), _etc_hosts(inv, bundle, facts), *_required(inv, _swap(facts)), pushed,
+            *_required(inv, _modules(inv, facts), _sysctls(files, facts)), _selinux(facts),
+            _firewalld(inv, host, facts), *_install(inv, files, facts, changing), _containerd(facts, changing),
+            _kubelet(files, facts, changing), _images(inv, facts))
 
 
 def links(files):
@@ -45,25 +45,40 @@ def _hostname(host, facts):
     return unless(step, facts and facts.hostname == facts.etc_hostname == host.name and f"hostname is {host.name}")
 
 
-def _etc_hosts(inv, facts):
-    block = "\n".join((paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), paths.HOSTS_END))
+def hosts_block(inv):
+    """kubefab's block of node names for /etc/hosts, its marker lines included, and the sha256 of its lines."""
+    block = "".join(f"{line}\n" for line in (paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts),
+                                              paths.HOSTS_END))
+    return block, hashlib.sha256(block.encode()).hexdigest()
+
+
+def _etc_hosts(inv, bundle, facts):
+    # the block travels once, on the step's standard input, and is shared by every host's step: a guard or a
+    # script holding it would make the plan grow with the square of the fleet
+    block, digest = bundle.hosts_block
     current = f"sed -n '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/p' /etc/hosts"
-    script = (f"{{ sed '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/d' /etc/hosts; printf '%s\\n' {q(block)}; }}"
+    script = (f"{{ sed '/^{paths.HOSTS_BEGIN}$/,/^{paths.HOSTS_END}$/d' /etc/hosts; cat; }}"
               " > /etc/hosts.kubefab-new && chmod 644 /etc/hosts.kubefab-new && "
               # a bind-mounted /etc/hosts (containers) cannot be renamed over: write it in place then
               "{ mv -f /etc/hosts.kubefab-new /etc/hosts 2>/dev/null || "
               "{ cat /etc/hosts.kubefab-new > /etc/hosts && rm -f /etc/hosts.kubefab-new; }; }")
-    step = Command("/etc/hosts", script, guard=f'[ "$({current})" = {q(block)} ]',
+    guard = f'h=$({current} | sha256sum) && [ "${{h%% *}}" = {digest} ]'
+    step = Command("/etc/hosts", script, stdin=block, guard=guard,
                    label=f"/etc/hosts: a kubefab block naming all {len(inv.hosts)} nodes")
-    held = facts and facts.hosts_block == hashlib.sha256(f"{block}\n".encode()).hexdigest()
-    return unless(step, held and f"/etc/hosts names all {len(inv.hosts)} nodes")
+    return unless(step, facts and facts.hosts_block == digest and f"/etc/hosts names all {len(inv.hosts)} nodes")
+
+
+def _required(inv, *steps):
+    """Those of `steps` (a requirement's) that the requirements table asks of the runtime phase on `inv`."""
+    needed = requirements.fixing(inv)
+    return tuple(s for s in steps if s.name in needed)
 
 
 def _swap(facts):
     fstab = r"^[^#].*[[:space:]]swap[[:space:]]"
     script = ("swapoff -a && { [ ! -f /etc/fstab ] || sed -i -E "
               f"'s/({fstab[1:]}.*)$/# \\1  # kubefab: the kubelet needs swap off/' /etc/fstab; }}")
-    step = Command("swap off", script, label="swapoff -a; comment out swap in /etc/fstab",
+    step = Command(requirements.SWAP_OFF, script, label="swapoff -a; comment out swap in /etc/fstab",
                    guard=f"[ $(awk 'NR > 1' /proc/swaps | wc -l) -eq 0 ] && ! grep -Eqs '{fstab}' /etc/fstab")
     return unless(step, facts and not facts.swaps and not facts.fstab_swaps and "no swap, none in /etc/fstab")
 
@@ -72,7 +87,7 @@ def _modules(inv, facts):
     mods = render.kernel_modules(inv)
     loaded = " && ".join(f"{{ grep -q {q(f'^{m} ')} /proc/modules || grep -qs {q(f'/{m}.ko')} "
                          f"/lib/modules/$(uname -r)/modules.builtin; }}" for m in mods)
-    step = Command("kernel modules", f"modprobe -a {' '.join(q(m) for m in mods)}", guard=loaded)
+    step = Command(requirements.KERNEL_MODULES, f"modprobe -a {' '.join(q(m) for m in mods)}", guard=loaded)
     held = facts and all(facts.modules.get(m) in ("loaded", "builtin") for m in mods)
     return unless(step, held and f"{', '.join(mods)} loaded")
 
@@ -80,7 +95,7 @@ def _modules(inv, facts):
 def _sysctl_values(files):
     values = {}
     for f in files:
-        if f.path.startswith("/etc/sysctl.d/"):
+        if f.path in requirements.persisted(requirements.SYSCTLS):
             for line in f.local.read_text().splitlines():
                 key, sep, value = line.partition("=")
                 if sep and not line.lstrip().startswith(("#", ";")):
@@ -89,12 +104,12 @@ def _sysctl_values(files):
 
 
 def _sysctls(files, facts):
-    paths = [f.path for f in files if f.path.startswith("/etc/sysctl.d/")]
+    paths = [f.path for f in files if f.path in requirements.persisted(requirements.SYSCTLS)]
     values = _sysctl_values(files)
     guard = " && ".join(f'[ "$(sysctl -n {q(k)})" = {q(v)} ]' for k, v in values.items())
     # only kubefab's own files: `sysctl --system` would re-apply every file on the host and fails
     # where an unrelated key is read-only (containers, hardened hosts)
-    step = Command("sysctls", " && ".join(f"sysctl -p {q(p)}" for p in paths), guard=guard or "true")
+    step = Command(requirements.SYSCTLS, " && ".join(f"sysctl -p {q(p)}" for p in paths), guard=guard or "true")
     held = facts and all(facts.sysctls.get(k) == v for k, v in values.items())
     return unless(step, held and "every sysctl as kubefab's files set it")
 

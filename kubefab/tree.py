@@ -65,7 +65,8 @@ def sync(inv, due):
     before, now = _written(inv), {(d.host, d.path) for d in due}
     if now - before:        # listed before they are written: an interrupted sync still knows them
         _keep_list(inv, before | now)
-    written = tuple(_write(inv, d) for d in due)
+    made = set()
+    written = tuple(_write(inv, d, made) for d in due)
     _prune(inv, before - now)
     if before - now:
         _keep_list(inv, now)
@@ -102,10 +103,10 @@ def _keep_list(inv, files):
     fsutil.write_atomic(inv.state_dir / WRITTEN, json.dumps(listed, indent=1) + "\n", 0o600)
 
 
-def _write(inv, due):
+def _write(inv, due, made):
     local = local_path(inv, due.host, due.path)
     try:
-        _make_dirs(hosts_dir(inv), local.parent)
+        _make_dirs(hosts_dir(inv), local.parent, made)
         changed = fsutil.write_atomic(local, due.data, due.mode, DIR_MODE)
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as e:
         host_tree = hosts_dir(inv) / due.host
@@ -116,13 +117,17 @@ def _write(inv, due):
                         hashlib.sha256(due.data).hexdigest(), int(local.stat().st_mtime))
 
 
-def _make_dirs(top, target):
-    """Dirs inside a host's tree get on-host modes; the tree of all hosts holds keys, so it stays private."""
-    for d in (*reversed(target.parents), target):
-        if d == top:
-            fsutil.ensure_dir(d, 0o700)
-        elif top in d.parents:
-            fsutil.ensure_dir(d, DIR_MODE)
+def _make_dirs(top, target, made):
+    """Dirs inside a host's tree get on-host modes; the tree of all hosts holds keys, so it stays private.
+    Each dir is made once per sync (`made`): thousands of hosts share the top ones."""
+    d, dirs = top, [top]
+    for part in target.relative_to(top).parts:
+        d = d / part
+        dirs.append(d)
+    for d in dirs:
+        if d not in made:
+            fsutil.ensure_dir(d, 0o700 if d == top else DIR_MODE)
+            made.add(d)
 
 
 def _prune(inv, gone):

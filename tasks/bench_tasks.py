@@ -28,9 +28,9 @@ def run_script(c, name, runs, smoke, out, **options):
         raise Exit(code=result.exited)
 
 
-@task(help={"hosts": "comma-separated fleet sizes, at least 3 (default 3,50,200)", **COMMON_HELP})
-def plan_scale(c, hosts="3,50,200", runs=3, smoke=False, out=None):
-    """How `cluster.plan` scales with the number of hosts: first plan, re-plan, marginal ms per host."""
+@task(help={"hosts": "comma-separated fleet sizes, at least 3 (default 1000,5000)", **COMMON_HELP})
+def plan_scale(c, hosts="1000,5000", runs=3, smoke=False, out=None):
+    """How `cluster.plan` scales with the number of hosts: first plan, re-plan, marginal ms per host, peak memory."""
     run_script(c, "plan_scale", runs, smoke, out, hosts=hosts)
 
 

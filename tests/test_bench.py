@@ -20,7 +20,7 @@ PUSH_EXTRA = ("kubefab_again",)   # a second push onto hosts that hold every fil
 # benchmark -> (row keys, the keys among them that hold a measurement, rows expected in smoke mode)
 BENCHMARKS = {
     "plan_scale": ({"hosts", "first", "replan", "marginal_ms_per_host", "marginal_cpu_ms_per_host",
-                    "replan_over_first"}, ("first", "replan"), 2),
+                    "replan_over_first", "peak_rss_mb", "peak_over_smallest"}, ("first", "replan"), 2),
     "pki": ({"control_planes", "algorithm", "certificates", "files", "kubefab", "rerun", "openssl",
              "kubefab_over_openssl", "kubefab_over_openssl_cpu", "rerun_over_first",
              "rerun_over_first_cpu"},

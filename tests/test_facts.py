@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import checks, facts, inventory, render
+from kubefab import facts, inventory, render, requirements
 from kubefab.errors import KubefabError
 from kubefab.facts import FactsError
 from kubefab.tree import RenderedFile
@@ -80,7 +80,7 @@ def test_a_closed_port_on_the_endpoint_is_refused_and_no_endpoint_is_unchecked()
 def test_the_probe_is_filled_from_the_tables_and_covers_what_the_checks_read(tmp_path):
     assert not re.search(r"@[A-Z_]+@", facts.PROBE)
     assert facts.command("10.0.0.1:6443") == ("sh", "-s", "--", "10.0.0.1:6443")
-    assert {*checks.REQUIRED_COMMANDS, *checks.WANTED_COMMANDS, "conntrack"} <= set(facts.COMMANDS)
+    assert {*requirements.REQUIRED_COMMANDS, *requirements.WANTED_COMMANDS, "conntrack"} <= set(facts.COMMANDS)
     path = tmp_path / "inventory.toml"
     path.write_text('[cluster]\nname = "t"\n[cluster.kube_proxy]\nmode = "ipvs"\n' + host_tables(1, 1))
     assert set(render.kernel_modules(inventory.load(path))) <= set(facts.MODULES)

@@ -2,13 +2,17 @@
 
 import os
 import subprocess
+from dataclasses import replace
+from pathlib import Path
 
 import paramiko
 import pytest
 
 from inventories import host_tables
-from kubefab import inventory, offline, plan, runtime, ssh
+from kubefab import facts, inventory, offline, paths, plan, runtime, script, ssh
 from kubefab.errors import InventoryError, KubefabError
+
+READY = (Path(__file__).parent / "data" / "facts" / "ready.txt").read_text()
 
 
 def load(tmp_path, install):
@@ -79,8 +83,49 @@ def test_packages_install_pins_the_version_from_the_mirror(tmp_path):
             "-o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0") in script      # only the Kubernetes list
     assert "'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://mirror.example/k8s/core:/stable:" \
            "/v1.33/deb/ /'" in script
-    hosts = next(s for s in runtime.steps(inv, inv.hosts[0], plan.prepare(inv), None) if s.name == "/etc/hosts")
-    assert all(f"{h.internal_address} {h.name}" in hosts.script for h in inv.hosts)
+
+
+def etc_hosts_step(inv, host_facts=None):
+    return next(s for s in runtime.steps(inv, inv.hosts[0], plan.prepare(inv), host_facts) if s.name == "/etc/hosts")
+
+
+def on(path, text):
+    """`text`, a host script or guard, acting on `path` instead of /etc/hosts."""
+    return text.replace("/etc/hosts", str(path))
+
+
+def test_the_hosts_block_replaces_kubefabs_old_one_keeps_the_rest_and_is_then_done_from_the_facts(tmp_path):
+    inv = load(tmp_path, "")
+    etc = tmp_path / "etc-hosts"
+    etc.write_text(f"127.0.0.1 localhost\n{paths.HOSTS_BEGIN}\n10.9.9.9 gone\n{paths.HOSTS_END}\n::1 localhost\n")
+    step = etc_hosts_step(inv)
+    here = replace(step, script=on(etc, step.script), guard=on(etc, step.guard))
+
+    def run():
+        built = script.build((here,))
+        out = subprocess.run(["sh", "-c", built.text.decode()], capture_output=True, text=True, timeout=60)
+        return script.parse((here,), out.stdout, built.nonce)[0].status
+    assert run() == "changed"
+    block = "".join(f"{h.internal_address} {h.name}\n" for h in inv.hosts)
+    assert etc.read_text() == f"127.0.0.1 localhost\n::1 localhost\n{paths.HOSTS_BEGIN}\n{block}{paths.HOSTS_END}\n"
+    assert run() == "unchanged"
+    probe = next(line for line in facts.PROBE.splitlines() if "sha256sum" in line and "/etc/hosts" in line)
+    hashed = subprocess.run(["sh", "-c", f"{on(etc, probe.strip())}; echo \"${{block%% *}}\""], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    seen = replace(facts.parse(inv.hosts[0].name, READY), hosts_block=hashed)
+    assert etc_hosts_step(inv, seen).done == f"/etc/hosts names all {len(inv.hosts)} nodes"
+
+
+def test_the_hosts_block_travels_once_per_host_the_script_and_guard_do_not_grow_with_the_fleet(tmp_path):
+    for d in ("few", "many"):
+        (tmp_path / d).mkdir()
+    few = etc_hosts_step(load(tmp_path / "few", ""))
+    (tmp_path / "many" / "inventory.toml").write_text(
+        f'[cluster]\nname = "t"\nkubernetes_version = "1.33.5"\n\n{host_tables(3, 200)}')
+    large = inventory.load(tmp_path / "many" / "inventory.toml")
+    many = etc_hosts_step(large)
+    assert (len(few.script), len(few.guard)) == (len(many.script), len(many.guard))
+    assert all(f"\n{h.internal_address} {h.name}\n" in many.stdin for h in large.hosts)
 
 
 def test_fingerprints_read_as_openssh_prints_them(tmp_path):

@@ -107,7 +107,7 @@ BAD = [
     (edit('[hosts.w-1]', '[hosts.W_1]'), ["[hosts.W_1]", "not a lowercase RFC 1123 name", "'w-1'"]),
     (edit('address = "10.0.0.21"', 'address = "10.0.0"'),
      ["line 14", "[hosts.w-1] address '10.0.0' is not an IP address", "use the address sshd listens on"]),
-    (edit('roles = ["control-plane"]', 'roles = ["worker"]'), ["no host with role 'control-plane'"]),
+    (edit('roles = ["control-plane"]', 'roles = ["worker"]'), ["line 9: [hosts] has no host with role 'control-plane'"]),
     (edit('kubernetes_version = "1.33.5"', 'kubernetes_version = "1.33.5"\npod_subnet = "10.96.0.0/16"'),
      ["pod_subnet", "overlaps service_subnet 10.96.0.0/12"]),
     (edit('kubernetes_version = "1.33.5"', 'kubernetes_version = "1.33.5"\npod_subnet = "10.0.0.0/16"'),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import toml
 
-from kubefab import execute, inventory, log as logs, runner, script, ssh
+from kubefab import execute, inventory, log as logs, paths, runner, script, ssh
 from kubefab.session import Options
 from kubefab.tree import RenderedFile
 from kubefab.steps import Command, Push
@@ -102,6 +102,8 @@ def test_runtime_and_push_as_a_sudo_user_with_a_password_then_a_second_run_chang
     assert host_file(lab, "kf-cp1", "/etc/kubernetes/pki/ca.key").startswith("600 root\n-----BEGIN")
     assert lab.run("kf-w1", "ls /etc/kubernetes; ls /etc/kubernetes/kubefab").stdout.split() == ["kubefab", "join.yaml"]
     assert lab.run("kf-w1", "find / -xdev -name '*.kubefab-new' | wc -l").stdout.strip() == "0"
+    nodes = "".join(f"{h.address} {h.name}\n" for h in lab.hosts)
+    assert f"\n{paths.HOSTS_BEGIN}\n{nodes}{paths.HOSTS_END}\n" in lab.run("kf-w1", "cat /etc/hosts").stdout
 
     again_at = time.monotonic()
     code, again, results = run(lab, tmp_path, only=("facts", "preflight", "runtime", "push"), yes=True, verbose=True)
@@ -119,6 +121,22 @@ def test_runtime_and_push_as_a_sudo_user_with_a_password_then_a_second_run_chang
         for where, text in (("console", first + again), ("log", log_text)):
             assert secret not in text, f"a secret reached the {where}"
     assert "runtime kf-w1 swap off: changed" in log_text
+
+
+def test_runtime_leaves_swap_on_for_a_kubelet_with_failswapon_false(new_lab, tmp_path):
+    lab = new_lab(hosts=2, flavour="node", quirks={"kf-w1": ["swap"]})
+    raw = toml.loads(lab.inventory.read_text())
+    raw["cluster"]["kubelet"] = {"config": {"failSwapOn": False}}
+    lab.inventory.write_text(toml.dumps(raw))
+    lab.run("kf-w1", "echo '/swap.img none swap sw 0 0' >> /etc/fstab")
+    code, text, r = run_of(lab, tmp_path, only=("facts", "preflight", "runtime"), yes=True)
+    assert code == 0, text
+    found = {(f.host, f.check): f for f in r.findings}
+    assert found[("kf-w1", "Swap")].status == "warning" and found[("kf-cp1", "Swap")].status == "ok"
+    ran = {s.name for x in r.results if x.host == "kf-w1" and x.phase == "runtime" for s in x.steps}
+    assert "sysctls" in ran and "swap off" not in ran
+    assert "/swapfile" in lab.run("kf-w1", "cat /proc/swaps").stdout
+    assert "\n/swap.img none swap sw 0 0" in lab.run("kf-w1", "cat /etc/fstab").stdout
 
 
 def test_sudo_as_a_passwordless_user_and_a_wrong_or_missing_password(new_lab, tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import checks, facts, inventory, pki, preflight, state
+from kubefab import checks, facts, inventory, pki, preflight, requirements, state
 from kubefab.checks import DONE, ERROR, FIX, OK, WARNING
 from kubefab.errors import KubefabError
 
@@ -115,12 +115,12 @@ CASES = (
     Case("Swap", "w-1", {"swap": ["/swapfile 2097148"]}, FIX, "swap is on (/swapfile)"),
     Case("Swap", "w-1", {"swap": ["/swapfile 2097148"]}, ERROR, "the kubelet will not start", prepared=False),
     Case("Swap", "w-1", {"fstab.swap": ["UUID=0a1b2c3d"]}, FIX, "at boot (UUID=0a1b2c3d)"),
-    Case("Swap", "w-1", {"swap": ["/swapfile 2097148"]}, OK, "", inventory="swap allowed"),
+    Case("Swap", "w-1", {"swap": ["/swapfile 2097148"]}, WARNING, "the kubelet runs with it", inventory="swap allowed"),
     Case("FileExisting-conntrack", "w-1", {"command.conntrack": ""}, ERROR, "conntrack not found", inventory="1.31"),
     *(Case(f"FileExisting-{c}", "w-1", {f"command.{c}": ""}, ERROR, f"{c} not found")
-      for c in checks.REQUIRED_COMMANDS),
+      for c in requirements.REQUIRED_COMMANDS),
     *(Case(f"FileExisting-{c}", "w-1", {f"command.{c}": ""}, WARNING, f"{c} not found")
-      for c in checks.WANTED_COMMANDS),
+      for c in requirements.WANTED_COMMANDS),
     Case("KernelModules", "w-1", {"module.br_netfilter": "available"}, FIX, "br_netfilter is not loaded"),
     Case("KernelModules", "w-1", {"module.overlay": "missing"}, ERROR, "no module overlay"),
     Case("KernelModules", "w-1", {"module.ip_vs_sh": "missing"}, OK, ""),

@@ -174,36 +174,50 @@ def looks_unfilled(text):
 
 def check(path, text):
     """Fail if rendered file `path` does not parse or still holds a placeholder (YAML: which key)."""
-    if path.endswith((".yaml", ".yml")):
-        for doc in _parse_yaml(path, text):
-            _walk_leftovers(path, doc, doc.get("kind", "") if isinstance(doc, dict) else "")
-    elif path.endswith(".toml"):
+    kind = "yaml" if path.endswith((".yaml", ".yml")) else "toml" if path.endswith(".toml") else ""
+    problem = _problem(kind, text)
+    if problem:
+        raise KubefabError(f"{path}: {problem}")
+
+
+@functools.lru_cache(maxsize=256)
+def _problem(kind, text):
+    """What is wrong with a rendered `kind` file holding `text`, or "": checked once for the many hosts that
+    receive the same file."""
+    if kind == "yaml":
+        try:
+            docs = list(yaml.load_all(text, Loader=_LOADER))
+        except yaml.YAMLError as e:
+            return f"rendered file is not valid YAML: {e}"
+        for doc in docs:
+            left = _leftover(doc, doc.get("kind", "") if isinstance(doc, dict) else "")
+            if left:
+                return left
+    elif kind == "toml":
         try:
             tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise KubefabError(f"{path}: rendered file is not valid TOML: {e}") from None
+            return f"rendered file is not valid TOML: {e}"
     for number, line in enumerate(text.splitlines(), 1):
         if looks_unfilled(line):
-            raise KubefabError(f"{path}: line {number}: a placeholder survived rendering: {line.strip()!r}")
+            return f"line {number}: a placeholder survived rendering: {line.strip()!r}"
+    return ""
 
 
-def _parse_yaml(path, text):
-    try:
-        return list(yaml.load_all(text, Loader=_LOADER))
-    except yaml.YAMLError as e:
-        raise KubefabError(f"{path}: rendered file is not valid YAML: {e}") from None
-
-
-def _walk_leftovers(path, node, where):
+def _leftover(node, where):
     if isinstance(node, dict):
         for key, value in node.items():
-            _walk_leftovers(path, key, where)
-            _walk_leftovers(path, value, f"{where}.{key}")
+            left = _leftover(key, where) or _leftover(value, f"{where}.{key}")
+            if left:
+                return left
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _walk_leftovers(path, value, f"{where}[{i}]")
+            left = _leftover(value, f"{where}[{i}]")
+            if left:
+                return left
     elif isinstance(node, str) and looks_unfilled(node):
-        raise KubefabError(f"{path}: {where}: a placeholder survived rendering: {node!r}")
+        return f"{where}: a placeholder survived rendering: {node!r}"
+    return ""
 
 
 def _line(text, offset):
