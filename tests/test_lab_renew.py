@@ -47,6 +47,9 @@ def test_renew_reissues_from_the_same_ca_restarts_the_api_server_and_a_second_re
     cp = inv.first_control_plane
     ca = (pki.pki_dir(inv) / "ca.crt").read_bytes(), (pki.pki_dir(inv) / "ca.key").read_bytes()
     old = renewal.serving_serial(cp.internal_address)
+    untouched = state_files(inv)
+    dry = execute.renew(inv, Options(dry_run=True), console=io.StringIO())
+    assert dry.code == 0 and state_files(inv) == untouched and renewal.serving_serial(cp.internal_address) == old
 
     r, text = renew(inv)
     assert r.code == 0, text
@@ -73,6 +76,16 @@ def test_renew_reissues_from_the_same_ca_restarts_the_api_server_and_a_second_re
     assert not [x for x in again.results if x.status == CHANGED], text
     assert state_files(inv) == before
     assert renewal.serving_serial(cp.internal_address) == served
+
+    # a run interrupted in the scheduler's restart left its manifest aside: the next run puts it back, restarted
+    lab.run(cp.name, "mv /etc/kubernetes/manifests/kube-scheduler.yaml /etc/kubernetes/kubefab/restarting/")
+    resumed, text = renew(inv, days=30)
+    assert resumed.code == 0, text
+    restarts = {s.name: s.status for x in resumed.results if x.phase == "restart" for s in x.steps}
+    assert [n for n, status in restarts.items() if status == CHANGED] == ["restart kube-scheduler"], text
+    assert lab.run(cp.name, "ls /etc/kubernetes/manifests/kube-scheduler.yaml /etc/kubernetes/kubefab/restarting",
+                   check=False).stdout.split() == ["/etc/kubernetes/manifests/kube-scheduler.yaml",
+                                                   "/etc/kubernetes/kubefab/restarting:"]
 
     added, text = renew(inv, days=30, add_san=("api.lab.example",))
     assert added.code == 0, text
