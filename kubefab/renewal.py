@@ -1,10 +1,11 @@
 """Day-2 certificate renewal (`invoke pki.renew`): what is due, its reissue from the same CAs, the static pods that
 read the renewed files and how each is restarted, and the expiry warnings every task gives offline.
 
-A static pod is restarted the way kubeadm's documentation says (its manifest moved out of the kubelet's manifest
-directory until the component stops listening, or for 20 s when it did not listen, then back), and only when one of the files it reads is newer than
-its manifest. After the restart the manifest takes the newest file's mtime (`touch -r`, the local clock's time a
-push carries): a re-run after Ctrl-C finds what is still to restart, and a second run restarts nothing.
+A static pod is restarted the way kubeadm's documentation says (its manifest moved out of the kubelet's
+manifest directory until the component stops listening, or for 20 s when it did not listen, then back), and only
+when one of the files it reads is newer than its manifest. After the restart the manifest takes the newest file's
+mtime (`touch -r`, the local clock's time a push carries): a re-run after Ctrl-C finds what is still to restart,
+and a second run restarts nothing.
 """
 
 import dataclasses
