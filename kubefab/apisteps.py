@@ -12,10 +12,10 @@ import socket
 import threading
 import time
 
-from kubefab import apply, cni, drain, health, kube, kubeconfig, net, nodes
+from kubefab import apply, cni, drain, health, kube, kubeconfig, net, nodes, pki, renewal, x509
 from kubefab.errors import KubefabError
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, NodeReady, RemoveNode, StepResult, \
-    WaitApiServer, WaitControlPlane
+    WaitApiServer, WaitControlPlane, WaitRenewed
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -118,6 +118,28 @@ class ApiSteps:
             raise KubefabError(problem)
         return f", advertises {address} to the pod network"
 
+    def renewed(self, host):
+        """This control plane's own API server (not the endpoint), reached with the renewed admin.conf: /readyz, the
+        renewed serving certificate, /readyz/etcd (its local etcd member), then its components Ready."""
+        api = kube.connect(admin_conf(self.inv), via=net.join_endpoint(host.internal_address), stop=self.stop)
+        version = kube.wait_ready(api)
+        want = x509.view(pki.paths(self.inv, pki.BY_NAME["apiserver"], host)[0].read_bytes()).serial
+
+        def serving():
+            try:
+                have = renewal.serving_serial(host.internal_address)
+            except OSError as e:
+                return False, str(e)
+            return have == want, f"it presents serial {have:x}, the renewed certificate has {want:x}"
+        kube.until(serving, kube.READY_TIMEOUT, f"{host.name}: the API server did not present its renewed "
+                   "certificate", self.stop)
+        etcd = api.request("GET", "/readyz/etcd", timeout=(3, 10)).strip()
+        if etcd != "ok":
+            raise KubefabError(f"{host.name}: /readyz/etcd says {etcd!r}: its etcd member is not healthy")
+        health.wait_control_plane(api, host.name)
+        return UNCHANGED, (f"API server {version} ready on {host.internal_address}, serving certificate serial "
+                           f"{want:x}, etcd healthy, components Ready")
+
     def remove(self, host):
         gone = drain.remove(self.api(), host.name)
         if not gone.deleted:
@@ -126,4 +148,5 @@ class ApiSteps:
 
 
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
-           NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove}
+           NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
+           WaitRenewed: ApiSteps.renewed}

@@ -8,12 +8,14 @@ there, their later phases are skipped and the rest is finished. With `dry_run` t
 `cluster.plan` prints it (built from the facts) and nothing changes.
 """
 
+import dataclasses
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import kubefab.preflight   # as a module: preflight() below is the task's run
-from kubefab import bootstrap, log as logs, phases, plan, report, session as sessions, state, workflows
+from kubefab import bootstrap, log as logs, phases, plan, renewal, report, session as sessions, state, workflows
 from kubefab.errors import KubefabError
 from kubefab.runner import Interrupted
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, HostResult
@@ -38,7 +40,7 @@ class Outcome:
 def run(inv, workflow, options, console=None, ask=None):
     """Run `workflow` (a kubefab.workflows list) on `inv` as `options` say; its Outcome."""
     workflow.select(options.only, options.skip)     # an unknown phase is refused before anything is touched
-    with sessions.opened(inv, options, console, ask, prepare=workflow.prepares) as s:
+    with sessions.opened(inv, options, console, ask, prepare=workflow.prepares, bundle=workflow.bundle) as s:
         record = _Record(s, workflow)
         try:
             return _run(s, workflow, record)
@@ -72,6 +74,37 @@ def reset(inv, options, console=None, ask=None):
     """cluster.reset: workers first, control planes last, each as before cluster.up; a subset is drained first."""
     subset = len(inv.select(options.hosts)) < len(inv.hosts)
     return run(inv, workflows.reset(drain=subset), options, console, ask)
+
+
+def renew(inv, options, days=0, add_san=(), console=None, ask=None):
+    """pki.renew: reissue what expires within `days` days (all with 0) from the same CAs, `add_san` added to the
+    apiserver certificate; push it to the control planes and restart what reads it, one control plane at a time."""
+    workers = [h.name for h in inv.select(options.hosts) if not h.is_control_plane]
+    if options.hosts and workers:
+        raise KubefabError(f"--host {workers[0]}: not a control plane — pki.renew works on control planes only "
+                           "(each kubelet renews its own client certificate)")
+    options = dataclasses.replace(options, hosts=options.hosts or tuple(h.name for h in inv.control_planes))
+    asked, inv = inv, renewal.with_sans(inv, add_san) if add_san else inv
+    what = renewal.due(inv, days, add_san)
+    say = (console or sys.stdout).write
+    if not what:
+        say(f"nothing is due: every certificate and kubeconfig is valid for {days} days or more\n")
+    elif options.dry_run:
+        say(f"would reissue from the same CAs: {', '.join((*what.certs, *what.kubeconfigs))}\n")
+    if add_san:
+        say(renewal.san_hint(inv) + "\n")
+
+    def prepare(inv):
+        for a in renewal.reissue(inv, what):
+            say(f"{a.name}{f' ({a.node})' if a.node else ''}: {a.what}, {a.reason}\n")
+        return plan.prepare(inv)
+    if options.dry_run:         # the plan of the hosts as they are: the state dir, --add-san's SAN included, untouched
+        return run(asked, workflows.renew(what), options, console, ask)
+    outcome = run(inv, workflows.renew(what, prepare if what else None), options, console, ask)
+    if outcome.code == 0:
+        say("each kubelet renews its own client certificate (rotateCertificates: true): kubefab leaves "
+            "/var/lib/kubelet/pki to it\n")
+    return outcome
 
 
 class _Record:

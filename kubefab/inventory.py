@@ -171,6 +171,7 @@ class Inventory:
 # The host sets files and phases are for, by name: one table for the render table and the phase table.
 HOST_SETS = {
     "all": lambda inv: inv.hosts,
+    "control-planes": lambda inv: inv.control_planes,
     "first-control-plane": lambda inv: (inv.first_control_plane,),
     "other-control-planes": lambda inv: inv.control_planes[1:],
     "non-control-planes": lambda inv: inv.non_control_planes,

@@ -88,6 +88,18 @@ def ensure(inv, renew=()):
     return tuple(_ensure_one(inv, spec, host, ca, at, spec.file in renew) for spec, host in targets(inv))
 
 
+def due(inv, days, at=None):
+    """The kubeconfig files whose client certificate expires within `days` days (all of them when `days` is 0)."""
+    at = at or x509.now()
+    names = []
+    for spec, host in targets(inv):
+        file = path(inv, spec, host)
+        if spec.file not in names and (not days or not file.is_file() or
+                                       (x509.view(parse(file.read_bytes()).cert).not_after - at).days < days):
+            names.append(spec.file)
+    return tuple(names)
+
+
 def _request(inv, spec):
     return x509.Request(cn=spec.cn, org=spec.org, usages=(CLIENT,), days=inv.cluster.cert_validity_days)
 

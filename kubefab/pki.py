@@ -142,6 +142,19 @@ def ensure(inv, renew=()):
     return tuple(actions)
 
 
+def due(inv, days, at=None):
+    """The names of the leaves (CERTS) that expire within `days` days on any node, or all of them when `days` is 0:
+    what `pki.renew` reissues through ensure(renew=...), from the same CAs."""
+    at = at or x509.now()
+    names = []
+    for spec, host in targets(inv):
+        crt = paths(inv, spec, host)[0]
+        if not spec.is_ca and spec.name not in names and (
+                not days or not crt.is_file() or (x509.view(crt.read_bytes()).not_after - at).days < days):
+            names.append(spec.name)
+    return tuple(names)
+
+
 def request(inv, spec, host=None):
     """The x509.Request for `spec` on `host`, from the inventory."""
     dns, ips = spec.sans(inv, host)

@@ -63,9 +63,9 @@ class Session:
 
 
 @contextmanager
-def opened(inv, options, console=None, ask=None, prepare=True):
-    """The session of one task on `inv`: the lock held, the local bundle prepared (unless not `prepare`),
-    connections closed after."""
+def opened(inv, options, console=None, ask=None, prepare=True, bundle=None):
+    """The session of one task on `inv`: the lock held, the local bundle prepared (unless not `prepare`; by
+    `bundle`, inv -> plan.Bundle, when given, else plan.prepare), connections closed after."""
     if options.workers < 1:
         raise KubefabError(f"--workers {options.workers}: at least one host must be worked on at a time")
     if options.max_failed < 0:
@@ -82,7 +82,7 @@ def opened(inv, options, console=None, ask=None, prepare=True):
                     "these hosts")
     with lock.held(inv.state_dir, log):
         if prepare:
-            s.bundle = plan.prepare(inv)
+            s.bundle = (bundle or plan.prepare)(inv)
             logs.mask(token.bootstrap_token(inv))
         s.ssh, s.runner = ssh.Hosts(), Runner(options.workers, s.progress)
         s.api = apisteps.ApiSteps(inv, s.ssh, log, stop=s.runner.stopping)

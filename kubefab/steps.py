@@ -153,6 +153,13 @@ class RemoveNode(Api):
     name = "remove node"
 
 
+class WaitRenewed(Api):
+    """After pki.renew restarted a control plane: its own API server answers /readyz with the renewed admin.conf,
+    presents the renewed serving certificate, its etcd member is healthy and its components Ready."""
+
+    name = "renewed"
+
+
 
 def q(value):
     """`value` as one shell word: the one quoting function for every value that enters a host script."""

@@ -8,10 +8,10 @@ plan. A new task (a renewal, an upgrade) is a new list here, not a new method of
 from dataclasses import dataclass
 from typing import Callable
 
-from kubefab import phases, reset as resetting
+from kubefab import phases, renewal, reset as resetting
 from kubefab.errors import KubefabError
 from kubefab.phases import PARALLEL, SERIAL, Phase
-from kubefab.steps import RemoveNode
+from kubefab.steps import RemoveNode, WaitRenewed, push
 
 STAGES = tuple(phases.STAGES)       # facts, preflight
 
@@ -59,6 +59,7 @@ class Workflow:
     token: Callable = None                  # a fresh bootstrap token -> the workflow using it (node.join)
     prepares: bool = True   # the local bundle is ensured first; a reset needs none: an expired CA or a lost PKI
                             # must not stop one, nor may a reset make a new CA
+    bundle: Callable = None                 # inv -> that bundle, under the lock (default: plan.prepare)
 
     @property
     def names(self):
@@ -104,3 +105,32 @@ def reset(drain=False):
         Phase("reset-leader", "Reset the first control-plane node", "first-control-plane", SERIAL, steps),
     ), intro=_reset_intro, loud=True, question="Reset {n} hosts now (kubeadm reset -f, then what it leaves behind)?",
         done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)", prepares=False)
+
+
+def renew(what, prepare=None):
+    """pki.renew of `what` (a renewal.Due, reissued by `prepare` under the lock; None in a dry run): the renewed
+    files pushed to every control plane, then one control plane at a time the static pods whose files are newer
+    than their manifests restarted, and its API server, serving certificate and etcd member checked before the next."""
+    renewing = what.paths_on_host()
+
+    def files(inv, host, bundle, facts):
+        pushed = tuple(f for f in bundle.files[host.name] if f.phase == "push"
+                       and f.source.startswith(("pki/", "kubeconfigs/")))
+        return (push("push certificates and kubeconfigs", pushed, facts),) if pushed else ()
+
+    def restart(inv, host, bundle, facts):
+        return (*(renewal.restart(c, renewing) for c in renewal.COMPONENTS),
+                WaitRenewed(f"wait for {host.name}'s API server (/readyz, its renewed serving certificate), its etcd "
+                            "member and its components"))
+
+    def intro(p):
+        listed = ", ".join((*what.certs, *what.kubeconfigs))
+        return (f"pki.renew on {_plural(len(_hosts(p)), 'control plane')}, one at a time: "
+                + (f"reissued {listed}" if listed else "nothing reissued; a restart an interrupted run left is done"))
+
+    return Workflow("pki.renew", ("facts",), (
+        Phase("push-certs", "Push the renewed certificates and kubeconfigs to every control plane", "control-planes",
+              PARALLEL, files),
+        Phase("restart", "Restart the static pods whose files changed, one control plane at a time, each healthy "
+              "before the next", "control-planes", SERIAL, restart),
+    ), intro=intro, loud=True, question="Restart the control-plane components on {n} hosts now?", bundle=prepare)

@@ -57,6 +57,7 @@ class View:
     not_before: datetime.datetime
     not_after: datetime.datetime
     is_ca: bool
+    serial: int = 0
 
     @property
     def sans(self):
@@ -199,7 +200,8 @@ def view(cert_pem):
         dns, ips = (), ()
     return View(cn=_attr(cert.subject, NameOID.COMMON_NAME), org=_attr(cert.subject, NameOID.ORGANIZATION_NAME),
                 issuer_cn=_attr(cert.issuer, NameOID.COMMON_NAME), dns=dns, ips=ips,
-                not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, is_ca=is_ca(cert_pem))
+                not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, is_ca=is_ca(cert_pem),
+                serial=cert.serial_number)
 
 
 def _attr(name, oid):

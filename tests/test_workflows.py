@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from inventories import host_tables
-from kubefab import apisteps, execute, inventory, workflows
+from kubefab import apisteps, execute, inventory, renewal, workflows
 from kubefab.errors import KubefabError
 from kubefab.session import Options
 from kubefab.steps import Api
@@ -29,6 +29,7 @@ def test_each_workflow_lists_its_phases_in_order():
     assert ", ".join(workflows.UP.names) == UP
     assert ", ".join(workflows.join().names) == JOIN
     assert ", ".join(workflows.reset().names) == RESET
+    assert ", ".join(workflows.renew(renewal.Due((), ())).names) == "facts, push-certs, restart"
 
 
 @pytest.mark.parametrize("run, unknown, valid", [
@@ -60,4 +61,4 @@ def test_reset_runs_the_workers_then_the_other_control_planes_last_joined_first_
 
 
 def test_every_kind_of_api_step_has_its_runner():
-    assert set(apisteps.RUNNERS) == set(Api.__subclasses__()) and len(apisteps.RUNNERS) == 5
+    assert set(apisteps.RUNNERS) == set(Api.__subclasses__()) and len(apisteps.RUNNERS) == 6

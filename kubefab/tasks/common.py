@@ -1,10 +1,11 @@
 """What every kubefab task shares: loading the inventory, option help, turning a user's mistake into exit 2."""
 
+import sys
 from contextlib import contextmanager
 
 from invoke import Exit
 
-from kubefab import inventory
+from kubefab import inventory, renewal
 from kubefab.digits import whole
 from kubefab.errors import KubefabError
 
@@ -22,8 +23,12 @@ def user_errors():
 
 
 def load(c, inventory_path, state_dir):
+    """The inventory; the state dir's expiry warnings (leaves within 30 days, CAs within a year) on stderr."""
     cfg = c.config.kubefab
-    return inventory.load(inventory_path or cfg.inventory, state_dir or cfg.state_dir)
+    inv = inventory.load(inventory_path or cfg.inventory, state_dir or cfg.state_dir)
+    for warning in renewal.warnings(inv):
+        print(f"warning: {warning}", file=sys.stderr)
+    return inv
 
 
 def number(value, option, default, least=0):
