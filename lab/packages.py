@@ -39,6 +39,7 @@ PACKAGES = (
     Package("socat", "socat"),
     Package("ethtool", "ethtool"),
     Package("apt-utils", "apt-ftparchive"),  # indexes the lab's apt repository (repo.py)
+    Package("gnupg", "gpg"),  # signs it with a key the lab makes
     Package("rpm", "rpmbuild"),  # builds and signs its rpm packages
     Package("createrepo-c", "createrepo_c"),  # indexes its rpm repository
     Package("dnf", "dnf"),  # installs from it in a lab host (tests/test_lab_packages.py)
