@@ -9,16 +9,14 @@ and a second run restarts nothing.
 """
 
 import dataclasses
-import re
 import ssl
 from dataclasses import dataclass
 
-from kubefab import bundle, kubeconfig, net, paths, pki, x509
+from kubefab import bundle, kubeconfig, net, paths, pki, validate, x509
 from kubefab.errors import KubefabError
 from kubefab.steps import Command, q
 
 LEAF_WARN_DAYS, CA_WARN_DAYS = pki.WARN_DAYS, 365
-_DNS_NAME = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 STOP_SECONDS = 90           # a component's graceful termination (kube-apiserver's is 30 s) and then some
 # a component that does not listen (crash-looping, or waiting for etcd) shows no stop: its manifest stays out for the
 # kubelet's fileCheckFrequency, as kubeadm's documentation says, or the kubelet may never see it go
@@ -83,7 +81,7 @@ def due(inv, days, add_san=()):
 
 def with_sans(inv, names):
     """`inv` with `names` added to the apiserver's cert_sans (none removed); KubefabError for a malformed name."""
-    bad = [n for n in names if not (net.as_ip(n) or _DNS_NAME.fullmatch(n))]
+    bad = [n for n in names if not validate.is_san(n)]
     if bad:
         raise KubefabError(f"--add-san {bad[0]!r}: give a lowercase DNS name or an IP address")
     sans = inv.cluster.apiserver.cert_sans

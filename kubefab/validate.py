@@ -68,9 +68,14 @@ def check_cluster(p, c):
         p.add("cluster", "worker_batch_size", f"must be at least 1, not {c.worker_batch_size}")
     _check_token_ttl(p, c.token_ttl)
     for san in c.apiserver.cert_sans:
-        if not (net.as_ip(san) or _DNS1123.fullmatch(san.removeprefix("*."))):
+        if not is_san(san):
             p.add("cluster.apiserver", "cert_sans", f"entry {san!r} is neither an IP address nor a DNS name")
     _choice(p, "cluster.kube_proxy", "mode", c.kube_proxy.mode, PROXY_MODES)
+
+
+def is_san(name):
+    """True if `name` may stand in the apiserver certificate's SANs: an IP address or a DNS name, '*.' allowed."""
+    return bool(net.as_ip(name) or _DNS1123.fullmatch(name.removeprefix("*.")))
 
 
 def _check_version(p, version):
