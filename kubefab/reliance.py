@@ -47,7 +47,7 @@ def qualified_name_problem(key):
 
 def label_value_problem(value):
     """Why `value` is not a Kubernetes label value, or ''."""
-    if value and (len(value) > LABEL_VALUE_MAX or not _QUALIFIED_NAME.fullmatch(value)):
+    if not validate.is_label_value(value):
         return (f"value {value!r} is not at most {LABEL_VALUE_MAX} of a-z, A-Z, 0-9, '-', '_', '.' starting and "
                 "ending alphanumeric (or empty)")
     return ""

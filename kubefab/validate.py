@@ -285,9 +285,15 @@ def check_host(p, h, given, typed):
         if not _LABEL_KEY.fullmatch(key) or len(name) > 63 or len(prefix) > 253:
             p.add(table, "labels", f"key {key!r} is not a Kubernetes label key: [prefix/]name, the name at most 63 "
                                    "of a-z, A-Z, 0-9, '-', '_', '.' starting and ending alphanumeric", at=(key,))
-        if not _LABEL_VALUE.fullmatch(value):
+        if not is_label_value(value):
             p.add(table, "labels", f"{key!r} = {value!r}: a label value is a string of at most 63 a-z, A-Z, 0-9, "
                                    "'-', '_', '.' starting and ending alphanumeric (or empty)", at=(key,))
+
+
+def is_label_value(value):
+    """A Kubernetes label value (IsValidLabelValue, also a taint's value): empty, or at most 63 of a-z, A-Z, 0-9,
+    '-', '_', '.' starting and ending alphanumeric."""
+    return bool(_LABEL_VALUE.fullmatch(value))
 
 
 def _check_address(p, table, key, value, fix):
