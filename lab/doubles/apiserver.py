@@ -24,6 +24,7 @@ from . import flags as flagparse
 from . import flagsets
 from . import resources as res
 from . import satokens
+from . import tlsserving
 from .hostfs import DoubleError, host, version
 from .store import Conflict, EtcdStore, StoreError
 
@@ -467,7 +468,13 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self.request_body = self.body()
             peer = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+            if peer and tlsserving.expired(peer):
+                print(f'E authentication.go: "Unable to authenticate the request" err="[{tlsserving.expired(peer)}]"',
+                      file=sys.stderr, flush=True)
+                raise ApiError(401, "Unauthorized", "Unauthorized")
             user = api.auth.user(peer, self.headers.get("Authorization", ""))
+            if peer:
+                self.server.serials.record(user[0], peer["serialNumber"])
             if user == ANONYMOUS and not api.anonymous:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             self.route(api, method, url.path.rstrip("/") or "/", query, user)
@@ -649,12 +656,15 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, api):
         self.api = api
+        self.tls = tlsserving.DynamicTLS(api.flags["tls-cert-file"], api.flags["tls-private-key-file"],
+                                         api.flags["client-ca-file"])
+        self.serials = tlsserving.Serials()
         super().__init__((api.bind, api.port), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(host(api.flags["tls-cert-file"]), host(api.flags["tls-private-key-file"]))
-        ctx.load_verify_locations(host(api.flags["client-ca-file"]))
-        ctx.verify_mode = ssl.CERT_OPTIONAL
-        self.socket = ctx.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def get_request(self):
+        # each connection gets the serving certificate and client CAs as they are on disk now
+        conn, address = self.socket.accept()
+        return self.tls.context().wrap_socket(conn, server_side=True, do_handshake_on_connect=False), address
 
 
 def check_flags(flags):
