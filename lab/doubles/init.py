@@ -10,6 +10,7 @@ from . import kubeconfig as kc
 from . import x509util as xu
 from .certs import Node, PhaseError
 from .hostfs import DoubleError, exists, log, version
+from .kubeclient import Client
 from .kubeadm_util import (ADMIN_CONF, KUBELET_CONF, duration, ignored_errors,
                            mixed_config_check, new_token, skip_set, skipper, wait_component, wait_http)
 from .objects import (admin_client, configmap, coredns_objects, create_token_secret, grant_bootstrap_tokens,
@@ -72,10 +73,15 @@ class Init:
               "addon", "show-join-command")
 
     def run(self, only=None):
+        self.sub = (only or "").partition("/")[2]       # `all` or one sub-phase of control-plane or upload-config
         for phase in self.PHASES:
             if (only and phase != only.split("/")[0]) or self.skip(phase):
                 continue
             getattr(self, "phase_" + phase.replace("-", "_"))()
+
+    def wants(self, sub):
+        """Whether this run includes sub-phase `sub` of the phase it runs (all of them unless one was named)."""
+        return self.sub in ("", "all", sub)
 
     def phase_preflight(self):
         log(f"[init] Using Kubernetes version: {self.cluster['kubernetesVersion']}")
@@ -103,12 +109,14 @@ class Init:
 
     def phase_control_plane(self):
         imgs = manifests.images(self.cluster)
-        log("[control-plane] Using manifest folder \"/etc/kubernetes/manifests\"")
+        if self.sub in ("", "all"):
+            log("[control-plane] Using manifest folder \"/etc/kubernetes/manifests\"")
         for name, pod in (("kube-apiserver", manifests.apiserver(self.cluster, self.node, imgs)),
                           ("kube-controller-manager", manifests.controller_manager(self.cluster, self.node, imgs,
                                                                                    self.external_ca())),
                           ("kube-scheduler", manifests.scheduler(self.cluster, self.node, imgs))):
-            if not self.skip(f"control-plane/{name.removeprefix('kube-')}"):
+            sub = name.removeprefix("kube-")
+            if self.wants(sub) and not self.skip(f"control-plane/{sub}"):
                 log(f"[control-plane] Creating static Pod manifest for \"{name}\"")
                 manifests.write(name, pod)
 
@@ -141,12 +149,16 @@ class Init:
         c = self.ensure_client()
         stored = {k: v for k, v in self.cluster.items()}
         stored.update(apiVersion="kubeadm.k8s.io/v1beta4", kind="ClusterConfiguration")
-        log("[upload-config] Storing the configuration used in ConfigMap \"kubeadm-config\" in the "
-            "\"kube-system\" Namespace")
-        c.apply("/api/v1/namespaces/kube-system/configmaps", configmap("kube-system", "kubeadm-config", {
-            "ClusterConfiguration": yaml.safe_dump(stored, sort_keys=False)}))
-        c.apply("/api/v1/namespaces/kube-system/configmaps", configmap("kube-system", "kubelet-config", {
-            "kubelet": yaml.safe_dump(self.kubelet_config(), sort_keys=False)}))
+        if self.wants("kubeadm"):
+            log("[upload-config] Storing the configuration used in ConfigMap \"kubeadm-config\" in the "
+                "\"kube-system\" Namespace")
+            c.apply("/api/v1/namespaces/kube-system/configmaps", configmap("kube-system", "kubeadm-config", {
+                "ClusterConfiguration": yaml.safe_dump(stored, sort_keys=False)}))
+        if self.wants("kubelet"):
+            log("[kubelet] Creating a ConfigMap \"kubelet-config\" in namespace kube-system with the configuration "
+                "for the kubelets in the cluster")
+            c.apply("/api/v1/namespaces/kube-system/configmaps", configmap("kube-system", "kubelet-config", {
+                "kubelet": yaml.safe_dump(self.kubelet_config(), sort_keys=False)}))
         grant_config_reads(c)
 
     def phase_upload_certs(self):
@@ -220,5 +232,6 @@ class Init:
 
     def ensure_client(self):
         if getattr(self, "client", None) is None:
-            self.client = admin_client(self.node)
+            self.client = (Client.from_kubeconfig(self.flags["kubeconfig"]) if "kubeconfig" in self.flags
+                           else admin_client(self.node))
         return self.client

@@ -6,7 +6,7 @@ import sys
 from . import flags as flagparse
 from .certs import PhaseError
 from .commands import check_expiration, config_cmd, reset, token, version_cmd
-from .hostfs import DoubleError
+from .hostfs import DoubleError, log
 from .init import INIT_FLAGS_EXCLUSIVE_WITH_CONFIG, Init
 from .join import JOIN_FLAGS_EXCLUSIVE_WITH_CONFIG, Join
 from .kubeclient import ApiStatus
@@ -34,6 +34,37 @@ KNOWN_FLAGS = {
 }
 
 
+# `kubeadm init phase <phase> <sub-phase>`: the phases with sub-commands, and the flags each sub-phase takes
+# (cmd/kubeadm/app/cmd/phases/init/controlplane.go getControlPlanePhaseFlags, uploadconfig.go
+# getUploadConfigPhaseFlags). A phase with sub-phases run on its own prints its help (workflow/runner.go).
+_CONTROL_PLANE = {"config", "cert-dir", "kubernetes-version", "image-repository", "patches", "dry-run"}
+_APISERVER = {"apiserver-advertise-address", "control-plane-endpoint", "apiserver-bind-port", "apiserver-extra-args",
+              "feature-gates", "service-cidr"}
+_CONTROLLER_MANAGER = {"controller-manager-extra-args", "pod-network-cidr"}
+_UPLOAD_CONFIG = {"config", "kubeconfig", "dry-run"}
+SUBPHASES = {
+    "control-plane": {
+        "all": ("Generate all static Pod manifest files",
+                _CONTROL_PLANE | _APISERVER | _CONTROLLER_MANAGER | {"scheduler-extra-args"}),
+        "apiserver": ("Generates the kube-apiserver static Pod manifest", _CONTROL_PLANE | _APISERVER),
+        "controller-manager": ("Generates the kube-controller-manager static Pod manifest",
+                               _CONTROL_PLANE | _CONTROLLER_MANAGER),
+        "scheduler": ("Generates the kube-scheduler static Pod manifest", _CONTROL_PLANE | {"scheduler-extra-args"}),
+    },
+    "upload-config": {
+        "all": ("Upload all configuration to a config map", _UPLOAD_CONFIG),
+        "kubeadm": ("Upload the kubeadm ClusterConfiguration to a ConfigMap", _UPLOAD_CONFIG),
+        "kubelet": ("Upload the kubelet component config to a ConfigMap", _UPLOAD_CONFIG),
+    },
+}
+PHASE_TITLES = {"control-plane": "Generate all static Pod manifest files necessary to establish the control plane",
+                "upload-config": "Upload the kubeadm and kubelet configuration to a ConfigMap"}
+# real flags of those sub-phases that the double does not implement: refused, never silently ignored
+NOT_IMPLEMENTED = {"patches", "dry-run", "feature-gates", "apiserver-extra-args", "controller-manager-extra-args",
+                   "scheduler-extra-args"}
+WITH_CONFIG = {"config", "kubeconfig", "dry-run", "patches", "v", "rootfs"}
+
+
 def check_flags(cmd, flags):
     """cobra's `unknown flag` error, so a mistyped flag in kubefab fails here as on a real node."""
     for name in flags:
@@ -42,12 +73,40 @@ def check_flags(cmd, flags):
                               f"unknown shorthand flag: '{name}' in -{name}")
 
 
+def sub_phase(phase, args, flags):
+    """`kubeadm init phase <phase> [<sub-phase>]` for a phase with sub-commands: its help without one."""
+    subs = SUBPHASES[phase]
+    if not args:
+        listed = "\n".join(f"  {name:<19}{title}" for name, (title, _) in subs.items())
+        log(f"This command is not meant to be run on its own. See list of available subcommands.\n\nUsage:\n"
+            f"  kubeadm init phase {phase} [flags]\n  kubeadm init phase {phase} [command]\n\n"
+            f"Available Commands:\n{listed}\n")
+        return None
+    if args[0] not in subs:
+        raise DoubleError(f"unknown command \"{args[0]}\" for \"kubeadm init phase {phase}\"")
+    if len(args) > 1:
+        raise DoubleError(f"unknown command \"{args[1]}\" for \"kubeadm init phase {phase} {args[0]}\"")
+    allowed = subs[args[0]][1]
+    for name in flags:
+        if name not in allowed | COMMON_FLAGS:
+            raise DoubleError(f"unknown flag: --{name}")
+    mixed = sorted(n for n in flags if n not in WITH_CONFIG | COMMON_FLAGS)
+    if "config" in flags and mixed:
+        raise DoubleError(f"can not mix '--config' with arguments {mixed}")
+    refused = sorted(NOT_IMPLEMENTED & set(flags))
+    if refused:
+        raise DoubleError(f"kubeadm double: --{refused[0]} of `init phase {phase}` is not implemented")
+    return Init(flags).run(only=f"{phase}/{args[0]}")
+
+
 def dispatch(argv):
     flags, args = flagparse.parse(argv, BOOLEANS)
     if not args:
         raise DoubleError("kubeadm double: a subcommand is required (init, join, reset, token, config, version, "
                           "certs)")
     cmd, rest = args[0], args[1:]
+    if cmd == "init" and rest[:1] == ["phase"] and len(rest) > 1 and rest[1] in SUBPHASES:
+        return sub_phase(rest[1], rest[2:], flags)      # each sub-phase has its own flags
     check_flags(cmd, flags)
     if cmd == "version":
         return version_cmd(flags)
