@@ -698,6 +698,9 @@ def main(argv=None):
     except (DoubleError, StoreError, ssl.SSLError, OSError) as e:
         print(f"E run.go: \"command failed\" err=\"{e}\"", file=sys.stderr, flush=True)
         return 1
+    # the flags this process runs with, for the tests (the real server logs them as FLAG: lines only at --v=1)
+    print(f"kube-apiserver double started with flags: {' '.join(f'--{k}={v}' for k, v in sorted(flags.items()))}",
+          flush=True)
     print(f"kube-apiserver double serving on https://{api.bind}:{api.port}", flush=True)
     server.serve_forever()
     return 0
