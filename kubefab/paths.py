@@ -9,6 +9,7 @@ PKI = f"{KUBERNETES}/pki"                       # kubeadm's certificatesDir
 KUBEFAB = f"{KUBERNETES}/kubefab"               # kubefab's own files: no kubeadm preflight looks here
 INIT_CONFIG = f"{KUBEFAB}/init.yaml"
 JOIN_CONFIG = f"{KUBEFAB}/join.yaml"
+APPLIED_CONFIG = f"{KUBEFAB}/init.applied.yaml"   # the init config the static pod manifests were last made from
 
 # Files kubeadm must write itself: its preflight fails when they already exist (reference §6.1).
 def manifest(component):

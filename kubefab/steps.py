@@ -153,6 +153,13 @@ class RemoveNode(Api):
     name = "remove node"
 
 
+class WaitReconfigured(Api):
+    """After cluster.up applied a changed configuration to a control plane: its own API server answers /readyz, its
+    etcd member is healthy and its components Ready."""
+
+    name = "healthy"
+
+
 class WaitRenewed(Api):
     """After pki.renew restarted a control plane: its own API server answers /readyz with the renewed admin.conf,
     presents the renewed serving certificate, its etcd member is healthy and its components Ready."""

@@ -19,7 +19,7 @@ from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, NodeReady, RemoveNode, StepResult, \
-    WaitApiServer, WaitControlPlane, WaitRenewed
+    WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -124,7 +124,8 @@ class ApiSteps:
 
     def renewed(self, host):
         """This control plane's own API server (not the endpoint), reached with the renewed admin.conf: /readyz, the
-        renewed serving certificate, /readyz/etcd (its local etcd member), then its components Ready."""
+        renewed serving certificate, /readyz/etcd (its local etcd member), then its components Ready. Also the gate
+        after a reconfiguration: the serving certificate is then the one in the bundle all along."""
         api = kube.connect(admin_conf(self.inv), via=net.join_endpoint(host.internal_address), stop=self.stop)
         version = kube.wait_ready(api)
         want = x509.view(pki.paths(self.inv, pki.BY_NAME["apiserver"], host)[0].read_bytes()).serial
@@ -153,4 +154,4 @@ class ApiSteps:
 
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
            NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
-           WaitRenewed: ApiSteps.renewed}
+           WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed}

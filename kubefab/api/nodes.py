@@ -3,7 +3,9 @@
 `view()` is pure: a Node object in, a NodeView out. `reconcile()` adds the labels the kubelet may not
 set itself (kubeadm.kubelet_may_set) and makes the taints kubefab manages match the inventory: the
 host's own taints, and kubeadm's control-plane taint, which a single-node cluster has removed.
-Taints and labels that anyone else set are left alone.
+What kubefab applied is recorded on the Node (annotations APPLIED_LABELS, APPLIED_TAINTS: the inventory's
+label and taint keys), so a label or taint the inventory no longer lists is removed again, while those
+anyone else set are left alone.
 """
 
 import datetime
@@ -15,6 +17,8 @@ from kubefab.components import kubeadm
 ROLE_PREFIX = "node-role.kubernetes.io/"
 CONTROL_PLANE_KEY = kubeadm.CONTROL_PLANE_TAINT.split(":")[0]
 NODES = "/api/v1/nodes"
+# the inventory's label keys (those the kubelet set at registration included) and taint keys, as last applied
+APPLIED_LABELS, APPLIED_TAINTS = "kubefab.io/applied-labels", "kubefab.io/applied-taints"
 
 
 @dataclass(frozen=True)
@@ -99,23 +103,36 @@ def wanted_taints(inv, host):
     return taints
 
 
-def node_patch(obj, labels, taints):
-    """(merge patch, changes) that bring Node `obj` to `labels` and the taints kubefab manages; ({}, ()) if none."""
-    have_labels = obj["metadata"].get("labels") or {}
+def node_patch(obj, labels, taints, listed=None):
+    """(merge patch, changes) that bring Node `obj` to `labels` and the taints kubefab manages, remove the labels
+    and taints it applied before that the inventory no longer lists, and record what it now applies (`listed`: the
+    inventory's label keys, default `labels`' keys); ({}, ()) if there is nothing to do."""
+    meta = obj["metadata"]
+    have_labels, notes = meta.get("labels") or {}, meta.get("annotations") or {}
+    listed = set(labels if listed is None else listed)
     set_labels = {k: v for k, v in labels.items() if have_labels.get(k) != v}
+    dropped = sorted(k for k in _keys(notes, APPLIED_LABELS) if k not in listed and k in have_labels)
     have = list((obj.get("spec") or {}).get("taints") or ())
-    managed = {t["key"] for t in taints} | {CONTROL_PLANE_KEY}
+    managed = {t["key"] for t in taints} | {CONTROL_PLANE_KEY} | _keys(notes, APPLIED_TAINTS)
     kept = [t for t in have if t["key"] not in managed or _plain(t) in map(_plain, taints)]
     added = [t for t in taints if _plain(t) not in map(_plain, have)]
     removed = [t for t in have if t not in kept]
-    changes = tuple([f"label {k}={v}" for k, v in set_labels.items()] + [f"taint {_text(t)}" for t in added]
-                    + [f"untaint {_text(t)}" for t in removed])
+    changes = tuple([f"label {k}={v}" for k, v in set_labels.items()] + [f"unlabel {k}" for k in dropped]
+                    + [f"taint {_text(t)}" for t in added] + [f"untaint {_text(t)}" for t in removed])
+    record = {APPLIED_LABELS: ",".join(sorted(listed)),
+              APPLIED_TAINTS: ",".join(sorted({t["key"] for t in taints}))}
+    record = {k: v for k, v in record.items() if notes.get(k, "") != v}
     patch = {}
-    if set_labels:
-        patch["metadata"] = {"labels": set_labels}
+    if set_labels or dropped or record:
+        patch["metadata"] = {k: v for k, v in (("labels", {**set_labels, **dict.fromkeys(dropped)}),
+                                               ("annotations", record)) if v}
     if added or removed:
         patch["spec"] = {"taints": kept + added}
     return patch, changes
+
+
+def _keys(annotations, name):
+    return {k for k in annotations.get(name, "").split(",") if k}
 
 
 def _plain(taint):
@@ -140,7 +157,7 @@ def reconcile_one(api, inv, host, read=None, attempts=3):
             obj = read if attempt == 0 and read is not None else api.find(path)
             if obj is None:
                 return NodeChange(host.name, (), missing=True)
-            patch, changes = node_patch(obj, wanted_labels(host), wanted_taints(inv, host))
+            patch, changes = node_patch(obj, wanted_labels(host), wanted_taints(inv, host), host.labels)
             if not patch:
                 return NodeChange(host.name, changes)
             # the resourceVersion makes the taint list a compare-and-swap: the node lifecycle

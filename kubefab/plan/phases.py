@@ -13,7 +13,7 @@ from typing import Callable
 
 from kubefab import inventory, paths
 from kubefab.components import kubeadm, templates
-from kubefab.plan import runtime
+from kubefab.plan import reconfigure, runtime
 from kubefab.secret import Secret
 from kubefab.steps import ApplyCni, Command, NodeReady, WaitApiServer, WaitControlPlane, push
 
@@ -49,14 +49,16 @@ def _already(facts, path, what):
 
 def _init(inv, host, bundle, facts):
     manifest = paths.manifest("kube-apiserver")
-    return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG}", timeout=900,
+    return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()}",
+                    timeout=900,
                     guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
             WaitApiServer(f"wait for the API server, then for {host.name}'s control-plane components"))
 
 
 def join_step(inv, host, bundle, facts):
     kubelet_conf = paths.kubeconfig("kubelet.conf")
-    return Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}", timeout=900,
+    recorded = f" && {reconfigure.record_applied()}" if host.is_control_plane else ""
+    return Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}{recorded}", timeout=900,
                    guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node"))
 
 
@@ -69,7 +71,8 @@ def fresh_join(inv, host, facts, fresh):
     config = fresh and Secret(templates.fill(template, {**values(inv, host), "token": fresh.reveal()}))
     step = replace(join_step(inv, host, None, facts), stdin=config, label="kubeadm join --config <its join config, "
                    "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
-                   'rm -f "$f"; exit $rc')
+                   'rm -f "$f"; [ $rc = 0 ] || exit $rc' + (f"; {reconfigure.record_applied()}"
+                                                             if host.is_control_plane else ""))
     return (step, *((_components_ready(host),) if host.is_control_plane else ()))
 
 
@@ -109,6 +112,8 @@ PHASES = (
     Phase("init", "kubeadm init on the first control-plane node", "first-control-plane", SERIAL, _init),
     Phase("join-control-plane", "Join the other control-plane nodes, one at a time", "other-control-planes",
           SERIAL, _join_control_plane),
+    Phase("reconfigure-control-planes", "Apply a changed control-plane configuration through kubeadm's phases, "
+          "one control plane at a time, each healthy before the next", "control-planes", SERIAL, reconfigure.steps),
     Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join_worker),
     Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _cni),
     VERIFY,

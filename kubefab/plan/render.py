@@ -89,7 +89,7 @@ class FileSpec:
 
 
 FILES = (
-    FileSpec("kubeadm/init.yaml", paths.INIT_CONFIG, 0o600, "first-control-plane",
+    FileSpec("kubeadm/init.yaml", paths.INIT_CONFIG, 0o600, "control-planes",
              _with(kubeadm.init_values, kubeadm.component_configs), phase="push"),
     FileSpec("kubeadm/join-control-plane.yaml", paths.JOIN_CONFIG, 0o600, "other-control-planes",
              _with(kubeadm.join_control_plane_values), phase="push"),

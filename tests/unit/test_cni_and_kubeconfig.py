@@ -154,11 +154,14 @@ def test_node_patch_replaces_a_changed_taint_and_keeps_foreign_ones():
     old = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
     want = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
     patch, changes = nodes.node_patch(node([foreign, old]), {"node-role.kubernetes.io/infra": ""}, [want])
-    assert patch == {"metadata": {"labels": {"node-role.kubernetes.io/infra": ""}}, "spec": {"taints": [foreign, want]}}
+    applied = {nodes.APPLIED_LABELS: "node-role.kubernetes.io/infra", nodes.APPLIED_TAINTS: "dedicated"}
+    assert patch == {"metadata": {"labels": {"node-role.kubernetes.io/infra": ""}, "annotations": applied},
+                     "spec": {"taints": [foreign, want]}}
     assert changes == ("label node-role.kubernetes.io/infra=", "taint dedicated=infra:NoSchedule",
                        "untaint dedicated=db:NoSchedule")
-    assert nodes.node_patch(node([foreign, want], {"node-role.kubernetes.io/infra": ""}),
-                            {"node-role.kubernetes.io/infra": ""}, [want]) == ({}, ())
+    done = node([foreign, want], {"node-role.kubernetes.io/infra": ""})
+    done["metadata"]["annotations"] = applied
+    assert nodes.node_patch(done, {"node-role.kubernetes.io/infra": ""}, [want]) == ({}, ())
 
 
 def test_node_view_reads_roles_age_and_why_it_is_not_ready():
@@ -239,3 +242,28 @@ def test_a_node_advertising_another_address_than_its_internal_one_is_named_with_
     own = {"metadata": {"annotations": {spec.annotation: host.internal_address + ("/24" if name == "calico" else "")}}}
     assert cni.advertise_problem(inv, host, cni.advertised(own, spec)) is None
     assert cni.advertised({"metadata": {}}, spec) == ""
+
+
+def test_node_patch_removes_what_kubefab_applied_and_the_inventory_no_longer_lists_but_keeps_a_users_own():
+    infra = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
+    user_taint = {"key": "maintenance", "effect": "NoSchedule"}
+    applied = {nodes.APPLIED_LABELS: "disk,node-role.kubernetes.io/infra", nodes.APPLIED_TAINTS: "dedicated"}
+    obj = node([infra, user_taint], {"disk": "ssd", "node-role.kubernetes.io/infra": "", "team": "blue"})
+    obj["metadata"]["annotations"] = applied
+    patch, changes = nodes.node_patch(obj, {}, [], listed={"disk"})
+    assert changes == ("unlabel node-role.kubernetes.io/infra", "untaint dedicated=infra:NoSchedule")
+    assert patch == {"metadata": {"labels": {"node-role.kubernetes.io/infra": None},
+                                  "annotations": {nodes.APPLIED_LABELS: "disk", nodes.APPLIED_TAINTS: ""}},
+                     "spec": {"taints": [user_taint]}}
+
+
+def test_node_patch_records_what_it_applies_once():
+    want = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
+    patch, changes = nodes.node_patch(node([want], {"node-role.kubernetes.io/infra": ""}),
+                                      {"node-role.kubernetes.io/infra": ""}, [want], listed={"zone", "node-role.kubernetes.io/infra"})
+    assert changes == () and patch == {"metadata": {"annotations": {
+        nodes.APPLIED_LABELS: "node-role.kubernetes.io/infra,zone", nodes.APPLIED_TAINTS: "dedicated"}}}
+    recorded = node([want], {"node-role.kubernetes.io/infra": ""})
+    recorded["metadata"]["annotations"] = patch["metadata"]["annotations"]
+    assert nodes.node_patch(recorded, {"node-role.kubernetes.io/infra": ""}, [want],
+                            listed={"zone", "node-role.kubernetes.io/infra"}) == ({}, ())

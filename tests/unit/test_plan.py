@@ -13,7 +13,7 @@ from kubefab import facts, inventory, paths, plan
 from kubefab.components import kubeadm
 from kubefab.errors import KubefabError
 from kubefab.run import report
-from kubefab.steps import Push
+from kubefab.steps import Push, WaitReconfigured
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,11 +48,12 @@ def hosts_of(p, name):
 def test_phases_run_in_order_with_the_right_hosts_and_batches(ha):
     _, p = ha
     assert p.stages == ("facts", "preflight")
-    assert [pp.phase.name for pp in p.phases] == ["runtime", "push", "init", "join-control-plane", "join-workers",
-                                                  "cni", "verify"]
+    assert [pp.phase.name for pp in p.phases] == ["runtime", "push", "init", "join-control-plane",
+                                                  "reconfigure-control-planes", "join-workers", "cni", "verify"]
     assert hosts_of(p, "runtime") == [["cp-1", "cp-2", "cp-3", "w-1", "w-2", "w-3"]]
     assert hosts_of(p, "init") == [["cp-1"]]
     assert hosts_of(p, "join-control-plane") == [["cp-2"], ["cp-3"]]
+    assert hosts_of(p, "reconfigure-control-planes") == [["cp-1"], ["cp-2"], ["cp-3"]]
     assert hosts_of(p, "join-workers") == [["w-1", "w-2"], ["w-3"]]
 
 
@@ -225,3 +226,27 @@ def test_what_the_facts_show_in_place_is_left_out_and_the_rest_is_marked_done(ha
     runtime = plan.build(inv, p.bundle, gathered, only=("runtime",)).phases[0]
     w2 = {s.name: s for hs in runtime.batches[0] if hs.host.name == "w-2" for s in hs.steps}
     assert not w2["firewalld ports"].done and not w2["swap off"].done and w2["hostname"].done
+
+
+def test_each_control_plane_applies_a_changed_init_config_through_kubeadms_phases_then_waits_for_its_health(ha):
+    inv, p = ha
+    pp = next(pp for pp in p.phases if pp.phase.name == "reconfigure-control-planes")
+    cp2 = next(hs for b in pp.batches for hs in b if hs.host.name == "cp-2")
+    command, gate = cp2.steps
+    assert command.guard == f"cmp -s {paths.INIT_CONFIG} {paths.APPLIED_CONFIG}" and not command.done
+    assert f"kubeadm init phase control-plane all --config {paths.INIT_CONFIG} && " \
+           f"kubeadm init phase upload-config all --config {paths.INIT_CONFIG}" in command.script
+    assert isinstance(gate, WaitReconfigured)
+    # kubeadm init and a control plane's join record the config its manifests were made from; a worker has none
+    recorded = f"cp -p {paths.INIT_CONFIG} {paths.APPLIED_CONFIG}"
+    scripts = {(pp.phase.name, hs.host.name): hs.steps[0].script for pp in p.phases for b in pp.batches for hs in b
+               if pp.phase.name.startswith(("init", "join"))}
+    assert scripts["init", "cp-1"].endswith(recorded) and scripts["join-control-plane", "cp-2"].endswith(recorded)
+    assert recorded not in scripts["join-workers", "w-1"]
+    # a host that is no control plane yet gets its manifests from kubeadm init or join, made from this very config
+    gathered = {h.name: facts_of(h.name, kubernetes_files=(paths.manifest("kube-apiserver"),) * (h.name == "cp-1"))
+                for h in inv.hosts}
+    done = plan.build(inv, p.bundle, gathered, only=("reconfigure-control-planes",)).phases[0]
+    steps = {hs.host.name: hs.steps for b in done.batches for hs in b}
+    assert not steps["cp-1"][0].done and not steps["cp-1"][1].done
+    assert steps["cp-2"][0].done.startswith("not a control plane yet") and steps["cp-2"][1].done
