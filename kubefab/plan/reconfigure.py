@@ -1,14 +1,15 @@
 """Inventory changes applied to a running control plane: cluster.up's `reconfigure-control-planes` phase.
 
-kubeadm documents no reconfiguration of a running control plane, but its own phases do it: `kubeadm init phase
-control-plane all --config` rewrites the static pod manifests from the node's init config, and `kubeadm init phase
-upload-config all --config` stores the ClusterConfiguration and the kubelet configuration in their ConfigMaps. The
-kubelet restarts a static pod whose manifest changed, and only that one; the step waits until each such component
-listens again from a new process, and the gate after it (this control plane's API server answers /readyz, its etcd
-member is healthy, its components are Ready) passes before the next control plane starts.
+kubeadm documents no reconfiguration of a running control plane, but its own phases do it. On each control plane,
+one at a time: `kubeadm init phase control-plane all --config` rewrites the static pod manifests from the node's
+init config, and the kubelet restarts each static pod whose manifest changed, and only those (the step waits until
+each listens again from a new process); then the gate (this control plane's API server answers /readyz, its etcd
+member is healthy, its components are Ready); then `kubeadm init phase upload-config all --config` stores the
+ClusterConfiguration and the kubelet configuration in their ConfigMaps (after the gate: the API server it talks to
+may be the one just restarted).
 
-The step is done when the init config on the host is the one its manifests were last made from: kubeadm init,
-kubeadm join and this step each leave a copy of it beside it (paths.APPLIED_CONFIG).
+Both commands are done when the init config on the host is the one its manifests were last made from: kubeadm
+init, kubeadm join and the upload step each leave a copy of it beside it (paths.APPLIED_CONFIG).
 """
 
 from kubefab import paths
@@ -40,30 +41,38 @@ def _restarted(name, port):
             f"echo {q(f'{name}: manifest changed, restarted by the kubelet')}; fi")
 
 
-def apply_step(host, facts):
-    """The Command regenerating `host`'s control-plane manifests and the cluster's ConfigMaps through kubeadm's
-    phases when its init config changed, each changed component restarted before it ends."""
-    cfg = q(paths.INIT_CONFIG)
+def _guarded(name, body, label, facts):
+    """A Command done when the init config is the one the manifests were made from, or (from the facts) when the
+    host is no control plane yet: kubeadm init or join then makes its manifests from this very config."""
+    fresh = facts is not None and paths.manifest("kube-apiserver") not in facts.kube_files
+    return Command(name, body, timeout=900, guard=f"cmp -s {q(paths.INIT_CONFIG)} {q(paths.APPLIED_CONFIG)}",
+                   done="not a control plane yet: kubeadm makes its manifests from this config" if fresh else "",
+                   label=f"if {paths.INIT_CONFIG} changed since its manifests were made: {label}")
+
+
+def manifests_step(facts):
+    """`kubeadm init phase control-plane all`, then each component whose manifest changed listening again from a
+    new process (the kubelet restarts it)."""
     keep = " ".join(q(paths.manifest(n)) for n, _ in COMPONENTS)
     pids = " && ".join(f"p{port}=$({_listener(port)})" for _, port in COMPONENTS)
     body = (f"d=$(mktemp -d) && cp -p {keep} \"$d\"/ && {pids} && "
-            f"kubeadm init phase control-plane all --config {cfg} && "
-            f"kubeadm init phase upload-config all --config {cfg} && "
-            + " && ".join(_restarted(n, port) for n, port in COMPONENTS)
-            + f" && {record_applied()} && rm -rf \"$d\"")
-    manifest = paths.manifest("kube-apiserver")
-    fresh = facts is not None and manifest not in facts.kube_files
-    return Command("apply the control-plane configuration", body, timeout=900,
-                   guard=f"cmp -s {cfg} {q(paths.APPLIED_CONFIG)}",
-                   done="not a control plane yet: kubeadm makes its manifests from this config" if fresh else "",
-                   label=f"if {paths.INIT_CONFIG} changed since its manifests were made: kubeadm init phase "
-                         "control-plane all, kubeadm init phase upload-config all (--config it), then wait for each "
-                         "component whose manifest changed to listen again")
+            f"kubeadm init phase control-plane all --config {q(paths.INIT_CONFIG)} && "
+            + " && ".join(_restarted(n, port) for n, port in COMPONENTS) + ' && rm -rf "$d"')
+    return _guarded("regenerate the control-plane manifests", body, "kubeadm init phase control-plane all --config "
+                    "it, then wait for each component whose manifest changed to listen again", facts)
+
+
+def upload_step(facts):
+    """`kubeadm init phase upload-config all` (kubeadm-config and kubelet-config), then the config recorded as
+    applied."""
+    body = f"kubeadm init phase upload-config all --config {q(paths.INIT_CONFIG)} && {record_applied()}"
+    return _guarded("upload the kubeadm and kubelet configuration", body, "kubeadm init phase upload-config all "
+                    "--config it, then record it as applied", facts)
 
 
 def steps(inv, host, bundle, facts):
-    """A control plane's steps: the configuration applied, then its API server, etcd member and components
-    healthy before the next control plane."""
-    step = apply_step(host, facts)
-    return (step, WaitReconfigured(f"wait for {host.name}'s API server (/readyz), its etcd member and its components",
-                                   done=step.done))
+    """A control plane's steps: its manifests regenerated, its API server, etcd member and components healthy,
+    then the cluster's configuration uploaded, all before the next control plane."""
+    first = manifests_step(facts)
+    return (first, WaitReconfigured(f"wait for {host.name}'s API server (/readyz), its etcd member and its "
+                                    "components", done=first.done), upload_step(facts))
