@@ -6,6 +6,7 @@ presents a new serving certificate chaining to the unchanged CA, the renewed adm
 import dataclasses
 import datetime
 import io
+import re
 import shutil
 import ssl
 import subprocess
@@ -22,6 +23,7 @@ from kubefab.plan import renewal
 from kubefab.run import execute
 from kubefab.run.session import Options
 from kubefab.steps import CHANGED, UNCHANGED, WaitRenewed
+from conftest import invoke
 from test_lab_up import run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
@@ -52,6 +54,11 @@ def test_renew_reissues_from_the_same_ca_restarts_the_api_server_and_a_second_re
     ca = (pki.pki_dir(inv) / "ca.crt").read_bytes(), (pki.pki_dir(inv) / "ca.key").read_bytes()
     old = renewal.serving_serial(cp.internal_address)
     untouched = state_files(inv)
+    shown = invoke("pki.show", "-i", str(lab.inventory), "--state-dir", str(inv.state_dir), "--nodes")
+    kubelets = shown.stdout.partition("kubelet client certificate")[2]
+    for node in ("kf-cp1", "kf-w1"):        # each kubelet's own certificate, as it made it (the CSR's year)
+        assert re.search(rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d +3\d\d  {node}$", kubelets, re.M), shown.stdout + shown.stderr
+    assert shown.returncode == 0 and state_files(inv) == untouched
     dry = execute.renew(inv, Options(dry_run=True), console=io.StringIO())
     assert dry.code == 0 and state_files(inv) == untouched and renewal.serving_serial(cp.internal_address) == old
 
