@@ -14,6 +14,8 @@ plane below 10 hosts, 3 from 10 on, the rest workers) and a fresh state dir, the
 - again: a second `cluster.up`, with nothing to change (its results after facts and preflight that are not
   `unchanged` are counted), its SSH round trips per host and API requests, and its ratio to one facts round trip
   (the facts phase of the same run) and to a `cluster.preflight` measured next;
+- live: `cluster.plan --live` next (kubefab.execute.live), which must find no changes: its ratio to one facts round
+  trip (its own facts stage) and its API requests;
 - for each --batches size below the number of workers: `cluster.reset` of every host, then `cluster.up --batch B`;
   its join-workers seconds against the first up's one at a time. A reset host joins again as a new one (kubeadm's
   files, the kubelet's state and the node object are gone); what the runtime phase installed stays, so only
@@ -201,6 +203,11 @@ def one_run(n, opts):
                       again_ssh_runs=dict(tally.ssh), again_api_requests=tally.api)
         result["preflight"], outcome = common.measure(lambda: run_up(inv, "preflight", **options))
         succeeded(outcome, "cluster.preflight")
+        result["live"], (run, tally, failed) = common.measure(lambda: run_up(inv, "live", workers=opts.workers))
+        if failed:
+            raise SystemExit("cluster.plan --live found changes right after cluster.up, or failed:\n"
+                             + "\n".join(failed[:10]))
+        result.update(live_facts_s=run.seconds["facts"], live_api_requests=tally.api)
         result["batches"] = {}
         for batch in batches(n, opts.batches):
             succeeded(run_up(inv, "reset", **options), "cluster.reset")
@@ -228,7 +235,7 @@ def size_row(n, opts):
     runs = [one_run(n, opts) for _ in range(opts.runs if n <= LARGE else opts.large_runs)]
     row = {"hosts": n, "control_planes": control_planes(n), "workers": n - control_planes(n), "runs": len(runs),
            "lab": runs[-1]["lab"], "pool": opts.workers}
-    for key in ("first", "again", "preflight"):
+    for key in ("first", "again", "preflight", "live"):
         row[key] = common.median(r[key] for r in runs)
     for key in ("first_phases", "again_phases"):
         row[key] = median_of(r[key] for r in runs)
@@ -240,6 +247,8 @@ def size_row(n, opts):
                again_api_requests=statistics.median(r["again_api_requests"] for r in runs),
                again_over_facts=common.ratio(row["again"].wall_s, row["again_phases"]["facts"]),
                again_over_preflight=common.ratio(row["again"].wall_s, row["preflight"].wall_s),
+               live_facts_s=statistics.median(r["live_facts_s"] for r in runs),
+               live_api_requests=statistics.median(r["live_api_requests"] for r in runs),
                cpu_ms_per_host=1000 * row["first"].cpu_s / n, again_cpu_ms_per_host=1000 * row["again"].cpu_s / n,
                join_workers={"first": row["first_phases"]["join-workers"],
                              **{b: median_of(r["batches"][b] for r in runs)["join_workers_s"]
@@ -283,6 +292,8 @@ def main(argv=None):
         rows.append(size_row(n, opts))
         print(f"{n} hosts done", flush=True)
     per_host_growth(rows)
+    for row in rows:
+        row["live_over_facts"] = common.ratio(row["live"].wall_s, row["live_facts_s"])
     report(rows, opts)
     path = common.write("up", opts, {"hosts": sizes, "batches": opts.batches, "workers": opts.workers,
                                      "large_runs": opts.large_runs, "large_above": LARGE,
@@ -303,6 +314,9 @@ def report(rows, opts):
     print(common.table(("hosts", "run", *names),
                        [(r["hosts"], run, *(r[f"{run}_phases"][p] for p in names))
                         for r in rows for run in ("first", "again")]))
+    print(common.table(("hosts", "live s", "cpu s", "its facts s", "live/facts", "API requests"),
+                       [(r["hosts"], r["live"].wall_s, r["live"].cpu_s, r["live_facts_s"], r["live_over_facts"],
+                         r["live_api_requests"]) for r in rows]))
     print(common.table(("hosts", "workers", "join-workers s: first up, one at a time",
                         *(f"after a reset, batch {b}" for b in opts.batches)),
                        [(r["hosts"], r["workers"],
