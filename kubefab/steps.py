@@ -84,6 +84,8 @@ class Command:
     ok_codes: tuple = (0,)
     label: str = ""                 # what the plan shows instead of a long script
     done: str = ""                  # why the facts say this step is already satisfied
+    compares: tuple = ()            # (on-host path, the path holding what it should hold) pairs the body makes
+                                    # equal: `cluster.plan --live` shows their diff
 
     def display(self):
         """The step as plans and logs show it: its label, or the script with secrets masked."""

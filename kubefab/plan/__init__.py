@@ -65,11 +65,13 @@ def prepare(inv):
 
 
 def probe(inv, bundle, host):
-    """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes,
-    so that `build` can leave out what is already in place."""
+    """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes, and on a
+    control plane kubeadm's static pod manifests and kubefab's copies of them, so that `build` can leave out what is
+    already in place."""
     files = bundle.files[host.name]
     repository = runtime.repo_url(inv) if inv.install.source == "packages" else ""
-    return facts.script(inv.endpoint, files, runtime.links(files), repository)
+    manifests = tuple(p for pair in phases.manifest_pairs() for p in pair) if host.is_control_plane else ()
+    return facts.script(inv.endpoint, files, runtime.links(files), repository, manifests)
 
 
 def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0, workflow=workflows.UP):
