@@ -111,9 +111,12 @@ def _sysctls(files, facts):
     guard = " && ".join(f'[ "$(sysctl -n {q(k)})" = {q(v)} ]' for k, v in values.items())
     # only kubefab's own files: `sysctl --system` would re-apply every file on the host and fails
     # where an unrelated key is read-only (containers, hardened hosts)
-    step = Command(requirements.SYSCTLS, " && ".join(f"sysctl -p {q(p)}" for p in paths), guard=guard or "true")
-    held = facts and all(facts.sysctls.get(k) == v for k, v in values.items())
-    return unless(step, held and "every sysctl as kubefab's files set it")
+    script = " && ".join(f"sysctl -p {q(p)}" for p in paths)
+    off = [f"{k} is {facts.sysctls.get(k) or 'unset'}, kubefab's file sets {v}" for k, v in values.items()
+           if facts and facts.sysctls.get(k) != v]
+    step = Command(requirements.SYSCTLS, script, guard=guard or "true",
+                   label=f"{script} ({'; '.join(off)})" if off else "")
+    return unless(step, facts and not off and "every sysctl as kubefab's files set it")
 
 
 def _selinux(facts):
