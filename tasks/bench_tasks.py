@@ -67,5 +67,5 @@ def push(c, hosts="10,50,100", megabytes=50, workers=32, ansible_venv=None, runs
             "large-runs": "runs for labs of more than 10 hosts (default 1; --runs is for the smaller ones)",
             "workers": LAB_HELP["workers"], **COMMON_HELP})
 def up(c, hosts="3,50", batches="10,50", large_runs=1, workers=32, runs=3, smoke=False, out=None):
-    """The whole cluster.up on labs of node hosts: seconds per phase, worker batches, a no-change up, memory (root)."""
+    """The whole cluster.up on labs of node hosts: phases, batches, a no-change up, plan --live, memory (root)."""
     run_script(c, "up", runs, smoke, out, hosts=hosts, batches=batches, large_runs=large_runs, workers=workers)
