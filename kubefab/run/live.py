@@ -31,15 +31,15 @@ def report(s, p):
     """Print what plan `p` (built from the facts) would change, to the session's console; how many changes."""
     found = drift.changes(p)
     wanted = drift.fetched_paths(found)
-    hosts = tuple(h for h in s.inv.hosts if h.name in wanted)
     fetched = {}
+    hosts = tuple(h for h in s.inv.hosts if h.name in wanted)
     for r in s.runner.phase("fetch", (hosts,), lambda host: fetch(s, host, wanted[host.name])) if hosts else ():
         if r.failed:
-            raise KubefabError(f"{r.host}: its changed files could not be read: {r.detail}")
+            raise KubefabError(f"{r.host}: the files that differ could not be read: {r.detail}")
         fetched.update(r.files)
     first = p.facts.get(s.inv.first_control_plane.name)
-    made = first and paths.manifest("kube-apiserver") in first.kube_files   # after kubeadm init: read the API
-    objects = read_objects(s, found.api) if made else ()
+    unmade = first is not None and paths.manifest("kube-apiserver") not in first.kube_files   # no API server yet
+    objects = () if unmade else read_objects(s, found.api)
     text = drift.text(found, fetched, objects)
     s.console.write(logs.scrub(text))
     return len(found.files) + len(found.steps) + len(objects)
@@ -52,9 +52,9 @@ def verdict(changes):
     return f"{changes} change{'s' * (changes != 1)}: `invoke cluster.up` would make {'them' if changes > 1 else 'it'}"
 
 
-def fetch(s, host, paths):
-    """A Fetched result: the content of `paths` on `host`, read in one round trip (one it cannot read is left out)."""
-    script = (f"for p in {' '.join(q(p) for p in paths)}; do\n"
+def fetch(s, host, files):
+    """A Fetched result: the content of on-host paths `files` on `host` in one round trip (unreadable ones left out)."""
+    script = (f"for p in {' '.join(q(f) for f in files)}; do\n"
               '  [ -r "$p" ] && printf "%s " "$p" && base64 -w 0 < "$p" && echo\n'
               "done\nexit 0\n")
     out = s.ssh.run(host, script.encode(), FETCH_TIMEOUT)
@@ -63,7 +63,7 @@ def fetch(s, host, paths):
     found = {}
     for line in out.stdout.splitlines():
         path, _, data = line.partition(" ")
-        if path in paths:
+        if path in files:
             found[(host.name, path)] = base64.b64decode(data)
     return Fetched(host.name, "fetch", OK, out.seconds, files=found)
 
