@@ -68,7 +68,7 @@ def probe(inv, bundle, host):
     """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes, and on a
     control plane kubeadm's static pod manifests and kubefab's copies of them, so that `build` can leave out what is
     already in place."""
-    files = bundle.files[host.name]
+    files = bundle.files[host.name] if bundle else ()       # no bundle (a read-only survey): no file compared
     repository = runtime.repo_url(inv) if inv.install.source == "packages" else ""
     manifests = tuple(p for pair in phases.manifest_pairs() for p in pair) if host.is_control_plane else ()
     return facts.script(inv.endpoint, files, runtime.links(files), repository, manifests)
