@@ -2,11 +2,12 @@
 their text: unified diffs with secrets masked.
 
 A plan built from facts leaves out what the hosts already hold (kubefab.plan): every file a Push still lists
-differs on its host (content, mode or owner, or it is missing), every host step not `done` would run, and its
-Api steps write what the API server does not hold yet. `changes(p)` lists the first two and the Api steps to
-compare, in the plan's order; the live run fetches the files whose content differs (`fetched_paths`) and reads
-the objects, then `text` prints it all. A file only root may read (keys, kubeconfigs, kubeadm configs holding
-the bootstrap token: mode 0600) is never fetched nor shown: it "differs (secret)".
+differs on its host (content, mode or owner, or it is missing), every host step not `done` would run (a `check`
+changes nothing: not counted), and its Api steps write what the API server does not hold yet. `changes(p)` lists
+the first two and the Api steps to compare, in the plan's order; the live run fetches the files whose content
+differs (`fetched_paths`) and reads the objects, then `text` prints it all. A file only root may read (keys,
+kubeconfigs, kubeadm configs holding the bootstrap token: mode 0600) is never fetched nor shown: it "differs
+(secret)".
 """
 
 import difflib
@@ -96,7 +97,7 @@ def changes(p):
                     api.append(ApiCheck(hs.host, step))
                 elif isinstance(step, Push):
                     files += [FileChange(hs.host.name, f, facts and facts.files.get(f.path)) for f in step.files]
-                elif not step.done:
+                elif not (step.done or step.check):     # a check: e.g. a version a busy host's probe missed
                     steps.append(StepChange(hs.host.name, pp.phase.name, step.display(), step.compares))
     return Changes(tuple(files), tuple(steps), tuple(api))
 

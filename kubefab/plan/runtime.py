@@ -168,14 +168,15 @@ def _versions(inv, facts):
               '[ "$a" = "$want" ] || { echo "kubeadm is $a, the inventory wants $want"; exit 1; }; '
               'case "$l" in *" $want") ;; *) echo "kubelet is $l, the inventory wants $want"; exit 1;; esac; '
               f'exit {UNCHANGED_EXIT}')
-    step = Command("check versions", script, label=f"kubeadm and kubelet report {want}")
+    step = Command("check versions", script, label=f"kubeadm and kubelet report {want}", check=True)
     return unless(step, _has_versions(inv, facts, ("kubeadm", "kubelet")) and f"kubeadm and kubelet are {want}")
 
 
 def _runtime_present(facts):
     script = ("for c in containerd runc ctr; do command -v $c >/dev/null || { echo \"$c is not installed: put it "
               "in the offline directory or install it\"; exit 1; }; done; exit " + str(UNCHANGED_EXIT))
-    step = Command("containerd and runc present", script, label="containerd, runc and ctr are installed")
+    step = Command("containerd and runc present", script, label="containerd, runc and ctr are installed",
+                   check=True)
     return unless(step, _runtime_found(facts) and "containerd, runc and ctr are installed")
 
 

@@ -5,9 +5,10 @@ from dataclasses import replace
 from kubefab import paths, plan
 from kubefab.api import apply, kube
 from kubefab.pki import token
-from kubefab.plan import drift, phases
+from kubefab.plan import drift, phases, runtime
 from kubefab.run import live
 from kubefab.secret import MASK
+from kubefab.steps import Command
 from test_plan import ha, settled  # noqa: F401  (ha is a fixture)
 
 
@@ -152,3 +153,13 @@ def test_compare_reads_what_apply_would_write_and_writes_nothing():
                                                 "data": {"mode": "udp"}}     # the uid is not the manifest's
     assert [str(a) for a in apply.apply(api, manifest)] == [str(a) for a, _, _ in compared]
     assert api.writes == ["/api/v1/namespaces/net/configmaps/conf", "/api/v1/namespaces/net/serviceaccounts/sa"]
+
+
+
+def test_a_check_the_facts_could_not_settle_is_not_a_change(ha):
+    inv, p = ha
+    assert runtime._versions(inv, None).check and runtime._runtime_present(None).check   # a busy host's probe may
+    install = Command("install packages", "apt-get install -qy kubeadm")                # miss a version
+    steps = plan.HostSteps(inv.hosts[0], (runtime._versions(inv, None), install))
+    found = drift.changes(replace(p, facts={}, phases=(plan.PhasePlan(phases.RUNTIME, ((steps,),)),)))
+    assert [s.what for s in found.steps] == ["apt-get install -qy kubeadm"]
