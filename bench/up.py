@@ -2,13 +2,14 @@
 at a time against batches, a second `up` that changes nothing, and the client's memory and CPU per host.
 
     python bench/up.py [--hosts 3,50] [--batches 10,50] [--workers 32] [--ignore EndpointReachable] [--runs 3]
-                       [--large-runs 1] [--smoke] [--out DIR]     (root: it builds labs)
+                       [--large-runs 1] [--first-batch N] [--smoke] [--out DIR]     (root: it builds labs)
 
 Each run of a size N builds a fresh lab of N node hosts (systemd, containerd, and the doubles of kubeadm, the
 kubelet, etcd and the control plane, installed by the runtime phase from the lab's offline directory; 1 control
 plane below 10 hosts, 3 from 10 on, the rest workers) and a fresh state dir, then runs in this process, as
 `invoke cluster.up --yes` does (kubefab.run.execute.up, kubefab's default pool or --workers):
-- first: `cluster.up` on the new hosts, workers joined one at a time (the inventory's worker_batch_size = 1);
+- first: `cluster.up` on the new hosts, workers joined one at a time (the inventory's worker_batch_size = 1), or
+  --first-batch at a time (to reach the later measurements of a large lab sooner);
   wall, client CPU, this process's peak RSS, and the seconds of each stage and phase (the runner's wall seconds per
   phase; preflight: its checks and their table, which make no round trip, timed in this process);
 - again: a second `cluster.up`, with nothing to change (its results after facts and preflight that are not
@@ -194,7 +195,7 @@ def one_run(n, opts):
     with node_lab(n) as (lab, work), kept_log(work / "state" / logs.FILE, opts.out / f"up-{n}-hosts.log", failures):
         inv = inventory.load(lab.inventory, state_dir=work / "state")
         options = {"yes": True, "workers": opts.workers}
-        first, outcome = common.measure(lambda: run_up(inv, **options))
+        first, outcome = common.measure(lambda: run_up(inv, batch=opts.first_batch, **options))
         run, tally = succeeded(outcome, "the first cluster.up")
         options["ignore"] = opts.ignore
         result = {"lab": contenders.lab_record(lab), "first": first,
@@ -278,6 +279,8 @@ def main(argv=None):
     args.add_argument("--batches", default="10,50",
                       help="comma-separated worker batch sizes compared with one at a time (default 10,50)")
     args.add_argument("--large-runs", type=int, default=1, help=f"runs for labs of more than {LARGE} hosts (default 1)")
+    args.add_argument("--first-batch", type=int, default=0,
+                      help="workers the first up joins at once (default 0: the inventory's, one at a time)")
     args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                       help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
     args.add_argument("--ignore", default=",".join(IGNORED),
