@@ -2,18 +2,21 @@
 at a time against batches, a second `up` that changes nothing, and the client's memory and CPU per host.
 
     python bench/up.py [--hosts 3,50] [--batches 10,50] [--workers 32] [--ignore EndpointReachable] [--runs 3]
-                       [--large-runs 1] [--smoke] [--out DIR]     (root: it builds labs)
+                       [--large-runs 1] [--first-batch N] [--smoke] [--out DIR]     (root: it builds labs)
 
 Each run of a size N builds a fresh lab of N node hosts (systemd, containerd, and the doubles of kubeadm, the
 kubelet, etcd and the control plane, installed by the runtime phase from the lab's offline directory; 1 control
 plane below 10 hosts, 3 from 10 on, the rest workers) and a fresh state dir, then runs in this process, as
 `invoke cluster.up --yes` does (kubefab.run.execute.up, kubefab's default pool or --workers):
-- first: `cluster.up` on the new hosts, workers joined one at a time (the inventory's worker_batch_size = 1);
+- first: `cluster.up` on the new hosts, workers joined one at a time (the inventory's worker_batch_size = 1), or
+  --first-batch at a time (to reach the later measurements of a large lab sooner);
   wall, client CPU, this process's peak RSS, and the seconds of each stage and phase (the runner's wall seconds per
   phase; preflight: its checks and their table, which make no round trip, timed in this process);
 - again: a second `cluster.up`, with nothing to change (its results after facts and preflight that are not
   `unchanged` are counted), its SSH round trips per host and API requests, and its ratio to one facts round trip
   (the facts phase of the same run) and to a `cluster.preflight` measured next;
+- live: `cluster.plan --live` next (kubefab.execute.live), which must find no changes: its ratio to one facts round
+  trip (its own facts stage) and its API requests;
 - for each --batches size below the number of workers: `cluster.reset` of every host, then `cluster.up --batch B`;
   its join-workers seconds against the first up's one at a time. A reset host joins again as a new one (kubeadm's
   files, the kubelet's state and the node object are gone); what the runtime phase installed stays, so only
@@ -192,7 +195,7 @@ def one_run(n, opts):
     with node_lab(n) as (lab, work), kept_log(work / "state" / logs.FILE, opts.out / f"up-{n}-hosts.log", failures):
         inv = inventory.load(lab.inventory, state_dir=work / "state")
         options = {"yes": True, "workers": opts.workers}
-        first, outcome = common.measure(lambda: run_up(inv, **options))
+        first, outcome = common.measure(lambda: run_up(inv, batch=opts.first_batch, **options))
         run, tally = succeeded(outcome, "the first cluster.up")
         options["ignore"] = opts.ignore
         result = {"lab": contenders.lab_record(lab), "first": first,
@@ -205,6 +208,11 @@ def one_run(n, opts):
                       again_ssh_runs=dict(tally.ssh), again_api_requests=tally.api)
         result["preflight"], outcome = common.measure(lambda: run_up(inv, "preflight", **options))
         succeeded(outcome, "cluster.preflight")
+        result["live"], (run, tally, failed) = common.measure(lambda: run_up(inv, "live", workers=opts.workers))
+        if failed:
+            raise SystemExit("cluster.plan --live found changes right after cluster.up, or failed:\n"
+                             + "\n".join(failed[:10]))
+        result.update(live_facts_s=run.seconds["facts"], live_api_requests=tally.api)
         result["batches"] = {}
         for batch in batches(n, opts.batches):
             succeeded(run_up(inv, "reset", **options), "cluster.reset")
@@ -232,7 +240,7 @@ def size_row(n, opts):
     runs = [one_run(n, opts) for _ in range(opts.runs if n <= LARGE else opts.large_runs)]
     row = {"hosts": n, "control_planes": control_planes(n), "workers": n - control_planes(n), "runs": len(runs),
            "lab": runs[-1]["lab"], "pool": opts.workers}
-    for key in ("first", "again", "preflight"):
+    for key in ("first", "again", "preflight", "live"):
         row[key] = common.median(r[key] for r in runs)
     for key in ("first_phases", "again_phases"):
         row[key] = median_of(r[key] for r in runs)
@@ -244,6 +252,8 @@ def size_row(n, opts):
                again_api_requests=statistics.median(r["again_api_requests"] for r in runs),
                again_over_facts=common.ratio(row["again"].wall_s, row["again_phases"]["facts"]),
                again_over_preflight=common.ratio(row["again"].wall_s, row["preflight"].wall_s),
+               live_facts_s=statistics.median(r["live_facts_s"] for r in runs),
+               live_api_requests=statistics.median(r["live_api_requests"] for r in runs),
                cpu_ms_per_host=1000 * row["first"].cpu_s / n, again_cpu_ms_per_host=1000 * row["again"].cpu_s / n,
                join_workers={"first": row["first_phases"]["join-workers"],
                              **{b: median_of(r["batches"][b] for r in runs)["join_workers_s"]
@@ -269,6 +279,8 @@ def main(argv=None):
     args.add_argument("--batches", default="10,50",
                       help="comma-separated worker batch sizes compared with one at a time (default 10,50)")
     args.add_argument("--large-runs", type=int, default=1, help=f"runs for labs of more than {LARGE} hosts (default 1)")
+    args.add_argument("--first-batch", type=int, default=0,
+                      help="workers the first up joins at once (default 0: the inventory's, one at a time)")
     args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                       help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
     args.add_argument("--ignore", default=",".join(IGNORED),
@@ -287,6 +299,8 @@ def main(argv=None):
         rows.append(size_row(n, opts))
         print(f"{n} hosts done", flush=True)
     per_host_growth(rows)
+    for row in rows:
+        row["live_over_facts"] = common.ratio(row["live"].wall_s, row["live_facts_s"])
     report(rows, opts)
     path = common.write("up", opts, {"hosts": sizes, "batches": opts.batches, "workers": opts.workers,
                                      "large_runs": opts.large_runs, "large_above": LARGE,
@@ -307,6 +321,9 @@ def report(rows, opts):
     print(common.table(("hosts", "run", *names),
                        [(r["hosts"], run, *(r[f"{run}_phases"][p] for p in names))
                         for r in rows for run in ("first", "again")]))
+    print(common.table(("hosts", "live s", "cpu s", "its facts s", "live/facts", "API requests"),
+                       [(r["hosts"], r["live"].wall_s, r["live"].cpu_s, r["live_facts_s"], r["live_over_facts"],
+                         r["live_api_requests"]) for r in rows]))
     print(common.table(("hosts", "workers", "join-workers s: first up, one at a time",
                         *(f"after a reset, batch {b}" for b in opts.batches)),
                        [(r["hosts"], r["workers"],

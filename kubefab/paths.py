@@ -18,6 +18,12 @@ def manifest(component):
 
 
 MANIFESTS = tuple(manifest(name) for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"))
+KEPT_MANIFESTS = f"{KUBEFAB}/manifests"         # kubefab's copy of kubeadm's manifests, as kubeadm wrote them
+
+
+def kept_manifest(component):
+    """Where kubefab keeps the static pod manifest of `component` as kubeadm wrote it."""
+    return f"{KEPT_MANIFESTS}/{component}.yaml"
 JOIN_WRITES = (f"{KUBERNETES}/kubelet.conf", f"{KUBERNETES}/bootstrap-kubelet.conf")
 
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"

@@ -84,6 +84,9 @@ class Command:
     ok_codes: tuple = (0,)
     label: str = ""                 # what the plan shows instead of a long script
     done: str = ""                  # why the facts say this step is already satisfied
+    compares: tuple = ()            # (on-host path, the path holding what it should hold) pairs the body makes
+                                    # equal: `cluster.plan --live` shows their diff
+    check: bool = False             # it only checks (exit UNCHANGED or fail): `cluster.plan --live` does not count it
 
     def display(self):
         """The step as plans and logs show it: its label, or the script with secrets masked."""

@@ -70,14 +70,25 @@ def apply(api, text, source="manifest"):
 
 def apply_object(api, obj):
     """Create `obj`, leave it as it is, or server-side apply it; what happened, as an Applied."""
+    path, would, live, obj = _read(api, obj)
+    if would.action != UNCHANGED:
+        api.patch(path, obj, kube.APPLY, {"fieldManager": FIELD_MANAGER, "force": "true"})
+    return would
+
+
+def compare(api, text, source="manifest"):
+    """What apply would do to each object of manifest `text`, reading only: (Applied, the live object or None,
+    the object as it would be sent) each, in apply order."""
+    return tuple(_read(api, obj)[1:] for obj in ordered(documents(text, source)))
+
+
+def _read(api, obj):
+    """(path, Applied of what apply would do, live object or None, `obj` with its namespace) of one object."""
     resource = api.resource(obj["apiVersion"], obj["kind"])
     meta = obj["metadata"]
     namespace = (meta.get("namespace") or "default") if resource.namespaced else ""
     obj = dict(obj, metadata=dict(meta, namespace=namespace) if namespace else meta)
     path = resource.path(namespace, meta["name"])
     live = api.find(path)
-    group = obj["apiVersion"].rpartition("/")[0]
-    if live is not None and holds(live, obj):
-        return Applied(obj["kind"], group, namespace, meta["name"], UNCHANGED)
-    api.patch(path, obj, kube.APPLY, {"fieldManager": FIELD_MANAGER, "force": "true"})
-    return Applied(obj["kind"], group, namespace, meta["name"], CREATED if live is None else CONFIGURED)
+    action = UNCHANGED if live is not None and holds(live, obj) else CREATED if live is None else CONFIGURED
+    return path, Applied(obj["kind"], obj["apiVersion"].rpartition("/")[0], namespace, meta["name"], action), live, obj

@@ -74,14 +74,15 @@ def command(endpoint=""):
     return ("sh", "-s", "--", endpoint)
 
 
-def script(endpoint="", files=(), links=(), repository=""):
+def script(endpoint="", files=(), links=(), repository="", hashed=()):
     """The probe as one host gets it: `endpoint` as $1, then the state of `files` (tree.RenderedFile: those with
-    a sha256 are hashed on the host too), where each of `links` points, and whether package `repository` (the
-    URL of one minor's repository, "" for none) answers and which kubeadm versions it holds."""
+    a sha256 are hashed on the host too) and of the paths `hashed` (with their sha256), where each of `links`
+    points, and whether package `repository` (the URL of one minor's repository, "" for none) answers and which
+    kubeadm versions it holds."""
     def words(items):
         return q(" ".join(paths.plain(p, "probe") for p in items))
-    return (f"set -- {q(endpoint)}\nkf_files={words([f.path for f in files])}\n"
-            f"kf_hashed={words([f.path for f in files if f.sha256])}\nkf_links={words(list(links))}\n"
+    return (f"set -- {q(endpoint)}\nkf_files={words([*(f.path for f in files), *hashed])}\n"
+            f"kf_hashed={words([*(f.path for f in files if f.sha256), *hashed])}\nkf_links={words(list(links))}\n"
             f"kf_repo={q(repository)}\n{PROBE}")
 
 

@@ -8,7 +8,7 @@ cluster.reset build theirs from their workflows the same way.
 
 from dataclasses import dataclass
 
-from kubefab import facts, pki, state
+from kubefab import facts, paths, pki, state
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, token
 from kubefab.plan import offline, phases, render, runtime, workflows
@@ -65,11 +65,14 @@ def prepare(inv):
 
 
 def probe(inv, bundle, host):
-    """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes,
-    so that `build` can leave out what is already in place."""
+    """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes, and on a
+    control plane kubeadm's static pod manifests, kubefab's copies of them and the init config they were last made
+    from, so that `build` can leave out what is already in place."""
     files = bundle.files[host.name] if bundle else ()       # no bundle (a read-only survey): no file compared
     repository = runtime.repo_url(inv) if inv.install.source == "packages" else ""
-    return facts.script(inv.endpoint, files, runtime.links(files), repository)
+    manifests = ((*(p for pair in phases.manifest_pairs() for p in pair), paths.APPLIED_CONFIG)
+                 if host.is_control_plane else ())
+    return facts.script(inv.endpoint, files, runtime.links(files), repository, manifests)
 
 
 def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0, workflow=workflows.UP):

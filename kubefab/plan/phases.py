@@ -13,9 +13,9 @@ from typing import Callable
 
 from kubefab import inventory, paths
 from kubefab.components import kubeadm, templates
-from kubefab.plan import reconfigure, runtime
+from kubefab.plan import reconfigure, renewal, runtime
 from kubefab.secret import Secret
-from kubefab.steps import ApplyCni, Command, NodeReady, WaitApiServer, WaitControlPlane, push
+from kubefab.steps import UNCHANGED_EXIT, ApplyCni, Command, NodeReady, WaitApiServer, WaitControlPlane, push, q, unless
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
 STAGES = {"facts": "Gather facts from every host (one probe per host)",
@@ -52,7 +52,39 @@ def _init(inv, host, bundle, facts):
     return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()}",
                     timeout=900,
                     guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
+            kept_manifests(facts),
             WaitApiServer(f"wait for the API server, then for {host.name}'s control-plane components"))
+
+
+def manifest_pairs():
+    """(static pod manifest, kubefab's copy of it as kubeadm wrote it), for each of kubeadm's components."""
+    return tuple((c.manifest, paths.kept_manifest(c.name)) for c in renewal.COMPONENTS)
+
+
+def kept_manifests(facts):
+    """After kubeadm wrote a control plane's static pod manifests: a copy of each is kept; a later run puts it back
+    over a hand edit, the pod stopped first as pki.renew restarts one (the kubelet may not see a quick change, and
+    the API server must not be checked before its restart). Run where kubeadm writes them."""
+    def one(c):
+        live, kept, aside = q(c.manifest), q(paths.kept_manifest(c.name)), q(renewal.aside(c))
+        return (f"{{ [ -f {live} ] || [ ! -f {aside} ] || mv {aside} {live}; }} && "
+                f"if [ ! -f {live} ]; then :; elif [ ! -f {kept} ]; then cp -p {live} {kept} || exit 1; changed=1; "
+                f"elif ! cmp -s {kept} {live}; then {renewal.stop(c)}; cp -p {kept} {aside} && mv -f {aside} {live} "
+                f"|| exit 1; echo \"put back {c.manifest}\"; changed=1; fi")
+    pairs = manifest_pairs()
+    script = "\n".join((f"mkdir -p -m 700 {q(paths.KEPT_MANIFESTS)} {q(renewal.ASIDE)} || exit 1", "changed=",
+                        *(one(c) for c in renewal.COMPONENTS), f'[ -n "$changed" ] || exit {UNCHANGED_EXIT}'))
+    files = facts.files if facts else {}
+    edited = [live for live, kept in pairs if live in files and kept in files
+              and files[live].sha256 != files[kept].sha256]
+    kept = facts and all(live in files and kept in files for live, kept in pairs)
+    guard = " && ".join(f"[ ! -e {q(renewal.aside(c))} ] && {{ [ ! -f {q(c.manifest)} ] || cmp -s "
+                        f"{q(paths.kept_manifest(c.name))} {q(c.manifest)}; }}" for c in renewal.COMPONENTS)
+    step = Command("static pod manifests", script, compares=pairs, guard=guard, timeout=renewal.STOP_SECONDS * 5,
+                   label=(f"put back {', '.join(edited)} as kubeadm wrote it ({paths.KEPT_MANIFESTS})" if edited else
+                          f"keep a copy of kubeadm's static pod manifests in {paths.KEPT_MANIFESTS}; put back one "
+                          "edited by hand"))
+    return unless(step, kept and not edited and "static pod manifests as kubeadm wrote them")
 
 
 def join_step(inv, host, bundle, facts):
@@ -73,7 +105,7 @@ def fresh_join(inv, host, facts, fresh):
                    "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
                    'rm -f "$f"; [ $rc = 0 ] || exit $rc' + (f"; {reconfigure.record_applied()}"
                                                              if host.is_control_plane else ""))
-    return (step, *((_components_ready(host),) if host.is_control_plane else ()))
+    return (step, *((kept_manifests(facts), _components_ready(host)) if host.is_control_plane else ()))
 
 
 def _components_ready(host):
@@ -82,7 +114,7 @@ def _components_ready(host):
 
 
 def _join_control_plane(inv, host, bundle, facts):
-    return (join_step(inv, host, bundle, facts), _components_ready(host))
+    return (join_step(inv, host, bundle, facts), kept_manifests(facts), _components_ready(host))
 
 
 def _join_worker(inv, host, bundle, facts):

@@ -26,6 +26,13 @@ def record_applied():
     return f"cp -p {q(paths.INIT_CONFIG)} {q(paths.APPLIED_CONFIG)}"
 
 
+def refresh_kept():
+    """Shell: the copies of the manifests kubefab keeps (paths.KEPT_MANIFESTS) taken again from those kubeadm just
+    wrote, so that the next cluster.up does not put the old ones back as if they were hand edits."""
+    return " && ".join((f"mkdir -p -m 700 {q(paths.KEPT_MANIFESTS)}",
+                        *(f"cp -p {q(paths.manifest(n))} {q(paths.kept_manifest(n))}" for n, _ in COMPONENTS)))
+
+
 def _listener(port):
     """Shell: the PID of the process listening on `port` (empty when none)."""
     return f"ss -Hltnp {q(f'sport = :{port}')} | sed -n {q(PID_OF)} | head -n 1"
@@ -41,38 +48,52 @@ def _restarted(name, port):
             f"echo {q(f'{name}: manifest changed, restarted by the kubelet')}; fi")
 
 
-def _guarded(name, body, label, facts):
-    """A Command done when the init config is the one the manifests were made from, or (from the facts) when the
-    host is no control plane yet: kubeadm init or join then makes its manifests from this very config."""
+def _guarded(name, body, label, facts, made):
+    """A Command done when the init config is the one the manifests were made from (`made`, from the facts; the
+    host checks it again), or when the host is no control plane yet: kubeadm init or join then makes its manifests
+    from this very config."""
     fresh = facts is not None and paths.manifest("kube-apiserver") not in facts.kube_files
+    done = ("not a control plane yet: kubeadm makes its manifests from this config" if fresh else
+            "its manifests were made from this init config" if made else "")
     return Command(name, body, timeout=900, guard=f"cmp -s {q(paths.INIT_CONFIG)} {q(paths.APPLIED_CONFIG)}",
-                   done="not a control plane yet: kubeadm makes its manifests from this config" if fresh else "",
-                   label=f"if {paths.INIT_CONFIG} changed since its manifests were made: {label}")
+                   done=done, label=f"if {paths.INIT_CONFIG} changed since its manifests were made: {label}")
 
 
-def manifests_step(facts):
+def applied(host, bundle, facts):
+    """True when the facts show the host's record of the init config its manifests were made from (hashed by the
+    probe) equal to the init config this run pushes there."""
+    if facts is None or bundle is None:
+        return False
+    want = next((f.sha256 for f in bundle.files[host.name] if f.path == paths.INIT_CONFIG), "")
+    have = facts.files.get(paths.APPLIED_CONFIG)
+    return bool(want) and have is not None and have.sha256 == want
+
+
+def manifests_step(facts, made=False):
     """`kubeadm init phase control-plane all`, then each component whose manifest changed listening again from a
     new process (the kubelet restarts it)."""
     keep = " ".join(q(paths.manifest(n)) for n, _ in COMPONENTS)
     pids = " && ".join(f"p{port}=$({_listener(port)})" for _, port in COMPONENTS)
     body = (f"d=$(mktemp -d) && cp -p {keep} \"$d\"/ && {pids} && "
             f"kubeadm init phase control-plane all --config {q(paths.INIT_CONFIG)} && "
-            + " && ".join(_restarted(n, port) for n, port in COMPONENTS) + ' && rm -rf "$d"')
+            + " && ".join(_restarted(n, port) for n, port in COMPONENTS) + ' && rm -rf "$d" && '
+            + refresh_kept())
     return _guarded("regenerate the control-plane manifests", body, "kubeadm init phase control-plane all --config "
-                    "it, then wait for each component whose manifest changed to listen again", facts)
+                    "it, then wait for each component whose manifest changed to listen again", facts, made)
 
 
-def upload_step(facts):
+def upload_step(facts, made=False):
     """`kubeadm init phase upload-config all` (kubeadm-config and kubelet-config), then the config recorded as
     applied."""
     body = f"kubeadm init phase upload-config all --config {q(paths.INIT_CONFIG)} && {record_applied()}"
     return _guarded("upload the kubeadm and kubelet configuration", body, "kubeadm init phase upload-config all "
-                    "--config it, then record it as applied", facts)
+                    "--config it, then record it as applied", facts, made)
 
 
 def steps(inv, host, bundle, facts):
     """A control plane's steps: its manifests regenerated, its API server, etcd member and components healthy,
     then the cluster's configuration uploaded, all before the next control plane."""
-    first = manifests_step(facts)
+    made = applied(host, bundle, facts)
+    first = manifests_step(facts, made)
     return (first, WaitReconfigured(f"wait for {host.name}'s API server (/readyz), its etcd member and its "
-                                    "components", done=first.done), upload_step(facts))
+                                    "components", done=first.done), upload_step(facts, made))

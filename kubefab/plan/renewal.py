@@ -108,21 +108,34 @@ def reissue(inv, what):
 def restart(component, renewing=frozenset()):
     """The Command restarting `component` when one of its files is newer than its manifest (resuming one
     interrupted mid-way); the plan's label names the files this run renews."""
-    m, a = q(component.manifest), q(f"{ASIDE}/{component.name}.yaml")
+    m, a = q(component.manifest), q(aside(component))
     files = " ".join(q(f) for f in component.files)
     newer = " && ".join(f"[ ! {q(f)} -nt {m} ]" for f in component.files)
-    listening = f"ss -Hltn {q(f'sport = :{component.port}')} | grep -q ."
-    stuck = q(f"{component.name} still listens on port {component.port} after {STOP_SECONDS} s")
-    body = (f"mkdir -p {q(ASIDE)} && {{ [ -f {m} ] || mv {a} {m}; }} && "
-            f"if {listening}; then up=1; else up=0; fi && mv {m} {a} && i=0 && "
-            f"if [ $up = 1 ]; then while {listening}; do i=$((i+1)); "
-            f"if [ $i -gt {STOP_SECONDS} ]; then mv {a} {m}; echo {stuck} >&2; exit 1; fi; sleep 1; done; "
-            f"else sleep {UNSEEN_SECONDS}; fi; mv {a} {m} && touch -r \"$(ls -t -- {files} | head -n 1)\" {m}")
+    body = (f"mkdir -p {q(ASIDE)} && {{ [ -f {m} ] || mv {a} {m}; }} && {stop(component)}; "
+            f"mv {a} {m} && touch -r \"$(ls -t -- {files} | head -n 1)\" {m}")
     mine = sorted(renewing & set(component.files))
     why = f"{', '.join(f.rpartition('/')[2] for f in mine)} renewed" if mine else "none of its files renewed here"
     return Command(f"restart {component.name}", body, guard=f"[ -f {m} ] && [ ! -e {a} ] && {newer}",
                    label=f"restart the {component.name} static pod if a file it reads is newer than its manifest "
                          f"({why})")
+
+
+def aside(component):
+    """Where `component`'s manifest waits while the kubelet stops its pod."""
+    return f"{ASIDE}/{component.name}.yaml"
+
+
+def stop(component):
+    """Shell: `component`'s manifest moved aside (ASIDE, made first), then a wait until the kubelet stopped its pod:
+    its port closed, or UNSEEN_SECONDS when it did not listen; still listening after STOP_SECONDS, the manifest is
+    put back and the script exits 1. The caller puts a manifest back."""
+    m, a = q(component.manifest), q(aside(component))
+    listening = f"ss -Hltn {q(f'sport = :{component.port}')} | grep -q ."
+    stuck = q(f"{component.name} still listens on port {component.port} after {STOP_SECONDS} s")
+    return (f"if {listening}; then up=1; else up=0; fi && mv {m} {a} && i=0 && "
+            f"if [ $up = 1 ]; then while {listening}; do i=$((i+1)); "
+            f"if [ $i -gt {STOP_SECONDS} ]; then mv {a} {m}; echo {stuck} >&2; exit 1; fi; sleep 1; done; "
+            f"else sleep {UNSEEN_SECONDS}; fi")
 
 
 def serving_serial(address, port=net.API_PORT, timeout=5):

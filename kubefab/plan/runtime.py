@@ -111,9 +111,12 @@ def _sysctls(files, facts):
     guard = " && ".join(f'[ "$(sysctl -n {q(k)})" = {q(v)} ]' for k, v in values.items())
     # only kubefab's own files: `sysctl --system` would re-apply every file on the host and fails
     # where an unrelated key is read-only (containers, hardened hosts)
-    step = Command(requirements.SYSCTLS, " && ".join(f"sysctl -p {q(p)}" for p in paths), guard=guard or "true")
-    held = facts and all(facts.sysctls.get(k) == v for k, v in values.items())
-    return unless(step, held and "every sysctl as kubefab's files set it")
+    script = " && ".join(f"sysctl -p {q(p)}" for p in paths)
+    off = [f"{k} is {facts.sysctls.get(k) or 'unset'}, kubefab's file sets {v}" for k, v in values.items()
+           if facts and facts.sysctls.get(k) != v]
+    step = Command(requirements.SYSCTLS, script, guard=guard or "true",
+                   label=f"{script} ({'; '.join(off)})" if off else "")
+    return unless(step, facts and not off and "every sysctl as kubefab's files set it")
 
 
 def _selinux(facts):
@@ -165,14 +168,15 @@ def _versions(inv, facts):
               '[ "$a" = "$want" ] || { echo "kubeadm is $a, the inventory wants $want"; exit 1; }; '
               'case "$l" in *" $want") ;; *) echo "kubelet is $l, the inventory wants $want"; exit 1;; esac; '
               f'exit {UNCHANGED_EXIT}')
-    step = Command("check versions", script, label=f"kubeadm and kubelet report {want}")
+    step = Command("check versions", script, label=f"kubeadm and kubelet report {want}", check=True)
     return unless(step, _has_versions(inv, facts, ("kubeadm", "kubelet")) and f"kubeadm and kubelet are {want}")
 
 
 def _runtime_present(facts):
     script = ("for c in containerd runc ctr; do command -v $c >/dev/null || { echo \"$c is not installed: put it "
               "in the offline directory or install it\"; exit 1; }; done; exit " + str(UNCHANGED_EXIT))
-    step = Command("containerd and runc present", script, label="containerd, runc and ctr are installed")
+    step = Command("containerd and runc present", script, label="containerd, runc and ctr are installed",
+                   check=True)
     return unless(step, _runtime_found(facts) and "containerd, runc and ctr are installed")
 
 

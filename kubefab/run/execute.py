@@ -5,7 +5,8 @@ preflight's findings, the last word and the exit code (0, 1 when a host failed o
 Ctrl-C). Preflight errors stop the run before any host changes. A phase with a failed host stops the run
 before the next phase, except in one run in batches (join-workers): up to `max_failed` hosts may fail
 there, their later phases are skipped and the rest is finished. With `dry_run` the plan is printed as
-`cluster.plan` prints it (built from the facts) and nothing changes.
+`cluster.plan` prints it (built from the facts) and nothing changes; with `live`, what that plan would change
+is printed instead (kubefab.run.live), and the code is 2 when it would change something.
 """
 
 import dataclasses
@@ -21,7 +22,7 @@ from kubefab.errors import KubefabError
 from kubefab.plan import phases, renewal, workflows
 from kubefab.remote.runner import Interrupted
 from kubefab.remote.work import FactsResult, host_phase, probe
-from kubefab.run import logs, report, session as sessions
+from kubefab.run import live as drifts, logs, report, session as sessions
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, HostResult
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
@@ -56,6 +57,16 @@ def run(inv, workflow, options, console=None, ask=None):
 def up(inv, options, console=None, ask=None):
     """cluster.up: facts, preflight, then cluster.up's phases as selected."""
     return run(inv, workflows.UP, options, console, ask)
+
+
+def live(inv, options, console=None):
+    """cluster.plan --live: facts (no preflight), the plan cluster.up would run from them, and what it would change
+    on the hosts and through the API, read only; exit 0 with "no changes", 2 with changes, 1 when a host failed."""
+    if "facts" in options.skip:
+        raise KubefabError("--live compares the hosts' facts with the plan: drop --skip facts")
+    only = (*options.only, "facts") if options.only else ()
+    options = dataclasses.replace(options, only=only, skip=(*options.skip, "preflight"), live=True)
+    return run(inv, workflows.UP, options, console)
 
 
 def preflight(inv, options, console=None, ask=None):
@@ -121,8 +132,8 @@ class _Record:
     def __init__(self, session, workflow):
         self.s, self.workflow, self.results, self.findings, self.plan = session, workflow, [], (), None
 
-    def finish(self, outcome, code):
-        if self.results:
+    def finish(self, outcome, code, summary=True):
+        if self.results and summary:
             self.s.say(report.summary(self.results, time.monotonic() - self.s.start), shown=True)
         self.s.say(outcome, shown=True)
         return Outcome(self.workflow.name, tuple(self.results), self.findings, outcome, code, self.plan,
@@ -136,6 +147,9 @@ def _run(s, workflow, record):
     if code:
         return record.finish("the run stops before any host changes", code)
     p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch, workflow)
+    if o.live:
+        changes = drifts.report(s, p)
+        return record.finish(drifts.verdict(changes), drifts.EXIT_CHANGES if changes else 0, summary=False)
     if o.dry_run:
         s.console.write(report.plan_text(p) + "\n")
         return record.finish("dry run: nothing was changed", 0)

@@ -29,6 +29,7 @@ class Options:
     verbose: bool = False
     quiet: bool = False
     dry_run: bool = False       # gather facts, print the plan, change nothing
+    live: bool = False          # gather facts, read the API, print what the plan would change (cluster.plan --live)
 
 
 @dataclass

@@ -19,16 +19,34 @@ RUN_HELP = {"workers": f"hosts worked on at once (default {DEFAULT_WORKERS})",
             "ignore": "let this preflight check's errors pass (repeat or comma-separate; 'all' for every check but "
                       + ", ".join(c.name for c in CHECKS if c.not_ignorable) + ")"}
 DRY_RUN_HELP = "gather facts, print the plan that would run (as cluster.plan does) and change nothing"
+LIVE_HELP = ("read the hosts (facts) and the API server, and show what cluster.up would change: a diff of each file "
+             "per host (secret files masked) and of each object; exit 0 and 'no changes', 2 when it would change "
+             "something, 1 when a host or the API server could not be read or the inventory is wrong")
 
 
-@task(iterable=["only", "skip", "host"], help={**SELECT_HELP, "batch": BATCH_HELP})
-def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None, batch=None):
-    """Show what cluster.up would do, per phase and host, without touching any host."""
+@task(iterable=["only", "skip", "host"], help={**SELECT_HELP, "batch": BATCH_HELP, "live": LIVE_HELP,
+                                                "workers": RUN_HELP["workers"]})
+def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None, batch=None, live=False, workers=None):
+    """Show what cluster.up would do, per phase and host, offline; --live: what it would change on the cluster.
+
+    --live only reads (facts, the files that differ, the API server) and its exit code tells a cron job or CI:
+    0 "no changes", 2 changes (each shown as a diff, secret files masked), 1 an error."""
+    if live:
+        return _live(c, inventory, state_dir, only, skip, host, batch, workers)
     with user_errors():
         inv = load(c, inventory, state_dir)
         p = build(inv, prepare(inv), None, names(only), names(skip), names(host),
                   number(batch, "batch", 0, least=1))
         print(report.plan_text(p))
+
+
+def _live(c, inventory, state_dir, only, skip, host, batch, workers):
+    with user_errors(code=1):       # 2 is "changes" here
+        options = Options(only=names(only), skip=names(skip), hosts=names(host), quiet=True,
+                          workers=number(workers, "workers", DEFAULT_WORKERS, 1), batch=number(batch, "batch", 0, 1))
+        code = _interruptible(lambda: execute.live(load(c, inventory, state_dir), options))
+    if code:
+        raise Exit(code=code)
 
 
 @task(iterable=["ignore", "host"], help={**{k: v for k, v in SELECT_HELP.items() if k not in ("only", "skip")},

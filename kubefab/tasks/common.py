@@ -15,12 +15,12 @@ STATE_HELP = "state directory holding the PKI and rendered files (default: .kube
 
 
 @contextmanager
-def user_errors():
-    """A user's mistake ends the task with its message and exit code 2, never a traceback."""
+def user_errors(code=2):
+    """A user's mistake ends the task with its message and exit code 2 (or `code`), never a traceback."""
     try:
         yield
     except KubefabError as e:
-        raise Exit(f"error: {e}", code=2)
+        raise Exit(f"error: {e}", code=code)
 
 
 def load(c, inventory_path, state_dir):

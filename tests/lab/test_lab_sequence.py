@@ -47,7 +47,7 @@ def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_t
     assert code == 0, text
     results = cells(r)
     assert results["kf-cp1", "init"].status == "changed"
-    assert [s.name for s in results["kf-cp1", "init"].steps] == ["kubeadm init", "api-server"]
+    assert [s.name for s in results["kf-cp1", "init"].steps] == ["kubeadm init", "static pod manifests", "api-server"]
     assert {results[h, "join-workers"].status for h in ("kf-w1", "kf-w2")} == {"changed"}
     assert "objects written" in results["kf-cp1", "cni"].detail or results["kf-cp1", "cni"].status == "changed"
     api = kube.connect(inv.state_dir / "kubeconfigs" / "admin.conf")
@@ -227,7 +227,7 @@ def test_three_control_planes_join_one_at_a_time_with_real_etcd_members_and_six_
     results = cells(r)
     for cp in ("kf-cp2", "kf-cp3"):
         assert [(s.name, s.status) for s in results[cp, "join-control-plane"].steps] == [
-            ("kubeadm join", "changed"), ("control-plane", "unchanged")]
+            ("kubeadm join", "changed"), ("static pod manifests", "changed"), ("control-plane", "unchanged")]
     api = kube.connect(inv.state_dir / "kubeconfigs" / "admin.conf")
     etcd = api.get(health.PODS, {"labelSelector": "component=etcd"})["items"]
     assert sorted(p["spec"]["nodeName"] for p in etcd) == ["kf-cp1", "kf-cp2", "kf-cp3"]
