@@ -88,10 +88,15 @@ def read_objects(s, checks):
 def _node(inv, host, obj):
     if obj is None:
         return drift.ObjectChange(f"Node {host.name}", "", f"# registered by {host.name}'s kubelet when it joins\n")
-    patch, _ = nodes.node_patch(obj, nodes.wanted_labels(host), nodes.wanted_taints(inv, host))
+    patch, _ = nodes.node_patch(obj, nodes.wanted_labels(host), nodes.wanted_taints(inv, host), host.labels)
     if not patch:
         return None
-    now = {"labels": obj["metadata"].get("labels") or {}, "taints": (obj.get("spec") or {}).get("taints") or []}
-    then = {"labels": {**now["labels"], **(patch.get("metadata") or {}).get("labels", {})},
-            "taints": (patch.get("spec") or {}).get("taints", now["taints"])}
+    meta, notes = patch.get("metadata") or {}, obj["metadata"].get("annotations") or {}
+    recorded = {k: notes.get(k, "") for k in (nodes.APPLIED_LABELS, nodes.APPLIED_TAINTS)}
+    now = {"labels": obj["metadata"].get("labels") or {}, "taints": (obj.get("spec") or {}).get("taints") or [],
+           "kubefab's record": recorded}
+    labels = {**now["labels"], **meta.get("labels", {})}
+    then = {"labels": {k: v for k, v in labels.items() if v is not None},      # None: a label removed
+            "taints": (patch.get("spec") or {}).get("taints", now["taints"]),
+            "kubefab's record": {**recorded, **meta.get("annotations", {})}}
     return drift.ObjectChange(f"Node {host.name}", drift.as_yaml(now), drift.as_yaml(then))

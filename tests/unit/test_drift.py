@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from kubefab import paths, plan
-from kubefab.api import apply, kube
+from kubefab.api import apply, kube, nodes
 from kubefab.pki import token
 from kubefab.plan import drift, phases, runtime
 from kubefab.run import live
@@ -115,10 +115,16 @@ def test_a_node_missing_an_inventory_label_or_taint_is_diffed_as_the_verify_step
     change = live._node(inv, host, node)
     assert change.what == f"Node {host.name}"
     text = drift.object_text(change)
-    assert "\n+  node-role.kubernetes.io/gpu: ''\n" in text and "tier" not in text.replace("  tier: gold\n", "")
+    assert "\n+  node-role.kubernetes.io/gpu: ''\n" in text and "tier" not in text.replace("  tier: gold\n", "").replace("gpu,tier", "")
+    assert "+  kubefab.io/applied-labels: node-role.kubernetes.io/gpu,tier\n" in text   # what the step records
     labelled = {**node, "metadata": {**node["metadata"], "labels": {**node["metadata"]["labels"],
-                                                                      "node-role.kubernetes.io/gpu": ""}}}
+                                                                      "node-role.kubernetes.io/gpu": ""},
+                                     "annotations": {nodes.APPLIED_LABELS: "node-role.kubernetes.io/gpu,tier",
+                                                     nodes.APPLIED_TAINTS: ""}}}
     assert live._node(inv, host, labelled) is None      # another's taint is left alone, as the step leaves it
+    dropped = replace(host, labels={"tier": "gold"})       # the inventory no longer lists the gpu label
+    text = drift.object_text(live._node(inv, dropped, labelled))
+    assert "\n-  node-role.kubernetes.io/gpu: ''\n" in text and "null" not in text
 
 
 class Objects:
