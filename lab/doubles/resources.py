@@ -67,6 +67,7 @@ BUILTIN = (
       "MutatingWebhookConfiguration", False),
     R("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
       "ValidatingWebhookConfiguration", False),
+    R("apiregistration.k8s.io", "v1", "apiservices", "APIService", False, (), ("status",)),
 )
 CRDS = BUILTIN[23]
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
