@@ -12,10 +12,11 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from kubefab import inventory, paths
-from kubefab.components import kubeadm, templates
+from kubefab.components import addons, kubeadm, templates
 from kubefab.plan import runtime
 from kubefab.secret import Secret
-from kubefab.steps import ApplyCni, Command, NodeReady, WaitApiServer, WaitControlPlane, push
+from kubefab.steps import AddonsAvailable, ApplyAddons, ApplyCni, Command, NodeReady, WaitApiServer, \
+    WaitControlPlane, push
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
 STAGES = {"facts": "Gather facts from every host (one probe per host)",
@@ -94,9 +95,20 @@ def _cni(inv, host, bundle, facts):
     return (ApplyCni(f"apply {source} for pods in {c.pod_subnet}"),)
 
 
+def _addons(inv, host, bundle, facts):
+    chosen = addons.enabled(inv)
+    if not chosen:
+        return ()
+    return (ApplyAddons(f"apply {', '.join(a.component for a in chosen)} server-side, recording what was applied"),)
+
+
 def _verify(inv, host, bundle, facts):
     ready = "registered (cni = none: Ready once your network runs)" if inv.cluster.cni == "none" else "Ready"
-    return (NodeReady(f"wait until node {host.name} is {ready}, then apply its labels and taints"),)
+    node = NodeReady(f"wait until node {host.name} is {ready}, then apply its labels and taints")
+    deployments = [f"{ns}/{name}" for a in addons.enabled(inv) for ns, name in a.deployments]
+    if host != inv.first_control_plane or not deployments:
+        return (node,)
+    return (node, AddonsAvailable(f"wait until the add-ons' Deployments are available: {', '.join(deployments)}"))
 
 
 RUNTIME = Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
@@ -111,6 +123,7 @@ PHASES = (
           SERIAL, _join_control_plane),
     Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join_worker),
     Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _cni),
+    Phase("addons", "Install the add-ons of [addons]", "first-control-plane", SERIAL, _addons),
     VERIFY,
 )
 
