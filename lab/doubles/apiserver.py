@@ -116,10 +116,8 @@ class Auth:
         for crb, _ in bindings:
             if crb.get("roleRef", {}).get("name") != "cluster-admin":
                 continue
-            for s in crb.get("subjects", []):
-                if (s.get("kind") == "Group" and s.get("name") in groups) or \
-                        (s.get("kind") == "User" and s.get("name") == name):
-                    return True
+            if any(subject_matches(s, name, groups) for s in crb.get("subjects") or []):
+                return True
         return False
 
     def allowed(self, user, verb, r, namespace, name, sub):
@@ -128,6 +126,8 @@ class Auth:
             return True
         if r.plural == "configmaps" and verb == "get" and namespace == "kube-public" and name == "cluster-info":
             return True
+        if r.plural == "selfsubjectreviews" and verb == "create" and user != ANONYMOUS:
+            return True             # system:basic-user
         if "system:nodes" in groups:
             kubeadm_cms = {("kube-system", "kubeadm-config"), ("kube-system", "kubelet-config")}
             if r.plural == "configmaps" and verb == "get" and (namespace, name) in kubeadm_cms:
@@ -159,8 +159,7 @@ class Auth:
             bindings += [b for b, _ in self.store.list(
                 f"/registry/rbac.authorization.k8s.io/rolebindings/{namespace}/")[0]]
         for b in bindings:
-            if any((s.get("kind") == "Group" and s.get("name") in groups) or
-                   (s.get("kind") == "User" and s.get("name") == who) for s in b.get("subjects") or []):
+            if any(subject_matches(s, who, groups) for s in b.get("subjects") or []):
                 if any(rule_allows(rule, verb, r, name) for rule in self.role_rules(b)):
                     return True
         return False
@@ -174,6 +173,13 @@ class Auth:
                                   f"{binding['metadata'].get('namespace')}/{ref.get('name')}")
         found = self.store.get(key)
         return (found[0].get("rules") or []) if found else []
+
+
+def subject_matches(subject, who, groups):
+    """An RBAC subject names this user: a Group it is in, the User itself, or its ServiceAccount."""
+    kind, name = subject.get("kind"), subject.get("name")
+    return (kind == "Group" and name in groups) or (kind == "User" and name == who) or \
+        (kind == "ServiceAccount" and who == f"system:serviceaccount:{subject.get('namespace')}:{name}")
 
 
 def configmaps_of(spec):
@@ -630,6 +636,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.watch(api, r, namespace, name, query)
         if verb == "create" and r.plural == "serviceaccounts" and sub == "token":
             return self.send_json(201, api.token_request(namespace, name, decode(self.request_body)))
+        if verb == "create" and r.plural == "selfsubjectreviews":
+            return self.send_json(201, {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                                        "metadata": {"creationTimestamp": timestamp()},
+                                        "status": {"userInfo": {"username": user[0], "groups": list(user[1])}}})
         if verb == "create" and r.plural == "pods" and sub == "binding":
             return self.send_json(201, api.bind_pod(namespace, name, decode(self.request_body)))
         if verb == "create":

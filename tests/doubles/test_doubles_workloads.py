@@ -204,3 +204,20 @@ def test_a_pod_that_fits_no_node_says_why_in_the_schedulers_words(api, monkeypat
     assert pod["status"]["conditions"][0]["reason"] == "Unschedulable"
     assert pod["status"]["conditions"][0]["message"].startswith(f"0/{nodes} nodes are available: ")
     assert f"{nodes} node(s) didn't match Pod's node affinity/selector" in pod["status"]["conditions"][0]["message"]
+
+
+def test_a_requested_token_authenticates_as_its_service_account_and_its_binding_authorizes_it(api):
+    api.admin.create("/api/v1/namespaces/kube-system/serviceaccounts", {
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ui-admin"}})
+    token = api.admin.create("/api/v1/namespaces/kube-system/serviceaccounts/ui-admin/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}})
+    as_ui = Client.from_kubeconfig(api.root / "etc/kubernetes/super-admin.conf", token=token["status"]["token"])
+    review = as_ui.create("/apis/authentication.k8s.io/v1/selfsubjectreviews", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    assert review["status"]["userInfo"]["username"] == "system:serviceaccount:kube-system:ui-admin"
+    assert refused(lambda: as_ui.get("/api/v1/nodes"))[0] == 403
+    api.admin.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "ui-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "ui-admin", "namespace": "kube-system"}]})
+    assert "items" in as_ui.get("/api/v1/nodes")
