@@ -15,6 +15,7 @@ from kubefab import inventory, paths
 from kubefab.components import addons, kubeadm, templates
 from kubefab.plan import runtime
 from kubefab.secret import Secret
+from kubefab.state import addons as addon_record
 from kubefab.steps import AddonsAvailable, ApplyAddons, ApplyCni, Command, NodeReady, WaitApiServer, \
     WaitControlPlane, push
 
@@ -97,9 +98,12 @@ def _cni(inv, host, bundle, facts):
 
 def _addons(inv, host, bundle, facts):
     chosen = addons.enabled(inv)
-    if not chosen:
-        return ()
-    return (ApplyAddons(f"apply {', '.join(a.component for a in chosen)} server-side, recording what was applied"),)
+    if chosen:
+        return (ApplyAddons(f"apply {', '.join(a.component for a in chosen)} server-side, recording what was "
+                            "applied"),)
+    left = sorted(addon_record.read(inv))
+    # nothing to apply, but add-ons kubefab installed are still there: the run says how to remove them
+    return (ApplyAddons(f"no add-on in [addons]; still installed: {', '.join(left)}"),) if left else ()
 
 
 def _verify(inv, host, bundle, facts):

@@ -386,7 +386,8 @@ class ApiServer:
             bound = pod["spec"].get("nodeName")
             if bound:
                 raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} '
-                                                f'is already assigned to node "{bound}"', {"name": name, "kind": "pods"})
+                                                f'is already assigned to node "{bound}"',
+                               {"name": name, "kind": "pods"})
             new = copy.deepcopy(pod)
             new["spec"]["nodeName"] = target
             try:

@@ -3,8 +3,8 @@
 Both load their --kubeconfig (failing like the real ones when it is missing or unusable, or when its
 identity may not read kube-system/extension-apiserver-authentication), serve
 /healthz, /livez and /readyz over HTTPS with a self-signed certificate on --bind-address and their
-secure port (10257 / 10259). The controller-manager also runs the controllers of controllers.py, daemonsets.py and deployments.py;
-the scheduler binds pods (scheduler.py).
+secure port (10257 / 10259). The controller-manager also runs the controllers of controllers.py, daemonsets.py
+and deployments.py; the scheduler binds pods (scheduler.py).
 """
 
 import os

@@ -3,9 +3,10 @@ plays their init containers' effect on the host and reports the pod's status.
 
 A pod on the pod network (no hostNetwork) is taken on once the node's network is ready (the CNI config loads, as
 for the Node's Ready condition) and has no init containers the double cannot play; it gets an address from the
-node's podCIDR (its init containers are not played: the CNI manifests' pods use the host network), and is reported running only when every image it names is in containerd's k8s.io namespace:
-otherwise its containers wait with ErrImagePull and the error a pull from the unreachable registry gives (the
-lab has no route out), so a missing mirror or pre-pull shows as it does on a real node.
+node's podCIDR (no init containers: the CNI manifests' pods, whose are played, use the host network), and is
+reported running only when every image it names is in containerd's k8s.io namespace: otherwise its containers
+wait with ErrImagePull and the error a pull from the unreachable registry gives (the lab has no route out), so a
+missing mirror or pre-pull shows as it does on a real node.
 
 The doubles run no images, so an init container is played only when its image and command are in
 the tables below, which hold what kubefab's CNI manifests run: flannel's `cp` steps (install-cni-plugin,

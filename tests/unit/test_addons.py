@@ -31,8 +31,8 @@ def problems(tmp_path, extra):
     ('[addons]\nui = "dashboard"\n', "line 13: [addons] ui is 'dashboard': the Kubernetes Dashboard was archived in "
                                      "January 2026 — use 'headlamp'"),
     ('[addons]\nui = "lens"\n', "line 13: [addons] ui is 'lens' — choose one of 'headlamp', 'none'"),
-    ('[addons]\nui = "headlamp"\nui_node_port = 8080\n', "line 14: [addons] ui_node_port is 8080 — a NodePort must be "
-                                                         "in 30000-32767"),
+    ('[addons]\nui = "headlamp"\nui_node_port = 8080\n',
+     "line 14: [addons] ui_node_port is 8080 — a NodePort must be in 30000-32767"),
     ('[addons]\nui_node_port = 30443\n', "line 13: [addons] ui_node_port is set but ui is 'none'"),
     ('[addons]\nmetrics = "yes"\n', "line 13: [addons] metrics must be true or false, not 'yes'"),
     ('[addons]\nmetric = true\n', "line 13: [addons] metric is not a known key — did you mean 'metrics'?"),
@@ -108,5 +108,10 @@ def test_the_record_adds_objects_once_and_the_state_dir_accepts_it(tmp_path):
     assert record.read(inv) == {"metrics": [obj]}
     assert (record.path(inv).stat().st_mode & 0o777) == 0o600
     state.check(inv)
+    plain = load(tmp_path, "")
+    phase = next(p for p in phases.PHASES if p.name == "addons")
+    (step,) = phase.steps(plain, plain.first_control_plane, None, None)
+    assert step.what == "no add-on in [addons]; still installed: metrics", "the run says how to remove it"
     record.forget(inv, "metrics")
     assert record.read(inv) == {}
+    assert phase.steps(plain, plain.first_control_plane, None, None) == ()
