@@ -70,8 +70,10 @@ def remove(api, inv, name):
     return tuple(deleted)
 
 
-def wait_available(api, inv, timeout=AVAILABLE_TIMEOUT):
-    """Wait until every add-on Deployment is available; a Timeout naming the first that is not and why."""
+def wait_available(api, inv, timeout=None):
+    """Wait until every add-on Deployment is available (AVAILABLE_TIMEOUT each by default); a Timeout naming the
+    first that is not and why."""
+    timeout = timeout or AVAILABLE_TIMEOUT
     for addon in addons.enabled(inv):
         for namespace, name in addon.deployments:
             path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
