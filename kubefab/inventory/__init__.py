@@ -245,7 +245,7 @@ def _resolve_addons(p, raw):
     tls = _table(p, raw, "tls", "addons.tls")
     addons = Addons(**schema.typed(p, "addons", flat, Addons, skip=("tls",)),
                     tls=AddonsTls(**schema.typed(p, "addons.tls", tls, AddonsTls)))
-    validate.check_addons(p, addons, tls_given=bool(tls))
+    validate.check_addons(p, addons, tls_keys=tuple(tls))
     return addons
 
 

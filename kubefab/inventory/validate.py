@@ -144,7 +144,7 @@ def _choice(p, table, key, value, allowed):
 
 # -- [addons] ---------------------------------------------------------------------------------------
 
-def check_addons(p, a, tls_given):
+def check_addons(p, a, tls_keys):
     if a.ui == "dashboard":
         p.add("addons", "ui", "is 'dashboard': the Kubernetes Dashboard was archived in January 2026 — use "
                               "'headlamp' (Kubernetes SIG UI), its recommended replacement")
@@ -158,9 +158,8 @@ def check_addons(p, a, tls_given):
     if a.gateway not in GATEWAYS:
         p.add("addons", "gateway", f"is {a.gateway!r}: this kubefab installs no Gateway API implementation yet — "
                                    "set gateway = \"none\" or remove it")
-    if tls_given:
-        p.add(("addons", "tls"), "", "is for the gateway, which this kubefab does not install yet — remove "
-                                     "[addons.tls]")
+    for key in tls_keys:
+        p.add(("addons", "tls"), key, "is for the gateway, which this kubefab does not install yet — remove it")
 
 
 # -- networks ---------------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ def problems(tmp_path, extra):
     ('[addons]\nmetric = true\n', "line 13: [addons] metric is not a known key — did you mean 'metrics'?"),
     ('[addons]\ngateway = "envoy-gateway"\n', "line 13: [addons] gateway is 'envoy-gateway': this kubefab installs no "
                                               "Gateway API implementation yet"),
-    ('[addons.tls]\nissue = ["web.example.com"]\n', "line 12: [addons.tls] is for the gateway, which this kubefab "
-                                                    "does not install yet"),
+    ('[addons.tls]\nissue = ["web.example.com"]\n', "line 13: [addons.tls] issue is for the gateway, which this "
+                                                    "kubefab does not install yet"),
 ])
 def test_addons_mistakes_name_line_key_and_fix(tmp_path, extra, expected):
     assert expected in problems(tmp_path, extra)
