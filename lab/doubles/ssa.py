@@ -93,14 +93,14 @@ def _value(obj, path):
 
 
 def _remove(obj, path):
-    parent, node = None, obj
+    node = obj
     for i, part in enumerate(path):
         last = i == len(path) - 1
         if part.startswith("f:") and isinstance(node, dict):
             if last:
                 node.pop(part[2:], None)
                 return
-            parent, node = node, node.get(part[2:])
+            node = node.get(part[2:])
         elif part.startswith("k:") and isinstance(node, list):
             want = json.loads(part[2:])
             match = [x for x in node if isinstance(x, dict) and all(x.get(k) == v for k, v in want.items())]
@@ -109,7 +109,7 @@ def _remove(obj, path):
             if path[i + 1:] == (".",):
                 node.remove(match[0])
                 return
-            parent, node = node, match[0]
+            node = match[0]
         else:
             return
 
