@@ -144,6 +144,18 @@ class ApplyCni(Api):
     name = "cni"
 
 
+class ApplyAddons(Api):
+    """The inventory's add-ons applied server-side, what was applied recorded in the state dir."""
+
+    name = "addons"
+
+
+class AddonsAvailable(Api):
+    """Every Deployment of the inventory's add-ons available."""
+
+    name = "addons available"
+
+
 class NodeReady(Api):
     """The host's node is Ready (registered with cni = none), then its labels and taints as the inventory says."""
 

@@ -13,13 +13,13 @@ import threading
 import time
 
 from kubefab import net, pki
-from kubefab.api import apply, drain, health, kube, nodes
+from kubefab.api import addons, apply, drain, health, kube, nodes
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, NodeReady, RemoveNode, StepResult, \
-    WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, NodeReady, \
+    RemoveNode, StepResult, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -91,6 +91,19 @@ class ApiSteps:
         if not written:
             return UNCHANGED, f"{len(applied)} objects unchanged"
         return CHANGED, f"{len(written)} of {len(applied)} objects written: {', '.join(written)}"
+
+    def addons(self, host):
+        installed = addons.install(self.api(), self.inv)
+        lines = [f"{i.addon.component}: " + (f"{len(i.written)} of {len(i.applied)} objects written: "
+                                             f"{', '.join(map(str, i.written))}" if i.written else
+                                             f"{len(i.applied)} objects unchanged") for i in installed]
+        lines += [f"add-on {name!r} is no longer in [addons] but still installed — `invoke addons.remove {name}` "
+                  "removes it" for name in addons.left_over(self.inv)]
+        return (CHANGED if any(i.written for i in installed) else UNCHANGED), "; ".join(lines)
+
+    def addons_available(self, host):
+        addons.wait_available(self.api(), self.inv)
+        return UNCHANGED, "every add-on Deployment available"
 
     def node(self, host):
         none = self.inv.cluster.cni == "none"      # no Ready before the user's own pod network runs
@@ -164,5 +177,6 @@ class ApiSteps:
 
 
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
+           ApplyAddons: ApiSteps.addons, AddonsAvailable: ApiSteps.addons_available,
            NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
            WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed}

@@ -99,6 +99,26 @@ class Install:
 
 
 @dataclass(frozen=True)
+class AddonsTls:
+    """The gateway's TLS secret: a user certificate and key, or names for one from kubefab's add-on CA."""
+
+    cert: str = ""
+    key: str = ""
+    issue: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Addons:
+    """What cluster.up installs after the pod network (kubefab.components.addons)."""
+
+    ui: str = "none"                # headlamp | none
+    ui_node_port: int = 0           # 0: the UI's Service is a ClusterIP, reached with kubectl port-forward
+    gateway: str = "none"
+    metrics: bool = False           # metrics-server
+    tls: AddonsTls = AddonsTls()
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: str
@@ -127,6 +147,7 @@ class Inventory:
     state_dir: Path
     warnings: tuple = ()
     install: Install = Install()
+    addons: Addons = Addons()
 
     @cached_property            # asked for once per host and file: a fleet of thousands must not rescan it each time
     def control_planes(self):
@@ -219,6 +240,15 @@ def _resolve_cluster(p, raw):
     return Cluster(**values)
 
 
+def _resolve_addons(p, raw):
+    flat = {k: v for k, v in raw.items() if k != "tls"}
+    tls = _table(p, raw, "tls", "addons.tls")
+    addons = Addons(**schema.typed(p, "addons", flat, Addons, skip=("tls",)),
+                    tls=AddonsTls(**schema.typed(p, "addons.tls", tls, AddonsTls)))
+    validate.check_addons(p, addons, tls_keys=tuple(tls))
+    return addons
+
+
 def _resolve_hosts(p, raw_hosts, ssh_defaults):
     hosts = []
     for name, raw in raw_hosts.items():
@@ -258,7 +288,7 @@ def load(path="inventory.toml", state_dir=None):
     path = Path(path)
     text, raw = _read(path)
     p = schema.Problems(path, text)
-    tables = ["cluster", "ssh", "hosts", "mirrors", "install"]
+    tables = ["cluster", "ssh", "hosts", "mirrors", "install", "addons"]
     for key in raw:
         if key not in tables:
             p.add((key,), "", f"is not a known table{schema.did_you_mean(key, tables)}")
@@ -270,6 +300,7 @@ def load(path="inventory.toml", state_dir=None):
     mirrors = Mirrors(**schema.typed(p, "mirrors", _table(p, raw, "mirrors", "mirrors"), Mirrors))
     install = Install(**schema.typed(p, "install", _table(p, raw, "install", "install"), Install))
     validate.check_install(p, install)
+    addons = _resolve_addons(p, _table(p, raw, "addons", "addons"))
     validate.check_cluster(p, cluster)
     warnings = validate.check_whole(p, hosts, cluster, mirrors)
     reliance.check(p, hosts, cluster, mirrors)
@@ -283,7 +314,7 @@ def load(path="inventory.toml", state_dir=None):
     state = Path(state_dir) if state_dir else base / ".kubefab" / cluster.name
     return Inventory(path=path, cluster=cluster, ssh=_with_paths(ssh, base), hosts=hosts, mirrors=mirrors,
                      state_dir=state.resolve(), warnings=tuple(warnings),
-                     install=replace(install, directory=_absolute(install.directory, base)))
+                     install=replace(install, directory=_absolute(install.directory, base)), addons=addons)
 
 
 def check_identity_files(inv, hosts):

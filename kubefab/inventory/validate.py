@@ -16,6 +16,9 @@ PROXY_MODES = ("iptables", "ipvs", "nftables")
 KNOWN_HOSTS_POLICIES = ("strict", "accept-new", "off")
 INSTALL_SOURCES = ("packages", "offline")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+UIS = ("headlamp", "none")
+GATEWAYS = ("none",)
+NODE_PORTS = (30000, 32767)             # kube-apiserver's default --service-node-port-range
 
 # kubeadm's limits (cmd/kubeadm/app/constants, apis/kubeadm/validation)
 SERVICE_SUBNET_MAX_BITS = 20            # host bits of a service subnet: /12 for IPv4, /108 for IPv6
@@ -137,6 +140,26 @@ def _check_token_ttl(p, ttl):
 def _choice(p, table, key, value, allowed):
     if value not in allowed:
         p.add(table, key, f"is {value!r} — choose one of {', '.join(repr(a) for a in allowed)}")
+
+
+# -- [addons] ---------------------------------------------------------------------------------------
+
+def check_addons(p, a, tls_keys):
+    if a.ui == "dashboard":
+        p.add("addons", "ui", "is 'dashboard': the Kubernetes Dashboard was archived in January 2026 — use "
+                              "'headlamp' (Kubernetes SIG UI), its recommended replacement")
+    else:
+        _choice(p, "addons", "ui", a.ui, UIS)
+    if a.ui_node_port and not NODE_PORTS[0] <= a.ui_node_port <= NODE_PORTS[1]:
+        p.add("addons", "ui_node_port", f"is {a.ui_node_port} — a NodePort must be in {NODE_PORTS[0]}-"
+                                        f"{NODE_PORTS[1]}, the API server's default --service-node-port-range")
+    elif a.ui_node_port and a.ui == "none":
+        p.add("addons", "ui_node_port", "is set but ui is 'none' — set ui = \"headlamp\" or remove ui_node_port")
+    if a.gateway not in GATEWAYS:
+        p.add("addons", "gateway", f"is {a.gateway!r}: this kubefab installs no Gateway API implementation yet — "
+                                   "set gateway = \"none\" or remove it")
+    for key in tls_keys:
+        p.add(("addons", "tls"), key, "is for the gateway, which this kubefab does not install yet — remove it")
 
 
 # -- networks ---------------------------------------------------------------------------------------

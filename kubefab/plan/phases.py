@@ -12,10 +12,12 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from kubefab import inventory, paths
-from kubefab.components import kubeadm, templates
+from kubefab.components import addons, kubeadm, templates
 from kubefab.plan import reconfigure, renewal, runtime
 from kubefab.secret import Secret
-from kubefab.steps import UNCHANGED_EXIT, ApplyCni, Command, NodeReady, WaitApiServer, WaitControlPlane, push, q, unless
+from kubefab.state import addons as addon_record
+from kubefab.steps import UNCHANGED_EXIT, AddonsAvailable, ApplyAddons, ApplyCni, Command, NodeReady, WaitApiServer, \
+    WaitControlPlane, push, q, unless
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
 STAGES = {"facts": "Gather facts from every host (one probe per host)",
@@ -129,9 +131,23 @@ def _cni(inv, host, bundle, facts):
     return (ApplyCni(f"apply {source} for pods in {c.pod_subnet}"),)
 
 
+def _addons(inv, host, bundle, facts):
+    chosen = addons.enabled(inv)
+    if chosen:
+        return (ApplyAddons(f"apply {', '.join(a.component for a in chosen)} server-side, recording what was "
+                            "applied"),)
+    left = sorted(addon_record.read(inv))
+    # nothing to apply, but add-ons kubefab installed are still there: the run says how to remove them
+    return (ApplyAddons(f"no add-on in [addons]; still installed: {', '.join(left)}"),) if left else ()
+
+
 def _verify(inv, host, bundle, facts):
     ready = "registered (cni = none: Ready once your network runs)" if inv.cluster.cni == "none" else "Ready"
-    return (NodeReady(f"wait until node {host.name} is {ready}, then apply its labels and taints"),)
+    node = NodeReady(f"wait until node {host.name} is {ready}, then apply its labels and taints")
+    deployments = [f"{ns}/{name}" for a in addons.enabled(inv) for ns, name in a.deployments]
+    if host != inv.first_control_plane or not deployments:
+        return (node,)
+    return (node, AddonsAvailable(f"wait until the add-ons' Deployments are available: {', '.join(deployments)}"))
 
 
 RUNTIME = Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
@@ -148,6 +164,7 @@ PHASES = (
           "one control plane at a time, each healthy before the next", "control-planes", SERIAL, reconfigure.steps),
     Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join_worker),
     Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _cni),
+    Phase("addons", "Install the add-ons of [addons]", "first-control-plane", SERIAL, _addons),
     VERIFY,
 )
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from kubefab import paths
 from kubefab.api import apply, nodes
-from kubefab.components import cni
+from kubefab.components import addons, cni
 from kubefab.errors import KubefabError
 from kubefab.plan import drift
 from kubefab.run import logs
-from kubefab.steps import FAILED, OK, ApplyCni, HostResult, NodeReady, q
+from kubefab.steps import FAILED, OK, ApplyAddons, ApplyCni, HostResult, NodeReady, q
 
 EXIT_CHANGES = 2
 FETCH_TIMEOUT = 60
@@ -72,12 +72,13 @@ def read_objects(s, checks):
     """drift.ObjectChange of every object the Api steps `checks` would write, compared as those steps compare."""
     kinds = {type(c.step) for c in checks}
     found = []
-    if ApplyCni in kinds:
-        source = s.inv.cluster.cni_manifest or s.inv.cluster.cni
+    manifests = [(cni.manifest(s.inv), s.inv.cluster.cni_manifest or s.inv.cluster.cni)] * (ApplyCni in kinds)
+    if ApplyAddons in kinds:
+        manifests += [(addons.manifest(s.inv, a), f"add-on {a.name} ({a.component})") for a in addons.enabled(s.inv)]
+    for text, source in manifests:
         found += [drift.ObjectChange(str(a), drift.as_yaml(live and drift.projected(live, want)), drift.as_yaml(want),
                                      secret=want["kind"] == "Secret")
-                  for a, live, want in apply.compare(s.api.api(), cni.manifest(s.inv), source)
-                  if a.action != apply.UNCHANGED]
+                  for a, live, want in apply.compare(s.api.api(), text, source) if a.action != apply.UNCHANGED]
     hosts = [c.host for c in checks if isinstance(c.step, NodeReady)]
     if hosts:       # one list of the nodes, not a read per host
         listed = {n["metadata"]["name"]: n for n in s.api.api().get(nodes.NODES)["items"]}

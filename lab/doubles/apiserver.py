@@ -5,6 +5,7 @@ etcd (--etcd-servers with the --etcd-* client certificate). See README.md for wh
 """
 
 import base64
+import copy
 import datetime
 import json
 import os
@@ -23,7 +24,7 @@ from . import apiserver_checks as startup
 from . import flags as flagparse
 from . import flagsets
 from . import resources as res
-from . import satokens
+from . import satokens, ssa
 from . import tlsserving
 from .hostfs import DoubleError, host, version
 from .store import Conflict, EtcdStore, StoreError
@@ -36,7 +37,8 @@ HEALTH_PATHS = ("/livez", "/readyz", "/healthz", "/version")
 # The controller-manager's controllers run as these ServiceAccounts (--use-service-account-credentials);
 # their system:controller:* ClusterRoles are reduced here to full access.
 CONTROLLER_ACCOUNTS = {f"system:serviceaccount:kube-system:{n}" for n in (
-    "bootstrap-signer", "token-cleaner", "certificate-controller", "node-controller", "daemon-set-controller")}
+    "bootstrap-signer", "token-cleaner", "certificate-controller", "node-controller", "daemon-set-controller",
+    "deployment-controller")}
 # ClusterRoles of the API server's bootstrap policy that kubeadm binds for bootstrap tokens.
 BOOTSTRAP_POLICY = {"system:node-bootstrapper": [{"apiGroups": ["certificates.k8s.io"],
                                                   "resources": ["certificatesigningrequests"],
@@ -115,10 +117,8 @@ class Auth:
         for crb, _ in bindings:
             if crb.get("roleRef", {}).get("name") != "cluster-admin":
                 continue
-            for s in crb.get("subjects", []):
-                if (s.get("kind") == "Group" and s.get("name") in groups) or \
-                        (s.get("kind") == "User" and s.get("name") == name):
-                    return True
+            if any(subject_matches(s, name, groups) for s in crb.get("subjects") or []):
+                return True
         return False
 
     def allowed(self, user, verb, r, namespace, name, sub):
@@ -127,6 +127,8 @@ class Auth:
             return True
         if r.plural == "configmaps" and verb == "get" and namespace == "kube-public" and name == "cluster-info":
             return True
+        if r.plural == "selfsubjectreviews" and verb == "create" and user != ANONYMOUS:
+            return True             # system:basic-user
         if "system:nodes" in groups:
             kubeadm_cms = {("kube-system", "kubeadm-config"), ("kube-system", "kubelet-config")}
             if r.plural == "configmaps" and verb == "get" and (namespace, name) in kubeadm_cms:
@@ -158,8 +160,7 @@ class Auth:
             bindings += [b for b, _ in self.store.list(
                 f"/registry/rbac.authorization.k8s.io/rolebindings/{namespace}/")[0]]
         for b in bindings:
-            if any((s.get("kind") == "Group" and s.get("name") in groups) or
-                   (s.get("kind") == "User" and s.get("name") == who) for s in b.get("subjects") or []):
+            if any(subject_matches(s, who, groups) for s in b.get("subjects") or []):
                 if any(rule_allows(rule, verb, r, name) for rule in self.role_rules(b)):
                     return True
         return False
@@ -173,6 +174,13 @@ class Auth:
                                   f"{binding['metadata'].get('namespace')}/{ref.get('name')}")
         found = self.store.get(key)
         return (found[0].get("rules") or []) if found else []
+
+
+def subject_matches(subject, who, groups):
+    """An RBAC subject names this user: a Group it is in, the User itself, or its ServiceAccount."""
+    kind, name = subject.get("kind"), subject.get("name")
+    return (kind == "Group" and name in groups) or (kind == "User" and name == who) or \
+        (kind == "ServiceAccount" and who == f"system:serviceaccount:{subject.get('namespace')}:{name}")
 
 
 def configmaps_of(spec):
@@ -311,16 +319,14 @@ class ApiServer:
             raise conflict(r, name)
         return with_rv(merged, rv)
 
-    def patch(self, r, namespace, name, ctype, body, user, sub):
-        apply = ctype.startswith("application/apply-patch")
-        patch = yaml.safe_load(body) if apply else json.loads(body or b"null")
+    def patch(self, r, namespace, name, ctype, body, user, sub, query):
+        if ctype.startswith("application/apply-patch"):
+            return self.apply(r, namespace, name, decode(body), user, sub, query)
+        if "force" in query:
+            raise invalid_patch_options("force", "Forbidden", "may not be specified for non-apply patch")
+        patch = json.loads(body or b"null")
         for _ in range(5):
-            try:
-                old = self.read(r, namespace, name)
-            except ApiError as e:
-                if apply and e.code == 404:
-                    return 201, self.create(r, namespace, patch, user)
-                raise
+            old = self.read(r, namespace, name)
             if ctype.startswith("application/json-patch"):
                 new = res.json_patch(old, patch)
             elif ctype.startswith("application/merge-patch"):
@@ -333,6 +339,65 @@ class ApiServer:
             except ApiError as e:
                 if e.code != 409:
                     raise
+        raise conflict(r, name)
+
+    def apply(self, r, namespace, name, config, user, sub, query):
+        """Server-side apply (ssa.py) under ?fieldManager=, creating the object when it does not exist."""
+        manager = query.get("fieldManager", [""])[0]
+        if not manager:
+            raise invalid_patch_options("fieldManager", "Required", "is required for apply patch")
+        if not isinstance(config, dict):
+            raise ApiError(400, "BadRequest", "the object provided is unrecognized (must be of type Patch)")
+        check_kind(r, config)
+        given = (config.get("metadata") or {}).get("name")
+        if given != name:
+            raise ApiError(400, "BadRequest", f"the name of the object ({given}) does not match the name on the "
+                                              f"URL ({name})")
+        force = query.get("force", ["false"])[0] == "true"
+        for _ in range(5):
+            try:
+                old = self.read(r, namespace, name)
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+                old = None
+            new, found = ssa.apply(old, config, manager, force, "status" in r.subresources and sub != "status")
+            if found:
+                raise ApiError(409, "Conflict", ssa.conflict_message(found), {
+                    "name": name, "group": r.group, "kind": r.plural, "causes": [
+                        {"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}',
+                         "field": ssa.dotted(p)} for m, v, p in found]})
+            if old is None:
+                return 201, self.create(r, namespace, new, user, "All" in query.get("dryRun", []))
+            if new == old or "All" in query.get("dryRun", []):
+                return 200, new
+            try:
+                return 200, self.replace(r, namespace, name, new, old, sub)
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+        raise conflict(r, name)
+
+    def bind_pod(self, namespace, name, binding):
+        """pods/binding: the scheduler's assignment of a pod to a node, once."""
+        r = self.find("", "v1", "pods")
+        target = ((binding or {}).get("target") or {}).get("name", "")
+        for _ in range(5):
+            pod = self.read(r, namespace, name)
+            bound = pod["spec"].get("nodeName")
+            if bound:
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} '
+                                                f'is already assigned to node "{bound}"',
+                               {"name": name, "kind": "pods"})
+            new = copy.deepcopy(pod)
+            new["spec"]["nodeName"] = target
+            try:
+                self.replace(r, namespace, name, new, pod, None)
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+                continue
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
         raise conflict(r, name)
 
     def token_request(self, namespace, name, request):
@@ -369,6 +434,15 @@ def conflict(r, name):
     return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {qualified(r)} "{name}": the object has '
                                      "been modified; please apply your changes to the latest version and try again",
                     {"name": name, "kind": r.plural})
+
+
+def invalid_patch_options(field, kind, message):
+    """422 for PatchOptions, as metav1 validation.ValidatePatchOptions words it."""
+    words = {"Required": ("FieldValueRequired", "Required value"), "Forbidden": ("FieldValueForbidden", "Forbidden")}
+    reason, prefix = words[kind]
+    return ApiError(422, "Invalid", f'PatchOptions.meta.k8s.io "" is invalid: {field}: {prefix}: {message}',
+                    {"group": "meta.k8s.io", "kind": "PatchOptions",
+                     "causes": [{"reason": reason, "message": f"{prefix}: {message}", "field": field}]})
 
 
 def check_kind(r, obj):
@@ -570,6 +644,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.watch(api, r, namespace, name, query)
         if verb == "create" and r.plural == "serviceaccounts" and sub == "token":
             return self.send_json(201, api.token_request(namespace, name, decode(self.request_body)))
+        if verb == "create" and r.plural == "selfsubjectreviews":
+            return self.send_json(201, {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                                        "metadata": {"creationTimestamp": timestamp()},
+                                        "status": {"userInfo": {"username": user[0], "groups": list(user[1])}}})
+        if verb == "create" and r.plural == "pods" and sub == "binding":
+            return self.send_json(201, api.bind_pod(namespace, name, decode(self.request_body)))
         if verb == "create":
             obj = api.create(r, namespace, decode(self.request_body), user, dry_run)
             return self.send_json(201, obj)
@@ -581,7 +661,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, api.replace(r, namespace, name, new, old, sub))
         if verb == "patch":
             code, obj = api.patch(r, namespace, name, self.headers.get("Content-Type", ""), self.request_body,
-                                  user, sub)
+                                  user, sub, query)
             return self.send_json(code, obj)
         if verb == "delete":
             return self.send_json(200, api.delete(r, namespace, name))

@@ -3,7 +3,8 @@
 Both load their --kubeconfig (failing like the real ones when it is missing or unusable, or when its
 identity may not read kube-system/extension-apiserver-authentication), serve
 /healthz, /livez and /readyz over HTTPS with a self-signed certificate on --bind-address and their
-secure port (10257 / 10259). The controller-manager also runs the controllers of controllers.py.
+secure port (10257 / 10259). The controller-manager also runs the controllers of controllers.py, daemonsets.py
+and deployments.py; the scheduler binds pods (scheduler.py).
 """
 
 import os
@@ -14,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import controllers, daemonsets
+from . import controllers, daemonsets, deployments, scheduler
 from . import flags as flagparse
 from . import flagsets
 from . import x509util as xu
@@ -106,8 +107,18 @@ def controller_loop(client, flags):
             if cidr:
                 controllers.allocate_pod_cidrs(clients("node-controller"), cidr)
             daemonsets.sync(clients("daemon-set-controller"))
+            deployments.sync(clients("deployment-controller"))
         except (DoubleError, ApiStatus) as e:
             print(f"E controller: {e}", file=sys.stderr, flush=True)
+        time.sleep(0.5)
+
+
+def scheduler_loop(client):
+    while True:
+        try:
+            scheduler.sync(client)
+        except (DoubleError, ApiStatus) as e:
+            print(f"E scheduler: {e}", file=sys.stderr, flush=True)
         time.sleep(0.5)
 
 
@@ -130,5 +141,7 @@ def main(argv=None):
     print(f"{name} double running", flush=True)
     if name == "kube-controller-manager":
         controller_loop(client, flags)
+    if name == "kube-scheduler":
+        scheduler_loop(client)
     while True:
         time.sleep(3600)

@@ -70,17 +70,22 @@ def _term(term, node):
 
 def should_run(spec, node):
     """Whether a pod of this template belongs on `node` (selector, affinity, taints)."""
+    return unfit(spec, node, tolerations(spec)) is None
+
+
+def unfit(spec, node, tols):
+    """Why a pod of `spec` tolerating `tols` cannot go on `node`, in the scheduler's words; None when it can."""
     labels = node["metadata"].get("labels") or {}
-    if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
-        return False
     required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
     terms = required.get("nodeSelectorTerms")
-    if terms is not None and not any(_term(t, node) for t in terms):
-        return False
-    tols = tolerations(spec)
-    return all(any(tolerates(t, taint) for t in tols) for taint in (node.get("spec") or {}).get("taints") or []
-               if taint.get("effect") in ("NoSchedule", "NoExecute"))
+    if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()) or \
+            (terms is not None and not any(_term(t, node) for t in terms)):
+        return "didn't match Pod's node affinity/selector"
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not any(tolerates(t, taint) for t in tols):
+            return f"had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
+    return None
 
 
 def pod_for(ds, node_name):

@@ -53,6 +53,35 @@ def archive(refs, arch="amd64"):
     return out.getvalue()
 
 
+def normalize(ref):
+    """`ref` as containerd names it: docker.io/library/ for a bare Docker Hub name, :latest without a tag."""
+    first, _, rest = ref.partition("/")
+    if not rest or not ("." in first or ":" in first or first == "localhost"):
+        ref = f"docker.io/{ref if rest else 'library/' + ref}"
+    if "@" not in ref and ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
+def present(socket=SOCKET):
+    """The references containerd at `socket` holds in the k8s.io namespace (empty when it cannot be asked)."""
+    ctr = shutil.which("ctr")
+    if ctr is None:
+        return set()
+    done = subprocess.run([ctr, "--address", socket, "-n", NAMESPACE, "images", "ls", "-q"], capture_output=True,
+                          text=True, timeout=30)
+    return set(done.stdout.split()) if done.returncode == 0 else set()
+
+
+def pull_error(ref):
+    """What the kubelet reports for an image the node lacks and cannot fetch (the lab has no route out)."""
+    domain, _, path = ref.partition("/")
+    registry = "registry-1.docker.io" if domain == "docker.io" else domain
+    name, _, tag = path.rpartition(":")
+    return (f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": failed to do request: '
+            f'Head "https://{registry}/v2/{name}/manifests/{tag}": dial tcp: lookup {registry}: no such host')
+
+
 def pull(refs, socket=SOCKET):
     """Put `refs` into the k8s.io namespace of the containerd at `socket`, as a pull would; DoubleError in
     kubeadm's words when the runtime cannot take them."""

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from . import cri, podrun
+from . import cri, images, podrun
 from . import flags as flagparse
 from . import kubelet_checks as checks
 from . import kubeconfig as kc
@@ -371,7 +371,8 @@ def mirror_pod(pod, node_name, alive, restarts, ip):
 def api_loop(flags, cfg, node_name, pods, stop, labels):
     client = None
     registered = False
-    workers = podrun.PodWorkers(node_name, say)
+    socket_path = flags.get("container-runtime-endpoint", images.SOCKET).removeprefix("unix://")
+    workers = podrun.PodWorkers(node_name, say, lambda: images.present(socket_path))
     while not stop.is_set():
         try:
             if client is None:

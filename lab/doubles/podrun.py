@@ -1,10 +1,17 @@
 """The kubelet's part for pods the API binds to its node (a DaemonSet's pods): it sets up their volumes,
 plays their init containers' effect on the host and reports the pod's status.
 
+A pod on the pod network (no hostNetwork) is taken on once the node's network is ready (the CNI config loads, as
+for the Node's Ready condition) and has no init containers the double cannot play; it gets an address from the
+node's podCIDR (no init containers: the CNI manifests' pods, whose are played, use the host network), and is
+reported running only when every image it names is in containerd's k8s.io namespace: otherwise its containers
+wait with ErrImagePull and the error a pull from the unreachable registry gives (the lab has no route out), so a
+missing mirror or pre-pull shows as it does on a real node.
+
 The doubles run no images, so an init container is played only when its image and command are in
 the tables below, which hold what kubefab's CNI manifests run: flannel's `cp` steps (install-cni-plugin,
-install-cni) and calico's `/opt/cni/bin/install` (install-cni). A pod is taken on only if it uses the
-host network (no CNI is needed for it) and every init container can be played; its main containers are
+install-cni) and calico's `/opt/cni/bin/install` (install-cni). A host-network pod (no CNI is needed for it)
+is taken on only if every init container can be played; its main containers are
 then reported running, not run, except that flanneld's effect on the host is played (flanneld.py) and
 calico-node's address detection (caliconode.py), with `$(VAR)` in their command and args expanded from the
 container's environment as the kubelet expands them.
@@ -15,6 +22,8 @@ again for the pod bound to the rejoined node. Files they wrote stay when the pod
 deleted, as on a real node.
 """
 
+import hashlib
+import ipaddress
 import json
 import posixpath
 import re
@@ -22,7 +31,7 @@ import subprocess
 import time
 from urllib.parse import quote
 
-from . import caliconode, cniplugins, flanneld
+from . import caliconode, cniplugins, flanneld, images, kubelet_checks
 from .hostfs import host, write_file
 from .kubeclient import ApiStatus
 
@@ -251,8 +260,8 @@ def program(container):
 
 def playable(pod):
     """Why the double cannot run `pod`, or None."""
-    if not pod["spec"].get("hostNetwork"):
-        return "it needs a pod network"
+    if not pod["spec"].get("hostNetwork") and pod["spec"].get("initContainers"):
+        return "the double plays no init containers of a pod on the pod network"
     for c in pod["spec"].get("initContainers") or []:
         if program(c)[0] is None:
             return f"init container {c['name']} ({c.get('image')}) is not one the double can play"
@@ -264,12 +273,14 @@ def playable(pod):
 class PodWorkers:
     """Runs the pods bound to this node, once per pod, and keeps their status in the API."""
 
-    def __init__(self, node_name, say):
-        self.node, self.say, self.skipped = node_name, say, set()
+    def __init__(self, node_name, say, held_images=images.present):
+        self.node, self.say, self.skipped, self.held_images = node_name, say, set(), held_images
 
     def sync(self, client, ip):
         selector = quote(f"spec.nodeName={self.node}")
-        for pod in client.get(f"/api/v1/pods?fieldSelector={selector}").get("items", []):
+        pods = client.get(f"/api/v1/pods?fieldSelector={selector}").get("items", [])
+        network = None
+        for pod in pods:
             annotations = pod["metadata"].get("annotations") or {}
             if "kubernetes.io/config.mirror" in annotations or pod["metadata"].get("deletionTimestamp"):
                 continue
@@ -279,11 +290,40 @@ class PodWorkers:
                     self.skipped.add(pod["metadata"]["uid"])
                     self.say(f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']} not run: {why}")
                 continue
-            status = self.run(client, pod, ip)
+            if pod["spec"].get("hostNetwork"):
+                status = self.run(client, pod, ip)
+            else:
+                network = network or self.pod_network(client, pods)
+                if network is None:
+                    continue
+                status = self.run_networked(pod, ip, network)
             if _changed(pod.get("status") or {}, status):
                 client.request("PATCH", f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/"
                                         f"{pod['metadata']['name']}/status", {"status": status},
                                "application/merge-patch+json")
+
+    def pod_network(self, client, pods):
+        """(podCIDR, addresses in use) once the node's pod network is ready, else None."""
+        if kubelet_checks.cni_status() is not None:
+            return None
+        cidr = (client.get(f"/api/v1/nodes/{self.node}").get("spec") or {}).get("podCIDR")
+        if not cidr:
+            return None
+        used = {(p.get("status") or {}).get("podIP") for p in pods if not p["spec"].get("hostNetwork")}
+        return ipaddress.ip_network(cidr), used
+
+    def run_networked(self, pod, ip, network):
+        """A pod-network pod: its address, then running when containerd holds its images, else ErrImagePull."""
+        cidr, used = network
+        started = (pod.get("status") or {}).get("startTime") or now()
+        pod_ip = (pod.get("status") or {}).get("podIP") or pod_address(cidr, pod["metadata"]["uid"], used)
+        used.add(pod_ip)
+        held = self.held_images()
+        containers = (pod["spec"].get("initContainers") or []) + (pod["spec"].get("containers") or [])
+        missing = [c for c in containers if images.normalize(c.get("image", "")) not in held]
+        if missing:
+            return image_pull_status(pod, ip, pod_ip, started, {c["name"] for c in missing})
+        return running_status(pod, ip, started, pod_ip=pod_ip)
 
     def run(self, client, pod, ip):
         uid, started = pod["metadata"]["uid"], (pod.get("status") or {}).get("startTime") or now()
@@ -342,8 +382,35 @@ def _image(c):
     return {"name": c["name"], "image": c.get("image", ""), "imageID": c.get("image", ""), "restartCount": 0}
 
 
-def running_status(pod, ip, started, crashing=None):
-    """Init containers completed; containers running, except `crashing` = (name, error) in back-off."""
+def pod_address(cidr, uid, used):
+    """An address of `cidr` for the pod `uid` (stable for the pod), not `used` and not the network's first (the
+    bridge's) or last."""
+    hosts = cidr.num_addresses - 3
+    start = int(hashlib.sha256(uid.encode()).hexdigest(), 16) % hosts
+    for step in range(hosts):
+        address = str(cidr.network_address + 2 + (start + step) % hosts)
+        if address not in used:
+            return address
+    raise ContainerError("ContainerCreating", f"failed to allocate for range 0: no IP addresses available in range "
+                                              f"set: {cidr}")
+
+
+def image_pull_status(pod, ip, pod_ip, started, missing):
+    """Containers whose image the node lacks wait with ErrImagePull; the pod stays Pending."""
+    def status(c):
+        ref = images.normalize(c.get("image", ""))
+        state = {"waiting": {"reason": "ErrImagePull", "message": images.pull_error(ref)}} if c["name"] in missing \
+            else {"waiting": {"reason": "PodInitializing"}}
+        return dict(_image(c), ready=False, started=False, state=state)
+    return {"phase": "Pending", "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
+            "startTime": started, "conditions": _conditions(not pod["spec"].get("initContainers"), False, started),
+            "initContainerStatuses": [status(c) for c in pod["spec"].get("initContainers") or []],
+            "containerStatuses": [status(c) for c in pod["spec"].get("containers") or []], "qosClass": "Burstable"}
+
+
+def running_status(pod, ip, started, crashing=None, pod_ip=None):
+    """Init containers completed; containers running, except `crashing` = (name, error) in back-off; `pod_ip` for
+    a pod on the pod network (else the node's `ip`)."""
     inits = [dict(_image(c), ready=True, started=False, state={"terminated": {
         "exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": started}})
         for c in pod["spec"].get("initContainers") or []]
@@ -352,7 +419,8 @@ def running_status(pod, ip, started, crashing=None):
              dict(_image(c), ready=False, started=False, state={"waiting": {
                  "reason": "CrashLoopBackOff", "message": crashing[1]}})
              for c in pod["spec"].get("containers") or []]
-    return {"phase": "Running", "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": ip, "podIPs": [{"ip": ip}],
+    pod_ip = pod_ip or ip
+    return {"phase": "Running", "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
             "startTime": started, "conditions": _conditions(True, crashing is None, started),
             "initContainerStatuses": inits, "containerStatuses": mains, "qosClass": "Burstable"}
 

@@ -67,6 +67,8 @@ BUILTIN = (
       "MutatingWebhookConfiguration", False),
     R("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
       "ValidatingWebhookConfiguration", False),
+    R("apiregistration.k8s.io", "v1", "apiservices", "APIService", False, (), ("status",)),
+    R("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False),
 )
 CRDS = BUILTIN[23]
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]

@@ -49,7 +49,8 @@ def test_phases_run_in_order_with_the_right_hosts_and_batches(ha):
     _, p = ha
     assert p.stages == ("facts", "preflight")
     assert [pp.phase.name for pp in p.phases] == ["runtime", "push", "init", "join-control-plane",
-                                                  "reconfigure-control-planes", "join-workers", "cni", "verify"]
+                                                  "reconfigure-control-planes", "join-workers", "cni", "addons",
+                                                  "verify"]
     assert hosts_of(p, "runtime") == [["cp-1", "cp-2", "cp-3", "w-1", "w-2", "w-3"]]
     assert hosts_of(p, "init") == [["cp-1"]]
     assert hosts_of(p, "join-control-plane") == [["cp-2"], ["cp-3"]]

@@ -40,7 +40,8 @@ TABLES = (("cluster", inventory.Cluster), ("cluster.apiserver", inventory.ApiSer
           ("cluster.controller_manager", inventory.Component), ("cluster.scheduler", inventory.Component),
           ("cluster.kubelet", inventory.Kubelet), ("cluster.kube_proxy", inventory.KubeProxy),
           ("ssh", inventory.SSH), ("hosts.w-1", inventory.Host), ("hosts.w-1.ssh", inventory.SSH),
-          ("mirrors", inventory.Mirrors), ("install", inventory.Install))
+          ("mirrors", inventory.Mirrors), ("install", inventory.Install), ("addons", inventory.Addons),
+          ("addons.tls", inventory.AddonsTls))
 # for a table of strings: a key the component knows, so that only the payload may be what is wrong
 KEYS = {("cluster.apiserver", "extra_args"): "audit-log-path",
         ("cluster.controller_manager", "extra_args"): "cluster-name",
@@ -290,10 +291,11 @@ def _reachable(spec):
 
 def test_every_table_of_the_inventory_is_filled_with_payloads():
     filled = {spec for _, spec in TABLES}
-    tables = _reachable(inventory.Cluster) | {inventory.SSH, inventory.Host, inventory.Mirrors, inventory.Install}
+    tables = _reachable(inventory.Cluster) | _reachable(inventory.Addons) | {inventory.SSH, inventory.Host,
+                                                                              inventory.Mirrors, inventory.Install}
     assert tables <= filled
     assert {f.name for f in fields(inventory.Inventory) if is_dataclass(f.type)} <= {"cluster", "ssh", "mirrors",
-                                                                                      "install"}
+                                                                                      "install", "addons"}
 
 
 BAD_SNIPPETS = ("echo $(kfpwned)", 'echo "x$(kfpwned)"', "echo `kfpwned`", "echo ${x:-kfpwned}", 'echo "a kfpwned"',

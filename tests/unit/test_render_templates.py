@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from kubefab import paths
-from kubefab.components import cni, templates
+from kubefab.components import addons, cni, templates
 from kubefab.errors import KubefabError
 from kubefab.inventory import HOST_SETS
 from kubefab.plan import render
@@ -15,7 +15,7 @@ FRAGMENTS = {"containerd/hosts-mirror.toml"}      # filled once per mirror insid
 
 
 def test_every_template_is_in_the_table_and_every_row_has_its_template():
-    assert set(templates.names()) == {spec.template for spec in render.FILES} | FRAGMENTS | set(cni.TEMPLATES)
+    assert set(templates.names()) == {spec.template for spec in render.FILES} | FRAGMENTS | set(cni.TEMPLATES) | set(addons.TEMPLATES)
     assert "kubeadm/init.yaml" in templates.names() and "__init__.py" not in templates.names()
 
 

@@ -16,7 +16,8 @@ from kubefab.run.session import Options
 from kubefab.steps import Api
 
 ROOT = Path(__file__).resolve().parents[2]
-UP = "facts, preflight, runtime, push, init, join-control-plane, reconfigure-control-planes, join-workers, cni, verify"
+UP = ("facts, preflight, runtime, push, init, join-control-plane, reconfigure-control-planes, join-workers, cni, "
+      "addons, verify")
 JOIN = "facts, preflight, runtime, push, join, verify"
 RESET = "reset-workers, reset-control-planes, reset-leader"
 
@@ -64,4 +65,4 @@ def test_reset_runs_the_workers_then_the_other_control_planes_last_joined_first_
 
 
 def test_every_kind_of_api_step_has_its_runner():
-    assert set(apisteps.RUNNERS) == set(Api.__subclasses__()) and len(apisteps.RUNNERS) == 7
+    assert set(apisteps.RUNNERS) == set(Api.__subclasses__()) and len(apisteps.RUNNERS) == 9

@@ -1,0 +1,138 @@
+"""The add-ons through the API: applied server-side under kubefab's field manager and recorded, waited for until
+their Deployments are available, removed by the record, and a short-lived token for the UI's ServiceAccount."""
+
+from dataclasses import dataclass
+
+from kubefab.api import apply, kube
+from kubefab.components import addons
+from kubefab.errors import KubefabError
+from kubefab.secret import Secret
+from kubefab.state import addons as record
+
+AVAILABLE_TIMEOUT = 300
+MIN_TOKEN_SECONDS = 600         # the TokenRequest API refuses expirationSeconds under 10 minutes
+QUIET_WAITS = ("ContainerCreating", "PodInitializing")
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One add-on's apply: each object's Applied, in apply order."""
+
+    addon: addons.AddOn
+    applied: tuple
+
+    @property
+    def written(self):
+        return tuple(a for a in self.applied if a.action != apply.UNCHANGED)
+
+
+def install(api, inv):
+    """Apply every add-on the inventory turns on, recording each object as soon as it is applied (an interrupted
+    run leaves nothing kubefab wrote unrecorded); one Installed per add-on."""
+    done = []
+    for addon in addons.enabled(inv):
+        source = f"add-on {addon.name} ({addon.component})"
+        applied = []
+        for doc in apply.ordered(apply.documents(addons.manifest(inv, addon), source)):
+            result = apply.apply_object(api, doc)
+            record.record(inv, addon.name, [(doc["apiVersion"], doc["kind"], result.namespace, result.name)])
+            applied.append(result)
+        done.append(Installed(addon, tuple(applied)))
+    return tuple(done)
+
+
+def left_over(inv):
+    """Names of add-ons recorded in the state dir that the inventory no longer turns on."""
+    on = {a.name for a in addons.enabled(inv)}
+    return tuple(name for name in record.read(inv) if name not in on)
+
+
+def remove(api, inv, name):
+    """Delete what add-on `name`'s record holds (objects another recorded add-on holds too are kept), last applied
+    first, then forget it; the objects that were there, as (kind, namespace, name)."""
+    data = record.read(inv)
+    if name not in data:
+        known = ", ".join(sorted(data)) or "none"
+        raise KubefabError(f"no add-on {name!r} in {record.path(inv)} (recorded: {known}) — kubefab removes only "
+                           "what it applied")
+    shared = {o for other, objects in data.items() if other != name for o in objects}
+    deleted = []
+    for api_version, kind, namespace, obj_name in reversed(data[name]):
+        if (api_version, kind, namespace, obj_name) in shared:
+            continue
+        try:
+            resource = api.resource(api_version, kind, timeout=0)
+        except kube.Timeout:
+            continue            # no longer served (its CRD is gone): nothing of that kind is left
+        if api.delete(resource.path(namespace, obj_name), {"propagationPolicy": "Background"}):
+            deleted.append((kind, namespace, obj_name))
+    record.forget(inv, name)
+    return tuple(deleted)
+
+
+def wait_available(api, inv, timeout=None):
+    """Wait until every add-on Deployment is available (AVAILABLE_TIMEOUT each by default); a Timeout naming the
+    first that is not and why."""
+    timeout = timeout or AVAILABLE_TIMEOUT
+    for addon in addons.enabled(inv):
+        for namespace, name in addon.deployments:
+            path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+
+            def check():
+                deployment = api.find(path)
+                if deployment is None:
+                    return False, "it does not exist"
+                if _available(deployment):
+                    return True, None
+                return False, why_unavailable(api, deployment)
+            kube.until(check, timeout, f"deployment {namespace}/{name} ({addon.component}) did not become available",
+                       api.stop)
+
+
+def _available(deployment):
+    conditions = (deployment.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Available" and c.get("status") == "True" for c in conditions)
+
+
+def why_unavailable(api, deployment):
+    """The reason the API gives: a container's waiting reason (image pull, crash), a pod the scheduler cannot place,
+    else the Deployment's own Available condition."""
+    namespace = deployment["metadata"]["namespace"]
+    labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    pods = api.get(f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": selector}).get("items", [])
+    for pod in pods:
+        status, name = pod.get("status") or {}, pod["metadata"]["name"]
+        for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") and waiting["reason"] not in QUIET_WAITS:
+                return (f"pod {name}: container {c['name']} ({c.get('image')}): {waiting['reason']}"
+                        + (f": {waiting['message']}" if waiting.get("message") else ""))
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                return f"pod {name}: {cond.get('reason')}: {cond.get('message')}"
+    available = [c for c in (deployment.get("status") or {}).get("conditions") or [] if c.get("type") == "Available"]
+    if available:
+        return f"{available[0].get('reason')}: {available[0].get('message')}"
+    return "no pods yet" if not pods else "its pods are not ready yet"
+
+
+def ui_token(api, seconds):
+    """(a Secret token for the UI's ServiceAccount from the TokenRequest API, its expiry as the API gives it)."""
+    if seconds < MIN_TOKEN_SECONDS:
+        raise KubefabError(f"a token must live at least {MIN_TOKEN_SECONDS // 60} minutes (the TokenRequest API's "
+                           "minimum) — give --ttl 10m or more")
+    namespace, name = addons.UI_ACCOUNT
+    answer = api.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}})
+    return Secret(answer["status"]["token"]), answer["status"]["expirationTimestamp"]
+
+
+def ui_url(inv):
+    """How to open the UI: its NodePort on the first control plane, else a kubectl port-forward line."""
+    port = inv.addons.ui_node_port
+    namespace, service, service_port = addons.UI_SERVICE
+    if port:
+        return f"http://{inv.first_control_plane.address}:{port}/"
+    return (f"kubectl -n {namespace} port-forward service/{service} 8080:{service_port}  "
+            "then open http://localhost:8080/")
