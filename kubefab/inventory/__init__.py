@@ -45,7 +45,7 @@ class HA:
     """`[cluster.ha]`: the control planes behind one virtual IP; an empty vip means no such table."""
 
     vip: str = ""
-    mode: str = "keepalived"    # keepalived | kube-vip | external
+    mode: str = "keepalived"    # keepalived | external
     port: int = 0               # 0: the mode's own (ha.DEFAULT_PORTS)
 
 

@@ -1,15 +1,19 @@
 """`[cluster.ha]`: one virtual IP in front of the control planes, checked with the inventory's lines.
 
 keepalived: keepalived holds the VIP by VRRP among the control planes and haproxy on each balances `port` over
-every API server's 6443; kube-vip: a static pod holds the VIP and the API server behind it answers on 6443;
-external: the user's load balancer already answers at vip:port.
+every API server's 6443; external: the user's load balancer already answers at vip:port. kube-vip is named so that
+asking for it gets a reason rather than a typo hint: its static pod needs super-admin.conf during `kubeadm init` and
+admin.conf afterwards (kube-vip #684), which kubefab does not stage yet.
 """
 
 from kubefab import net
 from kubefab.components import requirements
 
-MODES = ("keepalived", "kube-vip", "external")
-DEFAULT_PORTS = {"keepalived": 8443, "kube-vip": net.API_PORT, "external": net.API_PORT}
+MODES = ("keepalived", "external")
+NOT_YET = {"kube-vip": "kube-vip's static pod needs super-admin.conf during kubeadm init and admin.conf "
+                       "afterwards, which kubefab does not stage yet — use 'keepalived' (the same VIP, with haproxy) "
+                       "or 'external'"}
+DEFAULT_PORTS = {"keepalived": 8443, "external": net.API_PORT}
 
 
 def port(ha):
@@ -30,7 +34,9 @@ def check(p, cluster, hosts, given):
     if ip is None or net.not_a_node_address(ip):
         why = "is not an IP address" if ip is None else net.not_a_node_address(ip)
         p.add("cluster.ha", "vip", f"{ha.vip!r} {why} — give an unused address in the control planes' subnet")
-    if ha.mode not in MODES:
+    if ha.mode in NOT_YET:
+        p.add("cluster.ha", "mode", f"{ha.mode!r} is not supported: {NOT_YET[ha.mode]}")
+    elif ha.mode not in MODES:
         p.add("cluster.ha", "mode", f"is {ha.mode!r} — choose one of {', '.join(repr(m) for m in MODES)}")
     elif not 0 < port(ha) <= 65535:
         p.add("cluster.ha", "port", f"is {ha.port} — give a TCP port from 1 to 65535")
@@ -52,6 +58,3 @@ def _check_port(p, ha):
     if ha.mode == "keepalived" and port(ha) in requirements.subjects(requirements.PORT):
         p.add("cluster.ha", "port", f"is {port(ha)}, which a control plane's own components listen on — haproxy "
                                     f"runs beside them: keep the default {DEFAULT_PORTS['keepalived']}")
-    if ha.mode == "kube-vip" and port(ha) != net.API_PORT:
-        p.add("cluster.ha", "port", f"is {port(ha)}, but kube-vip only moves the address: the API server behind it "
-                                    f"answers on {net.API_PORT} — remove port")

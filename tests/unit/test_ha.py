@@ -30,7 +30,7 @@ def problems(tmp_path, **kw):
     return e.value.problems
 
 
-@pytest.mark.parametrize("mode,port", [("keepalived", 8443), ("kube-vip", 6443), ("external", 6443)])
+@pytest.mark.parametrize("mode,port", [("keepalived", 8443), ("external", 6443)])
 def test_the_endpoint_is_the_vip_at_the_modes_port(tmp_path, mode, port):
     inv = inventory.load(write(tmp_path, ha=f'{HA}mode = "{mode}"\n'))
     assert (inv.endpoint, inv.ha.mode, inv.ha.port) == (f"10.0.0.100:{port}", mode, port)
@@ -46,10 +46,10 @@ def test_an_inventory_without_the_table_has_no_ha_and_keeps_the_first_control_pl
     ("[cluster.ha]\nmode = \"keepalived\"\n", "", "line 4: [cluster.ha] vip is missing"),
     ('[cluster.ha]\nvip = "10.0.0"\n', "", "line 5: [cluster.ha] vip '10.0.0' is not an IP address"),
     ('[cluster.ha]\nvip = "127.0.0.9"\n', "", "line 5: [cluster.ha] vip '127.0.0.9' is a loopback address"),
-    (f'{HA}mode = "vrrp"\n', "", "line 6: [cluster.ha] mode is 'vrrp' — choose one of 'keepalived', 'kube-vip'"),
+    (f'{HA}mode = "vrrp"\n', "", "line 6: [cluster.ha] mode is 'vrrp' — choose one of 'keepalived', 'external'"),
+    (f'{HA}mode = "kube-vip"\n', "", "line 6: [cluster.ha] mode 'kube-vip' is not supported: kube-vip's static pod"),
     (f"{HA}port = 6443\n", "", "line 6: [cluster.ha] port is 6443, which a control plane's own components"),
     (f"{HA}port = 70000\n", "", "line 6: [cluster.ha] port is 70000 — give a TCP port from 1 to 65535"),
-    (f'{HA}mode = "kube-vip"\nport = 8443\n', "", "line 7: [cluster.ha] port is 8443, but kube-vip only moves"),
     ('[cluster.ha]\nvip = "10.0.0.12"\n', "", "line 5: [cluster.ha] vip 10.0.0.12 is the address of [hosts.cp-2]"),
     ('[cluster.ha]\nvip = "fd00::100"\n', "", "line 5: [cluster.ha] vip fd00::100 is IPv6 but [hosts.cp-1] talks"),
     (HA, 'control_plane_endpoint = "api.example.com:6443"\n',
