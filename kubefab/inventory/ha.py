@@ -26,12 +26,11 @@ def check(p, cluster, hosts, given):
     ha = cluster.ha
     if not given:
         return
+    ip = net.as_ip(ha.vip)
     if not ha.vip:
         p.add("cluster.ha", "vip", "is missing — give an unused address in the control planes' subnet, "
                                    "e.g. vip = \"192.168.56.100\"")
-        return
-    ip = net.as_ip(ha.vip)
-    if ip is None or net.not_a_node_address(ip):
+    elif ip is None or net.not_a_node_address(ip):
         why = "is not an IP address" if ip is None else net.not_a_node_address(ip)
         p.add("cluster.ha", "vip", f"{ha.vip!r} {why} — give an unused address in the control planes' subnet")
     if ha.mode in NOT_YET:
