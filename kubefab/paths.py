@@ -27,6 +27,9 @@ def kept_manifest(component):
 JOIN_WRITES = (f"{KUBERNETES}/kubelet.conf", f"{KUBERNETES}/bootstrap-kubelet.conf")
 
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
+KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf"
+KEEPALIVED_INTERFACE = "/etc/keepalived/kubefab-interface.conf"   # the VRRP interface, found on the host
 CONTAINERD_CERTS_D = "/etc/containerd/certs.d"  # containerd's registry host directories (config_path)
 
 

@@ -40,7 +40,7 @@ _live = set()  # labs of this process that go down when it exits
 class Lab:
     """A running lab. Build one with `Lab.up(...)`; its hosts, files and password are attributes."""
 
-    def __init__(self, record, hosts, flavour, ssh_user, install="offline", nat=False):
+    def __init__(self, record, hosts, flavour, ssh_user, install="offline", nat=False, ha=False):
         self.state = record
         self.id = record.lab_id
         self.dir = Path(record.dir)
@@ -48,6 +48,7 @@ class Lab:
         self.flavour = flavour
         self.ssh_user = ssh_user
         self.nat = nat  # every host has a NAT adapter first, as a VirtualBox VM (spec.NAT_ADDRESS)
+        self.vip = spec.vip_address(record.lab_id) if ha else None  # the inventory's [cluster.ha] vip
         self.inventory = self.dir / "inventory.toml"
         self.known_hosts = self.dir / "known_hosts"
         self.identity_file = self.dir / "id_ed25519"
@@ -70,7 +71,7 @@ class Lab:
 
     @classmethod
     def up(cls, hosts=3, control_planes=1, flavour="plain", quirks=None, ssh_user="root", bin_dir=None,
-           root=None, detach=False, timeout=None, install="offline", nat=False):
+           root=None, detach=False, timeout=None, install="offline", nat=False, ha=False):
         """Build and boot a lab of `hosts` hosts, the first `control_planes` of them control planes.
 
         quirks: {host name: [quirk name, ...]} (see quirks.QUIRKS); ssh_user: the inventory's user
@@ -80,10 +81,14 @@ class Lab:
         source, "offline" (a directory of the doubles) or "packages" (the lab's signed apt repository, served
         over HTTP from a network namespace of its own, the hosts' only apt source; see repo.py);
         nat: give every host VirtualBox's NAT adapter first (eth0, spec.NAT_ADDRESS on every host, the default
-        route through spec.NAT_GATEWAY, traffic going nowhere); the lab network is then eth1.
+        route through spec.NAT_GATEWAY, traffic going nowhere); the lab network is then eth1;
+        ha: the inventory gets `[cluster.ha]` with the address the lab reserves for a virtual IP (spec.vip_address),
+        held by keepalived and served by haproxy on the control planes (Debian's, installed by packages.ensure()).
         """
         kind, login, by_host = spec.flavour(flavour), spec.user(ssh_user), quirk_table.resolve(quirks)
         names = spec.host_names(hosts, control_planes, by_host)
+        if ha and not control_planes:
+            raise LabError("an HA lab needs control planes to hold its virtual IP: give --control-planes")
         if bin_dir is not None and not Path(bin_dir).is_dir():
             raise LabError(f"bin_dir {bin_dir} is not a directory")
         if install not in INSTALLS:
@@ -95,9 +100,10 @@ class Lab:
         linked = planned + ((spec.repo_host(lab_id),) if install == "packages" else ())
         namespaces = [h.netns for h in linked] + ([spec.nat_netns_name(lab_id)] if nat else [])
         record = state.State(lab_id, str(lab_dir), kind.name, spec.bridge_name(lab_id), namespaces,
-                             [h.veth for h in linked], os.getpid(), detached=detach)
+                             [h.veth for h in linked], os.getpid(), detached=detach,
+                             links={h.name: h.veth for h in planned})
         record.save()
-        lab = cls(record, planned, kind, login, install, nat)
+        lab = cls(record, planned, kind, login, install, nat, ha)
         try:
             lab._build(bin_dir and Path(bin_dir).resolve())
             lab._boot()
@@ -191,8 +197,9 @@ class Lab:
 
     def inventory_data(self):
         """kubefab's inventory of this lab, as written to `inventory`."""
+        ha = {"ha": {"vip": self.vip, "mode": "keepalived"}} if self.vip else {}
         return {
-            "cluster": {"name": "lab", "kubernetes_version": KUBERNETES_VERSION},
+            "cluster": {"name": "lab", "kubernetes_version": KUBERNETES_VERSION, **ha},
             "ssh": {"user": self.ssh_user.name, "port": SSH_PORT, "identity_file": str(self.identity_file),
                     "sudo": self.ssh_user is not spec.ROOT, "known_hosts": "strict",
                     "known_hosts_file": str(self.known_hosts)},
@@ -448,6 +455,23 @@ def down_labs(ids=None, root=None, scope="stale"):
             teardown(record)
             done.append(lab_id)
     return done
+
+
+def set_link(name, up, lab_id=None, root=None):
+    """Take host `name`'s link down (up=False: it is cut off) or up again, in lab `lab_id` or else the one lab that
+    has such a host; returns the lab's id. Works on any lab with a record, also one `invoke lab.up` detached."""
+    root = state.root_dir(root)
+    records = [r for r in map(state.load, state.lab_dirs(root)) if r is not None
+               and (lab_id is None or r.lab_id == lab_id)]
+    having = [r for r in records if name in r.links]
+    if not having:
+        hosts = sorted({h for r in records for h in r.links})
+        raise LabError(f"no lab{'' if lab_id is None else f' {lab_id}'} has a host {name!r}"
+                       + (f" — hosts are {', '.join(hosts)}" if hosts else ""))
+    if len(having) > 1:
+        raise LabError(f"labs {', '.join(str(r.lab_id) for r in having)} all have a host {name!r}: give --lab-id")
+    kernel.set_link(having[0].links[name], up)
+    return having[0].lab_id
 
 
 def status(root=None):

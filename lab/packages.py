@@ -44,6 +44,8 @@ PACKAGES = (
     Package("createrepo-c", "createrepo_c"),  # indexes its rpm repository
     Package("dnf", "dnf"),  # installs from it in a lab host (tests/lab/test_lab_packages.py)
     Package("busybox", "busybox"),  # tests/unit/test_facts.py runs the fact probe under busybox's shell and tools
+    Package("keepalived", "keepalived"),  # holds an HA cluster's virtual IP by VRRP among the control planes
+    Package("haproxy", "haproxy"),  # balances the virtual IP's port over every control plane's API server
 )
 
 

@@ -10,7 +10,7 @@ from .errors import LabError
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/16")
 LAB_PREFIX = 22
 MAX_LABS = 2 ** (LAB_PREFIX - LAB_RANGE.prefixlen)
-MAX_HOSTS = 2 ** (32 - LAB_PREFIX) - 4  # less network, bridge, package repository and broadcast addresses
+MAX_HOSTS = 2 ** (32 - LAB_PREFIX) - 5  # less network, bridge, VIP, package repository and broadcast addresses
 PREFIX = "kfl"  # every netns, link, mount and cgroup a lab makes starts with this
 LINK = "eth0"  # a host's link to the lab bridge
 
@@ -33,6 +33,11 @@ def subnet(lab_id):
 def repo_address(lab_id):
     """The lab's package repository server: the subnet's last address, in a network namespace of its own."""
     return str(subnet(lab_id)[-2])
+
+
+def vip_address(lab_id):
+    """The address a lab reserves for an HA cluster's virtual IP: in the hosts' subnet, no host's own."""
+    return str(subnet(lab_id)[-3])
 
 
 def bridge_name(lab_id):

@@ -34,6 +34,7 @@ class State:
     veths: list
     owner_pid: int
     pids: dict = field(default_factory=dict)  # host name: pid of its `unshare`
+    links: dict = field(default_factory=dict)  # host name: the machine's end of its link (`lab.cut`)
     cgroups: list = field(default_factory=list)
     detached: bool = False
 

@@ -29,15 +29,18 @@ def parse_quirks(values):
                "signed apt repository, laid out as pkgs.k8s.io, the hosts' only apt source) (default offline)",
     "nat": "give every host a first interface like VirtualBox's NAT adapter: eth0 with 10.0.2.15/24 on every host "
            "and the default route via 10.0.2.2 (traffic there goes nowhere); the lab network is then eth1",
+    "ha": "write [cluster.ha] into the inventory with an address the lab reserves for the control planes' virtual IP "
+          "(keepalived and haproxy run for real in node hosts)",
 })
 def up(c, hosts=3, control_planes=1, flavour="node", user="root", quirk=None, bin_dir=None, install="offline",
-       nat=False):
+       nat=False, ha=False):
     """Start a lab of SSH hosts in network namespaces and print its inventory path."""
     from lab import Lab, LabError
 
     try:
         lab = Lab.up(hosts=int(hosts), control_planes=int(control_planes), flavour=flavour, ssh_user=user,
-                     quirks=parse_quirks(quirk), bin_dir=bin_dir, detach=True, install=install, nat=nat)
+                     quirks=parse_quirks(quirk), bin_dir=bin_dir, detach=True, install=install, nat=nat,
+                     ha=ha)
     except LabError as e:
         raise Exit(f"error: {e}", code=2)
     print(lab.inventory)
@@ -53,6 +56,32 @@ def down(c, lab_id=None, all=False):
     ids = [int(i) for i in lab_id] if lab_id else None
     removed = down_labs(ids, scope="all" if all else "orphaned")
     print(f"removed lab{'s' * (len(removed) != 1)} {', '.join(map(str, removed))}" if removed else "no lab to remove")
+
+
+LINK_HELP = {"host": "the lab host, e.g. kf-cp1",
+             "lab-id": "the lab it is in (needed only when several labs on this machine have such a host)"}
+
+
+def _set_link(host, lab_id, up):
+    from lab import LabError, set_link
+
+    try:
+        found = set_link(host, up, None if lab_id is None else int(lab_id))
+    except LabError as e:
+        raise Exit(f"error: {e}", code=2)
+    print(f"lab {found}: {host}'s link is {'up' if up else 'down'}")
+
+
+@task(help=LINK_HELP)
+def cut(c, host, lab_id=None):
+    """Take a lab host's link down: it is cut off the lab network (a fault experiment); `lab.connect` undoes it."""
+    _set_link(host, lab_id, up=False)
+
+
+@task(help=LINK_HELP)
+def connect(c, host, lab_id=None):
+    """Bring a lab host's link up again after `lab.cut`."""
+    _set_link(host, lab_id, up=True)
 
 
 @task

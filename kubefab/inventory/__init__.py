@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kubefab import net, versions
 from kubefab.errors import InventoryError, KubefabError
-from kubefab.inventory import reliance, schema, validate
+from kubefab.inventory import ha as ha_checks, reliance, schema, validate
 from kubefab.inventory.validate import CONTROL_PLANE, WORKER
 
 FlagValues = dict[str, str | int | bool]         # component flags: name without "--" -> value
@@ -41,6 +41,15 @@ class KubeProxy:
 
 
 @dataclass(frozen=True)
+class HA:
+    """`[cluster.ha]`: the control planes behind one virtual IP; an empty vip means no such table."""
+
+    vip: str = ""
+    mode: str = "keepalived"    # keepalived | external
+    port: int = 0               # 0: the mode's own (ha.DEFAULT_PORTS)
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str = "kubernetes"
     kubernetes_version: str = versions.DEFAULT_VERSION
@@ -61,6 +70,7 @@ class Cluster:
     scheduler: Component = Component()
     kubelet: Kubelet = Kubelet()
     kube_proxy: KubeProxy = KubeProxy()
+    ha: HA = HA()
 
     @property
     def minor(self):
@@ -163,6 +173,11 @@ class Inventory:
         return self.control_planes[0]
 
     @property
+    def ha(self):
+        """`[cluster.ha]` when the inventory has it (the endpoint is then its vip:port), else None."""
+        return self.cluster.ha if self.cluster.ha.vip else None
+
+    @property
     def endpoint(self):
         """The control-plane endpoint 'host:port' every node and kubeconfig uses."""
         return self.cluster.control_plane_endpoint
@@ -231,7 +246,7 @@ def _table(p, raw, key, where):
 
 def _resolve_cluster(p, raw):
     nested = {"apiserver": ApiServer, "controller_manager": Component, "scheduler": Component,
-              "kubelet": Kubelet, "kube_proxy": KubeProxy}
+              "kubelet": Kubelet, "kube_proxy": KubeProxy, "ha": HA}
     flat = {k: v for k, v in raw.items() if k not in nested}
     values = schema.typed(p, "cluster", flat, Cluster)
     for key, spec in nested.items():
@@ -302,12 +317,16 @@ def load(path="inventory.toml", state_dir=None):
     validate.check_install(p, install)
     addons = _resolve_addons(p, _table(p, raw, "addons", "addons"))
     validate.check_cluster(p, cluster)
+    ha_checks.check(p, cluster, hosts, given="ha" in cluster_raw)
     warnings = validate.check_whole(p, hosts, cluster, mirrors)
     reliance.check(p, hosts, cluster, mirrors)
     if p.items:
         raise InventoryError(path, p.items)
     base = path.resolve().parent
     hosts = tuple(replace(h, ssh=_with_paths(h.ssh, base)) for h in hosts)
+    if cluster.ha.vip:
+        cluster = replace(cluster, ha=replace(cluster.ha, port=ha_checks.port(cluster.ha)),
+                          control_plane_endpoint=net.join_endpoint(cluster.ha.vip, ha_checks.port(cluster.ha)))
     host, port = net.endpoint_parts(cluster.control_plane_endpoint or _first_control_plane(hosts).internal_address)
     cluster = replace(cluster, control_plane_endpoint=net.join_endpoint(host, port),
                       kubernetes_version=versions.bare(cluster.kubernetes_version))

@@ -367,10 +367,10 @@ def check_whole(p, inv_hosts, cluster, mirrors):
     if count and count % 2 == 0:
         warnings.append(f"{count} control-plane nodes: etcd tolerates no more failures than with {count - 1} — "
                         "use an odd number")
-    if count > 1 and not cluster.control_plane_endpoint:
+    if count > 1 and not cluster.control_plane_endpoint and not cluster.ha.vip:
         warnings.append("several control-plane nodes but no [cluster] control_plane_endpoint: the first "
                         "control-plane node's address is used, so it stays a single point of failure — "
-                        "put a load balancer or VIP in front and name it there")
+                        "put a load balancer or VIP in front and name it there, or give [cluster.ha] a vip")
     _check_mirrors(p, mirrors)
     return warnings
 

@@ -10,14 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
-from kubefab import paths
+from kubefab import net, paths
 from kubefab.components import kubeadm, requirements, templates
 from kubefab.digits import whole
 from kubefab.errors import KubefabError
 from kubefab.inventory import HOST_SETS
+from kubefab.pki import vrrp
 from kubefab.state import bundle, tree
 
 UPSTREAMS = {"docker.io": "https://registry-1.docker.io"}     # where a registry's API really lives
+# haproxy's health checks of each API server's /readyz: a dead one is out within inter × fall = 3 s (the check's
+# own timeout is inter, so a host that stopped answering is out within 4 s), a recovered one back after 2 s
+HA_CHECKS = {"inter": "1s", "fall": 3, "rise": 2}
+VRRP_TOP_PRIORITY = 200     # the first control plane's; each next one a step lower, so the first boot is predictable
 
 
 # -- containerd's registry mirrors -----------------------------------------------------------------
@@ -68,6 +73,28 @@ def _as_is(template, inv, host, item):
     return templates.fill(template, {})
 
 
+def _if_keepalived(inv):
+    return (None,) if inv.ha and inv.ha.mode == "keepalived" else ()
+
+
+def _haproxy(template, inv, host, item):
+    head = templates.fill(template, {"endpoint": inv.endpoint, "port": inv.ha.port, **HA_CHECKS})
+    return head + "".join(templates.fill("ha/haproxy-server.cfg", {
+        "name": h.name, "address": net.join_endpoint(h.internal_address)}) for h in inv.control_planes)
+
+
+def _keepalived(template, inv, host, item):
+    router_id, password = vrrp.credentials(inv)
+    vip = net.as_ip(inv.ha.vip)
+    head = templates.fill(template, {
+        "name": host.name, "vip": inv.ha.vip, "prefix": vip.max_prefixlen, "address": host.internal_address,
+        "router_id": router_id, "password": password.reveal(),
+        "priority": VRRP_TOP_PRIORITY - inv.control_planes.index(host)})
+    peers = "".join(templates.fill("ha/keepalived-peer.conf", {"address": h.internal_address})
+                    for h in inv.control_planes if h is not host)
+    return head + peers + templates.fill("ha/keepalived-end.conf", {})
+
+
 def _containerd_values(inv, host):
     return {"sandbox_image": kubeadm.pause_image(inv)}
 
@@ -102,6 +129,9 @@ FILES = (
     FileSpec("system/modules-load-ipvs.conf", requirements.MODULES_LOAD[1], 0o644, "all", _as_is, items=_if_ipvs),
     FileSpec("system/sysctl.conf", requirements.SYSCTL_FILE, 0o644, "all", _as_is),
     FileSpec("system/sysctl-ipv6.conf", requirements.SYSCTL_IPV6_FILE, 0o644, "all", _as_is, items=_if_ipv6),
+    FileSpec("ha/haproxy.cfg", paths.HAPROXY_CONFIG, 0o644, "control-planes", _haproxy, items=_if_keepalived),
+    FileSpec("ha/keepalived.conf", paths.KEEPALIVED_CONFIG, 0o600, "control-planes", _keepalived,
+             items=_if_keepalived),
 )
 
 

@@ -31,7 +31,7 @@ def steps(inv, host, bundle, facts):
     return (_hostname(host, facts), _etc_hosts(inv, bundle, facts), *_required(inv, _swap(facts)), pushed,
             *_required(inv, _modules(inv, facts), _sysctls(files, facts)), _selinux(facts),
             _firewalld(inv, host, facts), *_install(inv, files, facts, changing), _containerd(facts, changing),
-            _kubelet(files, facts, changing), _images(inv, facts))
+            _kubelet(files, facts, changing), *_load_balancer(inv, host), _images(inv, facts))
 
 
 def links(files):
@@ -307,6 +307,41 @@ def _kubelet(files, facts, changing):
                    label="systemctl enable kubelet (daemon-reload when its unit changed)")
     held = facts and facts.kubelet_service == "enabled" and not changing & set(units)
     return unless(step, held and "kubelet enabled, its unit in place")
+
+
+HA_PACKAGES = ("keepalived", "haproxy")
+
+
+def _load_balancer(inv, host):
+    """keepalived mode, on a control plane: Debian's (or the distribution's) keepalived and haproxy installed and
+    running with kubefab's configs, before kubeadm needs the endpoint they serve."""
+    if not (inv.ha and inv.ha.mode == "keepalived" and host.is_control_plane):
+        return ()
+    names = " ".join(HA_PACKAGES)
+    hint = (f"{names} could not be installed from this host's package sources — install them, or add a source "
+            "that has them")
+    install = Command("keepalived and haproxy installed",
+                      KF_PM + f"if command -v apt-get >/dev/null; then export DEBIAN_FRONTEND=noninteractive && "
+                      f"kf_pm {q(hint)} apt-get install -qy {names}; else kf_pm {q(hint)} dnf install -qy {names}; fi",
+                      guard=" && ".join(f"command -v {n}" for n in HA_PACKAGES), timeout=600,
+                      label=f"install {names} from the distribution's packages where missing")
+    # the interface is the host's, not the inventory's: keepalived.conf includes the file naming it
+    found = (f"kf_if=$(ip -o addr show | awk -v a={q(host.internal_address)} '{{split($4, p, \"/\")}} "
+             f"p[1] == a {{print $2; exit}}')")
+    current = f'[ "$(cat {paths.KEEPALIVED_INTERFACE} 2>/dev/null)" = "interface $kf_if" ]'
+    keepalived = Command(
+        "keepalived running",
+        f"{found} && [ -n \"$kf_if\" ] || {{ echo {q(f'no interface of this host carries {host.internal_address}')}; "
+        f"exit 1; }}; {current} || printf 'interface %s\\n' \"$kf_if\" > {paths.KEEPALIVED_INTERFACE}; "
+        "systemctl enable -q keepalived && systemctl restart keepalived",
+        guard=f"{found} && {current} && systemctl is-enabled -q keepalived && systemctl is-active -q keepalived",
+        after=(paths.KEEPALIVED_CONFIG,),
+        label=f"keepalived holding {inv.ha.vip} with the other control planes (restarted when its config changed)")
+    haproxy = Command("haproxy running", "systemctl enable -q haproxy && systemctl reload-or-restart haproxy",
+                      guard="systemctl is-enabled -q haproxy && systemctl is-active -q haproxy",
+                      after=(paths.HAPROXY_CONFIG,),
+                      label=f"haproxy on :{inv.ha.port} over every API server (reloaded when its config changed)")
+    return install, haproxy, keepalived
 
 
 def _images(inv, facts):

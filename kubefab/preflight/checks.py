@@ -4,6 +4,7 @@ Each check is a pure function of a Subject (inventory, host, that host's facts, 
 machine's CA) returning None when it passes or an Outcome saying why not and what to do.
 """
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -310,6 +311,8 @@ def _endpoint(s):
     e, want = s.facts.endpoint, s.inv.endpoint
     if e.state == "unchecked" or e.target != want:
         return Outcome(f"the probe did not try {want}", "run the probe with the endpoint", WARNING)
+    if s.inv.ha and s.inv.ha.mode != "external":
+        return _own_vip(s, e, want)
     if e.state == "open":
         return None
     if e.state == "refused":
@@ -322,6 +325,38 @@ def _endpoint(s):
         return Outcome(f"could not try {want}: {e.detail}", "install bash or socat on the host", WARNING)
     return Outcome(f"{want} is not reachable from here ({e.state}{': ' + e.detail if e.detail else ''})",
                    "fix the route or firewall between this host and the endpoint")
+
+
+def vip_holders(s):
+    """The control planes whose probed addresses hold the inventory's VIP."""
+    return [h.name for h in s.inv.control_planes
+            if h.name in s.everyone and s.inv.ha.vip in s.everyone[h.name].addresses]
+
+
+def _own_vip(s, e, want):
+    """The VIP is kubefab's to bring up: before that nothing may answer at it, afterwards a control plane holds it."""
+    holders = vip_holders(s)
+    serving = [h for h in s.inv.control_planes if _member_of(s, h) == THIS_CLUSTER]
+    if not holders and e.state in ("open", "refused"):
+        return Outcome(f"{s.inv.ha.vip} already answers ({e.state}) but no control plane holds it: another machine "
+                       "has that address", "give [cluster.ha] vip an unused address of the control planes' subnet")
+    if serving and e.state != "open":
+        return Outcome(f"{want} does not answer, though {serving[0].name} is a control plane already "
+                       f"({e.state}{': ' + e.detail if e.detail else ''})",
+                       f"check keepalived and haproxy on the control planes (systemctl status keepalived haproxy); "
+                       f"{', '.join(holders) or 'none'} holds {s.inv.ha.vip}")
+    return None
+
+
+def _vip_subnet(s):
+    on = [a for i in s.facts.interfaces for a in i.addresses if a.split("/")[0] == s.host.internal_address]
+    if not on:
+        return None     # InternalAddress reports it
+    network = ipaddress.ip_interface(on[0]).network
+    if ipaddress.ip_address(s.inv.ha.vip) not in network:
+        return Outcome(f"{s.inv.ha.vip} is outside {network}, the subnet of {s.host.internal_address}: VRRP "
+                       "moves an address only within the control planes' own segment",
+                       f"give [cluster.ha] vip an unused address of {network}")
 
 
 def _cluster_member(s):
@@ -432,6 +467,8 @@ def _checks():
         Check("DiskSpace", ERROR, "all", _disk, kubeadm=False),
         Check("InternalAddress", ERROR, "all", _internal_address, kubeadm=False),
         Check("EndpointReachable", ERROR, "all", _endpoint, kubeadm=False),
+        Check("VirtualIPSubnet", ERROR, "control-plane", _vip_subnet, kubeadm=False,
+              when=lambda inv: bool(inv.ha) and inv.ha.mode != "external"),
         Check("HostnameUnique", WARNING, "all", _unique("hostname", lambda f: f.hostname,
                                                         "give each host its own hostname"),
               kubeadm=False, runtime="sets each host's hostname to its node name"),

@@ -19,7 +19,7 @@ from kubefab import inventory
 from lab import LabError, kernel, spec
 from lab.doubles import install_dir
 from lab.doubles.hostfs import DEFAULT_VERSION
-from lab.lab import BIN_MOUNT
+from lab.lab import BIN_MOUNT, port_open
 
 pytestmark = pytest.mark.lab
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
@@ -220,3 +220,20 @@ def test_lab_tasks_start_list_and_remove_a_lab():
     assert down.stdout.strip() == f"removed lab {lab_id}", down.stderr
     assert f"lab {lab_id}:" not in invoke("lab.status").stdout
     assert nat not in kernel.netns_list()
+
+
+def test_an_ha_lab_reserves_a_vip_and_lab_tasks_cut_and_connect_a_hosts_link(new_lab):
+    lab = new_lab(hosts=2, control_planes=1, flavour="plain", ha=True)
+    ha = toml.loads(lab.inventory.read_text())["cluster"]["ha"]
+    assert ha == {"vip": spec.vip_address(lab.id), "mode": "keepalived"}
+    assert ipaddress.ip_address(ha["vip"]) in spec.subnet(lab.id)
+    assert ha["vip"] not in {h.address for h in lab.hosts} | {lab.bridge_address, spec.repo_address(lab.id)}
+    assert inventory.load(lab.inventory).endpoint == f"{ha['vip']}:8443"
+    cut = invoke("lab.cut", "--host", "kf-w1", "--lab-id", str(lab.id))
+    assert cut.stdout.strip() == f"lab {lab.id}: kf-w1's link is down", cut.stderr
+    assert not port_open(lab.host("kf-w1").address, 22) and port_open(lab.host("kf-cp1").address, 22)
+    back = invoke("lab.connect", "--host", "kf-w1", "--lab-id", str(lab.id))
+    assert back.returncode == 0 and port_open(lab.host("kf-w1").address, 22), back.stderr
+    unknown = invoke("lab.cut", "--host", "kf-w9", "--lab-id", str(lab.id))
+    assert unknown.returncode == 2
+    assert f"no lab {lab.id} has a host 'kf-w9' — hosts are kf-cp1, kf-w1" in unknown.stderr

@@ -23,6 +23,7 @@ INVENTORIES = {  # name: (more [cluster] keys, more tables)
     "1.31": ('kubernetes_version = "1.31.4"\n', ""),
     "1.34": ('kubernetes_version = "1.34.2"\n', ""),
     "swap allowed": ("", "[cluster.kubelet]\nconfig = { failSwapOn = false }\n"),
+    "ha": ("", '[cluster.ha]\nvip = "10.0.0.100"\n'),
     "ipv6": ('cni = "none"\npod_subnet = "10.244.0.0/16,fd00:10::/56"\n'
              'service_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
 }
@@ -79,6 +80,7 @@ def listening(*ports):
 
 
 MEMBER = {"kube.file": [facts.KUBELET_CONF], "kube.ca_sha256": LOCAL_CA}
+VIP = {"endpoint.target": "10.0.0.100:8443"}
 CP_MEMBER = {"kube.file": [facts.KUBELET_CONF, facts.APISERVER_MANIFEST, facts.CA_CERT], "kube.ca_sha256": LOCAL_CA,
              "tcp.listen": listening(22, 6443, 2379, 2380, 10250, 10257, 10259), "kube.etcd": "nonempty",
              "endpoint.state": "open"}
@@ -182,6 +184,18 @@ CASES = (
          "no timeout command"),
     Case("EndpointReachable", "w-1", {"endpoint.state": "open"}, OK, ""),
     Case("EndpointReachable", "w-1", {}, ERROR, "cp-1 is a control plane already", others={"cp-1": CP_MEMBER}),
+    # [cluster.ha] keepalived: the VIP is kubefab's to bring up, so before that nothing may answer at it
+    *(Case("EndpointReachable", "w-1", {**VIP, "endpoint.state": state}, OK, "", inventory="ha")
+      for state in ("timeout", "unreachable")),
+    Case("EndpointReachable", "w-1", {**VIP, "endpoint.state": "refused"}, ERROR, "no control plane holds it",
+         inventory="ha"),
+    Case("EndpointReachable", "w-1", {**VIP, "endpoint.state": "open"}, OK, "", inventory="ha",
+         others={"cp-1": {**CP_MEMBER, **VIP, "iface": ["eth0 52:54:00:00:00:01 10.0.0.11/24 10.0.0.100/32"]}}),
+    Case("EndpointReachable", "w-1", {**VIP, "endpoint.state": "timeout"}, ERROR, "cp-1 is a control plane already",
+         inventory="ha", others={"cp-1": {**CP_MEMBER, **VIP}}),
+    Case("VirtualIPSubnet", "cp-2", {"iface": ["eth0 52:54:00:00:00:02 10.0.0.12/28"]}, ERROR,
+         "10.0.0.100 is outside 10.0.0.0/28", inventory="ha"),
+    Case("VirtualIPSubnet", "cp-2", {}, OK, "", inventory="ha"),
     Case("HostnameUnique", "w-1", {"hostname": "cp-1"}, FIX, "hostname cp-1 is shared with cp-1"),
     Case("HostnameUnique", "cp-1", {}, FIX, "shared with w-1", others={"w-1": {"hostname": "cp-1"}}),
     Case("MachineIDUnique", "w-1", {"machine_id": identity("cp-1")["machine_id"]}, ERROR, "is shared with cp-1"),

@@ -41,7 +41,7 @@ TABLES = (("cluster", inventory.Cluster), ("cluster.apiserver", inventory.ApiSer
           ("cluster.kubelet", inventory.Kubelet), ("cluster.kube_proxy", inventory.KubeProxy),
           ("ssh", inventory.SSH), ("hosts.w-1", inventory.Host), ("hosts.w-1.ssh", inventory.SSH),
           ("mirrors", inventory.Mirrors), ("install", inventory.Install), ("addons", inventory.Addons),
-          ("addons.tls", inventory.AddonsTls))
+          ("addons.tls", inventory.AddonsTls), ("cluster.ha", inventory.HA))
 # for a table of strings: a key the component knows, so that only the payload may be what is wrong
 KEYS = {("cluster.apiserver", "extra_args"): "audit-log-path",
         ("cluster.controller_manager", "extra_args"): "cluster-name",

@@ -11,7 +11,9 @@ from kubefab.errors import KubefabError
 from kubefab.inventory import HOST_SETS
 from kubefab.plan import render
 
-FRAGMENTS = {"containerd/hosts-mirror.toml"}      # filled once per mirror inside hosts.toml
+FRAGMENTS = {"containerd/hosts-mirror.toml",     # filled once per mirror inside hosts.toml
+             "ha/haproxy-server.cfg", "ha/keepalived-peer.conf",   # once per control plane, other control plane
+             "ha/keepalived-end.conf"}                             # closes keepalived.conf after its peers
 
 
 def test_every_template_is_in_the_table_and_every_row_has_its_template():

@@ -1,0 +1,136 @@
+"""[cluster.ha]: the inventory's table, keepalived's and haproxy's rendered configs, the VRRP secret, the plan."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from inventories import host_tables
+from kubefab import inventory, pki, plan
+from kubefab.errors import InventoryError, KubefabError
+from kubefab.pki import kubeconfig, vrrp
+from kubefab.plan import render, runtime
+from kubefab.run import report
+from kubefab.state import tree
+
+HA = '[cluster.ha]\nvip = "10.0.0.100"\n'
+
+
+def write(tmp_path, ha=HA, cluster="", hosts=host_tables(3, 1)):
+    path = tmp_path / "inventory.toml"
+    path.write_text(f'[cluster]\nname = "t"\nkubernetes_version = "1.33.5"\n{cluster}{ha}\n{hosts}')
+    return path
+
+
+def problems(tmp_path, **kw):
+    with pytest.raises(InventoryError) as e:
+        inventory.load(write(tmp_path, **kw))
+    return e.value.problems
+
+
+@pytest.mark.parametrize("mode,port", [("keepalived", 8443), ("external", 6443)])
+def test_the_endpoint_is_the_vip_at_the_modes_port(tmp_path, mode, port):
+    inv = inventory.load(write(tmp_path, ha=f'{HA}mode = "{mode}"\n'))
+    assert (inv.endpoint, inv.ha.mode, inv.ha.port) == (f"10.0.0.100:{port}", mode, port)
+    assert not any("control_plane_endpoint" in w for w in inv.warnings)   # three control planes, one address
+
+
+def test_an_inventory_without_the_table_has_no_ha_and_keeps_the_first_control_planes_address(tmp_path):
+    inv = inventory.load(write(tmp_path, ha=""))
+    assert inv.ha is None and inv.endpoint == "10.0.0.11:6443"
+
+
+@pytest.mark.parametrize("ha,cluster,expected", [
+    ("[cluster.ha]\nmode = \"keepalived\"\n", "", "line 4: [cluster.ha] vip is missing"),
+    ('[cluster.ha]\nvip = "10.0.0"\n', "", "line 5: [cluster.ha] vip '10.0.0' is not an IP address"),
+    ('[cluster.ha]\nvip = "127.0.0.9"\n', "", "line 5: [cluster.ha] vip '127.0.0.9' is a loopback address"),
+    (f'{HA}mode = "vrrp"\n', "", "line 6: [cluster.ha] mode is 'vrrp' — choose one of 'keepalived', 'external'"),
+    (f'{HA}mode = "kube-vip"\n', "", "line 6: [cluster.ha] mode 'kube-vip' is not supported: kube-vip's static pod"),
+    (f"{HA}port = 6443\n", "", "line 6: [cluster.ha] port is 6443, which a control plane's own components"),
+    (f"{HA}port = 70000\n", "", "line 6: [cluster.ha] port is 70000 — give a TCP port from 1 to 65535"),
+    ('[cluster.ha]\nvip = "10.0.0.12"\n', "", "line 5: [cluster.ha] vip 10.0.0.12 is the address of [hosts.cp-2]"),
+    ('[cluster.ha]\nvip = "fd00::100"\n', "", "line 5: [cluster.ha] vip fd00::100 is IPv6 but [hosts.cp-1] talks"),
+    (HA, 'control_plane_endpoint = "api.example.com:6443"\n',
+     "line 4: [cluster] control_plane_endpoint is set beside [cluster.ha]"),
+    ('[cluster.ha]\nvip = "10.0.0.100"\nprot = 8443\n', "", "line 6: [cluster.ha] prot is not a known key"),
+])
+def test_a_bad_ha_table_is_reported_at_its_line_with_the_fix(tmp_path, ha, cluster, expected):
+    found = problems(tmp_path, ha=ha, cluster=cluster)
+    assert any(p.startswith(expected) for p in found), found
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    path = write(tmp_path_factory.mktemp("ha"))
+    inv = inventory.load(path)
+    pki.ensure(inv)
+    kubeconfig.ensure(inv)
+    render.render(inv)
+    return inv
+
+
+def text(inv, host, path):
+    return tree.local_path(inv, host, path).read_text()
+
+
+def test_keepalived_talks_vrrp_only_to_the_other_control_planes_with_the_clusters_id_and_password(rendered):
+    inv = rendered
+    router_id, password = vrrp.credentials(inv)
+    for i, cp in enumerate(inv.control_planes):
+        conf = text(inv, cp.name, "/etc/keepalived/keepalived.conf")
+        peers = re.search(r"unicast_peer \{\n(.*?)\n    \}", conf, re.S).group(1).split()
+        assert peers == [h.internal_address for h in inv.control_planes if h is not cp]
+        assert f"unicast_src_ip {cp.internal_address}\n" in conf and "10.0.0.100/32" in conf
+        assert f"virtual_router_id {router_id}\n" in conf and f"auth_pass {password.reveal()}\n" in conf
+        assert f"priority {render.VRRP_TOP_PRIORITY - i}\n" in conf and "nopreempt" in conf
+        assert oct(tree.local_path(inv, cp.name, "/etc/keepalived/keepalived.conf").stat().st_mode & 0o777) == "0o600"
+    assert not tree.local_path(inv, "w-1", "/etc/keepalived/keepalived.conf").exists()
+
+
+def test_haproxy_balances_the_vips_port_over_every_api_server_checking_readyz_over_tls(rendered):
+    conf = text(rendered, "cp-2", "/etc/haproxy/haproxy.cfg")
+    assert "bind :8443\n" in conf and "option httpchk GET /readyz\n" in conf
+    assert "default-server check check-ssl verify none inter 1s fall 3 rise 2\n" in conf
+    assert re.findall(r"server (\S+) (\S+)\n", conf) == [("cp-1", "10.0.0.11:6443"), ("cp-2", "10.0.0.12:6443"),
+                                                       ("cp-3", "10.0.0.13:6443")]
+
+
+@pytest.mark.skipif(not shutil.which("haproxy") or not shutil.which("keepalived"), reason="needs Debian's packages")
+def test_haproxy_and_keepalived_accept_the_rendered_configs(rendered, tmp_path):
+    haproxy = subprocess.run(["haproxy", "-c", "-f", str(tree.local_path(rendered, "cp-1",
+                                                                          "/etc/haproxy/haproxy.cfg"))],
+                             capture_output=True, text=True)
+    assert haproxy.returncode == 0, haproxy.stderr
+    conf = text(rendered, "cp-1", "/etc/keepalived/keepalived.conf")
+    (tmp_path / "interface.conf").write_text("interface eth0\n")
+    (tmp_path / "k.conf").write_text(conf.replace("/etc/keepalived/kubefab-interface.conf",
+                                                  str(tmp_path / "interface.conf")))
+    keepalived = subprocess.run(["keepalived", "-t", "-f", str(tmp_path / "k.conf")], capture_output=True, text=True)
+    assert keepalived.returncode == 0, keepalived.stderr
+
+
+def test_the_vrrp_secret_is_drawn_once_kept_private_and_masked(rendered):
+    first = vrrp.credentials(rendered)
+    assert vrrp.credentials(rendered) == first and 1 <= first[0] <= 255
+    assert os.stat(vrrp.path(rendered)).st_mode & 0o077 == 0
+    assert str(first[1]) == "***"
+
+
+def test_a_damaged_vrrp_file_is_refused_with_the_fix(rendered, tmp_path):
+    inv = inventory.load(write(tmp_path), state_dir=tmp_path / "state")
+    (tmp_path / "state").mkdir()
+    vrrp.path(inv).write_text("300 short\n")
+    with pytest.raises(KubefabError, match="is not a VRRP router id and password .* delete it to draw new ones"):
+        vrrp.credentials(inv)
+
+
+def test_the_plan_starts_the_load_balancer_on_control_planes_only_and_never_shows_the_password(rendered):
+    bundle = plan.prepare(rendered)
+    steps = {h.name: [s.name for s in runtime.steps(rendered, h, bundle, None)] for h in rendered.hosts}
+    ha_steps = ["keepalived and haproxy installed", "haproxy running", "keepalived running"]
+    assert all(steps[cp.name][-4:-1] == ha_steps for cp in rendered.control_planes)
+    assert not set(ha_steps) & set(steps["w-1"])
+    shown = report.plan_text(plan.build(rendered, bundle))
+    assert vrrp.credentials(rendered)[1].reveal() not in shown
