@@ -52,6 +52,12 @@ def test_a_worker_is_drained_within_its_budget_removed_and_joins_again(new_lab, 
                       "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
     until(lambda: (api.get(f"{PDBS}/web-pdb").get("status") or {}).get("currentHealthy") == 2)
 
+    code, text, _ = run_of(lab, tmp_path, "remove", hosts=("kf-w1",), dry_run=True)
+    assert code == 0 and "dry run: nothing was changed" in text, text
+    assert [line.split(":")[0] for line in text.splitlines() if line[:3] in ("1. ", "2. ", "3. ", "4. ")] == [
+        "1. drain", "2. reset", "3. delete-node", "4. etcd-member"], text
+    assert not api.get("/api/v1/nodes/kf-w1")["spec"].get("unschedulable")
+
     start = time.monotonic()
     code, text, r = run_of(lab, tmp_path, "remove", yes=True, hosts=("kf-w1",), drain_timeout=3)
     assert code == 1 and "The disruption budget web-pdb needs 2 healthy pods and has 2 currently" in text, text
