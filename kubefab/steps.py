@@ -175,6 +175,24 @@ class WaitReconfigured(Api):
     name = "healthy"
 
 
+class DrainNode(Api):
+    """The host's node cordoned and its pods evicted through the Eviction API (node.remove)."""
+
+    name = "drain"
+
+
+class DeleteNode(Api):
+    """The host's Node deleted (node.remove); the state dir records the host as removed."""
+
+    name = "delete node"
+
+
+class RemoveMember(Api):
+    """A control plane's etcd member removed through a healthy peer when it is still listed (node.remove)."""
+
+    name = "etcd member"
+
+
 class WaitRenewed(Api):
     """After pki.renew restarted a control plane: its own API server answers /readyz with the renewed admin.conf,
     presents the renewed serving certificate, its etcd member is healthy and its components Ready."""

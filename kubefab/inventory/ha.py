@@ -42,7 +42,7 @@ def check(p, cluster, hosts, given):
     else:
         _check_port(p, ha)
     if cluster.control_plane_endpoint:
-        p.add("cluster", "control_plane_endpoint", f"is set beside [cluster.ha], whose vip:port is the endpoint — "
+        p.add("cluster", "control_plane_endpoint", "is set beside [cluster.ha], whose vip:port is the endpoint — "
                                                    "remove one of them")
     for h in hosts:
         if ip is not None and ip in (net.as_ip(h.address), net.as_ip(h.internal_address)):

@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import controllers, daemonsets, deployments, scheduler
+from . import controllers, daemonsets, deployments, eviction, scheduler
 from . import flags as flagparse
 from . import flagsets
 from . import x509util as xu
@@ -108,6 +108,7 @@ def controller_loop(client, flags):
                 controllers.allocate_pod_cidrs(clients("node-controller"), cidr)
             daemonsets.sync(clients("daemon-set-controller"))
             deployments.sync(clients("deployment-controller"))
+            eviction.sync_budgets(clients("disruption-controller"))
         except (DoubleError, ApiStatus) as e:
             print(f"E controller: {e}", file=sys.stderr, flush=True)
         time.sleep(0.5)
