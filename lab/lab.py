@@ -34,6 +34,7 @@ BIN_MOUNT = "/opt/kubefab-lab/bin"  # where bin_dir appears in every host; not o
 HOST_MOUNTS = ("/dev", "/proc", "/run", "/sys", "/tmp")
 SSH_PORT = 22
 INSTALLS = ("offline", "packages")  # kubefab's install sources a lab serves
+RELEASE_EPOCH = 1756684800  # 2025-09-01: the offline doubles' mtime, one day later per version (release_time)
 _live = set()  # labs of this process that go down when it exits
 
 
@@ -194,6 +195,7 @@ class Lab:
             doubles.install_cni_plugins(directory / "cni")   # the CNI plugins release, as kubernetes-cni brings
             for path, text in doubles.unit_files().items():
                 (directory / Path(path).name).write_text(text)
+            release_time(directory, version)
 
     def offline_dir_for(self, version):
         """The offline install source of Kubernetes `version` (one of repo.VERSIONS): its doubles report it."""
@@ -387,6 +389,15 @@ def interpreter_binds(bin_dir, host_mounts):
         raise LabError(f"the doubles' interpreter needs {spaced[0]!r}, a path with a space, which lab hosts "
                        "cannot bind — use a venv whose path has none")
     return tuple(outermost)
+
+
+def release_time(directory, version):
+    """Give every file under `directory` the mtime of `version`'s release, a day apart per version: the doubles of
+    two versions have the same sizes, and kubefab knows an offline binary in place by its size and mtime, as it
+    may for real releases, whose binaries differ in both."""
+    stamp = RELEASE_EPOCH + repo.VERSIONS.index(version) * 86400
+    for path in (directory, *directory.rglob("*")):
+        os.utime(path, (stamp, stamp), follow_symlinks=False)
 
 
 def require_namespaces():

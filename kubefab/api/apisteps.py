@@ -13,13 +13,14 @@ import threading
 import time
 
 from kubefab import net, pki
-from kubefab.api import apply, drain, health, kube, nodes
+from kubefab.api import apply, drain, health, kube, nodes, upgrade
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, NodeReady, RemoveNode, StepResult, \
-    WaitApiServer, WaitControlPlane, WaitRenewed
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, CordonBatch, DrainNode, NodeReady, \
+    RemoveNode, StepResult, UncordonUpgraded, VerifyKubelets, WaitApiServer, WaitControlPlane, WaitRenewed, \
+    WaitUpgraded
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -68,7 +69,8 @@ class ApiSteps:
         """Do Api step `step` for `host`: its StepResult (failed with the cause on an API error or timeout)."""
         start = time.monotonic()
         try:
-            status, detail = RUNNERS[type(step)](self, host)
+            by_step = STEP_RUNNERS.get(type(step))
+            status, detail = by_step(self, host, step) if by_step else RUNNERS[type(step)](self, host)
         except kube.Stopped as e:
             status, detail = SKIPPED, str(e)
         except KubefabError as e:
@@ -154,3 +156,6 @@ class ApiSteps:
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
            NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
            WaitRenewed: ApiSteps.renewed}
+# the steps that carry what their runner needs (a batch's nodes, a version): (ApiSteps, host, step) -> status, detail
+STEP_RUNNERS = {CordonBatch: upgrade.cordon_batch, DrainNode: upgrade.drain_node, WaitUpgraded: upgrade.wait_upgraded,
+                UncordonUpgraded: upgrade.uncordon_upgraded, VerifyKubelets: upgrade.verify_kubelets}
