@@ -146,9 +146,9 @@ def _upgrade_intro(p):
     control = [b[0] for name, groups in order if name != "workers" for b in groups]
     workers = next((groups for name, groups in order if name == "workers"), [])
     parts = ([f"control planes one at a time: {', '.join(control)}"] if control else []) + (
-        [f"then workers in {len(workers)} batch{'es' * (len(workers) != 1)}: " + " | ".join(", ".join(b) for b in workers)]
+        [f"workers in {len(workers)} batch{'es' * (len(workers) != 1)}: {' | '.join(', '.join(b) for b in workers)}"]
         if workers else [])
-    return f"cluster.upgrade to {target}: " + "; ".join(parts)
+    return f"cluster.upgrade to {target}: " + "; then ".join(parts)
 
 
 def upgrade(survey, batch, surveyed=None):

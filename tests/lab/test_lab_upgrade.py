@@ -1,7 +1,8 @@
 """cluster.upgrade on a lab cluster made by cluster.up on the doubles at 1.33.5 (1 control plane + 2 workers,
 offline source): the inventory moved to 1.34.1 and its offline directory, the run upgrades the control plane with
 kubeadm upgrade apply, then the workers one batch at a time; every kubelet reports 1.34.1, the manifests name
-v1.34.1, and a second run finds nothing to upgrade. An interrupted run is resumed by the same command."""
+v1.34.1, and a second run finds nothing to upgrade. A run stopped after the control plane is resumed by the same
+command, which upgrades the workers only and never runs kubeadm upgrade apply again."""
 
 import io
 import shutil
@@ -52,9 +53,18 @@ def test_upgrade_moves_every_node_to_the_next_minor_and_a_second_run_has_nothing
     assert "batch 1: kf-w1" in text and "batch 2: kf-w2" in text and "kubeadm upgrade apply v1.34.1" in text
     assert set(kubelets(inv).values()) == {f"v{OLD}"}
 
+    # a run that stopped after the control plane (as Ctrl-C between phases leaves it)
+    first, text = upgrade(inv, only=("control-plane-first",))
+    assert first.code == 0, text
+    assert kubelets(inv) == {"kf-cp1": f"v{NEW}", "kf-w1": f"v{OLD}", "kf-w2": f"v{OLD}"}
+    assert "cluster.upgrade to 1.34.1: control planes one at a time: kf-cp1" in text
+    applied = [s.name for x in first.results for s in x.steps]
+    assert "kubeadm upgrade apply" in applied, text
+
     r, text = upgrade(inv)
     assert r.code == 0, text
-    assert "control planes one at a time: kf-cp1; then workers in 2 batches: kf-w1 | kf-w2" in text
+    assert "cluster.upgrade to 1.34.1: workers in 2 batches: kf-w1 | kf-w2" in text
+    assert {x.host for x in r.results if x.phase != "facts" and x.phase != "verify-upgrade"} == {"kf-w1", "kf-w2"}
     assert kubelets(inv) == {"kf-cp1": f"v{NEW}", "kf-w1": f"v{NEW}", "kf-w2": f"v{NEW}"}
     assert set(manifest_images(lab, "kf-cp1").values()) == {f"registry.k8s.io/{c}:v{NEW}" for c in
                                                             ("kube-apiserver", "kube-controller-manager",

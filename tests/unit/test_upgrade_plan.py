@@ -1,11 +1,13 @@
 """cluster.upgrade's plan, decided from what the cluster runs before any host changes: the refusals a user sees
 (a skipped minor with the path of minors, a downgrade, kubelets too old, a target the install source lacks),
-the worker batches, and the nodes a re-run skips."""
+the worker batches (each cordoned whole before a drain), and the nodes a re-run skips."""
 
 import pytest
 
+from inventories import host_tables
+from kubefab import inventory, plan
 from kubefab.errors import KubefabError
-from kubefab.plan import upgrade as upgrading
+from kubefab.plan import upgrade as upgrading, workflows
 from kubefab.plan.upgrade import Survey
 
 IMAGES_133 = {c: f"registry.k8s.io/{c}:v1.33.5" for c in upgrading.UPGRADED}
@@ -58,3 +60,40 @@ def test_a_node_at_the_target_is_upgraded_only_with_its_components():
             self.name, self.is_control_plane = name, cp
     assert s.upgraded(Host("w1", False), "1.34.1")
     assert not s.upgraded(Host("cp1", True), "1.34.1")
+
+
+def upgrade_plan(tmp_path, survey, workers=3, batch=2):
+    path = tmp_path / "inventory.toml"
+    path.write_text('[cluster]\nname = "t"\nkubernetes_version = "1.34.1"\n\n' + host_tables(2, workers))
+    inv = inventory.load(path)
+    return plan.build(inv, plan.prepare(inv), None, batch=batch, workflow=workflows.upgrade(survey, batch))
+
+
+def steps_of(p, phase):
+    return {hs.host.name: hs.steps for pp in p.phases if pp.phase.name == phase for b in pp.batches for hs in b}
+
+
+def test_each_worker_cordons_its_whole_batch_before_its_drain(tmp_path):
+    s = survey(kubelets={n: "1.33.5" for n in ("cp-1", "cp-2", "w-1", "w-2", "w-3")},
+               images={"cp-1": IMAGES_133, "cp-2": IMAGES_133})
+    p = upgrade_plan(tmp_path, s)
+    workers = next(pp for pp in p.phases if pp.phase.name == "workers")
+    assert [[hs.host.name for hs in b] for b in workers.batches] == [["w-1", "w-2"], ["w-3"]]
+    for name, steps in steps_of(p, "workers").items():
+        assert [type(x).__name__ for x in steps[:2]] == ["CordonBatch", "DrainNode"]
+        assert steps[0].nodes == (("w-1", "w-2") if name != "w-3" else ("w-3",))
+    first = [x.name for x in steps_of(p, "control-plane-first")["cp-1"]]
+    assert first.index("kubeadm upgrade plan") < first.index("kubeadm upgrade apply") < first.index("restart kubelet")
+    assert "kubeadm upgrade apply" not in [x.name for x in steps_of(p, "control-planes")["cp-2"]]
+
+
+def test_a_rerun_skips_upgraded_nodes_and_never_applies_again(tmp_path):
+    images_134 = {c: f"registry.k8s.io/{c}:v1.34.1" for c in upgrading.UPGRADED}
+    s = survey("1.34.1", {"cp-1": "1.34.1", "cp-2": "1.33.5", "w-1": "1.34.1", "w-2": "1.33.5", "w-3": "1.33.5"},
+               {"cp-1": images_134, "cp-2": IMAGES_133})
+    p = upgrade_plan(tmp_path, s)
+    assert steps_of(p, "control-plane-first") == {}
+    assert set(steps_of(p, "workers")) == {"w-2", "w-3"}
+    assert steps_of(p, "workers")["w-2"][0].nodes == ("w-2",)     # w-1 of its batch is done
+    cp2 = [x.name for x in steps_of(p, "control-planes")["cp-2"]]
+    assert "kubeadm upgrade node" in cp2 and "kubeadm upgrade apply" not in cp2
