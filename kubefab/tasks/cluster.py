@@ -81,22 +81,22 @@ def reset(c, inventory=None, state_dir=None, host=None, only=None, skip=None, ye
         raise Exit(code=code)
 
 
-@task(help={
-    "inventory": INVENTORY_HELP, "state-dir": STATE_HELP,
+@task(iterable=["only", "skip"], help={
+    "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "only": SELECT_HELP["only"], "skip": SELECT_HELP["skip"],
     "to": "the Kubernetes version to upgrade to (default: the inventory's kubernetes_version): one minor above "
           "the cluster's at most, or a newer patch of it",
     "batch": "upgrade this many workers at once (instead of --max-unavailable)",
     "max-unavailable": "the share of the workers upgraded at once, e.g. 25% (default 10%, at least one worker)",
     "yes": "do not ask before changing hosts (needed without a terminal)", "dry-run": DRY_RUN_HELP,
     **{k: RUN_HELP[k] for k in ("workers", "verbose", "quiet")}})
-def upgrade(c, inventory=None, state_dir=None, to=None, batch=None, max_unavailable=None, workers=None, yes=False,
-            verbose=False, quiet=False, dry_run=False):
+def upgrade(c, inventory=None, state_dir=None, to=None, batch=None, max_unavailable=None, only=None, skip=None,
+            workers=None, yes=False, verbose=False, quiet=False, dry_run=False):
     """Upgrade Kubernetes: control planes one at a time, then the workers in batches, drained first; resumable."""
     with user_errors():
         if batch is not None and max_unavailable is not None:
             raise Exit("error: give --batch or --max-unavailable, not both", code=2)
-        options = Options(workers=number(workers, "workers", DEFAULT_WORKERS, 1), batch=number(batch, "batch", 0, 1),
-                          yes=yes, verbose=verbose, quiet=quiet, dry_run=dry_run)
+        options = Options(only=names(only), skip=names(skip), workers=number(workers, "workers", DEFAULT_WORKERS, 1),
+                          batch=number(batch, "batch", 0, 1), yes=yes, verbose=verbose, quiet=quiet, dry_run=dry_run)
         share = number(max_unavailable.removesuffix("%"), "max-unavailable", 0, 1) if max_unavailable else None
         if share is not None and share > 100:
             raise Exit(f"error: --max-unavailable {max_unavailable!r}: give a share of the workers up to 100%", code=2)
