@@ -153,6 +153,24 @@ class RemoveNode(Api):
     name = "remove node"
 
 
+class DrainNode(Api):
+    """The host's node cordoned and its pods evicted through the Eviction API (node.remove)."""
+
+    name = "drain"
+
+
+class DeleteNode(Api):
+    """The host's Node deleted (node.remove); the state dir records the host as removed."""
+
+    name = "delete node"
+
+
+class RemoveMember(Api):
+    """A control plane's etcd member removed through a healthy peer when it is still listed (node.remove)."""
+
+    name = "etcd member"
+
+
 class WaitRenewed(Api):
     """After pki.renew restarted a control plane: its own API server answers /readyz with the renewed admin.conf,
     presents the renewed serving certificate, its etcd member is healthy and its components Ready."""
@@ -169,7 +187,7 @@ class CordonBatch(Api):
 
 
 @dataclass(frozen=True)
-class DrainNode(Api):
+class DrainInBatch(Api):
     """cluster.upgrade: the host's node drained through the Eviction API; when that fails, its batch uncordoned."""
 
     nodes: tuple = ()       # the batch

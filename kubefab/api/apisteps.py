@@ -13,14 +13,15 @@ import threading
 import time
 
 from kubefab import net, pki
-from kubefab.api import apply, drain, health, kube, nodes, upgrade
+from kubefab.api import apply, drain, health, kube, members, nodes, upgrade
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, CordonBatch, DrainNode, NodeReady, \
-    RemoveNode, StepResult, UncordonUpgraded, VerifyKubelets, WaitApiServer, WaitControlPlane, WaitRenewed, \
-    WaitUpgraded
+from kubefab.state import removal
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, CordonBatch, DeleteNode, DrainInBatch, \
+    DrainNode, NodeReady, RemoveMember, RemoveNode, StepResult, UncordonUpgraded, VerifyKubelets, WaitApiServer, \
+    WaitControlPlane, WaitRenewed, WaitUpgraded
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -44,8 +45,8 @@ def reachable(address, port, timeout=REACH_TIMEOUT):
 class ApiSteps:
     """The run's connection to the API server and the functions behind each Api step."""
 
-    def __init__(self, inv, ssh_hosts, log, stop=None):
-        self.inv, self.ssh, self.log = inv, ssh_hosts, log
+    def __init__(self, inv, ssh_hosts, log, stop=None, drain_timeout=drain.DRAIN_TIMEOUT):
+        self.inv, self.ssh, self.log, self.drain_timeout = inv, ssh_hosts, log, drain_timeout
         self.stop = stop or threading.Event()       # set on Ctrl-C: every wait on the API server ends
         self._api = None
         self._lock = threading.Lock()
@@ -100,8 +101,10 @@ class ApiSteps:
         state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
         change = nodes.reconcile_one(self.api(), self.inv, host, read=obj)
         address = self._advertised(host, obj)
-        if change.changes:
-            return CHANGED, f"{state} ({view.version}){address}; {'; '.join(change.changes)}"
+        changes = (*change.changes, *(("no longer recorded as removed",) if removal.forget(self.inv, host.name)
+                                      else ()))
+        if changes:
+            return CHANGED, f"{state} ({view.version}){address}; {'; '.join(changes)}"
         return UNCHANGED, f"{state} ({view.version}){address}, labels and taints as the inventory says"
 
     def _advertised(self, host, read):
@@ -153,9 +156,38 @@ class ApiSteps:
         return CHANGED, f"drained ({len(gone.evicted)} pods evicted) and deleted"
 
 
+    def drain(self, host):
+        """node.remove: cordon, then evict through the Eviction API within the drain timeout."""
+        api = self.api()
+        if api.find(f"{nodes.NODES}/{host.name}") is None:
+            return UNCHANGED, "not a node of the cluster"
+        cordoned = drain.cordon(api, host.name)
+        evicted, left = drain.drain(api, host.name, self.drain_timeout)
+        detail = (f"{'cordoned' if cordoned else 'already cordoned'}, {len(evicted)} pods evicted"
+                  + (f"; left to the reset: {', '.join(left)}" if left else ""))
+        return (CHANGED if cordoned or evicted else UNCHANGED), detail
+
+    def delete_node(self, host):
+        deleted = self.api().delete(f"{nodes.NODES}/{host.name}")
+        removal.record(self.inv, host.name)
+        return (CHANGED, "deleted") if deleted else (UNCHANGED, "not a node of the cluster")
+
+    def member(self, host):
+        """A control plane's etcd member, removed through another control plane when kubeadm reset left it (or did
+        not run: an unreachable host)."""
+        etcd = members.Etcd(self.inv, self.ssh)
+        listed = etcd.members(skip=(host.name,), health=False)
+        mine = members.judge(listed, host).member
+        if mine is None:
+            return UNCHANGED, f"not a member of etcd's {len(listed)}"
+        etcd.remove(mine, skip=(host.name,))
+        return CHANGED, f"member {mine.name or mine.id} ({mine.peer_url}) removed, {len(listed) - 1} left"
+
+
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
-           NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
-           WaitRenewed: ApiSteps.renewed}
+           NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove, WaitRenewed: ApiSteps.renewed,
+           DrainNode: ApiSteps.drain, DeleteNode: ApiSteps.delete_node, RemoveMember: ApiSteps.member}
 # the steps that carry what their runner needs (a batch's nodes, a version): (ApiSteps, host, step) -> status, detail
-STEP_RUNNERS = {CordonBatch: upgrade.cordon_batch, DrainNode: upgrade.drain_node, WaitUpgraded: upgrade.wait_upgraded,
-                UncordonUpgraded: upgrade.uncordon_upgraded, VerifyKubelets: upgrade.verify_kubelets}
+STEP_RUNNERS = {CordonBatch: upgrade.cordon_batch, DrainInBatch: upgrade.drain_node,
+                WaitUpgraded: upgrade.wait_upgraded, UncordonUpgraded: upgrade.uncordon_upgraded,
+                VerifyKubelets: upgrade.verify_kubelets}

@@ -164,7 +164,10 @@ def _error(method, path, status, text):
         body = {}
     if not isinstance(body, dict):
         body = {}
-    return ApiError(method, path, status, body.get("reason", "") or "Error", body.get("message") or text.strip())
+    # the causes say which object is in the way (an eviction's 429 names the disruption budget only there)
+    causes = [c.get("message") for c in (body.get("details") or {}).get("causes") or () if isinstance(c, dict)]
+    message = " ".join(filter(None, (body.get("message") or text.strip(), *causes)))
+    return ApiError(method, path, status, body.get("reason", "") or "Error", message)
 
 
 def connect(kubeconfig, via=None, stop=None):

@@ -43,7 +43,7 @@ def cordon_batch(steps, host, step):
 
 def drain_node(steps, host, step):
     try:
-        evicted, skipped = drain.drain(steps.api(), host.name)
+        evicted, skipped = drain.drain(steps.api(), host.name, steps.drain_timeout)
     except KubefabError as e:
         for n in step.nodes:
             steps.api().patch(f"{nodes.NODES}/{n}", {"spec": {"unschedulable": False}}, kube.MERGE)

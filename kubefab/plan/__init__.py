@@ -9,6 +9,7 @@ cluster.reset build theirs from their workflows the same way.
 from dataclasses import dataclass
 
 from kubefab import facts, pki, state
+from kubefab.state import removal
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, token
 from kubefab.plan import offline, phases, render, runtime, workflows
@@ -23,6 +24,7 @@ class Bundle:
     ca_hash: str
     files: dict             # host name -> rendered files (and offline install files), as they land there
     hosts_block: tuple      # (text, sha256) of kubefab's /etc/hosts block: one for every host
+    removed: tuple = ()     # (host name, when) of the inventory's hosts node.remove took out (state.removal)
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ def prepare(inv):
     for f in rendered:
         own[f.host].append(f)
     files = {name: (*fs, *extra) for name, fs in own.items()}
-    return Bundle(actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv), files=files,
+    recorded = removal.read(inv)
+    removed = tuple((h.name, recorded[h.name]) for h in inv.hosts if h.name in recorded)
+    return Bundle(actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv), files=files, removed=removed,
                   hosts_block=runtime.hosts_block(inv))
 
 

@@ -14,6 +14,9 @@ from kubefab.steps import Command
 CHAINS = r"^(KUBE-|CNI-|FLANNEL|cali-)"     # kube-proxy's, the CNI plugins', flannel's and Calico's chains
 INTERFACES = ("cni0", "flannel.1", "tunl0", "vxlan.calico", "kube-ipvs0")
 DIRECTORIES = (paths.KUBERNETES, "/var/lib/kubelet", "/var/lib/etcd", "/etc/cni/net.d", "/var/lib/cni")
+# what stays on a host that node.remove could not reach (what steps() would have removed)
+LEFT = ("the kubelet and its static pods, if it runs", " ".join(DIRECTORIES), f"CNI interfaces ({', '.join(INTERFACES)})",
+        "the kube-proxy and CNI iptables chains", "IPVS state")
 
 # iptables-save's lines kept: every header, COMMIT and rule except those chains and the rules jumping to them
 # (with -c a rule starts with its counters, "[packets:bytes] -A ...": `o` skips them)

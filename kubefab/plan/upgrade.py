@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from kubefab import paths, versions
 from kubefab.errors import KubefabError
 from kubefab.plan import runtime
-from kubefab.steps import UNCHANGED_EXIT, Command, CordonBatch, DrainNode, UncordonUpgraded, VerifyKubelets, \
+from kubefab.steps import UNCHANGED_EXIT, Command, CordonBatch, DrainInBatch, UncordonUpgraded, VerifyKubelets, \
     WaitUpgraded, q, unless
 
 KUBELET_SKEW = 3            # a kubelet may be three minors older than its control plane (version skew policy)
@@ -149,7 +149,7 @@ def worker_steps(inv, host, bundle, facts, survey, batch):
     if survey.upgraded(host, target):
         return ()
     return (CordonBatch(f"cordon the batch: {', '.join(batch)}", nodes=batch),
-            DrainNode(f"drain {host.name} through the Eviction API (PodDisruptionBudgets hold it)", nodes=batch),
+            DrainInBatch(f"drain {host.name} through the Eviction API (PodDisruptionBudgets hold it)", nodes=batch),
             *runtime.install(inv, host, bundle, facts), *_kubeadm_upgrade(host, target, False, survey),
             _restart_kubelet(host, target, survey),
             UncordonUpgraded(f"uncordon {host.name} once Ready with kubelet v{target}", version=target))

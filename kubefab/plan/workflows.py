@@ -11,7 +11,7 @@ from typing import Callable
 from kubefab.errors import KubefabError
 from kubefab.plan import phases, renewal, reset as resetting, upgrade as upgrading
 from kubefab.plan.phases import BATCHES, PARALLEL, SERIAL, Phase
-from kubefab.steps import RemoveNode, WaitRenewed, push
+from kubefab.steps import DeleteNode, DrainNode, RemoveMember, RemoveNode, WaitRenewed, push
 
 STAGES = tuple(phases.STAGES)       # facts, preflight
 
@@ -106,6 +106,37 @@ def reset(drain=False):
         Phase("reset-leader", "Reset the first control-plane node", "first-control-plane", SERIAL, steps),
     ), intro=_reset_intro, loud=True, question="Reset {n} hosts now (kubeadm reset -f, then what it leaves behind)?",
         done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)", prepares=False)
+
+
+def remove(unreachable=False, drain_timeout=0):
+    """node.remove of one host: its node cordoned and drained through the Eviction API, `kubeadm reset -f` and
+    cluster.reset's cleanup on it, its Node deleted, then a control plane's etcd member removed through another
+    control plane if kubeadm reset left it. `unreachable`: no SSH, so no drain and no reset — only the Node and
+    the etcd member go."""
+    def drain(inv, host, bundle, facts):
+        return () if unreachable else (DrainNode(
+            f"cordon {host.name}, then evict its pods through the Eviction API (PodDisruptionBudgets respected, "
+            f"DaemonSet and static pods left) within {drain_timeout} s"),)
+
+    def reset(inv, host, bundle, facts):
+        return () if unreachable else resetting.steps()
+
+    def intro(p):
+        name = _hosts(p)[0]
+        return (f"node.remove of {name} from cluster {p.inventory.cluster.name!r}: "
+                + ", ".join(pp.phase.name for pp in p.phases if pp.batches)
+                + (f" ({name} is not reached: nothing runs on it)" if unreachable else ""))
+
+    return Workflow("node.remove", (), (
+        Phase("drain", "Cordon the node and evict its pods", "all", SERIAL, drain),
+        Phase("reset", "kubeadm reset -f on the host, then what it leaves behind (as cluster.reset)", "all",
+              SERIAL, reset),
+        Phase("delete-node", "Delete the Node", "all", SERIAL,
+              lambda inv, host, bundle, facts: (DeleteNode(f"delete Node {host.name}"),)),
+        Phase("etcd-member", "Remove the control plane's etcd member through another control plane", "control-planes",
+              SERIAL, lambda inv, host, bundle, facts: (RemoveMember(
+                  f"remove {host.name}'s etcd member through another control plane, if it is still listed"),)),
+    ), intro=intro, loud=True, question="Take {n} host out of the cluster now?", prepares=False)
 
 
 def renew(what, prepare=None):

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import kubefab.preflight   # as a module: preflight() below is the task's run
-from kubefab import plan, state, versions
-from kubefab.api import bootstrap, upgrade as upgrade_api
+from kubefab import net, plan, state, versions
+from kubefab.api import bootstrap, members, upgrade as upgrade_api
 from kubefab.errors import KubefabError
-from kubefab.plan import phases, renewal, upgrade as upgrading, workflows
+from kubefab.plan import phases, renewal, reset as resetting, upgrade as upgrading, workflows
+from kubefab.remote import ssh
 from kubefab.remote.runner import Interrupted
 from kubefab.remote.work import FactsResult, host_phase, probe
 from kubefab.run import logs, report, session as sessions
@@ -79,6 +80,64 @@ def reset(inv, options, console=None, ask=None):
     """cluster.reset: workers first, control planes last, each as before cluster.up; a subset is drained first."""
     subset = len(inv.select(options.hosts)) < len(inv.hosts)
     return run(inv, workflows.reset(drain=subset), options, console, ask)
+
+
+def remove(inv, options, unreachable=False, console=None, ask=None):
+    """node.remove of the one host `options.hosts` names. A control plane is refused when it is the last one, holds
+    the endpoint's address, or its etcd member cannot go without losing quorum (an even count left is a warning).
+    `unreachable`, or no SSH answer from the host: only its Node and etcd member go, and the run says what stays on
+    it. Afterwards it says which inventory table to remove (kubefab does not edit the inventory)."""
+    if len(options.hosts) != 1:
+        raise KubefabError("node.remove takes exactly one host: --host NAME")
+    host = inv.host(options.hosts[0])
+    say = (console or sys.stdout).write
+    why = "" if unreachable else _unreached(host)
+    if why:
+        say(f"{host.name} cannot be reached ({why}): it is removed as with --unreachable\n")
+    dead = unreachable or bool(why)
+    if host.is_control_plane:
+        for warning in _may_leave(inv, host, dead):
+            say(f"warning: {warning}\n")
+    outcome = run(inv, workflows.remove(dead, options.drain_timeout), options, console, ask)
+    if outcome.code == 0 and not options.dry_run:
+        if dead:
+            say(f"not cleaned on {host.name}, which was not reached: {', '.join(resetting.LEFT)} — once it is "
+                f"back, `invoke cluster.reset --host {host.name}` cleans it\n")
+        say(f"{inv.path.name} still lists {host.name}: remove its [hosts.{host.name}] table (kubefab does not edit "
+            "the inventory, and a cluster.up would join it again)\n")
+    return outcome
+
+
+def _unreached(host):
+    """Why `host` does not answer over SSH, or "" when it does."""
+    hosts = ssh.Hosts()
+    try:
+        hosts.connection(host)
+        return ""
+    except ssh.Unreachable as e:
+        return str(e)
+    finally:
+        hosts.close()
+
+
+def _may_leave(inv, host, dead):
+    """The warnings about taking control plane `host` out; KubefabError when it must stay."""
+    others = [h.name for h in inv.control_planes if h != host]
+    if not others:
+        raise KubefabError(f"{host.name} is the cluster's only control plane: removing it ends the cluster — "
+                           "`invoke cluster.reset` takes a whole cluster down")
+    if net.endpoint_parts(inv.endpoint)[0] in (host.internal_address, host.address):
+        raise KubefabError(f"the control-plane endpoint {inv.endpoint} is {host.name}'s own address: every node "
+                           f"and kubeconfig reaches the API server there — set control_plane_endpoint to a load "
+                           f"balancer or another control plane ({', '.join(others)}) first")
+    hosts = ssh.Hosts()
+    try:
+        verdict = members.judge(members.Etcd(inv, hosts).members(skip=(host.name,) if dead else ()), host)
+    finally:
+        hosts.close()
+    if verdict.refusal:
+        raise KubefabError(verdict.refusal)
+    return verdict.warnings
 
 
 def renew(inv, options, days=0, add_san=(), console=None, ask=None):

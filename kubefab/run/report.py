@@ -19,6 +19,9 @@ def plan_text(p):
         out.append("  built offline: no facts, so steps already done on the hosts are listed too; cluster.up "
                    "gathers facts first, checks each step and runs only what is not done")
     out += [f"  warning: {w}" for w in inv.warnings]
+    if b and p.workflow.name == "cluster.up":
+        out += [f"  note: {name} was taken out by node.remove ({when}) but the inventory still lists it: this plan "
+                f"joins it again — remove its [hosts.{name}] table unless you mean to" for name, when in b.removed]
     if b:           # a workflow that prepares no bundle (cluster.reset) has no PKI to show
         out += ["", "PKI and kubeconfigs (local)"] + _actions(b.actions)
     for name in p.stages:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kubefab import inventory, plan, state
-from kubefab.api import apisteps
+from kubefab.api import apisteps, drain
 from kubefab.errors import KubefabError
 from kubefab.pki import token
 from kubefab.remote import ssh
@@ -29,6 +29,7 @@ class Options:
     verbose: bool = False
     quiet: bool = False
     dry_run: bool = False       # gather facts, print the plan, change nothing
+    drain_timeout: int = drain.DRAIN_TIMEOUT    # seconds a drain may take to evict a node's pods (node.remove)
 
 
 @dataclass
@@ -89,7 +90,7 @@ def opened(inv, options, console=None, ask=None, prepare=True, bundle=None):
             s.bundle = (bundle or plan.prepare)(inv)
             logs.mask(token.bootstrap_token(inv))
         s.ssh, s.runner = ssh.Hosts(), Runner(options.workers, s.progress)
-        s.api = apisteps.ApiSteps(inv, s.ssh, log, stop=s.runner.stopping)
+        s.api = apisteps.ApiSteps(inv, s.ssh, log, stop=s.runner.stopping, drain_timeout=options.drain_timeout)
         try:
             yield s
         finally:

@@ -26,8 +26,8 @@ TOKEN = "bootstrap-token"
 MODE = 0o600
 # Where kubefab keeps a directory, and where a file (relative to the state dir; what hosts/ holds is tree.sync's).
 DIRS = re.compile(r"pki(/etcd|/nodes(/[^/]+(/etcd)?)?)?|kubeconfigs(/nodes(/[^/]+)?)?|hosts")
-FILES = re.compile(r"bootstrap-token|cluster\.json|hosts\.json|run\.lock|kubefab\.log(\.[0-9]+)?|\.__kubefab\.lock"
-                   r"|(pki|kubeconfigs)/.+\.(crt|key|pub|conf)")
+FILES = re.compile(r"bootstrap-token|cluster\.json|hosts\.json|removed\.json|run\.lock|kubefab\.log(\.[0-9]+)?"
+                   r"|\.__kubefab\.lock|(pki|kubeconfigs)/.+\.(crt|key|pub|conf)")
 CAS = tuple(spec.name for spec in pki.CERTS if spec.is_ca)
 
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import yaml
 
 from . import apiserver_checks as startup
+from . import eviction
 from . import flags as flagparse
 from . import flagsets
 from . import resources as res
@@ -35,7 +36,8 @@ HEALTH_PATHS = ("/livez", "/readyz", "/healthz", "/version")
 # The controller-manager's controllers run as these ServiceAccounts (--use-service-account-credentials);
 # their system:controller:* ClusterRoles are reduced here to full access.
 CONTROLLER_ACCOUNTS = {f"system:serviceaccount:kube-system:{n}" for n in (
-    "bootstrap-signer", "token-cleaner", "certificate-controller", "node-controller", "daemon-set-controller")}
+    "bootstrap-signer", "token-cleaner", "certificate-controller", "node-controller", "daemon-set-controller",
+    "disruption-controller")}
 # ClusterRoles of the API server's bootstrap policy that kubeadm binds for bootstrap tokens.
 BOOTSTRAP_POLICY = {"system:node-bootstrapper": [{"apiGroups": ["certificates.k8s.io"],
                                                   "resources": ["certificatesigningrequests"],
@@ -561,6 +563,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_list(r, objs, revision)
         if verb == "watch":
             return self.watch(api, r, namespace, name, query)
+        if verb == "create" and r.plural == "pods" and sub == "eviction":
+            return self.send_json(*eviction.evict(api, namespace, name, decode(self.request_body), dry_run))
         if verb == "create" and r.plural == "serviceaccounts" and sub == "token":
             return self.send_json(201, api.token_request(namespace, name, decode(self.request_body)))
         if verb == "create":

@@ -41,7 +41,7 @@ def reset(flags):
     etcd_manifest = host("/etc/kubernetes/manifests/etcd.yaml")
     data_dir = etcd_data_dir(etcd_manifest)
     if not skipped("remove-etcd-member"):
-        remove_etcd_member(etcd_manifest, data_dir)
+        remove_etcd_member(etcd_manifest, data_dir, flags.get("kubeconfig", ADMIN_CONF), int(flags.get("v", "0")))
     log("[reset] Stopping the kubelet service")
     kubelet_setup.stop_kubelet()
     if not skipped("remove-etcd-member"):
@@ -60,11 +60,11 @@ def reset(flags):
     log(CNI_CLEANUP + IPTABLES_CLEANUP)
 
 
-def remove_etcd_member(manifest, data_dir):
+def remove_etcd_member(manifest, data_dir, kubeconfig, verbosity):
     """remove-etcd-member: a stacked member leaves the etcd cluster (best effort); the data directory of a
     local etcd (the manifest's etcd-data volume, else kubeadm's default) is emptied either way."""
     if manifest.is_file():
-        etcdjoin.remove_self(manifest)
+        etcdjoin.remove_self(manifest, kubeconfig, verbosity)
     d = host(data_dir)
     if d.is_dir() and any(d.iterdir()):
         empty_dir(data_dir)

@@ -14,7 +14,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import controllers, daemonsets
+from . import controllers, daemonsets, eviction
 from . import flags as flagparse
 from . import flagsets
 from . import x509util as xu
@@ -106,6 +106,7 @@ def controller_loop(client, flags):
             if cidr:
                 controllers.allocate_pod_cidrs(clients("node-controller"), cidr)
             daemonsets.sync(clients("daemon-set-controller"))
+            eviction.sync_budgets(clients("disruption-controller"))
         except (DoubleError, ApiStatus) as e:
             print(f"E controller: {e}", file=sys.stderr, flush=True)
         time.sleep(0.5)

@@ -2,12 +2,14 @@
 members are found through the etcd static pods' advertise-client-urls annotation; the new member
 is added as a learner and promoted once in sync, like kubeadm's EtcdLearnerMode."""
 
+import ssl
 import time
 
 import yaml
 
 from . import manifests
 from .hostfs import DoubleError, host, log, warn
+from .kubeclient import ApiStatus, Client
 from .store import EtcdStore, StoreError
 
 ANNOTATION = "kubeadm.kubernetes.io/etcd.advertise-client-urls"
@@ -74,17 +76,56 @@ def promote(etcd, member_id, timeout):
             time.sleep(1)
 
 
-def remove_self(manifest_path):
-    """Best effort, like kubeadm: a failure is a warning, reset goes on."""
+def remove_self(manifest_path, kubeconfig, verbosity):
+    """reset's remove-etcd-member as kubeadm does it (phases/reset/removeetcdmember.go, phases/etcd/local.go
+    RemoveStackedEtcdMemberFromCluster, util/etcd NewFromCluster): the cluster's config and the etcd endpoints are
+    read through the API server with the reset's kubeconfig, the endpoints synced from the member list; the last
+    member is never removed (it says so at --v=1); this member is found by its peer URL and removed through any
+    member that answers. A failure is kubeadm's warning; the data directory is emptied either way (the phase's
+    second look at it)."""
     try:
-        pod = yaml.safe_load(manifest_path.read_text())
-        args = dict(a.lstrip("-").split("=", 1) for a in pod["spec"]["containers"][0]["command"][1:] if "=" in a)
+        api = Client.from_kubeconfig(kubeconfig)
+    except (OSError, DoubleError, ValueError, AttributeError, KeyError, ssl.SSLError):
+        return                  # "[reset] Could not obtain a client set" (V(1)): no kubeadm config, nothing removed
+    try:
+        api.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    except (ApiStatus, DoubleError, OSError) as e:
+        warn(f"[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get config map: {e}")
+        return
+    try:
+        args = _etcd_args(manifest_path)
         pki = args["trusted-ca-file"].rsplit("/etcd/", 1)[0]
-        etcd = _client("https://127.0.0.1:2379", pki)
-        members = etcd.call("/cluster/member/list", {}).get("members", [])
-        mine = [m for m in members if m.get("name") == args.get("name")]
-        if mine and len(members) > 1:
-            etcd.call("/cluster/member/remove", {"ID": mine[0]["ID"]})
-            log(f"[reset] Removed member {args.get('name')} from the etcd cluster")
-    except (OSError, KeyError, StoreError, yaml.YAMLError) as e:
+        mine_client, mine_peer = args["advertise-client-urls"], args["initial-advertise-peer-urls"]
+        members = _members(existing_endpoints(api), pki)
+        endpoints = [u for m in members for u in m.get("clientURLs", [])]
+        if len(members) == 1 and mine_client in endpoints:
+            if verbosity >= 1:
+                log("[etcd] This is the only remaining etcd member in the etcd cluster, skip removing it")
+            return
+        ids = [m["ID"] for m in members if (m.get("peerURLs") or [""])[0] == mine_peer]
+        if ids:
+            _through_any(endpoints, pki, lambda etcd: etcd.call("/cluster/member/remove", {"ID": ids[0]}))
+    except (OSError, KeyError, StoreError, DoubleError, ApiStatus, yaml.YAMLError) as e:
         warn(f"[reset] Failed to remove etcd member: {e}, please manually remove this etcd member using etcdctl")
+
+
+def _etcd_args(manifest_path):
+    pod = yaml.safe_load(manifest_path.read_text())
+    return dict(a.lstrip("-").split("=", 1) for a in pod["spec"]["containers"][0]["command"][1:] if "=" in a)
+
+
+def _members(endpoints, pki):
+    return _through_any(endpoints, pki, lambda etcd: etcd.call("/cluster/member/list", {})).get("members", [])
+
+
+def _through_any(endpoints, pki, call):
+    """call(client) on the first endpoint that answers, as etcd's client balancer does; the last error else."""
+    error = StoreError(f"no etcd endpoint among {endpoints}")
+    for endpoint in endpoints:
+        etcd = EtcdStore(endpoint, host(f"{pki}/etcd/ca.crt"), host(f"{pki}/etcd/healthcheck-client.crt"),
+                         host(f"{pki}/etcd/healthcheck-client.key"))
+        try:
+            return call(etcd)
+        except StoreError as e:
+            error = e
+    raise error

@@ -36,7 +36,7 @@ BUILTIN = (
     R("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
     R("", "v1", "services", "Service", True, ("svc",), ("status",)),
     R("", "v1", "endpoints", "Endpoints", True, ("ep",)),
-    R("", "v1", "pods", "Pod", True, ("po",), ("status",)),
+    R("", "v1", "pods", "Pod", True, ("po",), ("status", "eviction")),
     R("", "v1", "events", "Event", True, ("ev",)),
     R("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
     R("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",)),
@@ -90,6 +90,10 @@ def resource_list(group_version, resources):
         out.append({"name": r.plural, "singularName": singular, "namespaced": r.namespaced, "kind": r.kind,
                     "verbs": VERBS, "shortNames": list(r.short)})
         for sub in r.subresources:
+            if sub == "eviction":
+                out.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                            "version": "v1", "kind": "Eviction", "verbs": ["create"]})
+                continue
             out.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
                         "kind": "Scale" if sub == "scale" else r.kind, "verbs": ["get", "patch", "update"]})
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": out}

@@ -13,6 +13,7 @@ import yaml
 
 from lab import Network
 from lab.doubles import install_dir, testkit
+from lab.doubles.store import EtcdStore
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
@@ -70,6 +71,14 @@ def empty(path):
 
 def nodes(h):
     return {n["metadata"]["name"]: n for n in json.loads(h.kubectl("get", "nodes", "-o", "json"))["items"]}
+
+
+def members(h):
+    """The etcd member names, asked of `h`'s member with the healthcheck-client certificate."""
+    pki = h.path("/etc/kubernetes/pki/etcd")
+    etcd = EtcdStore(f"https://{h.address}:2379", pki / "ca.crt", pki / "healthcheck-client.crt",
+                     pki / "healthcheck-client.key")
+    return sorted(m["name"] for m in etcd.call("/cluster/member/list", {})["members"])
 
 
 def ready(node):
@@ -156,9 +165,14 @@ def test_init_join_and_reset(lab):
     pods = json.loads(cp1.kubectl("get", "pods", "-n", "kube-system", "-l", "component=etcd", "-o", "json"))["items"]
     assert sorted(p["metadata"]["name"] for p in pods) == ["etcd-cp-1", "etcd-cp-2"]
 
+    assert members(cp1) == ["cp-1", "cp-2"]
     for h in (w1, cp2, cp1):
-        out = h.kubeadm("reset", "-f", timeout=60)
+        out = h.kubeadm("reset", "-f", "--v=1", timeout=60)
         assert out.returncode == 0, out.stderr
+        if h is cp2:        # its member left through the API's etcd endpoints, not its own etcd
+            assert members(cp1) == ["cp-1"] and "Failed to remove etcd member" not in out.stderr
+        if h is cp1:        # the last member stays, in kubeadm's words (at --v=1)
+            assert "[etcd] This is the only remaining etcd member in the etcd cluster, skip removing it" in out.stdout
         assert empty(h.path("/etc/kubernetes/manifests")) and empty(h.path("/etc/kubernetes/pki"))
         assert not h.path("/etc/kubernetes/kubelet.conf").exists()
         out = subprocess.run(["ip", "netns", "pids", h.ns.name], capture_output=True, text=True)

@@ -369,7 +369,9 @@ def test_reset_cleans_what_kubeadm_owns_and_leaves_cni_config_with_the_real_word
         (root / rel).write_text(text)
     out = kubeadm(bin_dir, root, "reset", "-f")
     assert out.returncode == 0, out.stderr
-    assert "[reset] Failed to remove etcd member" in out.stderr
+    # admin.conf here is no kubeconfig: kubeadm gets no client, so no kubeadm config, no member removal and no
+    # warning (reset.go, removeetcdmember.go); the data directory is emptied all the same
+    assert "etcd member" not in out.stderr
     lines = out.stdout.splitlines()
     assert lines[lines.index("[reset] Deleted contents of the etcd data directory: /var/lib/etcd-data") + 1] == \
         "[reset] Stopping the kubelet service"

@@ -80,7 +80,7 @@ def test_each_worker_cordons_its_whole_batch_before_its_drain(tmp_path):
     workers = next(pp for pp in p.phases if pp.phase.name == "workers")
     assert [[hs.host.name for hs in b] for b in workers.batches] == [["w-1", "w-2"], ["w-3"]]
     for name, steps in steps_of(p, "workers").items():
-        assert [type(x).__name__ for x in steps[:2]] == ["CordonBatch", "DrainNode"]
+        assert [type(x).__name__ for x in steps[:2]] == ["CordonBatch", "DrainInBatch"]
         assert steps[0].nodes == (("w-1", "w-2") if name != "w-3" else ("w-3",))
     first = [x.name for x in steps_of(p, "control-plane-first")["cp-1"]]
     assert first.index("kubeadm upgrade plan") < first.index("kubeadm upgrade apply") < first.index("restart kubelet")

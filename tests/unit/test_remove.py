@@ -1,0 +1,88 @@
+"""node.remove as data: when etcd lets a control plane's member go, the phases each kind of removal runs, the
+refusals made before anything is touched, and the cluster.up plan's word about a removed host still listed."""
+
+import pytest
+
+from inventories import host_tables
+from kubefab import inventory, plan
+from kubefab.api.members import Member, judge, peer_url
+from kubefab.errors import KubefabError
+from kubefab.plan import workflows
+from kubefab.run import execute, report
+from kubefab.run.session import Options
+from kubefab.state import removal
+
+
+@pytest.fixture
+def inv(tmp_path):
+    path = tmp_path / "inventory.toml"
+    path.write_text('[cluster]\nname = "t"\nkubernetes_version = "1.33.5"\n\n' + host_tables(3, 1))
+    return inventory.load(path, state_dir=tmp_path / "state")
+
+
+def members(inv, healthy=("cp-1", "cp-2", "cp-3"), learners=()):
+    return tuple(Member(str(i), h.name, peer_url(h), (), h.name in learners, h.name in healthy)
+                 for i, h in enumerate(inv.control_planes, 1))
+
+
+def test_a_member_may_go_while_the_healthy_ones_left_keep_a_quorum_and_an_even_count_left_is_a_warning(inv):
+    cp1 = inv.host("cp-1")
+    verdict = judge(members(inv), cp1)
+    assert verdict.member.name == "cp-1" and verdict.refusal == ""
+    assert verdict.warnings == ("etcd will have 2 members: an even count tolerates no more failed members than 1 do "
+                                "(0) — add a control plane to make it odd again",)
+    assert judge(members(inv, healthy=("cp-2", "cp-3")), cp1).refusal == "", "a dead member itself may go"
+
+
+def test_removing_a_member_that_would_leave_no_quorum_is_refused_naming_the_sick_one(inv):
+    verdict = judge(members(inv, healthy=("cp-1", "cp-2")), inv.host("cp-1"))
+    assert verdict.refusal == ("removing cp-1's etcd member leaves 2 members of which 1 are healthy, and etcd needs 2 "
+                               "for a quorum — bring cp-3 back first")
+
+
+def test_the_last_voting_member_is_refused_and_learners_do_not_count(inv):
+    verdict = judge(members(inv, learners=("cp-2", "cp-3")), inv.host("cp-1"))
+    assert verdict.refusal.startswith("cp-1 holds the cluster's last etcd member")
+    assert judge(members(inv)[1:], inv.host("cp-1")).member is None
+
+
+def test_a_worker_is_drained_reset_and_deleted_and_has_no_etcd_member_phase(inv):
+    p = plan.build(inv, None, None, hosts=("w-1",), workflow=workflows.remove(drain_timeout=60))
+    assert [(pp.phase.name, [[hs.host.name for hs in b] for b in pp.batches]) for pp in p.phases] == [
+        ("drain", [["w-1"]]), ("reset", [["w-1"]]), ("delete-node", [["w-1"]]), ("etcd-member", [])]
+    text = report.plan_text(p)
+    assert "within 60 s" in text and "$ kubeadm reset -f" in text
+
+
+def test_an_unreachable_control_plane_loses_only_its_node_and_member(inv):
+    p = plan.build(inv, None, None, hosts=("cp-2",), workflow=workflows.remove(unreachable=True))
+    assert [pp.phase.name for pp in p.phases if pp.batches] == ["delete-node", "etcd-member"]
+    assert "nothing runs on it" in workflows.remove(unreachable=True).intro(p)
+
+
+@pytest.mark.parametrize("hosts, says", [
+    ((), "node.remove takes exactly one host: --host NAME"),
+    (("w-1", "cp-2"), "node.remove takes exactly one host: --host NAME"),
+    (("cp-1",), "the control-plane endpoint 10.0.0.11:6443 is cp-1's own address")])
+def test_refusals_come_before_any_host_is_touched(inv, hosts, says):
+    with pytest.raises(KubefabError) as e:
+        execute.remove(inv, Options(hosts=hosts, yes=True), unreachable=True)
+    assert says in str(e.value)
+    assert not inv.state_dir.exists()
+
+
+def test_the_only_control_plane_is_refused(tmp_path):
+    path = tmp_path / "inventory.toml"
+    path.write_text('[cluster]\nname = "t"\nkubernetes_version = "1.33.5"\n\n' + host_tables(1, 1))
+    one = inventory.load(path, state_dir=tmp_path / "state")
+    with pytest.raises(KubefabError, match="cp-1 is the cluster's only control plane"):
+        execute.remove(one, Options(hosts=("cp-1",), yes=True), unreachable=True)
+
+
+def test_cluster_ups_plan_says_it_would_join_a_removed_host_again_until_it_is_a_node_again(inv):
+    removal.record(inv, "w-1")
+    text = report.plan_text(plan.build(inv, plan.prepare(inv)))
+    assert "note: w-1 was taken out by node.remove (" in text
+    assert "this plan joins it again — remove its [hosts.w-1] table unless you mean to" in text
+    assert removal.forget(inv, "w-1") and not removal.forget(inv, "w-1")
+    assert "taken out by node.remove" not in report.plan_text(plan.build(inv, plan.prepare(inv)))
