@@ -1,5 +1,6 @@
 """kubeadm double: init, join, reset, token, config images, config validate, version,
-certs check-expiration, upgrade plan|apply|node — kubeadm's flags, phases, checks and error wording (see README.md)."""
+certs check-expiration, upgrade plan|apply|node — kubeadm's flags, phases, checks and error wording
+(see README.md)."""
 
 import sys
 
