@@ -200,6 +200,47 @@ class WaitRenewed(Api):
     name = "renewed"
 
 
+@dataclass(frozen=True)
+class CordonBatch(Api):
+    """cluster.upgrade: every node of the host's worker batch cordoned, so none is drained before all are."""
+
+    nodes: tuple = ()
+    name = "cordon batch"
+
+
+@dataclass(frozen=True)
+class DrainInBatch(Api):
+    """cluster.upgrade: the host's node drained through the Eviction API; when that fails, its batch uncordoned."""
+
+    nodes: tuple = ()       # the batch
+    name = "drain"
+
+
+@dataclass(frozen=True)
+class WaitUpgraded(Api):
+    """cluster.upgrade: a control plane's own API server /readyz, its etcd member, its components, its node Ready
+    with the kubelet at `version`."""
+
+    version: str = ""
+    name = "upgraded"
+
+
+@dataclass(frozen=True)
+class UncordonUpgraded(Api):
+    """cluster.upgrade: a worker's node Ready with the kubelet at `version`, then uncordoned."""
+
+    version: str = ""
+    name = "uncordon"
+
+
+@dataclass(frozen=True)
+class VerifyKubelets(Api):
+    """cluster.upgrade's end: every node of the inventory reports kubelet `version`, else the ones that do not."""
+
+    version: str = ""
+    name = "kubelets"
+
+
 
 def q(value):
     """`value` as one shell word: the one quoting function for every value that enters a host script."""

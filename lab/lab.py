@@ -34,13 +34,15 @@ BIN_MOUNT = "/opt/kubefab-lab/bin"  # where bin_dir appears in every host; not o
 HOST_MOUNTS = ("/dev", "/proc", "/run", "/sys", "/tmp")
 SSH_PORT = 22
 INSTALLS = ("offline", "packages")  # kubefab's install sources a lab serves
+RELEASE_EPOCH = 1756684800  # 2025-09-01: the offline doubles' mtime, one day later per version (release_time)
 _live = set()  # labs of this process that go down when it exits
 
 
 class Lab:
     """A running lab. Build one with `Lab.up(...)`; its hosts, files and password are attributes."""
 
-    def __init__(self, record, hosts, flavour, ssh_user, install="offline", nat=False, ha=False):
+    def __init__(self, record, hosts, flavour, ssh_user, install="offline", nat=False, ha=False,
+                 version=KUBERNETES_VERSION):
         self.state = record
         self.id = record.lab_id
         self.dir = Path(record.dir)
@@ -53,7 +55,8 @@ class Lab:
         self.known_hosts = self.dir / "known_hosts"
         self.identity_file = self.dir / "id_ed25519"
         self.sudo_password_file = self.dir / "sudo_password"
-        self.offline_dir = self.dir / "offline"  # kubefab's offline install source: the doubles and unit files
+        self.version = version  # the inventory's kubernetes_version
+        self.offline_root = self.dir / "offline"  # kubefab's offline install sources, one directory per version
         self.install = install
         self.repository = spec.repo_host(record.lab_id) if install == "packages" else None
         self.sudo_password = secrets.token_urlsafe(12)  # kfpasswd's; never printed, kept 0600 in sudo_password_file
@@ -71,7 +74,8 @@ class Lab:
 
     @classmethod
     def up(cls, hosts=3, control_planes=1, flavour="plain", quirks=None, ssh_user="root", bin_dir=None,
-           root=None, detach=False, timeout=None, install="offline", nat=False, ha=False):
+           root=None, detach=False, timeout=None, install="offline", nat=False, ha=False,
+           version=KUBERNETES_VERSION):
         """Build and boot a lab of `hosts` hosts, the first `control_planes` of them control planes.
 
         quirks: {host name: [quirk name, ...]} (see quirks.QUIRKS); ssh_user: the inventory's user
@@ -84,6 +88,7 @@ class Lab:
         route through spec.NAT_GATEWAY, traffic going nowhere); the lab network is then eth1;
         ha: the inventory gets `[cluster.ha]` with the address the lab reserves for a virtual IP (spec.vip_address),
         held by keepalived and served by haproxy on the control planes (Debian's, installed by packages.ensure()).
+        version: the inventory's kubernetes_version, one of repo.VERSIONS (every one is served, for upgrades).
         """
         kind, login, by_host = spec.flavour(flavour), spec.user(ssh_user), quirk_table.resolve(quirks)
         names = spec.host_names(hosts, control_planes, by_host)
@@ -93,6 +98,8 @@ class Lab:
             raise LabError(f"bin_dir {bin_dir} is not a directory")
         if install not in INSTALLS:
             raise LabError(f"unknown install source {install!r} — choose one of: {', '.join(INSTALLS)}")
+        if version not in repo.VERSIONS:
+            raise LabError(f"a lab serves Kubernetes {', '.join(repo.VERSIONS)}, not {version!r}")
         require_namespaces()
         packages.ensure()
         lab_id, lab_dir = state.allocate(state.root_dir(root))
@@ -103,7 +110,7 @@ class Lab:
                              [h.veth for h in linked], os.getpid(), detached=detach,
                              links={h.name: h.veth for h in planned})
         record.save()
-        lab = cls(record, planned, kind, login, install, nat, ha)
+        lab = cls(record, planned, kind, login, install, nat, ha, version)
         try:
             lab._build(bin_dir and Path(bin_dir).resolve())
             lab._boot()
@@ -190,16 +197,33 @@ class Lab:
         return hashlib.sha256(f"{self.dir}:{self.state.owner_pid}:{h.name}".encode()).hexdigest()[:32]
 
     def _write_offline_dir(self):
-        doubles.install_dir(self.offline_dir, version=f"v{KUBERNETES_VERSION}")
-        doubles.install_cni_plugins(self.offline_dir / "cni")   # the CNI plugins release, as kubernetes-cni brings
-        for path, text in doubles.unit_files().items():
-            (self.offline_dir / Path(path).name).write_text(text)
+        for version in repo.VERSIONS:
+            directory = self.offline_dir_for(version)
+            doubles.install_dir(directory, version=f"v{version}")
+            doubles.install_cni_plugins(directory / "cni")   # the CNI plugins release, as kubernetes-cni brings
+            for path, text in doubles.unit_files().items():
+                (directory / Path(path).name).write_text(text)
+            release_time(directory, version)
+
+    def offline_dir_for(self, version):
+        """The offline install source of Kubernetes `version` (one of repo.VERSIONS): its doubles report it."""
+        return self.offline_root / version
+
+    @property
+    def offline_dir(self):
+        """The offline install source the inventory names: the doubles of the lab's version."""
+        return self.offline_dir_for(self.version)
+
+    def write_inventory(self, version):
+        """Rewrite `inventory` for Kubernetes `version`, as a user edits it before `cluster.upgrade`."""
+        self.version = version
+        self.inventory.write_text(toml.dumps(self.inventory_data()))
 
     def inventory_data(self):
         """kubefab's inventory of this lab, as written to `inventory`."""
         ha = {"ha": {"vip": self.vip, "mode": "keepalived"}} if self.vip else {}
         return {
-            "cluster": {"name": "lab", "kubernetes_version": KUBERNETES_VERSION, **ha},
+            "cluster": {"name": "lab", "kubernetes_version": self.version, **ha},
             "ssh": {"user": self.ssh_user.name, "port": SSH_PORT, "identity_file": str(self.identity_file),
                     "sudo": self.ssh_user is not spec.ROOT, "known_hosts": "strict",
                     "known_hosts_file": str(self.known_hosts)},
@@ -256,7 +280,7 @@ class Lab:
                     KFL_BOOT="; ".join(q.boot for q in h.quirks if q.boot))
 
     def _doubles_dirs(self):
-        return (self.offline_dir, *((self._bin_dir,) if self._bin_dir else ()))
+        return (*(self.offline_dir_for(v) for v in repo.VERSIONS), *((self._bin_dir,) if self._bin_dir else ()))
 
     def _check_interpreter(self):
         """LabError naming the interpreter when a host cannot run the doubles (offline dir or bin_dir)."""
@@ -374,6 +398,15 @@ def interpreter_binds(bin_dir, host_mounts):
         raise LabError(f"the doubles' interpreter needs {spaced[0]!r}, a path with a space, which lab hosts "
                        "cannot bind — use a venv whose path has none")
     return tuple(outermost)
+
+
+def release_time(directory, version):
+    """Give every file under `directory` the mtime of `version`'s release, a day apart per version: the doubles of
+    two versions have the same sizes, and kubefab knows an offline binary in place by its size and mtime, as it
+    may for real releases, whose binaries differ in both."""
+    stamp = RELEASE_EPOCH + repo.VERSIONS.index(version) * 86400
+    for path in (directory, *directory.rglob("*")):
+        os.utime(path, (stamp, stamp), follow_symlinks=False)
 
 
 def require_namespaces():

@@ -27,20 +27,22 @@ def parse_quirks(values):
     "bin-dir": "directory of executables (e.g. the doubles) bound read-only at /opt/kubefab-lab/bin in every host",
     "install": "the inventory's install source: offline (a directory of the doubles) or packages (the lab's "
                "signed apt repository, laid out as pkgs.k8s.io, the hosts' only apt source) (default offline)",
+    "version": "the inventory's kubernetes_version: 1.33.5 or 1.34.1; both are served, the offline source in "
+               "offline/<version>/ beside the inventory (default 1.33.5)",
     "nat": "give every host a first interface like VirtualBox's NAT adapter: eth0 with 10.0.2.15/24 on every host "
            "and the default route via 10.0.2.2 (traffic there goes nowhere); the lab network is then eth1",
     "ha": "write [cluster.ha] into the inventory with an address the lab reserves for the control planes' virtual IP "
           "(keepalived and haproxy run for real in node hosts)",
 })
 def up(c, hosts=3, control_planes=1, flavour="node", user="root", quirk=None, bin_dir=None, install="offline",
-       nat=False, ha=False):
+       nat=False, ha=False, version="1.33.5"):
     """Start a lab of SSH hosts in network namespaces and print its inventory path."""
     from lab import Lab, LabError
 
     try:
         lab = Lab.up(hosts=int(hosts), control_planes=int(control_planes), flavour=flavour, ssh_user=user,
                      quirks=parse_quirks(quirk), bin_dir=bin_dir, detach=True, install=install, nat=nat,
-                     ha=ha)
+                     ha=ha, version=version)
     except LabError as e:
         raise Exit(f"error: {e}", code=2)
     print(lab.inventory)

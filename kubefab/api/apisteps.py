@@ -13,15 +13,15 @@ import threading
 import time
 
 from kubefab import net, pki
-from kubefab.api import addons, apply, drain, health, kube, members, nodes
+from kubefab.api import addons, apply, drain, health, kube, members, nodes, upgrade
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
 from kubefab.state import removal
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, DeleteNode, \
-    DrainNode, NodeReady, RemoveMember, RemoveNode, StepResult, WaitApiServer, WaitControlPlane, WaitReconfigured, \
-    WaitRenewed
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, CordonBatch, \
+    DeleteNode, DrainInBatch, DrainNode, NodeReady, RemoveMember, RemoveNode, StepResult, UncordonUpgraded, \
+    VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, WaitUpgraded
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -71,7 +71,8 @@ class ApiSteps:
         """Do Api step `step` for `host`: its StepResult (failed with the cause on an API error or timeout)."""
         start = time.monotonic()
         try:
-            status, detail = RUNNERS[type(step)](self, host)
+            by_step = STEP_RUNNERS.get(type(step))
+            status, detail = by_step(self, host, step) if by_step else RUNNERS[type(step)](self, host)
         except kube.Stopped as e:
             status, detail = SKIPPED, str(e)
         except KubefabError as e:
@@ -213,3 +214,7 @@ RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.contro
            NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
            WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed,
            DrainNode: ApiSteps.drain, DeleteNode: ApiSteps.delete_node, RemoveMember: ApiSteps.member}
+# the steps that carry what their runner needs (a batch's nodes, a version): (ApiSteps, host, step) -> status, detail
+STEP_RUNNERS = {CordonBatch: upgrade.cordon_batch, DrainInBatch: upgrade.drain_node,
+                WaitUpgraded: upgrade.wait_upgraded, UncordonUpgraded: upgrade.uncordon_upgraded,
+                VerifyKubelets: upgrade.verify_kubelets}

@@ -30,7 +30,7 @@ def refresh_kept():
     """Shell: the copies of the manifests kubefab keeps (paths.KEPT_MANIFESTS) taken again from those kubeadm just
     wrote, so that the next cluster.up does not put the old ones back as if they were hand edits."""
     return " && ".join((f"mkdir -p -m 700 {q(paths.KEPT_MANIFESTS)}",
-                        *(f"cp -p {q(paths.manifest(n))} {q(paths.kept_manifest(n))}" for n, _ in COMPONENTS)))
+                        *(f"cp -p {q(c.manifest)} {q(paths.kept_manifest(c.name))}" for c in renewal.COMPONENTS)))
 
 
 def _listener(port):

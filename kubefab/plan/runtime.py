@@ -34,6 +34,14 @@ def steps(inv, host, bundle, facts):
             _kubelet(files, facts, changing), *_load_balancer(inv, host), _images(inv, facts))
 
 
+def install(inv, host, bundle, facts):
+    """The install source's steps alone (cluster.upgrade): the offline directory's files pushed and linked, or the
+    inventory's version from its minor's package repository, pinned and held; then the versions checked."""
+    files = tuple(f for f in bundle.files[host.name] if f.phase == "runtime" and f.source.startswith("offline:"))
+    pushed = push("binaries", files, facts)
+    return (*((pushed,) if files else ()), *_install(inv, files, facts, {f.path for f in pushed.files}))
+
+
 def links(files):
     """The links the offline install makes in /usr/bin: what the facts look at for its `link binaries` step."""
     return tuple(f"{offline.BIN}/{n}" for n in offline.commands(files))

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kubefab.errors import KubefabError
-from kubefab.plan import phases, renewal, reset as resetting
-from kubefab.plan.phases import PARALLEL, SERIAL, Phase
+from kubefab.plan import phases, renewal, reset as resetting, upgrade as upgrading
+from kubefab.plan.phases import BATCHES, PARALLEL, SERIAL, Phase
 from kubefab.steps import DeleteNode, DrainNode, RemoveMember, RemoveNode, WaitRenewed, push
 
 STAGES = tuple(phases.STAGES)       # facts, preflight
@@ -60,6 +60,7 @@ class Workflow:
     prepares: bool = True   # the local bundle is ensured first; a reset needs none: an expired CA or a lost PKI
                             # must not stop one, nor may a reset make a new CA
     bundle: Callable = None                 # inv -> that bundle, under the lock (default: plan.prepare)
+    surveyed: Callable = None   # api -> the workflow to run, from what the cluster runs (read after the facts)
 
     @property
     def names(self):
@@ -167,3 +168,44 @@ def renew(what, prepare=None):
         Phase("restart", "Restart the static pods whose files changed, one control plane at a time, each healthy "
               "before the next", "control-planes", SERIAL, restart),
     ), intro=intro, loud=True, question="Restart the control-plane components on {n} hosts now?", bundle=prepare)
+
+
+def _upgrade_intro(p):
+    target = p.inventory.cluster.kubernetes_version
+    order = [(pp.phase.name, [[hs.host.name for hs in b] for b in pp.batches]) for pp in p.phases
+             if pp.phase.name != "verify-upgrade" and pp.batches]
+    if not order:
+        return f"cluster.upgrade to {target}: every node already runs {target}, nothing to upgrade; checking it"
+    control = [b[0] for name, groups in order if name != "workers" for b in groups]
+    workers = next((groups for name, groups in order if name == "workers"), [])
+    parts = ([f"control planes one at a time: {', '.join(control)}"] if control else []) + (
+        [f"workers in {len(workers)} batch{'es' * (len(workers) != 1)}: {' | '.join(', '.join(b) for b in workers)}"]
+        if workers else [])
+    return f"cluster.upgrade to {target}: " + "; then ".join(parts)
+
+
+def upgrade(survey, batch, surveyed=None):
+    """cluster.upgrade from what `survey` (upgrade.Survey) shows: the first control plane (kubeadm upgrade apply,
+    once), the other control planes one at a time, each healthy before the next, then the workers in batches of
+    `batch` (each batch cordoned whole before any of it is drained), then every kubelet and manifest checked.
+    Without a survey yet, `surveyed` (api -> this workflow built from what the cluster runs) comes first: an etcd
+    backup joins as a phase before control-plane-first, the first change to a control plane."""
+    def control_plane(inv, host, bundle, facts):
+        return upgrading.control_plane_steps(inv, host, bundle, facts, survey)
+
+    def worker(inv, host, bundle, facts):
+        target = inv.cluster.kubernetes_version
+        group = next(g for g in upgrading.batches(inv.non_control_planes, batch) if host in g)
+        pending = tuple(h.name for h in group if not survey.upgraded(h, target))
+        return upgrading.worker_steps(inv, host, bundle, facts, survey, pending)
+
+    return Workflow("cluster.upgrade", ("facts",), (
+        Phase("control-plane-first", "kubeadm upgrade apply on the first control plane, then its kubelet",
+              "first-control-plane", SERIAL, control_plane),
+        Phase("control-planes", "kubeadm upgrade node on the other control planes, one at a time, each healthy "
+              "before the next", "other-control-planes", SERIAL, control_plane),
+        Phase("workers", "The workers in batches: the batch cordoned, each node drained, upgraded and uncordoned "
+              "once Ready at the new version", "non-control-planes", BATCHES, worker),
+        Phase("verify-upgrade", "Every kubelet and control-plane manifest at the new version", "control-planes",
+              PARALLEL, upgrading.verify_steps),
+    ), intro=_upgrade_intro, loud=True, question="Upgrade {n} hosts now?", surveyed=surveyed)

@@ -10,16 +10,18 @@ is printed instead (kubefab.run.live), and the code is 2 when it would change so
 """
 
 import dataclasses
+import subprocess
 import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import kubefab.preflight   # as a module: preflight() below is the task's run
-from kubefab import net, plan, state
-from kubefab.api import bootstrap, members
+from kubefab import net, plan, state, versions
+from kubefab.api import bootstrap, members, upgrade as upgrade_api
 from kubefab.errors import KubefabError
-from kubefab.plan import phases, renewal, reset as resetting, workflows
+from kubefab.plan import phases, renewal, reset as resetting, upgrade as upgrading, workflows
 from kubefab.remote import ssh
 from kubefab.remote.runner import Interrupted
 from kubefab.remote.work import FactsResult, host_phase, probe
@@ -185,6 +187,33 @@ def renew(inv, options, days=0, add_san=(), console=None, ask=None):
     return outcome
 
 
+def upgrade(inv, options, max_unavailable=upgrading.DEFAULT_MAX_UNAVAILABLE, console=None, ask=None):
+    """cluster.upgrade to the inventory's kubernetes_version (--to replaces it): what the cluster runs is read
+    through the API after the facts and the upgrade refused or planned from it, then run phase by phase."""
+    if upgrading.unknown(inv.cluster.kubernetes_version):    # before the bundle is rendered for it
+        raise KubefabError(upgrading.unknown(inv.cluster.kubernetes_version))
+    size = upgrading.batch_size(len(inv.non_control_planes), options.batch, max_unavailable)
+    provided = _offline_kubeadm(inv)
+
+    def surveyed(api):
+        survey = upgrade_api.survey(api, inv)
+        upgrading.check(inv.cluster.kubernetes_version, survey, provided)
+        return workflows.upgrade(survey, size)
+    return run(inv, workflows.upgrade(None, size, surveyed), dataclasses.replace(options, batch=size), console, ask)
+
+
+def _offline_kubeadm(inv):
+    """The version the offline directory's kubeadm reports when it runs here, else None (checked on the hosts)."""
+    if inv.install.source != "offline":
+        return None
+    try:
+        done = subprocess.run([str(Path(inv.install.directory) / "kubeadm"), "version", "-o", "short"],
+                              capture_output=True, text=True, timeout=10)
+        return versions.bare(done.stdout.strip()) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
 class _Record:
     """The results of one run so far, and how it ends: the summary table, then the last word."""
 
@@ -205,6 +234,8 @@ def _run(s, workflow, record):
     code, facts = _gate(s, stages, workflow.prepared or any(p.name == "runtime" for p in selected), record)
     if code:
         return record.finish("the run stops before any host changes", code)
+    if workflow.surveyed:       # what the cluster runs decides the phases' steps (cluster.upgrade)
+        workflow = record.workflow = workflow.surveyed(s.api.api())
     p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch, workflow)
     if o.live:
         changes = drifts.report(s, p)

@@ -1,8 +1,13 @@
-"""`invoke cluster.*`: plan (offline), preflight (facts and checks), up (the phases on the hosts) and reset."""
+"""`invoke cluster.*`: plan (offline), preflight (facts and checks), up (the phases on the hosts), upgrade and reset."""
+
+import dataclasses
 
 from invoke import Exit, task
 
-from kubefab.plan import build, prepare
+from kubefab import versions
+
+from kubefab.api.drain import DRAIN_TIMEOUT
+from kubefab.plan import build, prepare, upgrade as upgrading
 from kubefab.preflight.checks import CHECKS
 from kubefab.remote.runner import DEFAULT_WORKERS
 from kubefab.run import execute, report
@@ -93,6 +98,45 @@ def reset(c, inventory=None, state_dir=None, host=None, only=None, skip=None, ye
         code = _interruptible(lambda: execute.reset(load(c, inventory, state_dir), options))
     if code:
         raise Exit(code=code)
+
+
+@task(iterable=["only", "skip"], help={
+    "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "only": SELECT_HELP["only"], "skip": SELECT_HELP["skip"],
+    "to": "the Kubernetes version to upgrade to (default: the inventory's kubernetes_version): one minor above "
+          "the cluster's at most, or a newer patch of it",
+    "batch": "upgrade this many workers at once (instead of --max-unavailable)",
+    "max-unavailable": "the share of the workers upgraded at once, e.g. 25% (default 10%, at least one worker)",
+    "drain-timeout": f"seconds the eviction of a worker's pods may take (default {DRAIN_TIMEOUT}); a budget that "
+                     "blocks longer stops the run and uncordons the batch",
+    "yes": "do not ask before changing hosts (needed without a terminal)", "dry-run": DRY_RUN_HELP,
+    **{k: RUN_HELP[k] for k in ("workers", "verbose", "quiet")}})
+def upgrade(c, inventory=None, state_dir=None, to=None, batch=None, max_unavailable=None, drain_timeout=None,
+            only=None, skip=None, workers=None, yes=False, verbose=False, quiet=False, dry_run=False):
+    """Upgrade Kubernetes: control planes one at a time, then the workers in batches, drained first; resumable."""
+    with user_errors():
+        if batch is not None and max_unavailable is not None:
+            raise Exit("error: give --batch or --max-unavailable, not both", code=2)
+        options = Options(only=names(only), skip=names(skip), workers=number(workers, "workers", DEFAULT_WORKERS, 1),
+                          batch=number(batch, "batch", 0, 1), yes=yes, verbose=verbose, quiet=quiet, dry_run=dry_run,
+                          drain_timeout=number(drain_timeout, "drain-timeout", DRAIN_TIMEOUT, 1))
+        share = number(max_unavailable.removesuffix("%"), "max-unavailable", 0, 1) if max_unavailable else None
+        if share is not None and share > 100:
+            raise Exit(f"error: --max-unavailable {max_unavailable!r}: give a share of the workers up to 100%", code=2)
+        inv = with_version(load(c, inventory, state_dir), to)
+        code = _interruptible(lambda: execute.upgrade(inv, options, share or upgrading.DEFAULT_MAX_UNAVAILABLE))
+    if code:
+        raise Exit(code=code)
+
+
+def with_version(inv, to):
+    """`inv` with kubernetes_version `to` (a release like 1.34.1); `inv` itself without one."""
+    if to is None:
+        return inv
+    try:
+        bare = versions.bare(to)
+    except ValueError:
+        raise Exit(f"error: --to {to!r}: give a Kubernetes release such as 1.34.1", code=2) from None
+    return dataclasses.replace(inv, cluster=dataclasses.replace(inv.cluster, kubernetes_version=bare))
 
 
 def _interruptible(run):

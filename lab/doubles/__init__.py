@@ -33,9 +33,13 @@ INTERPRETER = Path("lib", "interpreter")
 # Version queries are answered before the double loads, in the time a Go binary takes: kubefab's facts probe asks
 # them on every host of every run, and the lab should not make that look slower than it is.
 QUICK = {"kubeadm": {"version -o short": ""}, "kubelet": {"--version": "Kubernetes "}}
+# kubeadm and the kubelet report the version they were installed as, whatever started them (a kubeadm of another
+# version starts the kubelet under a test root); the control-plane doubles take the image tag the kubelet passes.
+OWN_VERSION = ("kubeadm", "kubelet")
 SCRIPT = """#!{python}
 import os, sys
-version = os.environ.setdefault("KUBEFAB_DOUBLE_VERSION", {version!r})
+{pin}("KUBEFAB_DOUBLE_VERSION", {version!r})
+version = os.environ["KUBEFAB_DOUBLE_VERSION"]
 quick = {quick!r}.get(" ".join(sys.argv[1:]))
 if quick is not None:
     print(quick + version)
@@ -62,7 +66,9 @@ def install_dir(target, version=DEFAULT_VERSION, python=sys.executable):
     (target / INTERPRETER).write_text("".join(f"{line}\n" for line in (python, *interpreter_dirs(python))))
     for name, module in EXECUTABLES.items():
         path = target / name
-        path.write_text(SCRIPT.format(python=python, version=version, module=module, quick=QUICK.get(name, {})))
+        pin = "os.environ.__setitem__" if name in OWN_VERSION else "os.environ.setdefault"
+        path.write_text(SCRIPT.format(python=python, version=version, module=module, quick=QUICK.get(name, {}),
+                                      pin=pin))
         os.chmod(path, 0o755)
     return target
 

@@ -1,5 +1,6 @@
 """kubeadm double: init, join, reset, token, config images, config validate, version,
-certs check-expiration — kubeadm's flags, phases, checks and error wording (see README.md)."""
+certs check-expiration, upgrade plan|apply|node — kubeadm's flags, phases, checks and error wording
+(see README.md)."""
 
 import sys
 
@@ -10,9 +11,12 @@ from .hostfs import DoubleError, log
 from .init import INIT_FLAGS_EXCLUSIVE_WITH_CONFIG, Init
 from .join import JOIN_FLAGS_EXCLUSIVE_WITH_CONFIG, Join
 from .kubeclient import ApiStatus
+from .upgrade import upgrade
 
 BOOLEANS = {"force", "f", "print-join-command", "control-plane", "skip-token-print", "upload-certs",
-            "discovery-token-unsafe-skip-ca-verification", "cleanup-tmp-dir", "dry-run", "experimental-upload-certs"}
+            "discovery-token-unsafe-skip-ca-verification", "cleanup-tmp-dir", "dry-run", "experimental-upload-certs",
+            "yes", "y", "allow-experimental-upgrades", "allow-release-candidate-upgrades", "etcd-upgrade",
+            "certificate-renewal", "print-config"}
 
 
 COMMON_FLAGS = {"v", "rootfs", "help"}
@@ -31,6 +35,9 @@ KNOWN_FLAGS = {
                "allow-experimental-api"},
     "version": {"output", "o"},
     "certs": {"cert-dir", "config", "kubeconfig"},
+    "upgrade": {"config", "kubeconfig", "dry-run", "yes", "y", "force", "f", "allow-experimental-upgrades",
+                "allow-release-candidate-upgrades", "etcd-upgrade", "certificate-renewal", "ignore-preflight-errors",
+                "skip-phases", "patches", "print-config", "feature-gates", "output", "o"},
 }
 
 
@@ -103,7 +110,7 @@ def dispatch(argv):
     flags, args = flagparse.parse(argv, BOOLEANS)
     if not args:
         raise DoubleError("kubeadm double: a subcommand is required (init, join, reset, token, config, version, "
-                          "certs)")
+                          "certs, upgrade)")
     cmd, rest = args[0], args[1:]
     if cmd == "init" and rest[:1] == ["phase"] and len(rest) > 1 and rest[1] in SUBPHASES:
         return sub_phase(rest[1], rest[2:], flags)      # each sub-phase has its own flags
@@ -126,6 +133,8 @@ def dispatch(argv):
         return token(flags, rest)
     if cmd == "config":
         return config_cmd(flags, rest)
+    if cmd == "upgrade":
+        return upgrade(flags, rest)
     if cmd == "certs" and rest[:1] == ["check-expiration"]:
         return check_expiration(flags)
     raise DoubleError(f"unknown command \"{cmd}\" for \"kubeadm\"")

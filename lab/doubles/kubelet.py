@@ -389,7 +389,9 @@ def api_loop(flags, cfg, node_name, pods, stop, labels):
                         raise
                 registered = True
             sync_bound_pods(workers, client, node_ip(flags)[0] or "")
-            client.request("PATCH", f"/api/v1/nodes/{node_name}/status", {"status": {"conditions": conditions()}},
+            # nodeInfo too, as the real kubelet's status sync does: a kubelet restarted on a new binary reports it
+            client.request("PATCH", f"/api/v1/nodes/{node_name}/status",
+                           {"status": {"conditions": conditions(), "nodeInfo": node_info(node_name)}},
                            "application/merge-patch+json")
             sync_mirror_pods(client, node_name, pods, node_ip(flags)[0] or "")
         except (DoubleError, ApiStatus, OSError) as e:

@@ -65,4 +65,6 @@ def test_reset_runs_the_workers_then_the_other_control_planes_last_joined_first_
 
 
 def test_every_kind_of_api_step_has_its_runner():
-    assert set(apisteps.RUNNERS) == set(Api.__subclasses__()) and len(apisteps.RUNNERS) == 12
+    runners = {**apisteps.RUNNERS, **apisteps.STEP_RUNNERS}
+    assert set(runners) == set(Api.__subclasses__()) and len(runners) == 17
+    assert not set(apisteps.RUNNERS) & set(apisteps.STEP_RUNNERS)

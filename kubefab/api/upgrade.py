@@ -1,0 +1,93 @@
+"""cluster.upgrade through the API server: what the cluster runs (read once, before the plan), and the Api steps of
+its phases — a worker batch cordoned before any of it is drained, a drain through the Eviction API that uncordons
+the batch when it fails, each node waited for at the target version, and the end's check of every kubelet."""
+
+import yaml
+
+from kubefab import net, versions
+from kubefab.api import drain, health, kube, nodes
+from kubefab.errors import KubefabError
+from kubefab.pki import kubeconfig
+from kubefab.plan.upgrade import Survey
+from kubefab.steps import CHANGED, UNCHANGED
+
+KUBEADM_CONFIG = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
+
+
+def survey(api, inv):
+    """The Survey of the cluster: kubeadm-config's version, every node's kubelet, each control plane's images."""
+    config = (api.get(KUBEADM_CONFIG).get("data") or {}).get("ClusterConfiguration", "")
+    cluster = (yaml.safe_load(config) or {}).get("kubernetesVersion", "")
+    try:
+        cluster = versions.bare(cluster)
+    except ValueError:
+        raise KubefabError(f"kube-system/kubeadm-config names kubernetesVersion {cluster!r}, not a release: "
+                           "this cluster was not made by kubeadm as kubefab runs it") from None
+    kubelets = {n.name: versions.bare(n.version) for n in nodes.list_nodes(api) if n.version}
+    pods = api.get(health.PODS, {"labelSelector": "tier=control-plane"})["items"]
+    images = {}
+    for pod in pods:
+        component = (pod["metadata"].get("labels") or {}).get("component")
+        running = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("image")
+        images.setdefault((pod.get("spec") or {}).get("nodeName"), {})[component] = \
+            running or pod["spec"]["containers"][0]["image"]
+    return Survey(cluster, kubelets, images)
+
+
+def cordon_batch(steps, host, step):
+    cordoned = [n for n in step.nodes if drain.cordon(steps.api(), n)]
+    if cordoned:
+        return CHANGED, f"cordoned {', '.join(cordoned)}"
+    return UNCHANGED, f"{', '.join(step.nodes)} already cordoned"
+
+
+def drain_node(steps, host, step):
+    try:
+        evicted, skipped = drain.drain(steps.api(), host.name, steps.drain_timeout)
+    except KubefabError as e:
+        for n in step.nodes:
+            steps.api().patch(f"{nodes.NODES}/{n}", {"spec": {"unschedulable": False}}, kube.MERGE)
+        raise KubefabError(f"{e} — the batch {', '.join(step.nodes)} was uncordoned") from None
+    kept = f"; left {len(skipped)} static and DaemonSet pods" if skipped else ""
+    return (CHANGED if evicted else UNCHANGED), f"{len(evicted)} pods evicted{kept}"
+
+
+def _at_version(steps, host, version):
+    want = f"v{version}"
+
+    def check():
+        obj = steps.api().find(f"{nodes.NODES}/{host.name}") or {}
+        view = nodes.view(obj) if obj else None
+        if view is None or not view.ready or view.version != want:
+            return False, (f"{host.name} reports {view.version}, {'Ready' if view.ready else 'NotReady'}" if view
+                           else f"{host.name} not registered")
+        return True, view
+    return kube.until(check, nodes.NODE_TIMEOUT, f"{host.name} was not Ready with kubelet {want}", steps.stop)
+
+
+def wait_upgraded(steps, host, step):
+    """The control plane's own API server /readyz and /readyz/etcd, its components, then its node at the target."""
+    admin = kubeconfig.path(steps.inv, kubeconfig.BY_FILE["admin.conf"])
+    api = kube.connect(admin, via=net.join_endpoint(host.internal_address), stop=steps.stop)
+    served = kube.wait_ready(api)
+    etcd = api.request("GET", "/readyz/etcd", timeout=(3, 10)).strip()
+    if etcd != "ok":
+        raise KubefabError(f"{host.name}: /readyz/etcd says {etcd!r}: its etcd member is not healthy")
+    health.wait_control_plane(api, host.name)
+    _at_version(steps, host, step.version)
+    return UNCHANGED, f"API server {served} ready, etcd healthy, components Ready, node Ready at v{step.version}"
+
+
+def uncordon_upgraded(steps, host, step):
+    _at_version(steps, host, step.version)
+    steps.api().patch(f"{nodes.NODES}/{host.name}", {"spec": {"unschedulable": False}}, kube.MERGE)
+    return CHANGED, f"Ready with kubelet v{step.version}, uncordoned"
+
+
+def verify_kubelets(steps, host, step):
+    want = f"v{step.version}"
+    behind = [f"{v.name} ({v.version or 'no version'})" for v in nodes.list_nodes(steps.api())
+              if v.name in {h.name for h in steps.inv.hosts} and v.version != want]
+    if behind:
+        raise KubefabError(f"kubelets not at {want}: {', '.join(behind)}")
+    return UNCHANGED, f"every kubelet reports {want}"

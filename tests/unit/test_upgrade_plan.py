@@ -1,0 +1,99 @@
+"""cluster.upgrade's plan, decided from what the cluster runs before any host changes: the refusals a user sees
+(a skipped minor with the path of minors, a downgrade, kubelets too old, a target the install source lacks),
+the worker batches (each cordoned whole before a drain), and the nodes a re-run skips."""
+
+import pytest
+
+from inventories import host_tables
+from kubefab import inventory, plan
+from kubefab.errors import KubefabError
+from kubefab.plan import upgrade as upgrading, workflows
+from kubefab.plan.upgrade import Survey
+
+IMAGES_133 = {c: f"registry.k8s.io/{c}:v1.33.5" for c in upgrading.UPGRADED}
+
+
+def survey(cluster="1.33.5", kubelets=None, images=None):
+    return Survey(cluster, kubelets or {"cp1": "1.33.5", "w1": "1.33.5"}, images or {"cp1": IMAGES_133})
+
+
+def test_a_skipped_minor_is_refused_with_the_path_of_minors():
+    with pytest.raises(KubefabError) as e:
+        upgrading.check("1.35.0", survey())
+    assert "1.33.5 → 1.35.0 skips a minor" in str(e.value)
+    assert "go 1.33 → 1.34 → 1.35" in str(e.value)
+
+
+def test_a_downgrade_is_refused_naming_what_runs_newer():
+    found = upgrading.refusals("1.33.5", survey("1.34.1", {"cp1": "1.34.1", "w1": "1.33.5"}))
+    assert found == ("1.33.5 is older than what the cluster runs (1.34.1; kubelets of cp1) — kubefab does not "
+                     "downgrade",)
+
+
+def test_kubelets_more_than_three_minors_older_are_refused_by_name():
+    found = upgrading.refusals("1.34.1", survey("1.33.5", {"cp1": "1.33.5", "w1": "1.30.4", "w2": "1.31.0"}))
+    assert found == ("kubelets more than 3 minors older than 1.34.1: w1 (1.30.4) — upgrade them first",)
+
+
+def test_a_target_the_offline_directory_does_not_provide_is_refused():
+    found = upgrading.refusals("1.34.2", survey(), provided="1.34.1")
+    assert found == ("1.34.2 is newer than the offline directory provides (its kubeadm is 1.34.1) — put the 1.34.2 "
+                     "binaries in a directory and name it in [install] directory",)
+
+
+def test_the_next_minor_and_a_newer_patch_pass():
+    assert upgrading.refusals("1.34.1", survey()) == ()
+    assert upgrading.refusals("1.33.7", survey()) == ()
+
+
+@pytest.mark.parametrize("workers, batch, share, size", [
+    (20, 0, 10, 2), (5, 0, 10, 1), (0, 0, 10, 1), (20, 3, 10, 3), (8, 0, 50, 4)])
+def test_batches_are_the_given_size_or_a_share_of_the_workers_at_least_one(workers, batch, share, size):
+    assert upgrading.batch_size(workers, batch, share) == size
+
+
+def test_a_node_at_the_target_is_upgraded_only_with_its_components():
+    s = survey("1.34.1", {"cp1": "1.34.1", "w1": "1.34.1"}, {"cp1": IMAGES_133})
+
+    class Host:
+        def __init__(self, name, cp):
+            self.name, self.is_control_plane = name, cp
+    assert s.upgraded(Host("w1", False), "1.34.1")
+    assert not s.upgraded(Host("cp1", True), "1.34.1")
+
+
+def upgrade_plan(tmp_path, survey, workers=3, batch=2):
+    path = tmp_path / "inventory.toml"
+    path.write_text('[cluster]\nname = "t"\nkubernetes_version = "1.34.1"\n\n' + host_tables(2, workers))
+    inv = inventory.load(path)
+    return plan.build(inv, plan.prepare(inv), None, batch=batch, workflow=workflows.upgrade(survey, batch))
+
+
+def steps_of(p, phase):
+    return {hs.host.name: hs.steps for pp in p.phases if pp.phase.name == phase for b in pp.batches for hs in b}
+
+
+def test_each_worker_cordons_its_whole_batch_before_its_drain(tmp_path):
+    s = survey(kubelets={n: "1.33.5" for n in ("cp-1", "cp-2", "w-1", "w-2", "w-3")},
+               images={"cp-1": IMAGES_133, "cp-2": IMAGES_133})
+    p = upgrade_plan(tmp_path, s)
+    workers = next(pp for pp in p.phases if pp.phase.name == "workers")
+    assert [[hs.host.name for hs in b] for b in workers.batches] == [["w-1", "w-2"], ["w-3"]]
+    for name, steps in steps_of(p, "workers").items():
+        assert [type(x).__name__ for x in steps[:2]] == ["CordonBatch", "DrainInBatch"]
+        assert steps[0].nodes == (("w-1", "w-2") if name != "w-3" else ("w-3",))
+    first = [x.name for x in steps_of(p, "control-plane-first")["cp-1"]]
+    assert first.index("kubeadm upgrade plan") < first.index("kubeadm upgrade apply") < first.index("restart kubelet")
+    assert "kubeadm upgrade apply" not in [x.name for x in steps_of(p, "control-planes")["cp-2"]]
+
+
+def test_a_rerun_skips_upgraded_nodes_and_never_applies_again(tmp_path):
+    images_134 = {c: f"registry.k8s.io/{c}:v1.34.1" for c in upgrading.UPGRADED}
+    s = survey("1.34.1", {"cp-1": "1.34.1", "cp-2": "1.33.5", "w-1": "1.34.1", "w-2": "1.33.5", "w-3": "1.33.5"},
+               {"cp-1": images_134, "cp-2": IMAGES_133})
+    p = upgrade_plan(tmp_path, s)
+    assert steps_of(p, "control-plane-first") == {}
+    assert set(steps_of(p, "workers")) == {"w-2", "w-3"}
+    assert steps_of(p, "workers")["w-2"][0].nodes == ("w-2",)     # w-1 of its batch is done
+    cp2 = [x.name for x in steps_of(p, "control-planes")["cp-2"]]
+    assert "kubeadm upgrade node" in cp2 and "kubeadm upgrade apply" not in cp2
