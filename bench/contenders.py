@@ -16,7 +16,7 @@ from pathlib import Path
 
 import toml
 
-from kubefab.runner import DEFAULT_WORKERS
+from kubefab.remote.runner import DEFAULT_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:   # the lab is a development package of the checkout, not installed with kubefab

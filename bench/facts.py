@@ -6,9 +6,9 @@
 For each size, one lab of plain hosts (sshd only), and in each run, side by side:
 - kubefab facts: the facts stage as `cluster.up` runs it — kubefab's runner pool (--workers, kubefab's default),
   its ssh.Hosts (one connection per host, host keys checked against the lab's known_hosts), the probe of
-  kubefab/probe.sh on `sh -s`, and facts.parse of every answer;
-- kubefab preflight: the whole `cluster.preflight` (kubefab.execute.preflight: lock, bundle check, the facts stage, the
-  checks and their table) on a state dir prepared beforehand;
+  kubefab/facts/probe.sh on `sh -s`, and facts.parse of every answer;
+- kubefab preflight: the whole `cluster.preflight` (kubefab.run.execute.preflight: lock, bundle check, the facts
+  stage, the checks and their table) on a state dir prepared beforehand;
 - Ansible setup: `ansible all -m setup -f N`, Ansible's own facts;
 - Ansible raw: `ansible all -m raw -f N` running kubefab's probe, the same work as kubefab's;
 - OpenSSH: one `ssh HOST sh -s -- ENDPOINT < probe` process per host, all started together;
@@ -27,8 +27,9 @@ from fabric import ThreadingGroup
 
 import common
 import contenders
-from kubefab import execute, facts, inventory, plan, session
-from kubefab.work import probe
+from kubefab import facts, inventory, plan
+from kubefab.remote.work import probe
+from kubefab.run import execute, session
 
 NAMES = ("kubefab", "preflight", "ansible_setup", "ansible_raw", "openssh", "floor")
 SMOKE = [("hosts", "3")]

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 import common
-from kubefab import inventory, kubeconfig, pki, token, x509
+from kubefab import inventory, pki
+from kubefab.pki import kubeconfig, token, x509
 from kubefab.secret import Secret
 
 SCRIPT = Path(__file__).resolve().parent / "openssl_pki.sh"

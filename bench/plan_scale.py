@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 
 import common
-from kubefab import inventory, plan, report
+from kubefab import inventory, plan
+from kubefab.run import report
 
 CLUSTER = '[cluster]\nname = "bench"\nkubernetes_version = "1.33.5"\ncontrol_plane_endpoint = "10.9.0.1:6443"\n'
 SMOKE_HOSTS = "3,4"

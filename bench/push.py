@@ -7,7 +7,7 @@ What travels to each host: its rendered tree of the push phase (kubeadm config, 
 `cluster.plan` made them for that host) plus an offline-binaries directory of --megabytes MB (random bytes, so
 nothing compresses; kubefab's offline install source layout). In each run, side by side, onto hosts wiped before
 each contender (every run is a first push):
-- kubefab: the runner's pool (--workers), one connection per host, one script per host (kubefab/script.py) whose
+- kubefab: the runner's pool (--workers), one connection per host, one script per host (kubefab/remote/script.py) whose
   Push step carries every file in a tar beside the script, staged and renamed into place — what cluster.up does for a
   phase; the files land at their real paths;
 - scp: one `scp -r` process per host, all started together, of a directory holding the same files;
@@ -26,9 +26,10 @@ import shlex
 
 import common
 import contenders
-from kubefab import inventory, plan, session, steps
+from kubefab import inventory, plan, steps
+from kubefab.remote.work import host_phase, probe
+from kubefab.run import session
 from kubefab.steps import Push
-from kubefab.work import host_phase, probe
 
 NAMES = ("kubefab", "scp", "rsync", "ansible_copy")
 AGAIN = "kubefab_again"

@@ -7,7 +7,7 @@ at a time against batches, a second `up` that changes nothing, and the client's 
 Each run of a size N builds a fresh lab of N node hosts (systemd, containerd, and the doubles of kubeadm, the
 kubelet, etcd and the control plane, installed by the runtime phase from the lab's offline directory; 1 control
 plane below 10 hosts, 3 from 10 on, the rest workers) and a fresh state dir, then runs in this process, as
-`invoke cluster.up --yes` does (kubefab.execute.up, kubefab's default pool or --workers):
+`invoke cluster.up --yes` does (kubefab.run.execute.up, kubefab's default pool or --workers):
 - first: `cluster.up` on the new hosts, workers joined one at a time (the inventory's worker_batch_size = 1);
   wall, client CPU, this process's peak RSS, and the seconds of each stage and phase (the runner's wall seconds per
   phase; preflight: its checks and their table, which make no round trip, timed in this process);
@@ -42,9 +42,13 @@ from pathlib import Path
 
 import common
 import contenders
-from kubefab import execute, inventory, kube, log as logs, preflight, ssh, workflows
-from kubefab.runner import DEFAULT_WORKERS
-from kubefab.session import Options
+from kubefab import inventory, preflight
+from kubefab.api import kube
+from kubefab.plan import workflows
+from kubefab.remote import ssh
+from kubefab.remote.runner import DEFAULT_WORKERS
+from kubefab.run import execute, logs
+from kubefab.run.session import Options
 from kubefab.steps import CHANGED, FAILED
 
 SMOKE = [("hosts", "3"), ("batches", "1")]

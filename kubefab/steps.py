@@ -8,7 +8,7 @@ A body may exit with UNCHANGED to say it found nothing to do.
 
 A `Push` delivers rendered files (staged, then renamed into place): with facts, only those the host
 does not hold as they would land. An `Api` step runs once from this machine against the API server, not
-on a host: each kind is its own type (kubefab.apisteps runs it). A step whose `done` says why the facts show
+on a host: each kind is its own type (kubefab.api.apisteps runs it). A step whose `done` says why the facts show
 it satisfied is not run at all.
 
 What a step did is a `StepResult`; what a phase did on one host, a `HostResult`; both carry a `Status`.

@@ -42,8 +42,8 @@ PACKAGES = (
     Package("gnupg", "gpg"),  # signs it with a key the lab makes
     Package("rpm", "rpmbuild"),  # builds and signs its rpm packages
     Package("createrepo-c", "createrepo_c"),  # indexes its rpm repository
-    Package("dnf", "dnf"),  # installs from it in a lab host (tests/test_lab_packages.py)
-    Package("busybox", "busybox"),  # tests/test_facts.py runs the fact probe under busybox's shell and tools
+    Package("dnf", "dnf"),  # installs from it in a lab host (tests/lab/test_lab_packages.py)
+    Package("busybox", "busybox"),  # tests/unit/test_facts.py runs the fact probe under busybox's shell and tools
 )
 
 

@@ -32,19 +32,29 @@ def lab_unavailable():
     return ""
 
 
-# Fixtures that make a test a lab test (network namespaces, real etcd) or a slow one (real vagrant runs), so
-# `-m "not lab and not slow"` selects the pure, fast part whatever the test's own marks say.
-FIXTURE_MARKS = {"netns": "lab", "api": "lab", "vagrant_env": "slow"}
+# A test's kind is its folder: tests/lab needs root and network namespaces (real SSH hosts, real etcd), tests/e2e the
+# VMs of vagrant/. Elsewhere a test that needs them carries the mark itself; one that uses such a fixture unmarked is
+# refused at collection, so `-m "not lab and not slow"` is the pure, fast part on any machine.
+SUITE_MARKS = {"lab": "lab", "e2e": "e2e"}
+FIXTURE_NEEDS = {"lab": "lab", "new_lab": "lab", "netns": "lab", "api": "lab", "vagrant_env": "slow"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
     reason = lab_unavailable()
+    unmarked = []
     for item in items:
-        for fixture in set(getattr(item, "fixturenames", ())) & set(FIXTURE_MARKS):
-            item.add_marker(FIXTURE_MARKS[fixture])
+        suite = Path(item.path).relative_to(ROOT / "tests").parts[0]
+        if suite in SUITE_MARKS:
+            item.add_marker(SUITE_MARKS[suite])
+        for fixture in set(getattr(item, "fixturenames", ())) & set(FIXTURE_NEEDS):
+            if not item.get_closest_marker(FIXTURE_NEEDS[fixture]):
+                unmarked.append(f"{item.nodeid} uses the fixture {fixture!r}: mark it "
+                                f"@pytest.mark.{FIXTURE_NEEDS[fixture]} or move it to tests/lab")
         if reason and item.get_closest_marker("lab"):
             item.add_marker(pytest.mark.skip(reason=reason))
+    if unmarked:
+        raise pytest.UsageError("\n".join(unmarked))
 
 
 def pytest_collection_finish(session):

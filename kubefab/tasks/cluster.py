@@ -2,10 +2,11 @@
 
 from invoke import Exit, task
 
-from kubefab import execute, plan as planning, report
-from kubefab.checks import CHECKS
-from kubefab.runner import DEFAULT_WORKERS
-from kubefab.session import Options
+from kubefab.plan import build, prepare
+from kubefab.preflight.checks import CHECKS
+from kubefab.remote.runner import DEFAULT_WORKERS
+from kubefab.run import execute, report
+from kubefab.run.session import Options
 
 from .common import INVENTORY_HELP, STATE_HELP, load, names, number, user_errors
 
@@ -25,8 +26,8 @@ def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None, bat
     """Show what cluster.up would do, per phase and host, without touching any host."""
     with user_errors():
         inv = load(c, inventory, state_dir)
-        p = planning.build(inv, planning.prepare(inv), None, names(only), names(skip), names(host),
-                           number(batch, "batch", 0, least=1))
+        p = build(inv, prepare(inv), None, names(only), names(skip), names(host),
+                  number(batch, "batch", 0, least=1))
         print(report.plan_text(p))
 
 

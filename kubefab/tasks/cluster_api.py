@@ -4,7 +4,10 @@ server's endpoint reachable from this machine, or a forward to it with --via).""
 
 from invoke import Exit, task
 
-from kubefab import health, kube, kubeconfig, kubeconfig_merge, state
+from kubefab import state
+from kubefab.api import health, kube
+from kubefab.pki import kubeconfig
+from kubefab.state import kubeconfig_merge
 
 from .common import INVENTORY_HELP, STATE_HELP, load, number, user_errors
 

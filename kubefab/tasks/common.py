@@ -5,9 +5,10 @@ from contextlib import contextmanager
 
 from invoke import Exit
 
-from kubefab import inventory, renewal
+from kubefab import inventory
 from kubefab.digits import whole
 from kubefab.errors import KubefabError
+from kubefab.plan import renewal
 
 INVENTORY_HELP = "inventory file (default: inventory.toml, or kubefab.inventory in invoke.yaml)"
 STATE_HELP = "state directory holding the PKI and rendered files (default: .kubefab/<cluster> next to the inventory)"

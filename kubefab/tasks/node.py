@@ -2,9 +2,9 @@
 
 from invoke import Exit, task
 
-from kubefab import execute
-from kubefab.runner import DEFAULT_WORKERS
-from kubefab.session import Options
+from kubefab.remote.runner import DEFAULT_WORKERS
+from kubefab.run import execute
+from kubefab.run.session import Options
 
 from .cluster import DRY_RUN_HELP, RUN_HELP, SELECT_HELP, _interruptible
 from .common import INVENTORY_HELP, STATE_HELP, load, names, number, user_errors

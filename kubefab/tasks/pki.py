@@ -2,9 +2,10 @@
 
 from invoke import Exit, task
 
-from kubefab import bundle, execute, report
-from kubefab.runner import DEFAULT_WORKERS
-from kubefab.session import Options
+from kubefab.remote.runner import DEFAULT_WORKERS
+from kubefab.run import execute, report
+from kubefab.run.session import Options
+from kubefab.state import bundle
 
 from .cluster import RUN_HELP, _interruptible
 from .common import INVENTORY_HELP, STATE_HELP, load, names, number, user_errors

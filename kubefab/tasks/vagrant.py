@@ -5,7 +5,8 @@ from pathlib import Path
 
 from invoke import task
 
-from kubefab import fsutil, inventory as inventories, vagrant
+from kubefab import fsutil, inventory as inventories
+from kubefab.inventory import vagrant
 
 from .common import user_errors
 

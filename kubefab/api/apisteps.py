@@ -1,0 +1,156 @@
+"""The Api steps of cluster.up, run from this machine through the API server with the local admin.conf.
+
+One executor for every phase: `ApiSteps.run(step, host)` runs the function RUNNERS holds for the step's
+type (kubefab.steps: WaitApiServer, ..., RemoveNode) and returns a StepResult, as a host's script steps
+come back. The connection is opened once per run, on first use: directly when the endpoint answers from
+here, else through a local forward over the first control plane's SSH connection (its certificate still
+checked for the endpoint's name). Waiting and checking change nothing (`unchanged`); the CNI apply and
+node labels or taints are `changed` when an object was written.
+"""
+
+import socket
+import threading
+import time
+
+from kubefab import net, pki
+from kubefab.api import apply, drain, health, kube, nodes
+from kubefab.components import cni
+from kubefab.errors import KubefabError
+from kubefab.pki import kubeconfig, x509
+from kubefab.plan import renewal
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, NodeReady, RemoveNode, StepResult, \
+    WaitApiServer, WaitControlPlane, WaitRenewed
+
+REACH_TIMEOUT = 3
+ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
+
+
+def admin_conf(inv):
+    return kubeconfig.path(inv, kubeconfig.BY_FILE["admin.conf"])
+
+
+def reachable(address, port, timeout=REACH_TIMEOUT):
+    """True when a TCP connection to address:port is answered from here (accepted or refused)."""
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class ApiSteps:
+    """The run's connection to the API server and the functions behind each Api step."""
+
+    def __init__(self, inv, ssh_hosts, log, stop=None):
+        self.inv, self.ssh, self.log = inv, ssh_hosts, log
+        self.stop = stop or threading.Event()       # set on Ctrl-C: every wait on the API server ends
+        self._api = None
+        self._lock = threading.Lock()
+
+    def api(self):
+        """The Api of this run, connected on first use (directly, or forwarded through the first control plane)."""
+        with self._lock:
+            if self._api is None:
+                address, port = net.endpoint_parts(self.inv.endpoint)
+                via = None
+                if not reachable(address, port):
+                    through = self.inv.first_control_plane
+                    local, local_port = self.ssh.forward(through, address, port)
+                    via = f"{local}:{local_port}"
+                    self.log.info("the API server %s does not answer from here: reaching it through %s's SSH "
+                                  "connection (%s)", self.inv.endpoint, through.name, via)
+                self._api = kube.connect(admin_conf(self.inv), via=via, stop=self.stop)
+            return self._api
+
+    def run(self, step, host):
+        """Do Api step `step` for `host`: its StepResult (failed with the cause on an API error or timeout)."""
+        start = time.monotonic()
+        try:
+            status, detail = RUNNERS[type(step)](self, host)
+        except kube.Stopped as e:
+            status, detail = SKIPPED, str(e)
+        except KubefabError as e:
+            status, detail = FAILED, str(e)
+        return StepResult(step.name, status, detail, time.monotonic() - start)
+
+    def api_server(self, host):
+        version = kube.wait_ready(self.api())
+        health.wait_control_plane(self.api(), host.name)
+        return UNCHANGED, f"API server {version} ready; {host.name}'s control-plane components Ready"
+
+    def control_plane(self, host):
+        health.wait_control_plane(self.api(), host.name)
+        return UNCHANGED, f"{host.name}'s etcd, API server, controller-manager and scheduler Ready"
+
+    def cni(self, host):
+        applied = apply.apply(self.api(), cni.manifest(self.inv), self.inv.cluster.cni_manifest or self.inv.cluster.cni)
+        written = [str(a) for a in applied if a.action != apply.UNCHANGED]
+        if not written:
+            return UNCHANGED, f"{len(applied)} objects unchanged"
+        return CHANGED, f"{len(written)} of {len(applied)} objects written: {', '.join(written)}"
+
+    def node(self, host):
+        none = self.inv.cluster.cni == "none"      # no Ready before the user's own pod network runs
+        obj = nodes.wait_node(self.api(), host.name, ready=not none)
+        view = nodes.view(obj)
+        state = "Ready" if view.ready else "registered, Ready once your pod network runs (cni = \"none\")"
+        change = nodes.reconcile_one(self.api(), self.inv, host, read=obj)
+        address = self._advertised(host, obj)
+        if change.changes:
+            return CHANGED, f"{state} ({view.version}){address}; {'; '.join(change.changes)}"
+        return UNCHANGED, f"{state} ({view.version}){address}, labels and taints as the inventory says"
+
+    def _advertised(self, host, read):
+        """', advertises <address>' once the CNI recorded the node's address (looked for first in the Node as
+        `read`, then read again until it is there); KubefabError naming the host and what it advertises when that
+        is not its internal_address."""
+        spec = cni.ADVERTISED.get(self.inv.cluster.cni)
+        if spec is None:
+            return ""
+        first = [read]
+
+        def check():
+            node = first.pop() if first else self.api().find(f"{nodes.NODES}/{host.name}") or {}
+            address = cni.advertised(node, spec)
+            return (True, address) if address else (False, f"no {spec.annotation} annotation yet")
+        address = kube.until(check, ADVERTISE_TIMEOUT, f"{host.name}: the {self.inv.cluster.cni} pod did not record "
+                             "the address the node advertises", self.stop)
+        problem = cni.advertise_problem(self.inv, host, address)
+        if problem:
+            raise KubefabError(problem)
+        return f", advertises {address} to the pod network"
+
+    def renewed(self, host):
+        """This control plane's own API server (not the endpoint), reached with the renewed admin.conf: /readyz, the
+        renewed serving certificate, /readyz/etcd (its local etcd member), then its components Ready."""
+        api = kube.connect(admin_conf(self.inv), via=net.join_endpoint(host.internal_address), stop=self.stop)
+        version = kube.wait_ready(api)
+        want = x509.view(pki.paths(self.inv, pki.BY_NAME["apiserver"], host)[0].read_bytes()).serial
+
+        def serving():
+            try:
+                have = renewal.serving_serial(host.internal_address)
+            except OSError as e:
+                return False, str(e)
+            return have == want, f"it presents serial {have:x}, the renewed certificate has {want:x}"
+        kube.until(serving, kube.READY_TIMEOUT, f"{host.name}: the API server did not present its renewed "
+                   "certificate", self.stop)
+        etcd = api.request("GET", "/readyz/etcd", timeout=(3, 10)).strip()
+        if etcd != "ok":
+            raise KubefabError(f"{host.name}: /readyz/etcd says {etcd!r}: its etcd member is not healthy")
+        health.wait_control_plane(api, host.name)
+        return UNCHANGED, (f"API server {version} ready on {host.internal_address}, serving certificate serial "
+                           f"{want:x}, etcd healthy, components Ready")
+
+    def remove(self, host):
+        gone = drain.remove(self.api(), host.name)
+        if not gone.deleted:
+            return UNCHANGED, "not a node of the cluster"
+        return CHANGED, f"drained ({len(gone.evicted)} pods evicted) and deleted"
+
+
+RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
+           NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
+           WaitRenewed: ApiSteps.renewed}

@@ -1,0 +1,126 @@
+"""The stages and phases of `cluster.up`, in order (kubefab.plan.workflows lists them, and node.join's).
+
+`facts` and `preflight` are stages: they feed the plan (facts) or gate it (preflight) and are not
+steps inside it. Every phase after them is a row of PHASES: which hosts, in what order (all at once,
+one at a time, or in batches) and which steps each host runs, in order: its commands and pushes, run
+on it as one script, and its `Api` steps, run from this machine (kubefab.api.apisteps: waiting for the API
+server after init and for a joined control plane's components, applying the CNI, checking each node
+is Ready).
+"""
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from kubefab import inventory, paths
+from kubefab.components import kubeadm, templates
+from kubefab.plan import runtime
+from kubefab.secret import Secret
+from kubefab.steps import ApplyCni, Command, NodeReady, WaitApiServer, WaitControlPlane, push
+
+PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
+STAGES = {"facts": "Gather facts from every host (one probe per host)",
+          "preflight": "Check every host against kubeadm's preflight and kubefab's own checks"}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One titled step of the workflow: which hosts, in what order, doing what on each."""
+
+    name: str
+    title: str
+    hosts: str               # a key of inventory.HOST_SETS
+    order: str               # PARALLEL | SERIAL | BATCHES
+    steps: Callable          # (inventory, host, bundle, facts of that host or None) -> its steps, in order
+    last_first: bool = False     # the hosts in reverse inventory order
+
+    def host_list(self, inv):
+        hosts = inventory.HOST_SETS[self.hosts](inv)
+        return tuple(reversed(hosts)) if self.last_first else hosts
+
+
+def _push(inv, host, bundle, facts):
+    return (push("push files", tuple(f for f in bundle.files[host.name] if f.phase == "push"), facts),)
+
+
+def _already(facts, path, what):
+    """Why the facts say a kubeadm step is done: the file it leaves behind is there."""
+    return what if facts and path in facts.kube_files else ""
+
+
+def _init(inv, host, bundle, facts):
+    manifest = paths.manifest("kube-apiserver")
+    return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG}", timeout=900,
+                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
+            WaitApiServer(f"wait for the API server, then for {host.name}'s control-plane components"))
+
+
+def join_step(inv, host, bundle, facts):
+    kubelet_conf = paths.kubeconfig("kubelet.conf")
+    return Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}", timeout=900,
+                   guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node"))
+
+
+def fresh_join(inv, host, facts, fresh):
+    """node.join's steps for `host`: kubeadm join with its join config rendered with token `fresh` (a Secret),
+    given on stdin into a private temp file and removed after; a control plane waits for its components.
+    Without a token (a dry run) the config is left out: the steps are shown, not run."""
+    template, values = (("kubeadm/join-control-plane.yaml", kubeadm.join_control_plane_values) if host.is_control_plane
+                        else ("kubeadm/join.yaml", kubeadm.join_values))
+    config = fresh and Secret(templates.fill(template, {**values(inv, host), "token": fresh.reveal()}))
+    step = replace(join_step(inv, host, None, facts), stdin=config, label="kubeadm join --config <its join config, "
+                   "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
+                   'rm -f "$f"; exit $rc')
+    return (step, *((_components_ready(host),) if host.is_control_plane else ()))
+
+
+def _components_ready(host):
+    # the next control plane joins only once this one's etcd member and API server are healthy
+    return WaitControlPlane(f"wait for {host.name}'s etcd, API server, controller-manager and scheduler")
+
+
+def _join_control_plane(inv, host, bundle, facts):
+    return (join_step(inv, host, bundle, facts), _components_ready(host))
+
+
+def _join_worker(inv, host, bundle, facts):
+    return (join_step(inv, host, bundle, facts),)
+
+
+def _cni(inv, host, bundle, facts):
+    c = inv.cluster
+    if c.cni == "none":
+        return ()
+    source = c.cni_manifest or f"kubefab's {c.cni} manifest"
+    return (ApplyCni(f"apply {source} for pods in {c.pod_subnet}"),)
+
+
+def _verify(inv, host, bundle, facts):
+    ready = "registered (cni = none: Ready once your network runs)" if inv.cluster.cni == "none" else "Ready"
+    return (NodeReady(f"wait until node {host.name} is {ready}, then apply its labels and taints"),)
+
+
+RUNTIME = Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
+                runtime.steps)
+PUSH = Phase("push", "Push the PKI bundle, kubeconfigs and kubeadm configs", "all", PARALLEL, _push)
+VERIFY = Phase("verify", "Every node Ready, with the inventory's labels and taints", "all", PARALLEL, _verify)
+PHASES = (
+    RUNTIME,
+    PUSH,
+    Phase("init", "kubeadm init on the first control-plane node", "first-control-plane", SERIAL, _init),
+    Phase("join-control-plane", "Join the other control-plane nodes, one at a time", "other-control-planes",
+          SERIAL, _join_control_plane),
+    Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join_worker),
+    Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _cni),
+    VERIFY,
+)
+
+
+def batches(phase, inv, batch=0):
+    """The host groups of `phase`, run one group after another; `batch` overrides worker_batch_size."""
+    hosts = phase.host_list(inv)
+    if not hosts:
+        return ()
+    if phase.order == PARALLEL:
+        return (hosts,)
+    size = (batch or inv.cluster.worker_batch_size) if phase.order == BATCHES else 1
+    return tuple(hosts[i:i + size] for i in range(0, len(hosts), size))

@@ -1,0 +1,136 @@
+"""Every task that changes hosts, as a titled, literal list of phases over one session (kubefab.run.execute runs it).
+
+A workflow names its stages (facts, then preflight's gate) and its phases in order; --only and --skip take
+those names, `--dry-run` and `cluster.plan` print the plan the list gives, and the run executes exactly that
+plan. A new task (a renewal, an upgrade) is a new list here, not a new method of a runner.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from kubefab.errors import KubefabError
+from kubefab.plan import phases, renewal, reset as resetting
+from kubefab.plan.phases import PARALLEL, SERIAL, Phase
+from kubefab.steps import RemoveNode, WaitRenewed, push
+
+STAGES = tuple(phases.STAGES)       # facts, preflight
+
+
+def _hosts(p):
+    return list(dict.fromkeys(hs.host.name for pp in p.phases for b in pp.batches for hs in b))
+
+
+def _plural(n, word):
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _up_intro(p):
+    parts = [f"{pp.phase.name} on {_plural(sum(len(b) for b in pp.batches), 'host')}" for pp in p.phases
+             if pp.batches]
+    return f"plan for cluster {p.inventory.cluster.name!r}: {', '.join(parts)} (`invoke cluster.plan` shows every step)"
+
+
+def _join_intro(p):
+    members = [hs.host.name for pp in p.phases if pp.phase.name == "join" for b in pp.batches for hs in b
+               if hs.steps[0].done]
+    return (f"node.join of {', '.join(_hosts(p))}"
+            + (f" ({', '.join(members)}: already a node, not joined again)" if members else ""))
+
+
+def _reset_intro(p):
+    hosts, drained = _hosts(p), any(isinstance(hs.steps[0], RemoveNode) for pp in p.phases for b in pp.batches
+                                    for hs in b)
+    return (f"cluster.reset of {_plural(len(hosts), 'host')} of cluster {p.inventory.cluster.name!r}, in this order: "
+            f"{', '.join(hosts)}" + ("; each node is drained and deleted through the API first" if drained else ""))
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A task's phases, in order, after its stages, and what the run says before and after them."""
+
+    name: str               # the task, as the user types it
+    stages: tuple
+    phases: tuple           # phases.Phase, run one after another
+    prepared: bool = False  # preflight knows the runtime phase comes first (what it repairs does not stop the run)
+    intro: Callable = _up_intro             # plan -> what the run is about to do
+    loud: bool = False                      # the intro is shown under --quiet too
+    question: str = "Change {n} hosts now?"
+    done: str = ""                          # the last word of a run that passed ({n} hosts, {state_dir})
+    token: Callable = None                  # a fresh bootstrap token -> the workflow using it (node.join)
+    prepares: bool = True   # the local bundle is ensured first; a reset needs none: an expired CA or a lost PKI
+                            # must not stop one, nor may a reset make a new CA
+    bundle: Callable = None                 # inv -> that bundle, under the lock (default: plan.prepare)
+
+    @property
+    def names(self):
+        return (*self.stages, *(p.name for p in self.phases))
+
+    def select(self, only=(), skip=()):
+        """(stage names, phases) to run, in order; unknown names are rejected with the valid ones listed."""
+        for name in (*only, *skip):
+            if name not in self.names:
+                raise KubefabError(f"unknown phase {name!r} — phases are: {', '.join(self.names)}")
+
+        def chosen(name):
+            return (not only or name in only) and name not in skip
+        return tuple(s for s in self.stages if chosen(s)), tuple(p for p in self.phases if chosen(p.name))
+
+
+UP = Workflow("cluster.up", STAGES, phases.PHASES)
+PREFLIGHT = Workflow("cluster.preflight", STAGES, (), prepared=True, done="preflight passed")
+
+
+def join(fresh=None):
+    """node.join of some hosts: runtime and push on them, kubeadm join with the fresh bootstrap token `fresh`
+    (None until the run makes it, and in a dry run: the join config is not made), then each node Ready."""
+    return Workflow("node.join", STAGES, (
+        phases.RUNTIME,
+        phases.PUSH,
+        Phase("join", "Join with a fresh bootstrap token", "all", SERIAL,
+              lambda inv, host, bundle, facts: phases.fresh_join(inv, host, facts, fresh)),
+        phases.VERIFY,
+    ), prepared=True, intro=_join_intro, question="Join {n} hosts now?", token=None if fresh else join)
+
+
+def reset(drain=False):
+    """cluster.reset: the workers, then the other control planes (the last joined first), the first one last
+    (k0sctl's ResetWorkers, ResetControllers, ResetLeader); `drain`: each node is drained and deleted through
+    the API first, as when some hosts stay in the cluster."""
+    def steps(inv, host, bundle, facts):
+        return (RemoveNode("drain and delete the node"),) * drain + resetting.steps()
+    return Workflow("cluster.reset", (), (
+        Phase("reset-workers", "Reset the workers", "non-control-planes", PARALLEL, steps),
+        Phase("reset-control-planes", "Reset the other control-plane nodes, the last joined first",
+              "other-control-planes", SERIAL, steps, last_first=True),
+        Phase("reset-leader", "Reset the first control-plane node", "first-control-plane", SERIAL, steps),
+    ), intro=_reset_intro, loud=True, question="Reset {n} hosts now (kubeadm reset -f, then what it leaves behind)?",
+        done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)", prepares=False)
+
+
+def renew(what, prepare=None):
+    """pki.renew of `what` (a renewal.Due, reissued by `prepare` under the lock; None in a dry run): the renewed
+    files pushed to every control plane, then one control plane at a time the static pods whose files are newer
+    than their manifests restarted, and its API server, serving certificate and etcd member checked before the next."""
+    renewing = what.paths_on_host()
+
+    def files(inv, host, bundle, facts):
+        pushed = tuple(f for f in bundle.files[host.name] if f.phase == "push"
+                       and f.source.startswith(("pki/", "kubeconfigs/")))
+        return (push("push certificates and kubeconfigs", pushed, facts),) if pushed else ()
+
+    def restart(inv, host, bundle, facts):
+        return (*(renewal.restart(c, renewing) for c in renewal.COMPONENTS),
+                WaitRenewed(f"wait for {host.name}'s API server (/readyz, its renewed serving certificate), its etcd "
+                            "member and its components"))
+
+    def intro(p):
+        listed = ", ".join((*what.certs, *what.kubeconfigs))
+        return (f"pki.renew on {_plural(len(_hosts(p)), 'control plane')}, one at a time: "
+                + (f"reissued {listed}" if listed else "nothing reissued; a restart an interrupted run left is done"))
+
+    return Workflow("pki.renew", ("facts",), (
+        Phase("push-certs", "Push the renewed certificates and kubeconfigs to every control plane", "control-planes",
+              PARALLEL, files),
+        Phase("restart", "Restart the static pods whose files changed, one control plane at a time, each healthy "
+              "before the next", "control-planes", SERIAL, restart),
+    ), intro=intro, loud=True, question="Restart the control-plane components on {n} hosts now?", bundle=prepare)

@@ -1,0 +1,227 @@
+"""`cluster.plan`: the whole plan computed locally, before any host changes."""
+
+import hashlib
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from inventories import host_tables
+from kubefab import facts, inventory, paths, plan
+from kubefab.components import kubeadm
+from kubefab.errors import KubefabError
+from kubefab.run import report
+from kubefab.steps import Push
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HA = """\
+[cluster]
+name = "ha"
+kubernetes_version = "1.33.5"
+control_plane_endpoint = "api.ha.internal:6443"
+worker_batch_size = 2
+
+""" + host_tables(3, 3)
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ha") / "inventory.toml"
+    path.write_text(HA)
+    inv = inventory.load(path)
+    return inv, plan.build(inv, plan.prepare(inv))
+
+
+def tree(root):
+    return {p.relative_to(root): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns, p.stat().st_mode)
+            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def hosts_of(p, name):
+    pp = next(pp for pp in p.phases if pp.phase.name == name)
+    return [[hs.host.name for hs in batch] for batch in pp.batches]
+
+
+def test_phases_run_in_order_with_the_right_hosts_and_batches(ha):
+    _, p = ha
+    assert p.stages == ("facts", "preflight")
+    assert [pp.phase.name for pp in p.phases] == ["runtime", "push", "init", "join-control-plane", "join-workers",
+                                                  "cni", "verify"]
+    assert hosts_of(p, "runtime") == [["cp-1", "cp-2", "cp-3", "w-1", "w-2", "w-3"]]
+    assert hosts_of(p, "init") == [["cp-1"]]
+    assert hosts_of(p, "join-control-plane") == [["cp-2"], ["cp-3"]]
+    assert hosts_of(p, "join-workers") == [["w-1", "w-2"], ["w-3"]]
+
+
+def test_skip_and_only_select_phases_and_reject_unknown_names(ha):
+    inv, p = ha
+    assert [pp.phase.name for pp in plan.build(inv, p.bundle, only=("init", "cni")).phases] == ["init", "cni"]
+    assert "cni" not in [pp.phase.name for pp in plan.build(inv, p.bundle, skip=("cni",)).phases]
+    assert plan.build(inv, p.bundle, only=("facts", "runtime")).stages == ("facts",)
+    with pytest.raises(KubefabError, match="unknown phase 'jion'.*phases are: facts, preflight"):
+        plan.build(inv, p.bundle, skip=("jion",))
+
+
+def test_workers_are_pushed_nothing_that_breaks_kubeadm_join(ha):
+    _, p = ha
+    for name in ("w-1", "w-2", "w-3"):
+        paths = {f.path for f in p.bundle.files[name]}
+        assert not any(path.startswith("/etc/kubernetes/pki") for path in paths)
+        assert not paths & {"/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf"}
+        assert not any(path.startswith("/etc/kubernetes/manifests") for path in paths)
+
+
+def test_every_rendered_file_is_pushed_exactly_once(ha):
+    _, p = ha
+    for host, files in p.bundle.files.items():
+        pushed = [f.path for pp in p.phases for batch in pp.batches for hs in batch if hs.host.name == host
+                  for step in hs.steps if isinstance(step, Push) for f in step.files]
+        assert sorted(pushed) == sorted(f.path for f in files)
+
+
+def test_plan_text_masks_the_token_and_lists_files_and_commands(ha):
+    inv, p = ha
+    text = report.plan_text(p)
+    secret = (inv.state_dir / "bootstrap-token").read_text().strip()
+    token_id, token_secret = secret.split(".")
+    assert token_secret not in text and f"{token_id}.***" in text
+    assert "kubeadm init --config /etc/kubernetes/kubefab/init.yaml" in text
+    assert "0600" in text and "/etc/kubernetes/pki/ca.key" in text
+    assert "batch 2: w-3" in text
+    assert p.bundle.ca_hash in text
+
+
+def test_state_dir_keeps_secrets_private(ha):
+    inv, _ = ha
+    for path in (inv.state_dir, inv.state_dir / "hosts", inv.state_dir / "pki"):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    secrets = [*inv.state_dir.rglob("*.key"), *(inv.state_dir / "kubeconfigs").rglob("*.conf"),
+               inv.state_dir / "bootstrap-token", *inv.state_dir.glob("hosts/*/etc/kubernetes/kubefab/*.yaml")]
+    assert len(secrets) > 20
+    for key in secrets:
+        assert key.stat().st_mode & 0o777 == 0o600, key
+
+
+def test_second_plan_changes_nothing_and_says_so(ha):
+    inv, _ = ha
+    before = tree(inv.state_dir)
+    again = plan.prepare(inv)
+    assert {a.what for a in again.actions} == {"kept"}
+    assert tree(inv.state_dir) == before
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_cluster_plan_on_the_committed_inventory(tmp_path):
+    run = cli("cluster.plan", "--state-dir", str(tmp_path / "state"))
+    assert run.returncode == 0, run.stderr
+    assert "kubefab plan for cluster 'vagrant'" in run.stdout
+    assert (tmp_path / "state" / "hosts" / "k8s-master" / "etc" / "kubernetes" / "pki" / "apiserver.crt").is_file()
+    assert (tmp_path / "state" / "hosts" / "k8s-s2" / "etc" / "kubernetes" / "kubefab" / "join.yaml").is_file()
+
+
+def test_task_list_and_help_document_every_task_and_option():
+    listing = cli("--list")
+    assert listing.returncode == 0
+    for name in ("cluster.plan", "pki.show"):
+        line = next(line for line in listing.stdout.splitlines() if line.strip().startswith(name))
+        assert len(line.split(name, 1)[1].strip()) > 10, f"{name} has no one-line help"
+    help_text = cli("--help", "cluster.plan").stdout
+    for option in ("--inventory", "--state-dir", "--only", "--skip"):
+        assert option in help_text
+
+
+def test_pki_show_lists_every_certificate_soonest_first_and_warns(ha):
+    inv, _ = ha
+    run = cli("pki.show", "-i", str(inv.path), "--days", "400")
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line[:4].isdigit()]
+    assert [r[:16] for r in rows] == sorted(r[:16] for r in rows)
+    assert any("pki/nodes/cp-2/apiserver.crt" in r for r in rows)
+    assert any("kubeconfigs/admin.conf" in r and "O=kubeadm:cluster-admins" in r for r in rows)
+    leaves = [r for r in rows if "ca.crt" not in r]
+    assert all("WARNING" in r for r in leaves) and not any("WARNING" in r for r in rows if "/ca.crt" in r)
+    assert "SANs: cp-1, kubernetes" in run.stdout
+
+
+def test_plan_for_one_host_and_an_unknown_host(ha):
+    inv, _ = ha
+    p = plan.build(inv, plan.prepare(inv), hosts=("w-3",))
+    assert {hs.host.name for pp in p.phases for batch in pp.batches for hs in batch} == {"w-3"}
+    run = cli("cluster.plan", "-i", str(inv.path), "--host", "w-4")
+    assert run.returncode == 2
+    assert "no host named 'w-4'" in run.stderr and "did you mean 'w-3'" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+READY = (Path(__file__).parent.parent / "data" / "facts" / "ready.txt").read_text()
+
+
+def facts_of(host, package_manager="dnf", kubernetes_files=()):
+    """A ready host's facts (tests/data/facts), with its package manager and kubeadm's files as given."""
+    ready = facts.parse(host, READY)
+    return replace(ready, os=replace(ready.os, package_manager=package_manager), kube_files=frozenset(kubernetes_files))
+
+
+def test_facts_decide_steps_the_offline_plan_leaves_open(ha):
+    inv, p = ha
+    gathered = {h.name: facts_of(h.name) for h in inv.hosts}
+    gathered["w-2"] = facts_of("w-2", "apt-get", ("/etc/kubernetes/kubelet.conf",))
+    with_facts = plan.build(inv, p.bundle, gathered)
+
+    def step(pl, phase, host, name):
+        pp = next(pp for pp in pl.phases if pp.phase.name == phase)
+        return next(s for b in pp.batches for hs in b if hs.host.name == host for s in hs.steps if s.name == name)
+
+    offline_install = step(p, "runtime", "w-1", "install packages").script
+    assert "apt-get" in offline_install and "dnf install" in offline_install
+    assert "dnf install" in step(with_facts, "runtime", "w-1", "install packages").script
+    assert "apt-get" not in step(with_facts, "runtime", "w-1", "install packages").script
+    assert "dnf" not in step(with_facts, "runtime", "w-2", "install packages").script
+    assert step(with_facts, "join-workers", "w-2", "kubeadm join").done == "already a node"
+    assert step(with_facts, "join-workers", "w-1", "kubeadm join").done == ""
+    assert "[done: already a node]" in report.plan_text(with_facts)
+    assert plan.build(inv, p.bundle, gathered) == with_facts
+
+
+def settled(inv, bundle, host):
+    """The facts of `host` once a run finished on it: every file pushed, every step's effect in place."""
+    f = facts_of(host.name, "apt-get", ("/etc/kubernetes/kubelet.conf",))
+    block = "\n".join((paths.HOSTS_BEGIN, *(f"{h.internal_address} {h.name}" for h in inv.hosts), paths.HOSTS_END))
+    version = inv.cluster.kubernetes_version
+    return replace(
+        f, hostname=host.name, etc_hostname=host.name, hosts_block=hashlib.sha256(f"{block}\n".encode()).hexdigest(),
+        swaps=(), fstab_swaps=(), containerd_service="enabled", containerd_active="active",
+        images=frozenset(kubeadm.images(inv)), versions={**f.versions, "kubeadm": version, "kubelet": version,
+                                                          "kubectl": version},
+        files={r.path: facts.FileState(r.mode, 0, 0, r.size, r.mtime, r.sha256) for r in bundle.files[host.name]})
+
+
+def test_what_the_facts_show_in_place_is_left_out_and_the_rest_is_marked_done(ha):
+    inv, p = ha
+    gathered = {h.name: settled(inv, p.bundle, h) for h in inv.hosts}
+    config = next(r for r in p.bundle.files["w-1"] if r.path == paths.CONTAINERD_CONFIG)
+    gathered["w-1"] = replace(gathered["w-1"], files={**gathered["w-1"].files, config.path: replace(
+        gathered["w-1"].files[config.path], sha256="0" * 64)})          # someone edited containerd's config
+    settled_plan = plan.build(inv, p.bundle, gathered, only=("runtime", "push", "join-workers"))
+
+    def steps(phase, host):
+        pp = next(pp for pp in settled_plan.phases if pp.phase.name == phase)
+        return {s.name: s for b in pp.batches for hs in b if hs.host.name == host for s in hs.steps}
+    assert all(s.done for phase in ("runtime", "push") for s in steps(phase, "w-2").values())
+    assert steps("runtime", "w-2")["pull images"].done == f"all {len(kubeadm.images(inv))} images present"
+    assert steps("push", "w-2")["push files"].done.startswith("all ")
+    w1 = steps("runtime", "w-1")
+    assert [f.path for f in w1["files"].files] == [paths.CONTAINERD_CONFIG] and not w1["files"].done
+    assert not w1["containerd running"].done                              # restarted after its config is put back
+    assert [n for n, s in w1.items() if not s.done] == ["files", "containerd running"]
+    assert "push 1 files, each only when it differs (" in report.plan_text(settled_plan)
+    gathered["w-2"] = replace(gathered["w-2"], firewalld="active", swaps=(("/swapfile", 1024),))
+    runtime = plan.build(inv, p.bundle, gathered, only=("runtime",)).phases[0]
+    w2 = {s.name: s for hs in runtime.batches[0] if hs.host.name == "w-2" for s in hs.steps}
+    assert not w2["firewalld ports"].done and not w2["swap off"].done and w2["hostname"].done
