@@ -19,7 +19,7 @@ from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, ApplyCni, NodeReady, RemoveNode, StepResult, \
-    WaitApiServer, WaitControlPlane, WaitRenewed
+    WaitApiServer, WaitControlPlane, WaitRenewed, WaitRestored
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -144,6 +144,15 @@ class ApiSteps:
         return UNCHANGED, (f"API server {version} ready on {host.internal_address}, serving certificate serial "
                            f"{want:x}, etcd healthy, components Ready")
 
+    def restored(self, host):
+        """This control plane's own API server (not the endpoint) after etcd.restore: /readyz, then /readyz/etcd."""
+        api = kube.connect(admin_conf(self.inv), via=net.join_endpoint(host.internal_address), stop=self.stop)
+        version = kube.wait_ready(api)
+        etcd = api.request("GET", "/readyz/etcd", timeout=(3, 10)).strip()
+        if etcd != "ok":
+            raise KubefabError(f"{host.name}: /readyz/etcd says {etcd!r}: the API server does not reach etcd")
+        return UNCHANGED, f"API server {version} ready on {host.internal_address}, etcd reached"
+
     def remove(self, host):
         gone = drain.remove(self.api(), host.name)
         if not gone.deleted:
@@ -153,4 +162,4 @@ class ApiSteps:
 
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
            NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
-           WaitRenewed: ApiSteps.renewed}
+           WaitRenewed: ApiSteps.renewed, WaitRestored: ApiSteps.restored}

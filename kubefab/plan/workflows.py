@@ -6,12 +6,14 @@ plan. A new task (a renewal, an upgrade) is a new list here, not a new method of
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from kubefab.errors import KubefabError
-from kubefab.plan import phases, renewal, reset as resetting
+from kubefab.plan import phases, renewal, reset as resetting, snapshots
 from kubefab.plan.phases import PARALLEL, SERIAL, Phase
-from kubefab.steps import RemoveNode, WaitRenewed, push
+from kubefab.state import tree
+from kubefab.steps import Push, RemoveNode, WaitRenewed, WaitRestored, push
 
 STAGES = tuple(phases.STAGES)       # facts, preflight
 
@@ -134,3 +136,47 @@ def renew(what, prepare=None):
         Phase("restart", "Restart the static pods whose files changed, one control plane at a time, each healthy "
               "before the next", "control-planes", SERIAL, restart),
     ), intro=intro, loud=True, question="Restart the control-plane components on {n} hosts now?", bundle=prepare)
+
+
+def restore(data, source, token):
+    """etcd.restore of the snapshot `source` (its Metadata `data`) with cluster token `token`: the restore tool found
+    on every control plane before anything stops, every API server stopped, then every etcd member; each member
+    restored from the same snapshot with the inventory's initial cluster; etcd started and every member healthy;
+    the API servers started, each ready; controller-manager and scheduler restarted; every node Ready."""
+    def member(inv, host, bundle, facts):
+        pushed = tree.RenderedFile(host.name, snapshots.ON_HOST, 0o600, data.size, True, Path(source),
+                                   "etcd snapshot", "restore", data.sha256)
+        return Push("push the snapshot", (pushed,)), snapshots.restore_member(inv, host, data, token)
+
+    def api_server(inv, host, bundle, facts):
+        return (snapshots.start("kube-apiserver"),
+                WaitRestored(f"wait for {host.name}'s API server (/readyz, /readyz/etcd)"))
+
+    def intro(p):
+        hosts = ", ".join(h.name for h in p.inventory.control_planes)
+        return (f"etcd.restore from {source} (revision {data.revision}, {data.keys} keys, taken {data.taken_at} from "
+                f"{data.taken_from}) on {hosts}: stops kube-apiserver, then etcd, on each; replaces each member's "
+                f"{snapshots.ETCD_DATA} (the old one kept as {snapshots.BEFORE}); every object written since the "
+                "snapshot is lost")
+
+    return Workflow("etcd.restore", (), (
+        Phase("check", "Find the restore tool on every control plane before anything stops", "control-planes",
+              PARALLEL, lambda inv, host, bundle, facts: (snapshots.check(),)),
+        Phase("stop-api-servers", "Stop every API server (its manifest moved aside)", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.stop("kube-apiserver"),)),
+        Phase("stop-etcd", "Stop etcd on every member", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.stop("etcd"),)),
+        Phase("restore", "Restore each member from the snapshot with a fresh initial cluster from the inventory",
+              "control-planes", PARALLEL, member),
+        Phase("start-etcd", "Start etcd on every member", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.start("etcd"),)),
+        Phase("etcd-healthy", "Wait until every etcd member is healthy", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.wait_healthy(inv),)),
+        Phase("start-api-servers", "Start the API servers, each ready before the run goes on", "control-planes",
+              PARALLEL, api_server),
+        Phase("restart-components", "Restart controller-manager and scheduler", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.stop("kube-controller-manager", "kube-scheduler"),
+                                                snapshots.start("kube-controller-manager", "kube-scheduler"))),
+        phases.VERIFY,
+    ), intro=intro, loud=True, question="Stop the cluster on {n} hosts and restore etcd from the snapshot now?",
+        prepares=False)

@@ -64,4 +64,4 @@ def test_reset_runs_the_workers_then_the_other_control_planes_last_joined_first_
 
 
 def test_every_kind_of_api_step_has_its_runner():
-    assert set(apisteps.RUNNERS) == set(Api.__subclasses__()) and len(apisteps.RUNNERS) == 6
+    assert set(apisteps.RUNNERS) == set(Api.__subclasses__()) and len(apisteps.RUNNERS) == 7
