@@ -22,7 +22,7 @@ from pathlib import Path
 from kubefab import facts, net, paths, pki
 from kubefab.errors import KubefabError
 from kubefab.plan import renewal
-from kubefab.steps import Command, q
+from kubefab.steps import UNCHANGED_EXIT, Command, q
 
 ETCD_DATA = "/var/lib/etcd"                     # kubeadm's etcd.local.dataDir, as kubefab's init config sets it
 BEFORE = f"{ETCD_DATA}.before-restore"          # the member's data before the last restore
@@ -207,7 +207,7 @@ def check():
     body = (f"{TOOLS}; [ -f {q(paths.manifest('etcd'))} ] || [ -f {q(f'{ASIDE}/etcd.yaml')} ] || "
             f"{{ echo {q('no etcd static pod manifest: not a stacked-etcd control plane')} >&2; exit 1; }}; "
             f"if [ $bump = 1 ]; then echo \"$t ($v): restores with --bump-revision {BUMP} --mark-compacted\"; "
-            f"else echo \"$t ($v): \"{q(no_bump)}; fi")
+            f"else echo \"$t ($v): \"{q(no_bump)}; fi; exit {UNCHANGED_EXIT}")
     return Command("restore tool", body, label="find etcdutl (or etcdctl 3.4) and whether it takes --bump-revision")
 
 
@@ -235,6 +235,7 @@ def wait_healthy(inv):
     n = len(inv.control_planes)
     body = (f"i=0; until h=$({ETCDCTL} endpoint health --cluster 2>&1); do i=$((i+1)); "
             f"if [ $i -ge {HEALTHY_SECONDS} ]; then echo \"$h\"; exit 1; fi; sleep 1; done; "
-            f"m=$({ETCDCTL} member list) && echo \"$m\" && [ \"$(echo \"$m\" | grep -c started)\" -eq {n} ]")
+            f"m=$({ETCDCTL} member list) && echo \"$m\" && [ \"$(echo \"$m\" | grep -c started)\" -eq {n} ] && "
+            f"exit {UNCHANGED_EXIT}")
     return Command("etcd healthy", body, timeout=HEALTHY_SECONDS + 60,
                    label=f"wait until all {n} etcd members are healthy (etcdctl endpoint health --cluster)")
