@@ -37,6 +37,8 @@ ETCDCTL = (f"ETCDCTL_API=3 etcdctl --endpoints={q(f'https://127.0.0.1:{CLIENT_PO
            f"--cacert={q(paths.in_pki('etcd/ca.crt'))} --cert={q(_CERT + '.crt')} --key={q(_CERT + '.key')}")
 _FINGERPRINT = "tr -d ' \\t\\r\\n' < {} | sha256sum | cut -d ' ' -f 1"
 REPORT = re.compile(r"kubefab-(members|status|ca|sa|size) (.+)")
+NO_ETCDCTL = ("etcdctl is not installed on this control plane: backups and the health checks of a restore use it — "
+              "install etcd's client tools there (Debian: apt-get install etcd-client)")
 NO_TOOL = ("neither etcdutl nor etcdctl is installed on this control plane — install etcd's client tools there "
            "(Debian: apt-get install etcd-client; or etcdutl from etcd's release)")
 
@@ -73,7 +75,7 @@ def backup_script():
     pub = q(paths.in_pki("sa.pub"))
     return "\n".join((
         "set -eu",
-        f"command -v etcdctl >/dev/null 2>&1 || {{ echo {q(NO_TOOL)} >&2; exit 3; }}",
+        f"command -v etcdctl >/dev/null 2>&1 || {{ echo {q(NO_ETCDCTL)} >&2; exit 3; }}",
         "status=etcdctl; if command -v etcdutl >/dev/null 2>&1; then status=etcdutl; fi",
         "d=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT; trap 'exit 1' HUP INT TERM PIPE",
         f"{ETCDCTL} endpoint health >\"$d/log\" 2>&1 || {{ cat \"$d/log\" >&2; exit 1; }}",
@@ -204,7 +206,8 @@ def check():
     """Before anything stops: the restore tool is there; which one, and whether it bumps the revision."""
     no_bump = ("warning: it has no --bump-revision: clients that watched the cluster (controllers, kubelets) may "
                "keep objects cached at revisions above the snapshot's until they restart")
-    body = (f"{TOOLS}; [ -f {q(paths.manifest('etcd'))} ] || [ -f {q(f'{ASIDE}/etcd.yaml')} ] || "
+    body = (f"{TOOLS}; command -v etcdctl >/dev/null 2>&1 || {{ echo {q(NO_ETCDCTL)} >&2; exit 1; }}; "
+            f"[ -f {q(paths.manifest('etcd'))} ] || [ -f {q(f'{ASIDE}/etcd.yaml')} ] || "
             f"{{ echo {q('no etcd static pod manifest: not a stacked-etcd control plane')} >&2; exit 1; }}; "
             f"if [ $bump = 1 ]; then echo \"$t ($v): restores with --bump-revision {BUMP} --mark-compacted\"; "
             f"else echo \"$t ($v): \"{q(no_bump)}; fi; exit {UNCHANGED_EXIT}")

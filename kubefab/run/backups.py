@@ -78,7 +78,7 @@ def _take(s, host, target):
             sa_sha256=report["sa"], kubernetes_version=_version(s), taken_at=at.isoformat())
         db = target / db_name
         os.replace(part, db)
-        fsutil.write_atomic(target / meta_name, data.to_json())
+        fsutil.write_atomic(target / meta_name, data.to_json(), dir_mode=None)
         return db, data
     finally:
         Path(part).unlink(missing_ok=True)

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import tarfile
-import tempfile
 from pathlib import Path
 
 from kubefab import facts, fsutil
@@ -56,7 +55,10 @@ def export(inv, output, secret):
             info = tarfile.TarInfo(rel)
             info.size, info.mode, info.mtime = len(data), (top / rel).stat().st_mode & 0o644, 0
             tar.addfile(info, io.BytesIO(data))
-    _write_new(Path(output), x509.seal(buffer.getvalue(), secret))
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise KubefabError(f"{output.parent}: no such directory — create it, or give --output a path in one")
+    fsutil.write_atomic(output, x509.seal(buffer.getvalue(), secret), 0o600, dir_mode=None)
     return tuple(kept)
 
 
@@ -105,18 +107,3 @@ def _cluster(record):
         return json.loads(record).get("cluster")
     except (ValueError, UnicodeDecodeError, AttributeError):
         return None
-
-
-def _write_new(path, data):
-    """`data` into `path` through a temp file beside it (fsync, rename), mode 0600; the directory's mode untouched."""
-    if not path.parent.is_dir():
-        raise KubefabError(f"{path.parent}: no such directory — create it, or give --output a path in one")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

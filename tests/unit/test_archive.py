@@ -33,8 +33,11 @@ def tree(root):
 
 def test_an_import_into_a_fresh_state_dir_keeps_every_certificate_and_renders_every_host_file_as_before(tmp_path):
     inv, before = planned(tmp_path)
-    sealed = tmp_path / "alpha.state"
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    sealed = shared / "alpha.state"
     kept = archive.export(inv, sealed, PASSPHRASE)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755          # the user's directory keeps its mode
     assert "pki/ca.key" in kept and "bootstrap-token" in kept and "cluster.json" in kept
     assert not [k for k in kept if k.startswith("hosts/") or k.endswith(".log")]
     assert stat.S_IMODE(sealed.stat().st_mode) == 0o600 and b"PRIVATE KEY" not in sealed.read_bytes()

@@ -96,3 +96,21 @@ def test_a_restore_asks_first_and_without_a_terminal_refuses_naming_what_it_stop
     with pytest.raises(KubefabError, match="pass --yes"):
         backups.restore(inv, Options(), db, console=console)
     assert "stops kube-apiserver, then etcd, on each" in console.getvalue(), console.getvalue()
+
+
+def test_a_backup_into_a_directory_that_does_not_exist_is_refused_before_any_host_is_touched(made, tmp_path):
+    inv, db, data = made
+    with pytest.raises(KubefabError, match="no such directory — create it first"):
+        backups.backup(inv, Options(), output=tmp_path / "nowhere", console=io.StringIO())
+
+
+def test_a_report_the_host_did_not_finish_is_refused_with_what_the_host_said():
+    with pytest.raises(KubefabError, match="(?s)cp-1: the snapshot's report could not be read; the host said:\n.*"
+                                           "context deadline exceeded"):
+        snapshots.read_report("cp-1", 'kubefab-members {"members": []}\nError: context deadline exceeded\n')
+    report = snapshots.read_report("cp-1", 'kubefab-members {"members": [{"name": "b", "peerURLs": ["https://b"]}, '
+                                   '{"name": "a", "peerURLs": ["https://a"]}]}\n'
+                                   'kubefab-status {"hash":1,"revision":3,"totalKey":6,"totalSize":20480}\n'
+                                   'kubefab-ca abc\nkubefab-sa def\nkubefab-size 20480\n')
+    assert report == {"members": (("a", "https://a"), ("b", "https://b")), "revision": 3, "keys": 6, "ca": "abc",
+                      "sa": "def", "size": 20480}
