@@ -33,6 +33,8 @@ def backup(inv, options, output=None, console=None):
         raise KubefabError(f"--output {output}: no such directory — create it first (mode 0700: a snapshot holds "
                            "every Secret of the cluster)")
     with sessions.opened(inv, options, console, prepare=False) as s:
+        if not output:
+            fsutil.ensure_dir(target)
         tried = []
         for host in inv.control_planes:
             try:
@@ -53,8 +55,6 @@ def backup(inv, options, output=None, console=None):
 def _take(s, host, target):
     at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     db_name, meta_name = snapshots.names(s.inv, at)
-    if target.name == BACKUPS and target.parent == s.inv.state_dir:
-        fsutil.ensure_dir(target)
     digest = hashlib.sha256()
     fd, part = tempfile.mkstemp(dir=target, prefix=f".{db_name}.", suffix=".part")
     try:

@@ -1,4 +1,4 @@
-"""`invoke state.*`: the state dir's CAs, keys, kubeconfigs, token and record as one passphrase-sealed file, and back."""
+"""`invoke state.*`: the state dir's CAs, keys, kubeconfigs, token and record as one sealed file, and back."""
 
 from invoke import Exit, task
 
