@@ -226,7 +226,8 @@ def restore_member(inv, host, data, token):
             f"ETCDCTL_API=3 $t snapshot restore {q(ON_HOST)} {flags} $extra >{q(new + '.log')} 2>&1 || "
             f"{{ cat {q(new + '.log')}; rm -rf {q(new)} {q(new + '.log')}; exit 1; }}; rm -f {q(new + '.log')} && "
             f"rm -rf {q(BEFORE)} && {{ [ ! -e {q(ETCD_DATA)} ] || mv {q(ETCD_DATA)} {q(BEFORE)}; }} && "
-            f"mv {q(new)} {q(ETCD_DATA)} && echo \"restored by $t as member {host.name} of {len(inv.control_planes)}\"")
+            f"mv {q(new)} {q(ETCD_DATA)} && echo \"restored by $t as member\" {q(host.name)} "
+            f"of {len(inv.control_planes)}")
     return Command("restore member", body, timeout=900,
                    label=f"check the snapshot's sha256, `snapshot restore` it as member {host.name} of "
                          f"{initial_cluster(inv)} into {ETCD_DATA} (the old data kept as {BEFORE}), remove it")
