@@ -9,6 +9,7 @@ It notes this machine's time.time() just before sending and just after the outpu
 with. The probe only reads, needs no Python on the host, and ends within TIMEOUT seconds.
 """
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from kubefab import paths
 from kubefab.components import requirements
 from kubefab.digits import whole
 from kubefab.errors import KubefabError
+from kubefab.pki import x509
 from kubefab.steps import q
 
 HEADER, END = "kubefab-probe 1", "end"
@@ -32,6 +34,7 @@ MODULES = requirements.probed("module")
 SYSCTLS = requirements.probed("sysctl")
 CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/var/run/cri-dockerd.sock")
 CA_CERT = paths.in_pki("ca.crt")
+KUBELET_CLIENT = "/var/lib/kubelet/pki/kubelet-client-current.pem"    # the kubelet's rotated client certificate
 KUBE_FILES = requirements.subjects(requirements.FILE)  # kubeadm writes them; their presence tells a node
 KUBELET_CONF, APISERVER_MANIFEST = "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml"
 VERSIONED = ("kubeadm", "kubelet", "kubectl", "containerd", "runc")
@@ -44,8 +47,8 @@ SINGLE = ("os.id", "os.version", "os.like", "os.name", "os.package_manager", "ke
           "clock", *(f"command.{c}" for c in COMMANDS), *(f"module.{m}" for m in MODULES),
           *(f"sysctl.{s}" for s in SYSCTLS), "tcp.listen", "disk", "containerd.systemd_cgroup", "containerd.config",
           "selinux", "selinux.config", "firewalld", "kubelet.service", "containerd.service", "containerd.active",
-          *(f"version.{v}" for v in VERSIONED), "kube.etcd", "kube.ca_sha256", "endpoint.target", "endpoint.state",
-          "endpoint.detail", "hostname.file", "hosts.block", "packages.held", "repo.state", "repo.detail",
+          *(f"version.{v}" for v in VERSIONED), "kube.etcd", "kube.ca_sha256", "kubelet.client_cert",
+          "endpoint.target", "endpoint.state", "endpoint.detail", "hostname.file", "hosts.block", "packages.held", "repo.state", "repo.detail",
           "repo.versions")
 REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file", "image", "file", "sha256", "link")
 _KNOWN = frozenset(SINGLE + REPEATED)
@@ -56,7 +59,7 @@ def _script():
     sysctls = " ".join(f"{key}=/proc/sys/{key.replace('.', '/')}" for key in SYSCTLS)
     fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": sysctls,
              "CRI_SOCKETS": " ".join(CRI_SOCKETS), "KUBE_FILES": " ".join(KUBE_FILES), "CA_CERT": CA_CERT,
-             "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT), "HOSTS_BEGIN": paths.HOSTS_BEGIN,
+             "KUBELET_CLIENT": KUBELET_CLIENT, "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT), "HOSTS_BEGIN": paths.HOSTS_BEGIN,
              "HOSTS_END": paths.HOSTS_END, "PACKAGES": " ".join(PACKAGES)}
     for name, value in fills.items():
         text = text.replace(f"@{name}@", value)
@@ -191,6 +194,7 @@ class Facts:
     kube_files: frozenset     # which of KUBE_FILES exist
     etcd_data: str            # /var/lib/etcd: absent | empty | nonempty
     ca_sha256: str            # ca_fingerprint of /etc/kubernetes/pki/ca.crt, "" when absent
+    kubelet_client_expiry: object  # when the kubelet's client certificate expires (UTC), None without one
     endpoint: Endpoint
     files: MappingProxyType   # managed path -> FileState, for those that exist
     links: MappingProxyType   # managed link -> its target, for those that are links
@@ -275,12 +279,23 @@ def _build(host, v, r, window):
         containerd_active=v["containerd.active"], images=frozenset(r["image"]),
         versions=_family(v, "version", VERSIONED),
         kube_files=frozenset(r["kube.file"]), etcd_data=v["kube.etcd"], ca_sha256=v["kube.ca_sha256"],
+        kubelet_client_expiry=_expiry(v["kubelet.client_cert"]),
         endpoint=Endpoint(v["endpoint.target"], v["endpoint.state"], v["endpoint.detail"].strip()[:200]),
         files=_files(r["file"], r["sha256"]), links=MappingProxyType(dict(_link(x) for x in r["link"])),
         held=frozenset(v["packages.held"].split()),
         repository=Repository(v["repo.state"], v["repo.detail"].strip()[:200],
                               None if v["repo.versions"] == "?" else tuple(v["repo.versions"].split())),
     )
+
+
+def _expiry(encoded):
+    """The notAfter of the certificate in `encoded` (base64 of its PEM), None when it is empty."""
+    if not encoded:
+        return None
+    try:
+        return x509.view(base64.b64decode(encoded, validate=True)).not_after
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"kubelet.client_cert is not a certificate ({e})") from None
 
 
 def _files(stats, sums):

@@ -326,6 +326,13 @@ EOF
         ca=$(tr -d ' \t\r\n' < @CA_CERT@ | sha256sum 2>/dev/null)
     fi
     kv kube.ca_sha256 "${ca%% *}"
+    # The kubelet's own client certificate (the kubelet rotates it): only the CERTIFICATE block of the file, which
+    # also holds its key, base64 on one line, for its expiry.
+    kc=""
+    if [ -r @KUBELET_CLIENT@ ]; then
+        kc=$(sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' @KUBELET_CLIENT@ | base64 | tr -d '\n')
+    fi
+    kv kubelet.client_cert "$kc"
 
     # -- what kubefab's own steps would write ------------------------------------------------------------
     # kubefab sets $kf_files (mode, owner, size and mtime of each), $kf_hashed (their sha256 too) and

@@ -67,7 +67,7 @@ def prepare(inv):
 def probe(inv, bundle, host):
     """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes,
     so that `build` can leave out what is already in place."""
-    files = bundle.files[host.name]
+    files = bundle.files[host.name] if bundle else ()       # no bundle (a read-only survey): no file compared
     repository = runtime.repo_url(inv) if inv.install.source == "packages" else ""
     return facts.script(inv.endpoint, files, runtime.links(files), repository)
 

@@ -80,6 +80,8 @@ class Workflow:
 
 UP = Workflow("cluster.up", STAGES, phases.PHASES)
 PREFLIGHT = Workflow("cluster.preflight", STAGES, (), prepared=True, done="preflight passed")
+# The hosts' facts and nothing else, the state dir only read (`pki.show --nodes`: each kubelet's client certificate).
+SURVEY = Workflow("pki.show", ("facts",), (), prepares=False)
 
 
 def join(fresh=None):

@@ -63,6 +63,11 @@ def preflight(inv, options, console=None, ask=None):
     return run(inv, workflows.PREFLIGHT, options, console, ask)
 
 
+def survey(inv, options, console=None):
+    """The facts of `options.hosts` (all by default), read only: the Outcome's plan holds them by host."""
+    return run(inv, workflows.SURVEY, options, console)
+
+
 def join(inv, options, console=None, ask=None):
     """node.join of `options.hosts`: facts, preflight, runtime and push on them, kubeadm join with a fresh token."""
     first = inv.first_control_plane.name

@@ -1,5 +1,7 @@
 """What the user reads: the plan, the run's summary and the certificate table, as plain text."""
 
+import datetime
+
 from kubefab import plan
 from kubefab.plan import phases
 from kubefab.steps import FAILED, Api, Push
@@ -92,6 +94,22 @@ def _cell(r):
     if r is None:
         return "-"
     return f"{r.status} {r.seconds:.1f}s" if r.seconds else r.status
+
+
+def kubelet_certs(facts, warn_days=30, at=None):
+    """Each node's kubelet client certificate by expiry, from its facts ({host: Facts}; None: unreachable)."""
+    at = at or datetime.datetime.now(datetime.timezone.utc)
+    out = [f"{'expires (UTC)':<17} {'days':>5}  kubelet client certificate (/var/lib/kubelet/pki, the kubelet "
+           "rotates it)"]
+    known = sorted((f.kubelet_client_expiry, host) for host, f in facts.items() if f and f.kubelet_client_expiry)
+    for expiry, host in known:
+        days = (expiry - at).days
+        out.append(f"{expiry:%Y-%m-%d %H:%M} {days:>5}  {host}" + ("  <-- WARNING: the kubelet has not rotated it"
+                                                                  if days < warn_days else ""))
+    out += [f"{'-':<17} {'-':>5}  {host}: "
+            + ("no facts (unreachable)" if f is None else "no client certificate (not a node)")
+            for host, f in sorted(facts.items()) if not (f and f.kubelet_client_expiry)]
+    return "\n".join(out)
 
 
 def certs(infos, warn_days=30, unreadable=()):

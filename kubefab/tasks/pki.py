@@ -12,14 +12,20 @@ from .common import INVENTORY_HELP, STATE_HELP, load, names, number, user_errors
 
 
 @task(help={"inventory": INVENTORY_HELP, "state-dir": STATE_HELP,
-            "days": "warn about certificates expiring within this many days (default 30)"})
-def show(c, inventory=None, state_dir=None, days=None):
+            "days": "warn about certificates expiring within this many days (default 30)",
+            "nodes": "also read each node's kubelet client certificate over SSH (the facts probe, read only); "
+                     "exit 1 when a host cannot be reached"})
+def show(c, inventory=None, state_dir=None, days=None, nodes=False):
     """List every certificate with subject, issuer, SANs and expiry, soonest first; exit 1 when one cannot be read."""
     with user_errors():
         warn = number(days, "days", 30)
-        infos, unreadable = bundle.survey(load(c, inventory, state_dir), warn)
+        inv = load(c, inventory, state_dir)
+        infos, unreadable = bundle.survey(inv, warn)
         print(report.certs(infos, warn_days=warn, unreadable=unreadable))
-    if unreadable:
+        if nodes:
+            outcome = execute.survey(inv, Options(quiet=True))
+            print(report.kubelet_certs({r.host: getattr(r, "facts", None) for r in outcome.results}, warn_days=warn))
+    if unreadable or (nodes and outcome.code):
         raise Exit(code=1)
 
 

@@ -1,12 +1,14 @@
 """pki.renew on lab clusters made by cluster.up on the doubles. 1 control plane + 1 worker: the API server then
 presents a new serving certificate chaining to the unchanged CA, the renewed admin.conf works, a second renew with
 --days 30 changes nothing, --add-san restarts the API server only; a cluster whose leaves expired is brought back;
-3 control planes are renewed one at a time."""
+3 control planes are renewed one at a time, and a run interrupted after the first is finished by the next."""
 
 import dataclasses
 import datetime
 import io
+import re
 import shutil
+import signal
 import ssl
 import subprocess
 import threading
@@ -19,10 +21,11 @@ from kubefab.api import apisteps, kube, nodes
 from kubefab.errors import KubefabError
 from kubefab.pki import x509
 from kubefab.plan import renewal
-from kubefab.run import execute
+from kubefab.run import execute, logs
 from kubefab.run.session import Options
 from kubefab.steps import CHANGED, UNCHANGED, WaitRenewed
-from test_lab_up import run_of
+from conftest import invoke
+from test_lab_up import cli, run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")]
@@ -52,6 +55,11 @@ def test_renew_reissues_from_the_same_ca_restarts_the_api_server_and_a_second_re
     ca = (pki.pki_dir(inv) / "ca.crt").read_bytes(), (pki.pki_dir(inv) / "ca.key").read_bytes()
     old = renewal.serving_serial(cp.internal_address)
     untouched = state_files(inv)
+    shown = invoke("pki.show", "-i", str(lab.inventory), "--state-dir", str(inv.state_dir), "--nodes")
+    kubelets = shown.stdout.partition("kubelet client certificate")[2]
+    for node in ("kf-cp1", "kf-w1"):        # each kubelet's own certificate, as it made it (the CSR's year)
+        assert re.search(rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d +3\d\d  {node}$", kubelets, re.M), shown.stdout + shown.stderr
+    assert shown.returncode == 0 and state_files(inv) == untouched
     dry = execute.renew(inv, Options(dry_run=True), console=io.StringIO())
     assert dry.code == 0 and state_files(inv) == untouched and renewal.serving_serial(cp.internal_address) == old
 
@@ -158,3 +166,21 @@ def test_three_control_planes_are_renewed_one_at_a_time_never_two_api_servers_do
         served = renewal.serving_serial(cp.internal_address)
         assert served != old[cp.name]
         assert served == x509.view(pki.paths(inv, pki.BY_NAME["apiserver"], cp)[0].read_bytes()).serial
+
+    # Ctrl-C once the first control plane is renewed and healthy: exit 130; the same command again finishes the
+    # others (nothing is reissued twice) and every API server serves the certificate the state dir holds.
+    log = inv.state_dir / logs.FILE
+    start = log.stat().st_size
+    p = cli("pki.renew", "-i", str(lab.inventory), "--state-dir", str(inv.state_dir), "--yes")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and "restart kf-cp1 renewed: " not in log.read_text()[start:]:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 130 and "interrupted" in out and "Traceback" not in err, out + err
+    issued = {cp.name: x509.view(pki.paths(inv, pki.BY_NAME["apiserver"], cp)[0].read_bytes()).serial
+              for cp in inv.control_planes}
+    assert renewal.serving_serial(inv.first_control_plane.internal_address) == issued["kf-cp1"]
+    again, text = renew(inv, days=30)
+    assert again.code == 0 and "nothing is due" in text, text
+    assert {cp.name: renewal.serving_serial(cp.internal_address) for cp in inv.control_planes} == issued

@@ -37,7 +37,7 @@ KEEP = "-p tcp --dport 9999 -m comment --comment operator-rule -j ACCEPT"
 
 
 def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_the_hosts_as_before(
-        new_lab, tmp_path):
+        new_lab, tmp_path, monkeypatch):
     lab = new_lab(hosts=3, control_planes=1, flavour="node")
     inv = load(lab, tmp_path)
     lab.run("kf-w1", f"iptables -A INPUT {KEEP}")
@@ -64,9 +64,19 @@ def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_t
     finally:
         hosts.close()
 
+    requested, request = [], kube.Api.request
+
+    def recorded(self, method, path, *args, **kwargs):
+        requested.append((method, path))
+        return request(self, method, path, *args, **kwargs)
+    monkeypatch.setattr(kube.Api, "request", recorded)
     start = time.monotonic()
     code, again, r = run_of(lab, tmp_path, yes=True)
     second = time.monotonic() - start
+    monkeypatch.undo()
+    # verify reads every node in one LIST, not one GET a node
+    assert [p for m, p in requested if m == "GET" and p.startswith(f"{nodes.NODES}/")] == [], requested
+    assert requested.count(("GET", nodes.NODES)) == 1, requested
     assert code == 0, again
     after_facts = {k: x for k, x in cells(r).items() if k[1] not in ("facts", "preflight")}
     assert {x.status for x in after_facts.values()} == {"unchanged"}, again

@@ -1,5 +1,6 @@
 """The fact probe: run here under dash and busybox, parsed strictly, and refused with its tail when cut or garbled."""
 
+import base64
 import functools
 import hashlib
 import http.server
@@ -20,6 +21,7 @@ from kubefab import facts, inventory
 from kubefab.components import requirements
 from kubefab.errors import KubefabError
 from kubefab.facts import FactsError
+from kubefab.pki import x509
 from kubefab.plan import render
 from kubefab.state.tree import RenderedFile
 
@@ -136,6 +138,20 @@ def test_a_ca_fingerprint_ignores_line_endings_and_wrapping():
     assert facts.ca_fingerprint(pem) == facts.ca_fingerprint(pem.replace(b"\n", b"\r\n"))
     assert facts.ca_fingerprint(pem) != facts.ca_fingerprint(pem.replace(b"AAAA", b"AAAB"))
 
+
+def test_the_probe_reports_the_kubelet_client_certificate_expiry_and_never_its_key(tmp_path):
+    key = x509.new_key("RSA-2048")
+    cert = x509.issue(x509.Request("system:node:w-1", org="system:nodes", usages=(x509.CLIENT,), days=20), key)
+    pem = tmp_path / "kubelet-client-current.pem"
+    pem.write_bytes(cert + key.reveal())          # as the kubelet keeps them: one file, certificate and key
+    probe = facts.PROBE.replace(facts.KUBELET_CLIENT, str(pem))
+    done = subprocess.run(["dash", "-s"], input=probe, capture_output=True, text=True, timeout=30)
+    sent = re.search(r"^kubelet\.client_cert=(.*)$", done.stdout, re.M).group(1)
+    assert base64.b64decode(sent) == cert                                   # the certificate block, not the key
+    assert facts.parse("w-1", done.stdout).kubelet_client_expiry == x509.view(cert).not_after
+    assert facts.parse("w-1", READY).kubelet_client_expiry is None          # a host that is no node yet
+    with pytest.raises(FactsError, match="kubelet.client_cert is not a certificate"):
+        facts.parse("w-1", READY.replace("kubelet.client_cert=\n", "kubelet.client_cert=bm90IGEgY2VydA==\n"))
 
 
 def test_the_probe_reports_the_files_and_links_it_is_asked_about(tmp_path):

@@ -1,11 +1,13 @@
 """pki.renew offline: what is due, the reissue from the same CAs, --add-san, the restart steps, the expiry warnings
 every task gives, and the dry run's plan."""
 
+import datetime
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,6 +15,7 @@ from inventories import host_tables
 from kubefab import inventory, pki, plan
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal, workflows
+from kubefab.run import report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,3 +133,16 @@ def test_every_task_warns_offline_of_a_leaf_within_30_days_and_a_ca_within_a_yea
     fresh = load(tmp_path / "fresh")
     plan.prepare(fresh)
     assert renewal.warnings(fresh) == ()
+
+
+def test_pki_show_nodes_lists_each_kubelet_certificate_soonest_first_and_says_why_one_is_missing():
+    at = datetime.datetime(2027, 1, 1, tzinfo=datetime.timezone.utc)
+
+    def node(days):
+        return SimpleNamespace(kubelet_client_expiry=at + datetime.timedelta(days=days, hours=1))
+    text = report.kubelet_certs({"w-2": node(300), "w-1": node(10), "cp-1": node(200), "new": SimpleNamespace(
+        kubelet_client_expiry=None), "gone": None}, warn_days=30, at=at).splitlines()
+    assert text[1] == "2027-01-11 01:00    10  w-1  <-- WARNING: the kubelet has not rotated it"
+    assert text[2].endswith("  200  cp-1") and text[3].endswith("  300  w-2")
+    assert text[4:] == ["-                     -  gone: no facts (unreachable)",
+                        "-                     -  new: no client certificate (not a node)"]
