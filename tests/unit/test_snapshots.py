@@ -90,7 +90,7 @@ def test_a_dry_run_prints_each_member_restored_with_the_inventorys_initial_clust
     assert "w-1" not in text.split("9. verify")[0]       # the worker is only checked Ready at the end
 
 
-def test_a_restore_asks_first_and_without_a_terminal_refuses_naming_what_it_stops(made, monkeypatch):
+def test_a_restore_asks_first_and_without_a_terminal_refuses_naming_what_it_stops(made):
     inv, db, data = made
     console = io.StringIO()
     with pytest.raises(KubefabError, match="pass --yes"):
