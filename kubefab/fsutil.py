@@ -17,7 +17,8 @@ def write_atomic(path, data, mode=0o600, dir_mode=0o700):
     """Write `data` (bytes or str) to `path` via a temp file, fsync and rename.
 
     Returns True when the file changed, False when it already held exactly `data`
-    with `mode` (so a re-run leaves it untouched, mtime included).
+    with `mode` (so a re-run leaves it untouched, mtime included). The directory is made with `dir_mode`, or, with
+    `dir_mode` None (a directory the user named), must exist and keeps its mode.
     """
     path = Path(path)
     if isinstance(data, str):
@@ -27,7 +28,8 @@ def write_atomic(path, data, mode=0o600, dir_mode=0o700):
             os.chmod(path, mode)
             return True
         return False
-    ensure_dir(path.parent, dir_mode)
+    if dir_mode is not None:
+        ensure_dir(path.parent, dir_mode)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)

@@ -241,6 +241,12 @@ class VerifyKubelets(Api):
     name = "kubelets"
 
 
+class WaitRestored(Api):
+    """After etcd.restore started a control plane's API server: it answers /readyz and /readyz/etcd."""
+
+    name = "restored"
+
+
 
 def q(value):
     """`value` as one shell word: the one quoting function for every value that enters a host script."""

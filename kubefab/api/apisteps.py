@@ -21,7 +21,7 @@ from kubefab.plan import renewal
 from kubefab.state import removal
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, CordonBatch, \
     DeleteNode, DrainInBatch, DrainNode, NodeReady, RemoveMember, RemoveNode, StepResult, UncordonUpgraded, \
-    VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, WaitUpgraded
+    VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, WaitRestored, WaitUpgraded
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -174,6 +174,15 @@ class ApiSteps:
         return UNCHANGED, (f"API server {version} ready on {host.internal_address}, serving certificate serial "
                            f"{want:x}, etcd healthy, components Ready")
 
+    def restored(self, host):
+        """This control plane's own API server (not the endpoint) after etcd.restore: /readyz, then /readyz/etcd."""
+        api = kube.connect(admin_conf(self.inv), via=net.join_endpoint(host.internal_address), stop=self.stop)
+        version = kube.wait_ready(api)
+        etcd = api.request("GET", "/readyz/etcd", timeout=(3, 10)).strip()
+        if etcd != "ok":
+            raise KubefabError(f"{host.name}: /readyz/etcd says {etcd!r}: the API server does not reach etcd")
+        return UNCHANGED, f"API server {version} ready on {host.internal_address}, etcd reached"
+
     def remove(self, host):
         gone = drain.remove(self.api(), host.name)
         if not gone.deleted:
@@ -212,7 +221,7 @@ class ApiSteps:
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
            ApplyAddons: ApiSteps.addons, AddonsAvailable: ApiSteps.addons_available,
            NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
-           WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed,
+           WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed, WaitRestored: ApiSteps.restored,
            DrainNode: ApiSteps.drain, DeleteNode: ApiSteps.delete_node, RemoveMember: ApiSteps.member}
 # the steps that carry what their runner needs (a batch's nodes, a version): (ApiSteps, host, step) -> status, detail
 STEP_RUNNERS = {CordonBatch: upgrade.cordon_batch, DrainInBatch: upgrade.drain_node,

@@ -1,19 +1,23 @@
 """X.509 the way kubeadm does it: keys, certificates, PEM encodings, chain and SAN checks.
 
 The only module that imports `cryptography`. Everything crosses this boundary as PEM bytes;
-private keys as a `Secret` holding their PEM, so a key never prints by accident.
+private keys as a `Secret` holding their PEM, so a key never prints by accident. Also, as the same boundary,
+files sealed with a passphrase (scrypt and AES-GCM: `seal`, `unseal`), which state.export writes.
 """
 
 import datetime
 import hashlib
 import ipaddress
+import os
 import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubefab.secret import Secret
@@ -239,3 +243,33 @@ def _dns_match(pattern, host):
     if p[0] != "*" or len(p) != len(h) or "*" in host or "" in h:
         return False
     return p[1:] == h[1:]
+
+
+# -- passphrase-sealed files (state.export) -------------------------------------------------------
+
+SEALED = b"kubefab-sealed-1\n"      # the format's name, also bound into the tag: a header changed is a file refused
+_SALT, _NONCE = 16, 12
+_SCRYPT = {"length": 32, "n": 2 ** 15, "r": 8, "p": 1}     # ~32 MiB and ~0.1 s per try: a guess costs the same
+
+
+def seal(data, passphrase):
+    """`data` encrypted under `passphrase` (a Secret of str): scrypt derives an AES-256-GCM key from it and a fresh
+    salt; the result is SEALED, salt, nonce, then the ciphertext with its tag."""
+    salt, nonce = os.urandom(_SALT), os.urandom(_NONCE)
+    return SEALED + salt + nonce + AESGCM(_derive(passphrase, salt)).encrypt(nonce, data, SEALED)
+
+
+def unseal(blob, passphrase):
+    """The data `seal` sealed; ValueError when `blob` is not a sealed file, or the passphrase or a byte is wrong."""
+    if not blob.startswith(SEALED) or len(blob) < len(SEALED) + _SALT + _NONCE + 16:
+        raise ValueError("not a file kubefab sealed")
+    salt = blob[len(SEALED):len(SEALED) + _SALT]
+    nonce = blob[len(SEALED) + _SALT:len(SEALED) + _SALT + _NONCE]
+    try:
+        return AESGCM(_derive(passphrase, salt)).decrypt(nonce, blob[len(SEALED) + _SALT + _NONCE:], SEALED)
+    except InvalidTag:
+        raise ValueError("the passphrase is wrong, or the file was changed since it was sealed") from None
+
+
+def _derive(passphrase, salt):
+    return Scrypt(salt=salt, **_SCRYPT).derive(passphrase.reveal().encode())

@@ -6,12 +6,14 @@ plan. A new task (a renewal, an upgrade) is a new list here, not a new method of
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from kubefab.errors import KubefabError
-from kubefab.plan import phases, renewal, reset as resetting, upgrade as upgrading
+from kubefab.plan import phases, renewal, reset as resetting, snapshots, upgrade as upgrading
 from kubefab.plan.phases import BATCHES, PARALLEL, SERIAL, Phase
-from kubefab.steps import DeleteNode, DrainNode, RemoveMember, RemoveNode, WaitRenewed, push
+from kubefab.state import tree
+from kubefab.steps import DeleteNode, DrainNode, Push, RemoveMember, RemoveNode, WaitRenewed, WaitRestored, push
 
 STAGES = tuple(phases.STAGES)       # facts, preflight
 
@@ -209,3 +211,47 @@ def upgrade(survey, batch, surveyed=None):
         Phase("verify-upgrade", "Every kubelet and control-plane manifest at the new version", "control-planes",
               PARALLEL, upgrading.verify_steps),
     ), intro=_upgrade_intro, loud=True, question="Upgrade {n} hosts now?", surveyed=surveyed)
+
+
+def restore(data, source, token):
+    """etcd.restore of the snapshot `source` (its Metadata `data`) with cluster token `token`: the restore tool found
+    on every control plane before anything stops, every API server stopped, then every etcd member; each member
+    restored from the same snapshot with the inventory's initial cluster; etcd started and every member healthy;
+    the API servers started, each ready; controller-manager and scheduler restarted; every node Ready."""
+    def member(inv, host, bundle, facts):
+        pushed = tree.RenderedFile(host.name, snapshots.ON_HOST, 0o600, data.size, True, Path(source),
+                                   "etcd snapshot", "restore", data.sha256)
+        return Push("push the snapshot", (pushed,)), snapshots.restore_member(inv, host, data, token)
+
+    def api_server(inv, host, bundle, facts):
+        return (snapshots.start("kube-apiserver"),
+                WaitRestored(f"wait for {host.name}'s API server (/readyz, /readyz/etcd)"))
+
+    def intro(p):
+        hosts = ", ".join(h.name for h in p.inventory.control_planes)
+        return (f"etcd.restore from {source} (revision {data.revision}, {data.keys} keys, taken {data.taken_at} from "
+                f"{data.taken_from}) on {hosts}: stops kube-apiserver, then etcd, on each; replaces each member's "
+                f"{snapshots.ETCD_DATA} (the old one kept as {snapshots.BEFORE}); every object written since the "
+                "snapshot is lost")
+
+    return Workflow("etcd.restore", (), (
+        Phase("check", "Find the restore tool on every control plane before anything stops", "control-planes",
+              PARALLEL, lambda inv, host, bundle, facts: (snapshots.check(),)),
+        Phase("stop-api-servers", "Stop every API server (its manifest moved aside)", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.stop("kube-apiserver"),)),
+        Phase("stop-etcd", "Stop etcd on every member", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.stop("etcd"),)),
+        Phase("restore", "Restore each member from the snapshot with a fresh initial cluster from the inventory",
+              "control-planes", PARALLEL, member),
+        Phase("start-etcd", "Start etcd on every member", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.start("etcd"),)),
+        Phase("etcd-healthy", "Wait until every etcd member is healthy", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.wait_healthy(inv),)),
+        Phase("start-api-servers", "Start the API servers, each ready before the run goes on", "control-planes",
+              PARALLEL, api_server),
+        Phase("restart-components", "Restart controller-manager and scheduler", "control-planes", PARALLEL,
+              lambda inv, host, bundle, facts: (snapshots.stop("kube-controller-manager", "kube-scheduler"),
+                                                snapshots.start("kube-controller-manager", "kube-scheduler"))),
+        phases.VERIFY,
+    ), intro=intro, loud=True, question="Stop the cluster on {n} hosts and restore etcd from the snapshot now?",
+        prepares=False)

@@ -192,12 +192,14 @@ class Hosts:
                 raise self._gateways[spec]
             return self._gateways[spec]
 
-    def run(self, host, script, timeout, payload=None):
+    def run(self, host, script, timeout, payload=None, sink=None):
         """Run `script` (bytes) as root on `host`, the path of `payload` as its $1.
 
-        `payload` (a script.Payload: `size` bytes from `chunks()`) is streamed, never held whole. Returns the
-        Output, or raises Unreachable when the connection fails or breaks; an error raised by `chunks()` is
-        raised as it is, after the channel closed short of the payload, so that the script does not run.
+        `payload` (a script.Payload: `size` bytes from `chunks()`) is streamed, never held whole. `sink`, when
+        given, takes the standard output's bytes as they come (a snapshot streamed to a file), and the Output's
+        stdout is then empty. Returns the Output, or raises Unreachable when the connection fails or breaks; an
+        error raised by `chunks()` is raised as it is, after the channel closed short of the payload, so that the
+        script does not run.
         """
         c = self.connection(host)
         password = sudo_password(host)
@@ -212,7 +214,7 @@ class Hosts:
             chan.sendall(memoryview(prefix + script))
             _send(chan, payload.chunks() if payload else ())
             chan.shutdown_write()
-            code, out, err = _collect(chan, start + timeout)
+            code, out, err = _collect(chan, start + timeout, sink)
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise Unreachable(f"connection to {host.address} lost: {e or type(e).__name__}") from None
         if code is None:
@@ -324,8 +326,9 @@ def _send(chan, chunks):
         raise
 
 
-def _collect(chan, deadline):
+def _collect(chan, deadline, sink=None):
     out, err = bytearray(), bytearray()
+    sink = sink or out.extend
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -333,7 +336,7 @@ def _collect(chan, deadline):
             return None, bytes(out), bytes(err)
         select.select([chan], [], [], min(left, 5))
         while chan.recv_ready():
-            out += chan.recv(65536)
+            sink(chan.recv(65536))
         while chan.recv_stderr_ready():
             err += chan.recv_stderr(65536)
         if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():

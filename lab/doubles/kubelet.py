@@ -114,7 +114,11 @@ def serve_ports(cfg):
 # ---- static pods ---------------------------------------------------------------------------
 
 class StaticPods:
-    """Runs each manifest's container command as a process; restarts on change or exit."""
+    """Runs each manifest's container command as a process; restarts on change or exit; stops a pod whose
+    manifest left the directory. Every regular file whose name does not start with a dot is a manifest, whatever
+    its suffix, as the kubelet's file source reads the directory (pkg/kubelet/config/file.go, extractFromDir:
+    glob `[^.]*`): a manifest renamed to `etcd.yaml.bak` beside the others still runs; it stops only when moved
+    out of the directory or hidden."""
 
     def __init__(self, manifest_dir, bin_dir):
         self.dir, self.bin_dir = manifest_dir, bin_dir
@@ -124,7 +128,7 @@ class StaticPods:
     def sync(self):
         wanted = {}
         d = host(self.dir)
-        for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
+        for f in sorted(f for f in d.glob("[!.]*") if f.is_file()) if d.is_dir() else []:
             data = f.read_bytes()
             try:
                 pod = yaml.safe_load(data)

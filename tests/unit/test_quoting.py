@@ -21,7 +21,7 @@ import pytest
 
 from kubefab import inventory, plan
 from kubefab.errors import InventoryError, KubefabError
-from kubefab.plan import offline, phases, render, reset
+from kubefab.plan import offline, phases, render, reset, snapshots, workflows
 from kubefab.remote import script
 from kubefab.secret import Secret
 from kubefab.steps import Api, Command, Push, q
@@ -144,13 +144,23 @@ def _key(name):
 
 
 def host_scripts(inv, bundle):
-    """(what, its steps, script text) of every script a host gets: cluster.up's phases, the fact probe (no steps),
-    node.join's fresh join, cluster.reset."""
+    """(what, its steps, script text) of every script a host gets: cluster.up's phases, etcd.restore's, the fact probe
+    (no steps), node.join's fresh join, cluster.reset."""
     for pp in plan.build(inv, bundle).phases:
         for hs in (hs for batch in pp.batches for hs in batch):
             steps = [s for s in hs.steps if isinstance(s, (Command, Push))]
             if steps:
                 yield f"{pp.phase.name} on {hs.host.name}", steps, script.build(steps, NONCE).text.decode()
+    snapshot = inv.state_dir / "pki" / "ca.crt"     # any local file: the restore's push only lists it here
+    data = snapshots.Metadata(inv.cluster.name, "0" * 64, snapshot.stat().st_size, 1, 1, inv.first_control_plane.name,
+                              (), "", "", "v1.33.5", "2026-12-05T23:00:00+00:00")
+    restore = workflows.restore(data, snapshot, "kubefab-restore-0")
+    for pp in plan.build(inv, None, None, (), (), (), 0, restore).phases:
+        for hs in (hs for batch in pp.batches for hs in batch):
+            steps = [s for s in hs.steps if isinstance(s, (Command, Push))]
+            if steps:
+                text = script.build(steps, NONCE).text.decode()
+                yield f"etcd.restore {pp.phase.name} on {hs.host.name}", steps, text
     for h in inv.hosts:
         yield f"facts on {h.name}", [], plan.probe(inv, bundle, h)
         yield f"reset on {h.name}", reset.steps(), script.build(reset.steps(), NONCE).text.decode()
