@@ -179,7 +179,8 @@ def apply(live, config, manager, force, status_sub):
             entry["fieldsV1"] = to_fields_v1(kept)
     others = set().union(*(from_fields_v1(e.get("fieldsV1")) for e in managers if e is not mine))
     new = copy.deepcopy(live)
-    for path in sorted(before - wanted - others, key=len, reverse=True):
+    # a dropped list item goes whole first (its key field must still match it); then the fields of kept ones
+    for path in sorted(before - wanted - others, key=lambda p: (p[-1] != ".", len(p), p)):
         _remove(new, path)
     body = {k: v for k, v in config.items() if not (status_sub and k == "status")}
     new = merge(new, body)
