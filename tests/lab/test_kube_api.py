@@ -436,14 +436,15 @@ def test_verify_applies_labels_and_taints_and_with_cni_none_needs_registration_n
     assert result.status == "changed" and "Ready once your pod network runs" in result.detail, result
 
 
-def test_verify_reads_a_ready_node_once_when_its_labels_and_taints_are_as_the_inventory_says(cluster, monkeypatch):
+def test_verify_reads_a_ready_node_from_one_list_when_its_labels_and_taints_are_as_the_inventory_says(
+        cluster, monkeypatch):
     ensure_node(cluster.api, "w-1", ready=True)
     run(cluster.inv, NodeReady, "w-1")
     requests, request = [], kube.Api.request
     monkeypatch.setattr(kube.Api, "request", lambda self, method, path, *a, **kw: (
         requests.append((method, path)), request(self, method, path, *a, **kw))[1])
     assert run(cluster.inv, NodeReady, "w-1").status == "unchanged"
-    assert requests == [("GET", "/api/v1/nodes/w-1")]
+    assert requests == [("GET", "/api/v1/nodes")]          # the LIST every node's verify step shares
 
 
 def test_removing_a_node_drains_and_deletes_it_once(cluster):
