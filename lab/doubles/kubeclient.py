@@ -5,6 +5,7 @@ import json
 import os
 import ssl
 import tempfile
+import time
 from urllib.parse import urlparse
 
 from . import kubeconfig
@@ -20,10 +21,11 @@ class ApiStatus(Exception):
 class Client:
     """Talks to one server; TLS verified against `ca_pem` unless `ca_pem` is None (insecure)."""
 
-    def __init__(self, server, ca_pem=None, cert_pem=None, key_pem=None, token=None, timeout=10):
+    def __init__(self, server, ca_pem=None, cert_pem=None, key_pem=None, token=None, timeout=10, retry_for=0):
         url = urlparse(server)
         self.host, self.port = url.hostname, url.port or 443
         self.token, self.timeout = token, timeout
+        self.retry_for = retry_for      # seconds a request is tried again, every 0.5 s, while the server is unreachable
         if ca_pem is None:
             self.ctx = ssl._create_unverified_context()
         else:
@@ -36,16 +38,27 @@ class Client:
                 self.ctx.load_cert_chain(cf, kf)
 
     @classmethod
-    def from_kubeconfig(cls, path, timeout=10, token=None):
+    def from_kubeconfig(cls, path, timeout=10, token=None, retry_for=0):
         """A client for the kubeconfig's cluster; with `token`, as that bearer instead of the kubeconfig's user."""
         config = kubeconfig.load(path)
         cluster, user = kubeconfig.current(config, str(path))
         cert, key, own_token = kubeconfig.client_material(user)
         if token:
-            return cls(cluster["server"], kubeconfig.ca_data(cluster), token=token, timeout=timeout)
-        return cls(cluster["server"], kubeconfig.ca_data(cluster), cert, key, own_token, timeout)
+            return cls(cluster["server"], kubeconfig.ca_data(cluster), token=token, timeout=timeout,
+                       retry_for=retry_for)
+        return cls(cluster["server"], kubeconfig.ca_data(cluster), cert, key, own_token, timeout, retry_for)
 
     def request(self, method, path, body=None, content_type="application/json"):
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                return self._request(method, path, body, content_type)
+            except DoubleError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _request(self, method, path, body, content_type):
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=self.timeout)
         headers = {"Accept": "application/json"}
         if self.token:

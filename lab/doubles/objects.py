@@ -192,13 +192,15 @@ def kube_proxy_objects(cluster, image, server, proxy_doc):
 def admin_client(node):
     """admin.conf, after making sure the kubeadm:cluster-admins binding exists (super-admin.conf if
     admin.conf is still forbidden, reference §2.3)."""
-    admin = Client.from_kubeconfig(ADMIN_CONF)
+    # kubeadm's API calls after the control plane is up are retried for its KubernetesAPICall timeout (1 min, every
+    # 500 ms: apiclient's idempotency helpers): the endpoint may be a load balancer not yet passing traffic
+    admin = Client.from_kubeconfig(ADMIN_CONF, retry_for=60)
     binding = crb("kubeadm:cluster-admins", "cluster-admin", ("Group", "kubeadm:cluster-admins"))
     try:
         admin.apply("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
     except ApiStatus as e:
         if e.code != 403 or not exists(SUPER_ADMIN_CONF):
             raise DoubleError(f"failed to create ClusterRoleBinding kubeadm:cluster-admins: {e}")
-        Client.from_kubeconfig(SUPER_ADMIN_CONF).apply("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-                                                       binding)
+        Client.from_kubeconfig(SUPER_ADMIN_CONF, retry_for=60).apply(
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
     return admin
