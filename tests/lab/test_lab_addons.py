@@ -7,7 +7,6 @@ taken out of the inventory is named with the command that removes it."""
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 import toml
@@ -22,7 +21,6 @@ from test_lab_up import run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
-ROOT = Path(__file__).resolve().parents[2]
 MIRROR = "mirror.lab.example/google_containers"
 
 
@@ -35,7 +33,10 @@ def configure(lab, **addons_table):
 
 def load_images(lab, inv, refs):
     """What an offline install does before cluster.up: the images imported into each node's containerd."""
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from lab.doubles import images; images.pull({refs!r})"
+    # the doubles as the runtime phase installed them on the host (beside kubeadm: the checkout may sit under /tmp,
+    # which every lab host mounts afresh)
+    code = ("import os, sys; sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath('/usr/bin/kubeadm')), "
+            f"'lib')); from doubles import images; images.pull({refs!r})")
     for h in inv.hosts:
         lab.run(h.name, f"{sys.executable} -c {json.dumps(code)}", timeout=120)
 
