@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import shutil
+import time
 
 import pytest
 import yaml
@@ -53,5 +54,7 @@ def test_a_component_not_restarted_keeps_authenticating_with_its_old_client_cert
 
     restarted = execute.renew(inv, Options(yes=True), days=30, console=io.StringIO())
     assert restarted.code == 0
-    serials = scheduler_serials(lab)
+    deadline = time.monotonic() + 60        # the restarted scheduler's first request comes once it has started
+    while new not in (serials := scheduler_serials(lab)) and time.monotonic() < deadline:
+        time.sleep(1)
     assert set(serials) == {old, new} and serials[new] > serials[old]
