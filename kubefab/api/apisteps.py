@@ -127,7 +127,10 @@ class ApiSteps:
         asked about again (then it is waited for on its own)."""
         with self._listing:
             if self._listed is None:
-                self._listed = {n["metadata"]["name"]: n for n in self.api().get(nodes.NODES)["items"]}
+                try:
+                    self._listed = {n["metadata"]["name"]: n for n in self.api().get(nodes.NODES)["items"]}
+                except KubefabError:         # not answering yet (a restart, a restore): each node waits on its own
+                    self._listed = {}
             obj = self._listed.pop(name, None)
         return obj if obj is not None and (nodes.view(obj).ready or not ready) else None
 
