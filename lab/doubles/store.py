@@ -14,6 +14,9 @@ import time
 from urllib.parse import urlparse
 
 
+LEADER_RETRY_SECONDS = 5
+
+
 class StoreError(Exception):
     pass
 
@@ -40,6 +43,18 @@ class EtcdStore:
         self.local = threading.local()
 
     def call(self, path, body):
+        """etcd's answer to `path`; a read that meets a leader election is tried again for a few seconds, as
+        clientv3's retry interceptor does for a range (codes.Unavailable: "etcdserver: leader changed")."""
+        deadline = time.monotonic() + LEADER_RETRY_SECONDS
+        while True:
+            try:
+                return self._call(path, body)
+            except StoreError as e:
+                if path != "/kv/range" or "leader changed" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _call(self, path, body):
         for attempt in range(2):
             conn = getattr(self.local, "conn", None)
             if conn is None:
