@@ -22,6 +22,7 @@ import pytest
 from kubefab import inventory, plan
 from kubefab.errors import InventoryError, KubefabError
 from kubefab.plan import offline, phases, render, reset, snapshots, workflows
+from kubefab.plan import upgrade as upgrading
 from kubefab.remote import script
 from kubefab.secret import Secret
 from kubefab.steps import Api, Command, Push, q
@@ -144,8 +145,9 @@ def _key(name):
 
 
 def host_scripts(inv, bundle):
-    """(what, its steps, script text) of every script a host gets: cluster.up's phases, etcd.restore's, the fact probe
-    (no steps), node.join's fresh join, cluster.reset."""
+    """(what, its steps, script text) of every script a host gets: cluster.up's phases, etcd.restore's,
+    cluster.upgrade's (from a cluster one minor older), node.remove's of each host, the fact probe (no steps),
+    node.join's fresh join, cluster.reset."""
     for pp in plan.build(inv, bundle).phases:
         for hs in (hs for batch in pp.batches for hs in batch):
             steps = [s for s in hs.steps if isinstance(s, (Command, Push))]
@@ -154,13 +156,19 @@ def host_scripts(inv, bundle):
     snapshot = inv.state_dir / "pki" / "ca.crt"     # any local file: the restore's push only lists it here
     data = snapshots.Metadata(inv.cluster.name, "0" * 64, snapshot.stat().st_size, 1, 1, inv.first_control_plane.name,
                               (), "", "", "v1.33.5", "2026-12-05T23:00:00+00:00")
-    restore = workflows.restore(data, snapshot, "kubefab-restore-0")
-    for pp in plan.build(inv, None, None, (), (), (), 0, restore).phases:
-        for hs in (hs for batch in pp.batches for hs in batch):
-            steps = [s for s in hs.steps if isinstance(s, (Command, Push))]
-            if steps:
-                text = script.build(steps, NONCE).text.decode()
-                yield f"etcd.restore {pp.phase.name} on {hs.host.name}", steps, text
+    older = upgrading.Survey("1.33.5", {h.name: "1.33.5" for h in inv.hosts},
+                             {h.name: {c: f"registry.k8s.io/{c}:v1.33.5" for c in upgrading.UPGRADED}
+                              for h in inv.control_planes})
+    day2 = [(workflows.restore(data, snapshot, "kubefab-restore-0"), bundle, ()),
+            (workflows.upgrade(older, 1), bundle, ()),
+            *((workflows.remove(), None, (h.name,)) for h in inv.hosts)]
+    for workflow, given, hosts in day2:
+        for pp in plan.build(inv, given, None, (), (), hosts, 0, workflow).phases:
+            for hs in (hs for batch in pp.batches for hs in batch):
+                steps = [s for s in hs.steps if isinstance(s, (Command, Push))]
+                if steps:
+                    text = script.build(steps, NONCE).text.decode()
+                    yield f"{workflow.name} {pp.phase.name} on {hs.host.name}", steps, text
     for h in inv.hosts:
         yield f"facts on {h.name}", [], plan.probe(inv, bundle, h)
         yield f"reset on {h.name}", reset.steps(), script.build(reset.steps(), NONCE).text.decode()
