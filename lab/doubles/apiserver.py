@@ -320,13 +320,23 @@ class ApiServer:
             raise conflict(r, name)
         return with_rv(merged, rv)
 
+    def swap(self, r, namespace, name, new, old, sub):
+        """replace() inside a read-change-write: losing the race to another writer is StaleWrite, to read again."""
+        try:
+            return self.replace(r, namespace, name, new, old, sub)
+        except ApiError as e:
+            if e.code != 409:
+                raise
+            raise StaleWrite from e
+
     def patch(self, r, namespace, name, ctype, body, user, sub, query):
         if ctype.startswith("application/apply-patch"):
             return self.apply(r, namespace, name, decode(body), user, sub, query)
         if "force" in query:
             raise invalid_patch_options("force", "Forbidden", "may not be specified for non-apply patch")
         patch = json.loads(body or b"null")
-        for _ in range(5):
+
+        def attempt():
             old = self.read(r, namespace, name)
             if ctype.startswith("application/json-patch"):
                 new = res.json_patch(old, patch)
@@ -335,12 +345,8 @@ class ApiServer:
             else:
                 new = res.strategic_merge(old, patch)
             new.setdefault("metadata", {})["resourceVersion"] = old["metadata"]["resourceVersion"]
-            try:
-                return 200, self.replace(r, namespace, name, new, old, sub)
-            except ApiError as e:
-                if e.code != 409:
-                    raise
-        raise conflict(r, name)
+            return 200, self.swap(r, namespace, name, new, old, sub)
+        return retry_on_conflict(r, name, attempt)
 
     def apply(self, r, namespace, name, config, user, sub, query):
         """Server-side apply (ssa.py) under ?fieldManager=, creating the object when it does not exist."""
@@ -355,7 +361,8 @@ class ApiServer:
             raise ApiError(400, "BadRequest", f"the name of the object ({given}) does not match the name on the "
                                               f"URL ({name})")
         force = query.get("force", ["false"])[0] == "true"
-        for _ in range(5):
+
+        def attempt():
             try:
                 old = self.read(r, namespace, name)
             except ApiError as e:
@@ -372,18 +379,15 @@ class ApiServer:
                 return 201, self.create(r, namespace, new, user, "All" in query.get("dryRun", []))
             if new == old or "All" in query.get("dryRun", []):
                 return 200, new
-            try:
-                return 200, self.replace(r, namespace, name, new, old, sub)
-            except ApiError as e:
-                if e.code != 409:
-                    raise
-        raise conflict(r, name)
+            return 200, self.swap(r, namespace, name, new, old, sub)
+        return retry_on_conflict(r, name, attempt)
 
     def bind_pod(self, namespace, name, binding):
         """pods/binding: the scheduler's assignment of a pod to a node, once."""
         r = self.find("", "v1", "pods")
         target = ((binding or {}).get("target") or {}).get("name", "")
-        for _ in range(5):
+
+        def attempt():
             pod = self.read(r, namespace, name)
             bound = pod["spec"].get("nodeName")
             if bound:
@@ -392,14 +396,9 @@ class ApiServer:
                                {"name": name, "kind": "pods"})
             new = copy.deepcopy(pod)
             new["spec"]["nodeName"] = target
-            try:
-                self.replace(r, namespace, name, new, pod, None)
-            except ApiError as e:
-                if e.code != 409:
-                    raise
-                continue
+            self.swap(r, namespace, name, new, pod, None)
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
-        raise conflict(r, name)
+        return retry_on_conflict(r, name, attempt)
 
     def token_request(self, namespace, name, request):
         """TokenRequest: a JWT for an existing ServiceAccount, signed with sa.key."""
@@ -429,6 +428,20 @@ class ApiServer:
 def with_rv(obj, rv):
     obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
     return obj
+
+
+class StaleWrite(Exception):
+    """A read-change-write whose object another writer changed in between."""
+
+
+def retry_on_conflict(r, name, attempt):
+    """attempt() again, five times at most, while it loses its write to another writer (client-go's RetryOnConflict)."""
+    for _ in range(5):
+        try:
+            return attempt()
+        except StaleWrite:
+            continue
+    raise conflict(r, name)
 
 
 def conflict(r, name):
