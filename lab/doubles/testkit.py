@@ -274,6 +274,30 @@ def prepare_host(root):
     return fake_cri(root)
 
 
+class NodeHost:
+    """A lab node for the doubles' tests: a root directory in a network namespace, its CRI socket ready."""
+
+    def __init__(self, name, address, root, netns, bin_dir):
+        self.name, self.address, self.root, self.ns, self.bin_dir = name, address, root, netns, bin_dir
+        self.sock = prepare_host(root)
+
+    def kubeadm(self, *args, bin_dir=None, timeout=180):
+        """The kubeadm double of `bin_dir` (the host's own by default), run in the host's namespace."""
+        binaries = bin_dir or self.bin_dir
+        env = double_env(self.root, binaries, KUBEFAB_DOUBLE_STATUS_SECONDS="0.5")
+        return self.ns.exec([str(binaries / "kubeadm"), *args], env=env, capture_output=True, text=True,
+                            check=False, timeout=timeout)
+
+    def kubectl(self, *args):
+        out = self.ns.exec(["kubectl", "--kubeconfig", str(self.root / "etc/kubernetes/admin.conf"), *args],
+                           capture_output=True, text=True, check=False, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def path(self, rel):
+        return self.root / rel.lstrip("/")
+
+
 @contextlib.contextmanager
 def local_apiserver(root, bin_dir):
     """Real etcd plus the API-server double on 127.0.0.1, with a full test bundle under `root`.

@@ -22,26 +22,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow,
 NODES = ("cp-1", "cp-2", "worker-1")
 
 
-class Host:
-    def __init__(self, name, address, root, netns, bin_dir):
-        self.name, self.address, self.root, self.ns, self.bin_dir = name, address, root, netns, bin_dir
-        self.sock = testkit.prepare_host(root)
-
-    def kubeadm(self, *args, timeout=180):
-        env = testkit.double_env(self.root, self.bin_dir, KUBEFAB_DOUBLE_STATUS_SECONDS="0.5")
-        return self.ns.exec([str(self.bin_dir / "kubeadm"), *args], env=env, capture_output=True, text=True,
-                            check=False, timeout=timeout)
-
-    def kubectl(self, *args):
-        out = self.ns.exec(["kubectl", "--kubeconfig", str(self.root / "etc/kubernetes/admin.conf"), *args],
-                           capture_output=True, text=True, check=False, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    def path(self, rel):
-        return self.root / rel.lstrip("/")
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     base = tmp_path_factory.mktemp("cluster")
@@ -50,7 +30,7 @@ def lab(tmp_path_factory):
     with Network.up(len(NODES)) as net:
         try:
             for name, ns in zip(NODES, net.namespaces):
-                hosts[name] = Host(name, ns.address, base / name, ns, bin_dir)
+                hosts[name] = testkit.NodeHost(name, ns.address, base / name, ns, bin_dir)
             yield hosts
         finally:
             for h in hosts.values():

@@ -18,32 +18,13 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
 
 
-class Host:
-    def __init__(self, name, address, root, netns):
-        self.name, self.address, self.root, self.ns = name, address, root, netns
-        self.sock = testkit.prepare_host(root)
-
-    def kubeadm(self, bin_dir, *args, timeout=180):
-        env = testkit.double_env(self.root, bin_dir, KUBEFAB_DOUBLE_STATUS_SECONDS="0.5")
-        return self.ns.exec([str(bin_dir / "kubeadm"), *args], env=env, capture_output=True, text=True,
-                            check=False, timeout=timeout)
-
-    def kubectl(self, *args):
-        out = self.ns.exec(["kubectl", "--kubeconfig", str(self.root / "etc/kubernetes/admin.conf"), *args],
-                           capture_output=True, text=True, check=False, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    def path(self, rel):
-        return self.root / rel.lstrip("/")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("upgrade")
     old, new = install_dir(base / "bin-1.33", "v1.33.5"), install_dir(base / "bin-1.34", "v1.34.1")
     with Network.up(2) as net:
-        cp, worker = (Host(n, ns.address, base / n, ns) for n, ns in zip(("cp-1", "worker-1"), net.namespaces))
+        cp, worker = (testkit.NodeHost(n, ns.address, base / n, ns, old)
+                      for n, ns in zip(("cp-1", "worker-1"), net.namespaces))
         try:
             pki = testkit.Cluster(endpoint=f"{cp.address}:6443")
             token = testkit.new_token()
@@ -59,14 +40,14 @@ def cluster(tmp_path_factory):
                 "nodeRegistration": {"name": "worker-1"},
                 "discovery": {"bootstrapToken": {"apiServerEndpoint": f"{cp.address}:6443", "token": token,
                                                  "caCertHashes": [pki.ca_hash()]}}}))
-            out = cp.kubeadm(old, "init", "--config", "/init.yaml")
+            out = cp.kubeadm("init", "--config", "/init.yaml", bin_dir=old)
             assert out.returncode == 0, out.stderr
-            out = worker.kubeadm(old, "join", "--config", "/join.yaml")
+            out = worker.kubeadm("join", "--config", "/join.yaml", bin_dir=old)
             assert out.returncode == 0, out.stderr
             yield cp, worker, old, new
         finally:
             for h in (worker, cp):
-                h.kubeadm(old, "reset", "-f", timeout=60)
+                h.kubeadm("reset", "-f", timeout=60, bin_dir=old)
                 h.sock.close()
 
 
@@ -77,21 +58,21 @@ def images(h):
 
 def test_upgrade_refuses_a_skipped_minor_then_moves_the_control_plane_and_the_worker(cluster):
     cp, worker, old, new = cluster
-    out = cp.kubeadm(new, "upgrade", "apply", "v1.35.0", "--yes")
+    out = cp.kubeadm("upgrade", "apply", "v1.35.0", "--yes", bin_dir=new)
     assert out.returncode == 1
     assert ('error execution phase preflight: the version argument is invalid due to these fatal errors:\n\n'
             '\t- Specified version to upgrade to "v1.35.0" is too high; kubeadm can upgrade only 1 minor version at '
             'a time\n\t- Specified version to upgrade to "v1.35.0" is at least one minor release higher than the '
             'kubeadm minor release (35 > 34). Such an upgrade is not supported\n\nPlease fix the misalignments '
             'highlighted above and try upgrading again') in out.stderr
-    out = cp.kubeadm(old, "upgrade", "apply", "v1.34.1", "--yes")
+    out = cp.kubeadm("upgrade", "apply", "v1.34.1", "--yes", bin_dir=old)
     assert out.returncode == 1
     assert "is at least one minor release higher than the kubeadm minor release (34 > 33)" in out.stderr
 
-    out = cp.kubeadm(new, "upgrade", "plan", "v1.34.1")
+    out = cp.kubeadm("upgrade", "plan", "v1.34.1", bin_dir=new)
     assert out.returncode == 0, out.stderr
     assert "kubeadm upgrade apply v1.34.1" in out.stdout
-    out = cp.kubeadm(new, "upgrade", "apply", "v1.34.1", "--yes", "--certificate-renewal=false")
+    out = cp.kubeadm("upgrade", "apply", "v1.34.1", "--yes", "--certificate-renewal=false", bin_dir=new)
     assert out.returncode == 0, out.stderr
     assert 'SUCCESS! A control plane node of your cluster was upgraded to "v1.34.1"' in out.stdout
     assert images(cp) == {"etcd": "registry.k8s.io/etcd:3.6.4-0",
@@ -102,14 +83,14 @@ def test_upgrade_refuses_a_skipped_minor_then_moves_the_control_plane_and_the_wo
     assert stored["kubernetesVersion"] == "v1.34.1"
     assert json.loads(cp.kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"] == "v1.34.1"
 
-    out = cp.kubeadm(new, "upgrade", "plan", "v1.34.1")
+    out = cp.kubeadm("upgrade", "plan", "v1.34.1", bin_dir=new)
     assert "Awesome, you're up-to-date! Enjoy!" in out.stdout
-    out = cp.kubeadm(new, "upgrade", "apply", "v1.33.5", "--yes")
+    out = cp.kubeadm("upgrade", "apply", "v1.33.5", "--yes", bin_dir=new)
     assert out.returncode == 1
     assert ("the version argument is invalid due to these errors:\n\n\t- Kubeadm version v1.34.1 can only be used "
             "to upgrade to Kubernetes version 1.34\n\nCan be bypassed if you pass the --force flag") in out.stderr
 
-    out = worker.kubeadm(new, "upgrade", "node")
+    out = worker.kubeadm("upgrade", "node", bin_dir=new)
     assert out.returncode == 0, out.stderr
     assert "Skipping phase. Not a control plane node." in out.stdout
     assert "The configuration for this node was successfully upgraded!" in out.stdout
