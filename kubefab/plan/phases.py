@@ -51,11 +51,29 @@ def _already(facts, path, what):
 
 def _init(inv, host, bundle, facts):
     manifest = paths.manifest("kube-apiserver")
-    return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()}",
-                    timeout=900,
-                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
+    kube_vip = inv.ha and inv.ha.mode == "kube-vip"
+    return (Command("kubeadm init", f"{_kube_vip_from(paths.KUBE_VIP_INIT) + ' && ' if kube_vip else ''}"
+                    f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()}",
+                    timeout=900, guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
+            *((_kube_vip_on_admin_conf(),) if kube_vip else ()),
             kept_manifests(facts),
             WaitApiServer(f"wait for the API server, then for {host.name}'s control-plane components"))
+
+
+def _kube_vip_from(staged):
+    """Shell: kube-vip's static pod replaced by `staged`, moved in whole so the kubelet never reads half of it."""
+    aside = q(f"{renewal.ASIDE}/kube-vip.yaml")
+    return f"mkdir -p {q(renewal.ASIDE)} && cp {q(staged)} {aside} && mv -f {aside} {q(paths.KUBE_VIP)}"
+
+
+def _kube_vip_on_admin_conf():
+    # kubeadm init binds admin.conf's group (kubeadm:cluster-admins) only while it runs: kube-vip must lead with
+    # super-admin.conf until then and with admin.conf afterwards (kube-vip #684)
+    return Command("kube-vip on admin.conf", _kube_vip_from(paths.KUBE_VIP_STAGED),
+                   guard=f"cmp -s {q(paths.KUBE_VIP_STAGED)} {q(paths.KUBE_VIP)}",
+                   compares=((paths.KUBE_VIP, paths.KUBE_VIP_STAGED),),
+                   label="kube-vip's static pod switched from super-admin.conf to admin.conf, now that kubeadm init "
+                         "has bound admin.conf's group (kube-vip #684)")
 
 
 def manifest_pairs():

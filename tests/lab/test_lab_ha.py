@@ -1,7 +1,9 @@
 """An HA cluster on the lab: three control planes behind a VIP held by Debian's keepalived, haproxy on each
 balancing over every API server; failover measured with the holder's link cut and an API server stopped."""
 
+import contextlib
 import http.client
+import io
 import ssl
 import subprocess
 import threading
@@ -13,6 +15,8 @@ from conftest import lab_unavailable
 from kubefab import inventory, paths, pki
 from kubefab.pki import x509
 from kubefab.plan import render
+from kubefab.run import execute
+from kubefab.run.session import Options
 from lab import Lab
 from test_lab_up import run_of
 
@@ -22,6 +26,9 @@ VIP_MOVES_WITHIN = 5.0      # seconds from the cut to another control plane hold
 WINDOW_AT_MOST = 6.0        # seconds a client polling through the VIP sees failing
 CHECKS = render.HA_CHECKS
 OUT_WITHIN = int(CHECKS["inter"].removesuffix("s")) * CHECKS["fall"]
+# one restart gate: the longest a client through the VIP may see an API server that pki.renew stops before haproxy
+# takes it out — fall checks inter apart, the last one waiting inter (its timeout) for an answer
+RESTART_GATE = OUT_WITHIN + int(CHECKS["inter"].removesuffix("s"))
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +127,9 @@ def test_a_stopped_api_server_is_out_of_haproxy_within_inter_times_fall_and_no_r
     assert wait(lambda: backend_states(lab, holder).get(victim.name) == "UP", 60) is not None
 
 
-def test_cutting_the_holder_moves_the_vip_within_5_s_one_short_failure_window_and_one_holder_after(ha):
-    lab, inv = ha
-    [old] = holders(lab, inv)
+@contextlib.contextmanager
+def polling(inv):
+    """A context: a client polling /readyz through the VIP every POLL s; yields its samples (end time, ok)."""
     samples, stop = [], threading.Event()
 
     def poll():         # each request is stamped when it ends: one in flight at the cut fails after it
@@ -134,20 +141,44 @@ def test_cutting_the_holder_moves_the_vip_within_5_s_one_short_failure_window_an
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        time.sleep(2)
-        cut = time.monotonic()
-        lab.cut(old)
-        moved = wait(lambda: [h for h in holders(lab, inv) if h != old], 10)
-        time.sleep(WINDOW_AT_MOST + 1)
-        survivor = next(c for c in inv.control_planes if c.name != old)
-        etcd = lab.run(survivor.name, "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 "
-                       f"--cacert {paths.PKI}/etcd/ca.crt --cert {paths.PKI}/etcd/healthcheck-client.crt "
-                       f"--key {paths.PKI}/etcd/healthcheck-client.key put kubefab-ha-test quorum", check=False)
-        assert etcd.returncode == 0, f"etcd lost quorum with {old} cut off: {etcd.stderr}"
+        yield samples
     finally:
-        lab.connect(old)
         stop.set()
         poller.join()
+
+
+def test_pki_renew_restarts_every_api_server_and_the_vip_never_fails_longer_than_one_restart_gate(ha):
+    lab, inv = ha
+    with polling(inv) as samples:
+        start = time.monotonic()
+        r = execute.renew(inv, Options(yes=True), console=io.StringIO())
+        took = time.monotonic() - start
+    assert r.code == 0
+    assert [x.host for x in r.results if x.phase == "restart"] == [c.name for c in inv.control_planes]
+    windows = failure_windows(samples)
+    print(f"\npki.renew --yes on 3 control planes took {took:.1f} s; failure windows through the VIP (s): "
+          f"{[round(w, 2) for _, w in windows]} of {len(samples)} requests every {POLL} s (gate {RESTART_GATE} s)")
+    assert all(w <= RESTART_GATE for _, w in windows), windows
+    assert readyz(inv)
+
+
+def test_cutting_the_holder_moves_the_vip_within_5_s_one_short_failure_window_and_one_holder_after(ha):
+    lab, inv = ha
+    [old] = holders(lab, inv)
+    with polling(inv) as samples:
+        try:
+            time.sleep(2)
+            cut = time.monotonic()
+            lab.cut(old)
+            moved = wait(lambda: [h for h in holders(lab, inv) if h != old], 10)
+            time.sleep(WINDOW_AT_MOST + 1)
+            survivor = next(c for c in inv.control_planes if c.name != old)
+            etcd = lab.run(survivor.name, "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 "
+                           f"--cacert {paths.PKI}/etcd/ca.crt --cert {paths.PKI}/etcd/healthcheck-client.crt "
+                           f"--key {paths.PKI}/etcd/healthcheck-client.key put kubefab-ha-test quorum", check=False)
+            assert etcd.returncode == 0, f"etcd lost quorum with {old} cut off: {etcd.stderr}"
+        finally:
+            lab.connect(old)
     windows = failure_windows(samples)
     print(f"\nVIP moved from {old} in {moved} s; failure windows through the VIP (s): "
           f"{[round(w, 2) for _, w in windows]}, {len(samples)} requests every {POLL} s")

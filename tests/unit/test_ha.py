@@ -1,4 +1,5 @@
-"""[cluster.ha]: the inventory's table, keepalived's and haproxy's rendered configs, the VRRP secret, the plan."""
+"""[cluster.ha]: the inventory's table, keepalived's and haproxy's rendered configs, the VRRP secret, kube-vip's
+static pods, the plan."""
 
 import os
 import re
@@ -6,12 +7,13 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from inventories import host_tables
-from kubefab import inventory, pki, plan
+from kubefab import inventory, paths, pki, plan
 from kubefab.errors import InventoryError, KubefabError
 from kubefab.pki import kubeconfig, vrrp
-from kubefab.plan import render, runtime
+from kubefab.plan import phases, render, runtime
 from kubefab.run import report
 from kubefab.state import tree
 
@@ -30,9 +32,13 @@ def problems(tmp_path, **kw):
     return e.value.problems
 
 
-@pytest.mark.parametrize("mode,port", [("keepalived", 8443), ("external", 6443)])
+KUBE_VIP = f'{HA}mode = "kube-vip"\ninterface = "eth1"\n'
+
+
+@pytest.mark.parametrize("mode,port", [("keepalived", 8443), ("kube-vip", 6443), ("external", 6443)])
 def test_the_endpoint_is_the_vip_at_the_modes_port(tmp_path, mode, port):
-    inv = inventory.load(write(tmp_path, ha=f'{HA}mode = "{mode}"\n'))
+    extra = 'interface = "eth1"\n' if mode == "kube-vip" else ""
+    inv = inventory.load(write(tmp_path, ha=f'{HA}mode = "{mode}"\n{extra}'))
     assert (inv.endpoint, inv.ha.mode, inv.ha.port) == (f"10.0.0.100:{port}", mode, port)
     assert not any("control_plane_endpoint" in w for w in inv.warnings)   # three control planes, one address
 
@@ -46,8 +52,13 @@ def test_an_inventory_without_the_table_has_no_ha_and_keeps_the_first_control_pl
     ("[cluster.ha]\nmode = \"keepalived\"\n", "", "line 4: [cluster.ha] vip is missing"),
     ('[cluster.ha]\nvip = "10.0.0"\n', "", "line 5: [cluster.ha] vip '10.0.0' is not an IP address"),
     ('[cluster.ha]\nvip = "127.0.0.9"\n', "", "line 5: [cluster.ha] vip '127.0.0.9' is a loopback address"),
-    (f'{HA}mode = "vrrp"\n', "", "line 6: [cluster.ha] mode is 'vrrp' — choose one of 'keepalived', 'external'"),
-    (f'{HA}mode = "kube-vip"\n', "", "line 6: [cluster.ha] mode 'kube-vip' is not supported: kube-vip's static pod"),
+    (f'{HA}mode = "vrrp"\n', "", "line 6: [cluster.ha] mode is 'vrrp' — choose one of 'keepalived', 'kube-vip', "
+                                  "'external'"),
+    (f'{HA}mode = "kube-vip"\n', "", "line 4: [cluster.ha] interface is missing — kube-vip needs the control "),
+    (f"{KUBE_VIP}port = 8443\n", "", "line 8: [cluster.ha] port is 8443, but kube-vip puts the VIP on one control"),
+    (f'{HA}mode = "kube-vip"\ninterface = "eth1; reboot"\n', "",
+     "line 7: [cluster.ha] interface 'eth1; reboot' is not a network interface name"),
+    (f'{HA}interface = "eth1"\n', "", "line 6: [cluster.ha] interface is set for mode 'keepalived', which does not"),
     (f"{HA}port = 6443\n", "", "line 6: [cluster.ha] port is 6443, which a control plane's own components"),
     (f"{HA}port = 70000\n", "", "line 6: [cluster.ha] port is 70000 — give a TCP port from 1 to 65535"),
     ('[cluster.ha]\nvip = "10.0.0.12"\n', "", "line 5: [cluster.ha] vip 10.0.0.12 is the address of [hosts.cp-2]"),
@@ -134,3 +145,65 @@ def test_the_plan_starts_the_load_balancer_on_control_planes_only_and_never_show
     assert not set(ha_steps) & set(steps["w-1"])
     shown = report.plan_text(plan.build(rendered, bundle))
     assert vrrp.credentials(rendered)[1].reveal() not in shown
+
+
+@pytest.fixture(scope="module")
+def kube_vip(tmp_path_factory):
+    inv = inventory.load(write(tmp_path_factory.mktemp("kube-vip"), ha=KUBE_VIP,
+                               cluster='image_repository = "registry.example:5000/k8s"\n'))
+    pki.ensure(inv)
+    kubeconfig.ensure(inv)
+    render.render(inv)
+    return inv
+
+
+def pod(inv, host, path):
+    doc = yaml.safe_load(text(inv, host, path))
+    [container] = doc["spec"]["containers"]
+    return doc, container, {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_kube_vip_holds_the_vip_by_arp_on_the_interface_with_a_lease_and_its_upstream_image(kube_vip):
+    doc, container, env = pod(kube_vip, "cp-2", paths.KUBE_VIP)
+    assert (doc["kind"], doc["metadata"]["namespace"], doc["spec"]["hostNetwork"]) == ("Pod", "kube-system", True)
+    assert env["address"] == "10.0.0.100" and env["port"] == "6443" and env["vip_interface"] == "eth1"
+    assert env["vip_arp"] == env["cp_enable"] == env["vip_leaderelection"] == "true"
+    assert env["vip_leasename"] == "plndr-cp-lock"
+    # the image keeps its upstream name: image_repository is kubeadm's, a ghcr.io mirror in [mirrors] serves it
+    assert container["image"] == render.KUBE_VIP_IMAGE and re.fullmatch(r"ghcr\.io/kube-vip/kube-vip:v[0-9.]+",
+                                                                         container["image"])
+    assert container["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "NET_RAW"]
+    assert doc["spec"]["hostAliases"] == [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}]
+    assert not tree.local_path(kube_vip, "w-1", paths.KUBE_VIP).exists()
+    assert not tree.local_path(kube_vip, "cp-1", "/etc/haproxy/haproxy.cfg").exists()
+
+
+def kubeconfig_mounted(inv, host, path):
+    doc, container, _ = pod(inv, host, path)
+    [mount] = container["volumeMounts"]
+    [volume] = [v for v in doc["spec"]["volumes"] if v["name"] == mount["name"]]
+    return mount["mountPath"], volume["hostPath"]["path"]
+
+
+def test_kube_vip_mounts_super_admin_conf_on_the_first_control_plane_during_init_and_admin_conf_everywhere_else(
+        kube_vip):
+    inside = "/etc/kubernetes/admin.conf"
+    assert kubeconfig_mounted(kube_vip, "cp-1", paths.KUBE_VIP_INIT) == (inside, "/etc/kubernetes/super-admin.conf")
+    assert kubeconfig_mounted(kube_vip, "cp-1", paths.KUBE_VIP_STAGED) == (inside, inside)
+    for cp in ("cp-2", "cp-3"):
+        assert kubeconfig_mounted(kube_vip, cp, paths.KUBE_VIP) == (inside, inside)
+    # the first control plane's static pod is not in the manifest dir before init: init puts the super-admin one there
+    assert not tree.local_path(kube_vip, "cp-1", paths.KUBE_VIP).exists()
+
+
+def test_the_plan_puts_kube_vip_on_super_admin_conf_for_init_then_on_admin_conf(kube_vip):
+    bundle = plan.prepare(kube_vip)
+    first = kube_vip.first_control_plane
+    init, switch = phases._init(kube_vip, first, bundle, None)[:2]
+    assert init.script.index(paths.KUBE_VIP_INIT) < init.script.index("kubeadm init")
+    assert init.script.index(paths.KUBE_VIP) < init.script.index("kubeadm init")
+    assert switch.name == "kube-vip on admin.conf" and paths.KUBE_VIP_STAGED in switch.script
+    assert switch.guard == f"cmp -s {paths.KUBE_VIP_STAGED} {paths.KUBE_VIP}"
+    shown = report.plan_text(plan.build(kube_vip, bundle))
+    assert "switched from super-admin.conf to admin.conf" in shown and paths.KUBE_VIP_INIT in shown
+    assert "keepalived" not in shown and "haproxy" not in shown
