@@ -316,6 +316,12 @@ EOF
     for f in @KUBE_FILES@; do
         [ -e "$f" ] && kv kube.file "$f"
     done
+    # The server each kubeconfig names (its first server: line): verify checks them against the endpoint.
+    for f in @KUBECONFIG_FILES@; do
+        [ -r "$f" ] || continue
+        server=$(sed -n 's/^[[:space:]]*server:[[:space:]]*//p' "$f" | head -n 1)
+        [ -n "$server" ] && kv kube.server "$f $server"
+    done
     if [ ! -d /var/lib/etcd ]; then kv kube.etcd absent
     elif [ -n "$(ls -A /var/lib/etcd 2>/dev/null)" ]; then kv kube.etcd nonempty
     else kv kube.etcd empty

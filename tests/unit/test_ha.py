@@ -5,12 +5,13 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from inventories import host_tables
-from kubefab import inventory, paths, pki, plan
+from kubefab import facts, inventory, paths, pki, plan
 from kubefab.errors import InventoryError, KubefabError
 from kubefab.pki import kubeconfig, vrrp
 from kubefab.plan import phases, render, runtime
@@ -207,3 +208,41 @@ def test_the_plan_puts_kube_vip_on_super_admin_conf_for_init_then_on_admin_conf(
     shown = report.plan_text(plan.build(kube_vip, bundle))
     assert "switched from super-admin.conf to admin.conf" in shown and paths.KUBE_VIP_INIT in shown
     assert "keepalived" not in shown and "haproxy" not in shown
+
+
+def test_every_kubeconfig_names_the_endpoint_except_the_two_kubeadm_points_at_the_nodes_own_api_server(rendered):
+    inv, endpoint = rendered, "https://10.0.0.100:8443"
+    cp1, cp2, worker = inv.control_planes[0], inv.control_planes[1], inv.hosts[-1]
+    assert kubeconfig.servers(inv, cp1) == {
+        "/etc/kubernetes/admin.conf": (endpoint,), "/etc/kubernetes/super-admin.conf": (endpoint,),
+        "/etc/kubernetes/controller-manager.conf": ("https://10.0.0.11:6443",),
+        "/etc/kubernetes/scheduler.conf": ("https://10.0.0.11:6443",),
+        "/etc/kubernetes/kubelet.conf": (endpoint, "https://10.0.0.11:6443")}
+    assert "/etc/kubernetes/super-admin.conf" not in kubeconfig.servers(inv, cp2)
+    assert kubeconfig.servers(inv, worker) == {"/etc/kubernetes/kubelet.conf": (endpoint,)}
+    assert kubeconfig.misdirected(inv, worker, {"/etc/kubernetes/kubelet.conf": "https://10.0.0.11:6443"}) == (
+        f"w-1: /etc/kubernetes/kubelet.conf points at https://10.0.0.11:6443, not {endpoint}",)
+    assert kubeconfig.misdirected(inv, worker, {}) == ("w-1: /etc/kubernetes/kubelet.conf is missing or names no "
+                                                       "server",)
+
+
+def test_verify_reads_each_hosts_kubeconfigs_and_names_the_file_that_misses_the_endpoint(rendered, tmp_path):
+    inv, worker = rendered, rendered.hosts[-1]
+    [_, check] = phases._verify(inv, worker, None, None)
+    assert check.name == "kubeconfigs" and check.check and not check.done
+    run = lambda: subprocess.run(["dash", "-c", check.script.replace("/etc/kubernetes", str(tmp_path))],
+                                 capture_output=True, text=True)
+    (tmp_path / "kubelet.conf").write_text("clusters:\n- cluster:\n    server: https://10.0.0.11:6443\n")
+    wrong = run()
+    assert wrong.returncode == 1
+    assert wrong.stdout == (f"w-1: {tmp_path}/kubelet.conf points at https://10.0.0.11:6443, not "
+                            "https://10.0.0.100:8443\n")
+    (tmp_path / "kubelet.conf").write_text("clusters:\n- cluster:\n    server: https://10.0.0.100:8443\n")
+    assert run().returncode == 100 and run().stdout == ""
+    # facts that already show every server right leave nothing to read again on the host
+    ready = (Path(__file__).parent.parent / "data" / "facts" / "ready.txt").read_text()
+    seen = facts.parse("w-1", ready.replace("\nend", "\nkube.server=/etc/kubernetes/kubelet.conf "
+                                                     "https://10.0.0.100:8443\nend"))
+    assert phases._verify(inv, worker, None, seen)[1].done
+    first = phases._verify(inv, inv.first_control_plane, None, None)
+    assert [s.name for s in first] == ["node", "kubeconfigs", "endpoint kubeconfigs"]
