@@ -28,6 +28,7 @@ JOIN_WRITES = (f"{KUBERNETES}/kubelet.conf", f"{KUBERNETES}/bootstrap-kubelet.co
 
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
+HAPROXY_SOCKET = "/run/haproxy/admin.sock"      # haproxy's admin socket, root's only: cluster.status reads it
 KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf"
 KEEPALIVED_INTERFACE = "/etc/keepalived/kubefab-interface.conf"   # the VRRP interface, found on the host
 KUBE_VIP = manifest("kube-vip")                   # kube-vip mode's static pod, on admin.conf

@@ -52,7 +52,7 @@ SINGLE = ("os.id", "os.version", "os.like", "os.name", "os.package_manager", "ke
           *(f"version.{v}" for v in VERSIONED), "kube.etcd", "kube.ca_sha256", "kubelet.client_cert",
           "endpoint.target", "endpoint.state", "endpoint.detail", "hostname.file", "hosts.block", "packages.held", "repo.state", "repo.detail",
           "repo.versions")
-REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file", "kube.server", "image", "file", "sha256", "link")
+REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file", "kube.server", "haproxy.server", "image", "file", "sha256", "link")
 _KNOWN = frozenset(SINGLE + REPEATED)
 
 
@@ -62,6 +62,7 @@ def _script():
     fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": sysctls,
              "CRI_SOCKETS": " ".join(CRI_SOCKETS), "KUBE_FILES": " ".join(KUBE_FILES), "CA_CERT": CA_CERT,
              "KUBECONFIG_FILES": " ".join(KUBECONFIG_FILES),
+             "HAPROXY_SOCKET": paths.HAPROXY_SOCKET,
              "KUBELET_CLIENT": KUBELET_CLIENT, "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT), "HOSTS_BEGIN": paths.HOSTS_BEGIN,
              "HOSTS_END": paths.HOSTS_END, "PACKAGES": " ".join(PACKAGES)}
     for name, value in fills.items():
@@ -197,6 +198,7 @@ class Facts:
     versions: MappingProxyType  # kubeadm, kubelet, kubectl, containerd, runc -> version, "" when missing
     kube_files: frozenset     # which of KUBE_FILES exist
     kube_servers: MappingProxyType  # each of KUBECONFIG_FILES that names a server -> that server (its first)
+    haproxy_servers: MappingProxyType  # HA: each API server haproxy balances over -> its status (UP, DOWN 1/3, ...)
     etcd_data: str            # /var/lib/etcd: absent | empty | nonempty
     ca_sha256: str            # ca_fingerprint of /etc/kubernetes/pki/ca.crt, "" when absent
     kubelet_client_expiry: object  # when the kubelet's client certificate expires (UTC), None without one
@@ -285,6 +287,7 @@ def _build(host, v, r, window):
         versions=_family(v, "version", VERSIONED),
         kube_files=frozenset(r["kube.file"]),
         kube_servers=MappingProxyType(dict(_pair("kube.server", x) for x in r["kube.server"])),
+        haproxy_servers=MappingProxyType(dict(_pair("haproxy.server", x) for x in r["haproxy.server"])),
         etcd_data=v["kube.etcd"], ca_sha256=v["kube.ca_sha256"],
         kubelet_client_expiry=_expiry(v["kubelet.client_cert"]),
         endpoint=Endpoint(v["endpoint.target"], v["endpoint.state"], v["endpoint.detail"].strip()[:200]),
@@ -296,10 +299,10 @@ def _build(host, v, r, window):
 
 
 def _pair(key, text):
-    """(path, value) of a 'PATH VALUE' line."""
+    """(name, value) of a 'NAME VALUE' line."""
     path, sep, value = text.partition(" ")
     if not sep or not value:
-        raise ValueError(f"{key}={text!r} is not 'PATH VALUE'")
+        raise ValueError(f"{key}={text!r} is not 'NAME VALUE'")
     return path, value
 
 

@@ -317,12 +317,12 @@ def _kubelet(files, facts, changing):
     return unless(step, held and "kubelet enabled, its unit in place")
 
 
-HA_PACKAGES = ("keepalived", "haproxy")
+HA_PACKAGES = ("keepalived", "haproxy", "socat")     # socat: the fact probe reads haproxy's admin socket with it
 
 
 def _load_balancer(inv, host):
-    """keepalived mode, on a control plane: Debian's (or the distribution's) keepalived and haproxy installed and
-    running with kubefab's configs, before kubeadm needs the endpoint they serve."""
+    """keepalived mode, on a control plane: Debian's (or the distribution's) keepalived and haproxy (and socat)
+    installed and running with kubefab's configs, before kubeadm needs the endpoint they serve."""
     if not (inv.ha and inv.ha.mode == "keepalived" and host.is_control_plane):
         return ()
     names = " ".join(HA_PACKAGES)

@@ -11,12 +11,13 @@ import time
 
 import pytest
 
-from conftest import lab_unavailable
+from conftest import invoke, lab_unavailable
 from kubefab import inventory, paths, pki
 from kubefab.pki import x509
 from kubefab.plan import render
 from kubefab.run import execute
 from kubefab.run.session import Options
+from kubefab.steps import UNCHANGED
 from lab import Lab
 from test_lab_up import run_of
 
@@ -37,9 +38,9 @@ def ha(tmp_path_factory):
         pytest.skip(lab_unavailable())
     with Lab.up(hosts=5, control_planes=3, flavour="node", ha=True) as lab:
         state = tmp_path_factory.mktemp("ha")
-        code, text, _ = run_of(lab, state, yes=True)
+        code, text, r = run_of(lab, state, yes=True)
         assert code == 0, text
-        yield lab, inventory.load(lab.inventory, state_dir=state / "state")
+        yield lab, inventory.load(lab.inventory, state_dir=state / "state"), r
 
 
 def holders(lab, inv):
@@ -93,7 +94,10 @@ def failure_windows(samples):
 
 
 def test_the_endpoint_is_the_vip_on_one_control_plane_and_every_kubeconfig_points_there(ha):
-    lab, inv = ha
+    lab, inv, up = ha
+    verified = {x.host: {s.name: s.status for s in x.steps} for x in up.results if x.phase == "verify"}
+    assert all(v["kubeconfigs"] == UNCHANGED for v in verified.values()) and len(verified) == len(inv.hosts)
+    assert verified[inv.first_control_plane.name]["endpoint kubeconfigs"] == UNCHANGED
     assert inv.endpoint == f"{inv.ha.vip}:8443"
     assert len(holders(lab, inv)) == 1
     for cp in inv.control_planes:
@@ -107,8 +111,32 @@ def test_the_endpoint_is_the_vip_on_one_control_plane_and_every_kubeconfig_point
     assert readyz(inv)
 
 
+def test_status_names_the_vip_holder_and_every_haproxys_backends(ha):
+    lab, inv, _ = ha
+    status = invoke("cluster.status", "-i", str(lab.inventory), "--state-dir", str(inv.state_dir))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"virtual IP {inv.ha.vip} (keepalived): held by {holders(lab, inv)[0]}\n" in status.stdout
+    every_up = ", ".join(f"{cp.name} UP" for cp in inv.control_planes)
+    for cp in inv.control_planes:
+        assert f"  haproxy on {cp.name:<20} {every_up}\n" in status.stdout, status.stdout
+
+
+def test_verify_names_the_host_and_kubeconfig_that_does_not_point_at_the_endpoint(ha):
+    lab, inv, _ = ha
+    worker, first = inv.non_control_planes[0], inv.first_control_plane
+    conf, wrong = f"{paths.KUBERNETES}/kubelet.conf", f"https://{first.internal_address}:6443"
+    lab.run(worker.name, f"cp -p {conf} {paths.KUBEFAB}/kubelet.conf.kept && "
+                         f"sed -i 's|server: .*|server: {wrong}|' {conf}")
+    try:
+        code, text, _ = run_of(lab, inv.state_dir.parent, only=("verify",), yes=True)
+    finally:
+        lab.run(worker.name, f"mv {paths.KUBEFAB}/kubelet.conf.kept {conf}")
+    assert code == 1
+    assert f"{worker.name}: {conf} points at {wrong}, not https://{inv.endpoint}" in text
+
+
 def test_a_stopped_api_server_is_out_of_haproxy_within_inter_times_fall_and_no_request_fails(ha):
-    lab, inv = ha
+    lab, inv, _ = ha
     holder = holders(lab, inv)[0]
     victim = next(c for c in inv.control_planes if c.name != holder)
     manifest = f"{paths.KUBERNETES}/manifests/kube-apiserver.yaml"
@@ -148,7 +176,7 @@ def polling(inv):
 
 
 def test_pki_renew_restarts_every_api_server_and_the_vip_never_fails_longer_than_one_restart_gate(ha):
-    lab, inv = ha
+    lab, inv, _ = ha
     with polling(inv) as samples:
         start = time.monotonic()
         r = execute.renew(inv, Options(yes=True), console=io.StringIO())
@@ -163,7 +191,7 @@ def test_pki_renew_restarts_every_api_server_and_the_vip_never_fails_longer_than
 
 
 def test_cutting_the_holder_moves_the_vip_within_5_s_one_short_failure_window_and_one_holder_after(ha):
-    lab, inv = ha
+    lab, inv, _ = ha
     [old] = holders(lab, inv)
     with polling(inv) as samples:
         try:

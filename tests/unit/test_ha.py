@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 
 from inventories import host_tables
 from kubefab import facts, inventory, paths, pki, plan
+from kubefab.api import health
 from kubefab.errors import InventoryError, KubefabError
 from kubefab.pki import kubeconfig, vrrp
 from kubefab.plan import phases, render, runtime
@@ -246,3 +248,45 @@ def test_verify_reads_each_hosts_kubeconfigs_and_names_the_file_that_misses_the_
     assert phases._verify(inv, worker, None, seen)[1].done
     first = phases._verify(inv, inv.first_control_plane, None, None)
     assert [s.name for s in first] == ["node", "kubeconfigs", "endpoint kubeconfigs"]
+
+
+def facts_with(vip=False, servers=()):
+    """ready.txt's facts, with the VIP on its interface and haproxy's answers as the probe prints them."""
+    ready = (Path(__file__).parent.parent / "data" / "facts" / "ready.txt").read_text()
+    lines = [f"haproxy.server={name} {state}" for name, state in servers]
+    f = facts.parse("h", ready.replace("\nend", "".join(f"\n{line}" for line in lines) + "\nend"))
+    if vip:
+        f = replace(f, interfaces=(*f.interfaces, facts.Interface("eth1", "-", ("10.0.0.100/32",))))
+    return f
+
+
+UP3 = (("cp-1", "UP"), ("cp-2", "UP"), ("cp-3", "UP"))
+
+
+def test_status_names_the_vip_holder_and_each_haproxys_view_of_every_api_server(rendered):
+    found = {"cp-1": facts_with(servers=UP3), "cp-2": facts_with(vip=True, servers=UP3),
+             "cp-3": facts_with(servers=(("cp-1", "UP"), ("cp-2", "UP"), ("cp-3", "DOWN 1/3")))}
+    lb = health.load_balancer(rendered, found)
+    assert lb.holders == ("cp-2",)
+    assert lb.problems == ("cp-3's haproxy: API server cp-3 is DOWN 1/3 — it fails /readyz (or does not answer)",)
+    shown = health._balancer_text(lb)
+    assert shown[1] == "virtual IP 10.0.0.100 (keepalived): held by cp-2"
+    assert shown[4] == "  haproxy on cp-3                 cp-1 UP, cp-2 UP, cp-3 DOWN 1/3"
+
+
+@pytest.mark.parametrize("holders,unreached,expected", [
+    ((), (), "no control plane holds the VIP 10.0.0.100 — check keepalived (systemctl status keepalived)"),
+    (("cp-1", "cp-3"), (), "cp-1, cp-3 all hold the VIP 10.0.0.100 — the control planes do not hear each other"),
+    (("cp-1",), ("cp-3",), "cp-3: not reached over SSH — its VIP and load balancer are unknown"),
+])
+def test_status_says_when_no_one_or_two_hold_the_vip_or_a_control_plane_was_not_reached(rendered, holders, unreached,
+                                                                                       expected):
+    found = {cp.name: None if cp.name in unreached else facts_with(cp.name in holders, UP3)
+             for cp in rendered.control_planes}
+    assert any(p.startswith(expected) for p in health.load_balancer(rendered, found).problems)
+
+
+def test_haproxys_admin_socket_is_root_only_and_the_control_planes_get_socat_to_read_it(rendered):
+    conf = text(rendered, "cp-1", "/etc/haproxy/haproxy.cfg")
+    assert f"stats socket {paths.HAPROXY_SOCKET} mode 600 level admin\n" in conf
+    assert "socat" in runtime.HA_PACKAGES
