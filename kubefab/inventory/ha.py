@@ -12,6 +12,7 @@ from kubefab import net
 from kubefab.components import requirements
 
 MODES = ("keepalived", "kube-vip", "external")
+PACKAGES = ("keepalived", "haproxy", "socat")     # keepalived mode's, on each control plane (socat: haproxy's socket)
 DEFAULT_PORTS = {"keepalived": 8443, "kube-vip": net.API_PORT, "external": net.API_PORT}
 INTERFACE = re.compile(r"[A-Za-z0-9_.@-]{1,15}", re.ASCII)     # a Linux interface name (IFNAMSIZ - 1)
 

@@ -15,6 +15,7 @@ from inventories import host_tables
 from kubefab import facts, inventory, paths, pki, plan
 from kubefab.api import health
 from kubefab.errors import InventoryError, KubefabError
+from kubefab.inventory import ha as ha_table
 from kubefab.pki import kubeconfig, vrrp
 from kubefab.plan import phases, render, runtime
 from kubefab.run import report
@@ -289,4 +290,37 @@ def test_status_says_when_no_one_or_two_hold_the_vip_or_a_control_plane_was_not_
 def test_haproxys_admin_socket_is_root_only_and_the_control_planes_get_socat_to_read_it(rendered):
     conf = text(rendered, "cp-1", "/etc/haproxy/haproxy.cfg")
     assert f"stats socket {paths.HAPROXY_SOCKET} mode 600 level admin\n" in conf
-    assert "socat" in runtime.HA_PACKAGES
+    assert "socat" in ha_table.PACKAGES
+
+
+OFFLINE = ["kubeadm", "kubelet", "kubelet.service", "10-kubeadm.conf"]
+DEBS = ["debs/keepalived_1%3a2.2.7-1+b2_amd64.deb", "debs/haproxy_2.6.12-1+deb12u4_amd64.deb",
+        "debs/socat_1.7.4.4-2_amd64.deb"]
+
+
+def offline_inventory(tmp_path, names):
+    for name in names:
+        (tmp_path / "off" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "off" / name).write_text(f"{name}\n")
+    return inventory.load(write(tmp_path, cluster="", ha=HA + '[install]\nsource = "offline"\ndirectory = "off"\n'))
+
+
+def test_offline_keepalived_haproxy_and_socat_come_from_the_offline_directorys_debs_on_control_planes_only(tmp_path):
+    inv = offline_inventory(tmp_path, OFFLINE + DEBS)
+    bundle = plan.prepare(inv)
+    landed = "/opt/kubefab/offline/debs/keepalived_2.2.7-1+b2_amd64.deb"      # the epoch's %3a cannot travel
+    cp, worker = inv.control_planes[1], inv.hosts[-1]
+    assert landed in {f.path for f in bundle.files[cp.name]}
+    assert not [f for f in bundle.files[worker.name] if "/debs/" in f.path]
+    [install] = [s for s in runtime.steps(inv, cp, bundle, None) if s.name == "keepalived and haproxy installed"]
+    assert install.script.endswith("apt-get install -qy --no-install-recommends " + " ".join(
+        sorted(f"/opt/kubefab/offline/debs/{d[5:]}".replace("_1%3a", "_") for d in DEBS)))
+    assert "dnf" not in install.script and "from the offline directory's debs/" in install.label
+    assert install.guard == "command -v keepalived && command -v haproxy && command -v socat"
+
+
+def test_an_offline_directory_without_the_load_balancers_debs_is_refused_with_the_fix(tmp_path):
+    inv = offline_inventory(tmp_path, OFFLINE + DEBS[1:2])
+    with pytest.raises(KubefabError, match=r"lacks debs/ for keepalived, socat — \[cluster.ha\] keepalived installs "
+                                           r"them from there: `apt-get download keepalived haproxy socat`"):
+        plan.prepare(inv)
