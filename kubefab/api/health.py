@@ -74,8 +74,9 @@ def load_balancer(inv, facts_by_host):
             if not servers:
                 problems.append(f"{name}: haproxy's admin socket {paths.HAPROXY_SOCKET} did not answer — check "
                                 "haproxy there (systemctl status haproxy)")
+            # "UP 2/3": up, with a failed check or two that rise checks in a row will forget
             problems += [f"{name}'s haproxy: API server {server} is {state} — it fails /readyz (or does not answer)"
-                         for server, state in servers if state != "UP"]
+                         for server, state in servers if state.split()[0] != "UP"]
     return LoadBalancer(inv.ha.vip, inv.ha.mode, holders, backends, tuple(problems))
 
 

@@ -4,6 +4,7 @@ balancing over every API server; failover measured with the holder's link cut an
 import contextlib
 import http.client
 import io
+import re
 import ssl
 import subprocess
 import threading
@@ -116,9 +117,10 @@ def test_status_names_the_vip_holder_and_every_haproxys_backends(ha):
     status = invoke("cluster.status", "-i", str(lab.inventory), "--state-dir", str(inv.state_dir))
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"virtual IP {inv.ha.vip} (keepalived): held by {holders(lab, inv)[0]}\n" in status.stdout
-    every_up = ", ".join(f"{cp.name} UP" for cp in inv.control_planes)
+    # each API server UP, perhaps with a failed check or two on a loaded machine ("UP 2/3": still in rotation)
+    every_up = ", ".join(f"{cp.name} UP( [0-9]/[0-9])?" for cp in inv.control_planes)
     for cp in inv.control_planes:
-        assert f"  haproxy on {cp.name:<20} {every_up}\n" in status.stdout, status.stdout
+        assert re.search(f"^  haproxy on {cp.name:<20} {every_up}$", status.stdout, re.M), status.stdout
 
 
 def test_verify_names_the_host_and_kubeconfig_that_does_not_point_at_the_endpoint(ha):
