@@ -32,7 +32,7 @@ HAPROXY_SOCKET = "/run/haproxy/admin.sock"      # haproxy's admin socket, root's
 KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf"
 KEEPALIVED_INTERFACE = "/etc/keepalived/kubefab-interface.conf"   # the VRRP interface, found on the host
 KUBE_VIP = manifest("kube-vip")                   # kube-vip mode's static pod, on admin.conf
-KUBE_VIP_STAGED = f"{KUBEFAB}/kube-vip.yaml"        # the first control plane's, put in place after kubeadm init
+KUBE_VIP_STAGED = f"{KUBEFAB}/kube-vip.yaml"        # put in place after kubeadm init or join
 KUBE_VIP_INIT = f"{KUBEFAB}/kube-vip-init.yaml"     # ... and its variant on super-admin.conf, during kubeadm init
 CONTAINERD_CERTS_D = "/etc/containerd/certs.d"  # containerd's registry host directories (config_path)
 

@@ -52,14 +52,18 @@ def _already(facts, path, what):
 
 def _init(inv, host, bundle, facts):
     manifest = paths.manifest("kube-apiserver")
-    kube_vip = inv.ha and inv.ha.mode == "kube-vip"
-    return (Command("kubeadm init", f"{_kube_vip_from(paths.KUBE_VIP_INIT) + ' && ' if kube_vip else ''}"
+    return (Command("kubeadm init", f"{_kube_vip_from(paths.KUBE_VIP_INIT) + ' && ' if _kube_vip(inv) else ''}"
                     f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()}",
                     timeout=900, guard=f"[ -f {manifest} ]",
                     done=_already(facts, manifest, "already a control-plane node")),
-            *((_kube_vip_on_admin_conf(),) if kube_vip else ()),
+            *_kube_vip_in_place(inv, "kube-vip's static pod switched from super-admin.conf to admin.conf, now that "
+                                     "kubeadm init has bound admin.conf's group (kube-vip #684)"),
             kept_manifests(facts),
             WaitApiServer(f"wait for the API server, then for {host.name}'s control-plane components"))
+
+
+def _kube_vip(inv):
+    return bool(inv.ha) and inv.ha.mode == "kube-vip"
 
 
 def _kube_vip_from(staged):
@@ -68,14 +72,19 @@ def _kube_vip_from(staged):
     return f"mkdir -p {q(renewal.ASIDE)} && cp {q(staged)} {aside} && mv -f {aside} {q(paths.KUBE_VIP)}"
 
 
-def _kube_vip_on_admin_conf():
-    # kubeadm init binds admin.conf's group (kubeadm:cluster-admins) only while it runs: kube-vip must lead with
-    # super-admin.conf until then and with admin.conf afterwards (kube-vip #684)
-    return Command("kube-vip on admin.conf", _kube_vip_from(paths.KUBE_VIP_STAGED),
-                   guard=f"cmp -s {q(paths.KUBE_VIP_STAGED)} {q(paths.KUBE_VIP)}",
-                   compares=((paths.KUBE_VIP, paths.KUBE_VIP_STAGED),),
-                   label="kube-vip's static pod switched from super-admin.conf to admin.conf, now that kubeadm init "
-                         "has bound admin.conf's group (kube-vip #684)")
+def _kube_vip_in_place(inv, label):
+    """kube-vip mode: its static pod on admin.conf put in place after kubeadm init or join — init binds admin.conf's
+    group (kubeadm:cluster-admins) only while it runs (kube-vip #684), join's preflight (DirAvailable) wants the
+    manifest directory empty."""
+    if not _kube_vip(inv):
+        return ()
+    return (Command("kube-vip on admin.conf", _kube_vip_from(paths.KUBE_VIP_STAGED),
+                    guard=f"cmp -s {q(paths.KUBE_VIP_STAGED)} {q(paths.KUBE_VIP)}",
+                    compares=((paths.KUBE_VIP, paths.KUBE_VIP_STAGED),), label=label),)
+
+
+JOINED_KUBE_VIP = ("kube-vip's static pod (on admin.conf) put in place now that kubeadm join, whose preflight wants "
+                   "the manifest directory empty, is done")
 
 
 def manifest_pairs():
@@ -127,7 +136,8 @@ def fresh_join(inv, host, facts, fresh):
                    "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
                    'rm -f "$f"; [ $rc = 0 ] || exit $rc' + (f"; {reconfigure.record_applied()}"
                                                              if host.is_control_plane else ""))
-    return (step, *((kept_manifests(facts), _components_ready(host)) if host.is_control_plane else ()))
+    return (step, *((*_kube_vip_in_place(inv, JOINED_KUBE_VIP), kept_manifests(facts), _components_ready(host))
+                    if host.is_control_plane else ()))
 
 
 def _components_ready(host):
@@ -136,7 +146,8 @@ def _components_ready(host):
 
 
 def _join_control_plane(inv, host, bundle, facts):
-    return (join_step(inv, host, bundle, facts), kept_manifests(facts), _components_ready(host))
+    return (join_step(inv, host, bundle, facts), *_kube_vip_in_place(inv, JOINED_KUBE_VIP), kept_manifests(facts),
+            _components_ready(host))
 
 
 def _join_worker(inv, host, bundle, facts):

@@ -148,12 +148,10 @@ FILES = (
     FileSpec("ha/haproxy.cfg", paths.HAPROXY_CONFIG, 0o644, "control-planes", _haproxy, items=_if_keepalived),
     FileSpec("ha/keepalived.conf", paths.KEEPALIVED_CONFIG, 0o600, "control-planes", _keepalived,
              items=_if_keepalived),
-    # kube-vip: a joining control plane's static pod is in place before join, on admin.conf; the first control
-    # plane's waits in kubefab's dir, its super-admin.conf variant put in place for kubeadm init (admin.conf gets
-    # its RBAC binding only during init, kube-vip #684) and the admin.conf one after (phases._init)
-    FileSpec("ha/kube-vip.yaml", paths.KUBE_VIP, 0o600, "other-control-planes", _kube_vip("admin.conf"),
-             items=_if_kube_vip, phase="push"),
-    FileSpec("ha/kube-vip.yaml", paths.KUBE_VIP_STAGED, 0o600, "first-control-plane", _kube_vip("admin.conf"),
+    # kube-vip: its static pod waits in kubefab's dir and is put in place after kubeadm join (join's preflight
+    # wants the manifest directory empty) or init; for init the first control plane's super-admin.conf variant is
+    # in place (admin.conf gets its RBAC binding only during init, kube-vip #684) and the admin.conf one after
+    FileSpec("ha/kube-vip.yaml", paths.KUBE_VIP_STAGED, 0o600, "control-planes", _kube_vip("admin.conf"),
              items=_if_kube_vip, phase="push"),
     FileSpec("ha/kube-vip.yaml", paths.KUBE_VIP_INIT, 0o600, "first-control-plane", _kube_vip("super-admin.conf"),
              items=_if_kube_vip, phase="push"),

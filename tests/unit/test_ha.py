@@ -168,7 +168,7 @@ def pod(inv, host, path):
 
 
 def test_kube_vip_holds_the_vip_by_arp_on_the_interface_with_a_lease_and_its_upstream_image(kube_vip):
-    doc, container, env = pod(kube_vip, "cp-2", paths.KUBE_VIP)
+    doc, container, env = pod(kube_vip, "cp-2", paths.KUBE_VIP_STAGED)
     assert (doc["kind"], doc["metadata"]["namespace"], doc["spec"]["hostNetwork"]) == ("Pod", "kube-system", True)
     assert env["address"] == "10.0.0.100" and env["port"] == "6443" and env["vip_interface"] == "eth1"
     assert env["vip_arp"] == env["cp_enable"] == env["vip_leaderelection"] == "true"
@@ -178,7 +178,7 @@ def test_kube_vip_holds_the_vip_by_arp_on_the_interface_with_a_lease_and_its_ups
                                                                          container["image"])
     assert container["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "NET_RAW"]
     assert doc["spec"]["hostAliases"] == [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}]
-    assert not tree.local_path(kube_vip, "w-1", paths.KUBE_VIP).exists()
+    assert not tree.local_path(kube_vip, "w-1", paths.KUBE_VIP_STAGED).exists()
     assert not tree.local_path(kube_vip, "cp-1", "/etc/haproxy/haproxy.cfg").exists()
 
 
@@ -193,14 +193,14 @@ def test_kube_vip_mounts_super_admin_conf_on_the_first_control_plane_during_init
         kube_vip):
     inside = "/etc/kubernetes/admin.conf"
     assert kubeconfig_mounted(kube_vip, "cp-1", paths.KUBE_VIP_INIT) == (inside, "/etc/kubernetes/super-admin.conf")
-    assert kubeconfig_mounted(kube_vip, "cp-1", paths.KUBE_VIP_STAGED) == (inside, inside)
-    for cp in ("cp-2", "cp-3"):
-        assert kubeconfig_mounted(kube_vip, cp, paths.KUBE_VIP) == (inside, inside)
-    # the first control plane's static pod is not in the manifest dir before init: init puts the super-admin one there
-    assert not tree.local_path(kube_vip, "cp-1", paths.KUBE_VIP).exists()
+    for cp in ("cp-1", "cp-2", "cp-3"):
+        assert kubeconfig_mounted(kube_vip, cp, paths.KUBE_VIP_STAGED) == (inside, inside)
+        # none is pushed into the manifest dir: kubeadm join's preflight (DirAvailable) wants it empty
+        assert not tree.local_path(kube_vip, cp, paths.KUBE_VIP).exists()
+    assert not tree.local_path(kube_vip, "cp-2", paths.KUBE_VIP_INIT).exists()
 
 
-def test_the_plan_puts_kube_vip_on_super_admin_conf_for_init_then_on_admin_conf(kube_vip):
+def test_the_plan_puts_kube_vip_on_super_admin_conf_for_init_then_on_admin_conf_and_after_each_join(kube_vip):
     bundle = plan.prepare(kube_vip)
     first = kube_vip.first_control_plane
     init, switch = phases._init(kube_vip, first, bundle, None)[:2]
@@ -208,8 +208,11 @@ def test_the_plan_puts_kube_vip_on_super_admin_conf_for_init_then_on_admin_conf(
     assert init.script.index(paths.KUBE_VIP) < init.script.index("kubeadm init")
     assert switch.name == "kube-vip on admin.conf" and paths.KUBE_VIP_STAGED in switch.script
     assert switch.guard == f"cmp -s {paths.KUBE_VIP_STAGED} {paths.KUBE_VIP}"
+    join = [s.name for s in phases._join_control_plane(kube_vip, kube_vip.control_planes[1], bundle, None)]
+    assert join[:2] == ["kubeadm join", "kube-vip on admin.conf"]
     shown = report.plan_text(plan.build(kube_vip, bundle))
     assert "switched from super-admin.conf to admin.conf" in shown and paths.KUBE_VIP_INIT in shown
+    assert shown.count(phases.JOINED_KUBE_VIP) == 2
     assert "keepalived" not in shown and "haproxy" not in shown
 
 

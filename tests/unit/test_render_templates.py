@@ -42,9 +42,7 @@ def test_table_rows_name_known_host_sets_and_keep_token_files_private():
 def test_kubefab_files_avoid_paths_kubeadm_preflight_checks():
     on_host = [spec.on_host("example.io") for spec in render.FILES]
     assert not set(on_host) & set(paths.MANIFESTS + paths.JOIN_WRITES)
-    # kube-vip's static pod is the one manifest kubefab places: kubeadm's preflight checks only its own four there,
-    # and k/kubeadm docs/ha-considerations.md puts kube-vip's in the directory before init/join
-    assert [p for p in on_host if p.startswith((paths.PKI, "/etc/kubernetes/manifests"))] == [paths.KUBE_VIP]
+    assert not [p for p in on_host if p.startswith((paths.PKI, "/etc/kubernetes/manifests"))]
 
 
 def test_yaml_placeholder_without_value_names_file_and_key():
