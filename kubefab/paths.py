@@ -28,8 +28,12 @@ JOIN_WRITES = (f"{KUBERNETES}/kubelet.conf", f"{KUBERNETES}/bootstrap-kubelet.co
 
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
+HAPROXY_SOCKET = "/run/haproxy/admin.sock"      # haproxy's admin socket, root's only: cluster.status reads it
 KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf"
 KEEPALIVED_INTERFACE = "/etc/keepalived/kubefab-interface.conf"   # the VRRP interface, found on the host
+KUBE_VIP = manifest("kube-vip")                   # kube-vip mode's static pod, on admin.conf
+KUBE_VIP_STAGED = f"{KUBEFAB}/kube-vip.yaml"        # put in place after kubeadm init or join
+KUBE_VIP_INIT = f"{KUBEFAB}/kube-vip-init.yaml"     # ... and its variant on super-admin.conf, during kubeadm init
 CONTAINERD_CERTS_D = "/etc/containerd/certs.d"  # containerd's registry host directories (config_path)
 
 

@@ -193,6 +193,12 @@ class RemoveMember(Api):
     name = "etcd member"
 
 
+class EndpointKubeconfigs(Api):
+    """HA: the state dir's admin.conf and kube-proxy's kubeconfig (its ConfigMap) name the endpoint."""
+
+    name = "endpoint kubeconfigs"
+
+
 class WaitRenewed(Api):
     """After pki.renew restarted a control plane: its own API server answers /readyz with the renewed admin.conf,
     presents the renewed serving certificate, its etcd member is healthy and its components Ready."""

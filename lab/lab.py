@@ -203,6 +203,8 @@ class Lab:
             doubles.install_cni_plugins(directory / "cni")   # the CNI plugins release, as kubernetes-cni brings
             for path, text in doubles.unit_files().items():
                 (directory / Path(path).name).write_text(text)
+            if self.vip:  # [cluster.ha] keepalived installs keepalived, haproxy and socat from the offline dir
+                packages.download_debs(directory / "debs")
             release_time(directory, version)
 
     def offline_dir_for(self, version):

@@ -58,6 +58,25 @@ def missing():
     return tuple(p.name for p in PACKAGES if which(p.command) is None)
 
 
+APT_ARCHIVES = Path("/var/cache/apt/archives")
+BALANCER = ("keepalived", "haproxy", "socat")  # what an HA inventory's offline directory holds as .debs
+
+
+def download_debs(directory):
+    """The .debs of BALANCER in `directory`, as `apt-get download` names them: copied from apt's cache (the lab
+    installed them on the machine), else downloaded. The lab's hosts already have their dependencies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in BALANCER:
+        cached = sorted(APT_ARCHIVES.glob(f"{name}_*.deb"))
+        if cached:
+            shutil.copy2(cached[-1], directory / cached[-1].name)
+            continue
+        done = subprocess.run(["apt-get", "download", "-q", name], cwd=directory, capture_output=True, text=True,
+                              env=dict(os.environ, PATH=SYSTEM_PATH))
+        if done.returncode:
+            raise LabError(f"apt-get download {name} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+
+
 def ensure():
     """apt-get install whatever the lab needs and the machine lacks; nothing when all are there."""
     return install(missing())

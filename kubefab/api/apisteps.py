@@ -12,6 +12,8 @@ import socket
 import threading
 import time
 
+import yaml
+
 from kubefab import net, pki
 from kubefab.api import addons, apply, drain, health, kube, members, nodes, upgrade
 from kubefab.components import cni
@@ -20,10 +22,12 @@ from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
 from kubefab.state import removal
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, CordonBatch, \
-    DeleteNode, DrainInBatch, DrainNode, NodeReady, RemoveMember, RemoveNode, StepResult, UncordonUpgraded, \
-    VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, WaitRestored, WaitUpgraded
+    DeleteNode, DrainInBatch, DrainNode, EndpointKubeconfigs, NodeReady, RemoveMember, RemoveNode, StepResult, \
+    UncordonUpgraded, VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, WaitRestored, \
+    WaitUpgraded
 
 REACH_TIMEOUT = 3
+KUBE_PROXY_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
 
 
@@ -154,6 +158,18 @@ class ApiSteps:
             raise KubefabError(problem)
         return f", advertises {address} to the pod network"
 
+    def endpoint_kubeconfigs(self, host):
+        """HA: the state dir's admin.conf and kube-proxy's kubeconfig, from its ConfigMap, name the endpoint."""
+        want = f"https://{self.inv.endpoint}"
+        found = {str(admin_conf(self.inv)): kubeconfig.parse(admin_conf(self.inv).read_bytes()).server,
+                 "ConfigMap kube-system/kube-proxy kubeconfig.conf": kube_proxy_server(self.api())}
+        wrong = [f"{where} points at {server or 'no server'}, not {want}" for where, server in found.items()
+                 if server != want]
+        if wrong:
+            raise KubefabError("; ".join(wrong) + " — every client must reach the API servers through the endpoint: "
+                               "run `invoke cluster.up` again after fixing it, or see the README's high availability")
+        return UNCHANGED, f"admin.conf and kube-proxy's kubeconfig name {want}"
+
     def renewed(self, host):
         """This control plane's own API server (not the endpoint), reached with the renewed admin.conf: /readyz, the
         renewed serving certificate, /readyz/etcd (its local etcd member), then its components Ready. Also the gate
@@ -221,9 +237,20 @@ class ApiSteps:
         return CHANGED, f"member {mine.name or mine.id} ({mine.peer_url}) removed, {len(listed) - 1} left"
 
 
+def kube_proxy_server(api):
+    """The server kube-proxy's kubeconfig names (kubeadm's ConfigMap kube-system/kube-proxy), "" without one."""
+    cm = api.find(KUBE_PROXY_CONFIGMAP) or {}
+    try:
+        doc = yaml.safe_load(cm.get("data", {}).get("kubeconfig.conf", "")) or {}
+        return doc["clusters"][0]["cluster"]["server"]
+    except (yaml.YAMLError, KeyError, IndexError, TypeError):
+        return ""
+
+
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
            ApplyAddons: ApiSteps.addons, AddonsAvailable: ApiSteps.addons_available,
            NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
+           EndpointKubeconfigs: ApiSteps.endpoint_kubeconfigs,
            WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed, WaitRestored: ApiSteps.restored,
            DrainNode: ApiSteps.drain, DeleteNode: ApiSteps.delete_node, RemoveMember: ApiSteps.member}
 # the steps that carry what their runner needs (a batch's nodes, a version): (ApiSteps, host, step) -> status, detail

@@ -3,13 +3,15 @@
 The control-plane components are the kubelet's static pods, read as their mirror pods in kube-system
 (label tier=control-plane), one per component and control-plane node, as kubeadm's own checks do:
 componentstatuses is deprecated since 1.19 (and the API-server double does not serve it).
-`evaluate()` is pure: what is wrong, as sentences.
+With [cluster.ha] (keepalived or kube-vip) it also names the control plane holding the VIP and, in keepalived
+mode, each haproxy's view of the API servers, both read by the fact probe. `evaluate()` and `load_balancer()` are
+pure: what is wrong, as sentences.
 """
 
 import datetime
 from dataclasses import dataclass
 
-from kubefab import pki
+from kubefab import paths, pki
 from kubefab.api import kube, nodes as nodes_mod
 from kubefab.state import bundle
 
@@ -38,6 +40,48 @@ class Status:
     certs: tuple           # pki.CertInfo
     problems: tuple        # what is wrong: the status exits non-zero when there is any
     warnings: tuple        # worth knowing, not wrong (certificates expiring soon, unknown nodes)
+    balancer: object = None    # LoadBalancer, with [cluster.ha] other than external
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """HA, from the control planes' facts: who holds the VIP and what each haproxy makes of every API server."""
+
+    vip: str
+    mode: str
+    holders: tuple         # control planes one of whose interfaces carries the VIP
+    backends: tuple        # keepalived: (control plane, ((API server, haproxy's status), ...)) for each one reached
+    problems: tuple
+
+
+def load_balancer(inv, facts_by_host):
+    """The LoadBalancer of `inv` from {control plane: Facts, or None when it was not reached}."""
+    cps = [h.name for h in inv.control_planes]
+    reached = {name: f for name, f in facts_by_host.items() if f is not None}
+    holders = tuple(name for name in cps if name in reached and inv.ha.vip in reached[name].addresses)
+    problems = [f"{name}: not reached over SSH — its VIP and load balancer are unknown" for name in cps
+                if name not in reached]
+    if not holders and len(reached) == len(cps):
+        problems.append(f"no control plane holds the VIP {inv.ha.vip} — check {_vip_service(inv)} on the control "
+                        "planes")
+    elif len(holders) > 1:
+        problems.append(f"{', '.join(holders)} all hold the VIP {inv.ha.vip} — the control planes do not hear each "
+                        f"other: check the network between them ({_vip_service(inv)})")
+    backends = ()
+    if inv.ha.mode == "keepalived":
+        backends = tuple((name, tuple(reached[name].haproxy_servers.items())) for name in cps if name in reached)
+        for name, servers in backends:
+            if not servers:
+                problems.append(f"{name}: haproxy's admin socket {paths.HAPROXY_SOCKET} did not answer — check "
+                                "haproxy there (systemctl status haproxy)")
+            # "UP 2/3": up, with a failed check or two that rise checks in a row will forget
+            problems += [f"{name}'s haproxy: API server {server} is {state} — it fails /readyz (or does not answer)"
+                         for server, state in servers if state.split()[0] != "UP"]
+    return LoadBalancer(inv.ha.vip, inv.ha.mode, holders, backends, tuple(problems))
+
+
+def _vip_service(inv):
+    return "keepalived (systemctl status keepalived)" if inv.ha.mode == "keepalived" else "kube-vip's static pod"
 
 
 def components(pods, control_planes):
@@ -86,14 +130,16 @@ def wait_control_plane(api, node, timeout=CONTROL_PLANE_TIMEOUT):
     return kube.until(check, timeout, f"{node}: the control-plane components were not all Ready", api.stop)
 
 
-def gather(api, inv, version, warn_days=pki.WARN_DAYS):
-    """The Status of `inv`'s cluster through `api` (already waited on: `version` is its gitVersion)."""
+def gather(api, inv, version, warn_days=pki.WARN_DAYS, balancer=None):
+    """The Status of `inv`'s cluster through `api` (already waited on: `version` is its gitVersion); `balancer`
+    (a LoadBalancer) adds its problems."""
     node_views = nodes_mod.list_nodes(api)
     pods = api.get(PODS, {"labelSelector": "tier=control-plane"})["items"]
     comps = components(pods, [h.name for h in inv.control_planes])
     certs = bundle.certificates(inv, warn_days)
     problems, warnings = evaluate(inv, node_views, comps, certs, warn_days)
-    return Status(api.server, version, node_views, comps, certs, problems, warnings)
+    return Status(api.server, version, node_views, comps, certs, problems + (balancer.problems if balancer else ()),
+                  warnings, balancer)
 
 
 def text(status, now=None):
@@ -109,6 +155,7 @@ def text(status, now=None):
     for c in status.components:
         out.append(f"  {c.node:<20} {c.name:<24} {'ok' if c.ready else 'NOT READY'}"
                    + (f" ({c.restarts} restarts)" if c.restarts else ""))
+    out += _balancer_text(status.balancer)
     soonest = min(status.certs, key=lambda c: c.not_after, default=None)
     out += ["", f"certificates: {len(status.certs)} in the state dir"
             + (f", soonest expiry {soonest.not_after:%Y-%m-%d} ({soonest.file})" if soonest else "")]
@@ -116,3 +163,12 @@ def text(status, now=None):
     out += [f"problem: {p}" for p in status.problems]
     out.append(f"{len(status.problems)} problem{'s' * (len(status.problems) != 1)}")
     return "\n".join(out)
+
+
+def _balancer_text(lb):
+    if lb is None:
+        return []
+    out = ["", f"virtual IP {lb.vip} ({lb.mode}): held by {', '.join(lb.holders) or 'no control plane'}"]
+    out += [f"  haproxy on {name:<20} " + (", ".join(f"{server} {state}" for server, state in servers)
+                                           or "no answer from its admin socket") for name, servers in lb.backends]
+    return out

@@ -21,7 +21,7 @@ from kubefab import paths
 from kubefab.components import requirements
 from kubefab.digits import whole
 from kubefab.errors import KubefabError
-from kubefab.pki import x509
+from kubefab.pki import kubeconfig, x509
 from kubefab.steps import q
 
 HEADER, END = "kubefab-probe 1", "end"
@@ -36,6 +36,8 @@ CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/v
 CA_CERT = paths.in_pki("ca.crt")
 KUBELET_CLIENT = "/var/lib/kubelet/pki/kubelet-client-current.pem"    # the kubelet's rotated client certificate
 KUBE_FILES = requirements.subjects(requirements.FILE)  # kubeadm writes them; their presence tells a node
+# the kubeconfigs whose server verify checks: kubefab's table and the kubelet's
+KUBECONFIG_FILES = (*(paths.kubeconfig(s.file) for s in kubeconfig.KUBECONFIGS), kubeconfig.KUBELET_CONF)
 KUBELET_CONF, APISERVER_MANIFEST = "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml"
 VERSIONED = ("kubeadm", "kubelet", "kubectl", "containerd", "runc")
 PACKAGES = ("kubeadm", "kubelet", "kubectl")   # what the packages source installs and holds
@@ -50,7 +52,7 @@ SINGLE = ("os.id", "os.version", "os.like", "os.name", "os.package_manager", "ke
           *(f"version.{v}" for v in VERSIONED), "kube.etcd", "kube.ca_sha256", "kubelet.client_cert",
           "endpoint.target", "endpoint.state", "endpoint.detail", "hostname.file", "hosts.block", "packages.held", "repo.state", "repo.detail",
           "repo.versions")
-REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file", "image", "file", "sha256", "link")
+REPEATED = ("swap", "fstab.swap", "iface", "cri", "kube.file", "kube.server", "haproxy.server", "image", "file", "sha256", "link")
 _KNOWN = frozenset(SINGLE + REPEATED)
 
 
@@ -59,6 +61,8 @@ def _script():
     sysctls = " ".join(f"{key}=/proc/sys/{key.replace('.', '/')}" for key in SYSCTLS)
     fills = {"COMMANDS": " ".join(COMMANDS), "MODULES": " ".join(MODULES), "SYSCTLS": sysctls,
              "CRI_SOCKETS": " ".join(CRI_SOCKETS), "KUBE_FILES": " ".join(KUBE_FILES), "CA_CERT": CA_CERT,
+             "KUBECONFIG_FILES": " ".join(KUBECONFIG_FILES),
+             "HAPROXY_SOCKET": paths.HAPROXY_SOCKET,
              "KUBELET_CLIENT": KUBELET_CLIENT, "ENDPOINT_TIMEOUT": str(ENDPOINT_TIMEOUT), "HOSTS_BEGIN": paths.HOSTS_BEGIN,
              "HOSTS_END": paths.HOSTS_END, "PACKAGES": " ".join(PACKAGES)}
     for name, value in fills.items():
@@ -193,6 +197,8 @@ class Facts:
     images: frozenset         # image references in containerd's k8s.io namespace
     versions: MappingProxyType  # kubeadm, kubelet, kubectl, containerd, runc -> version, "" when missing
     kube_files: frozenset     # which of KUBE_FILES exist
+    kube_servers: MappingProxyType  # each of KUBECONFIG_FILES that names a server -> that server (its first)
+    haproxy_servers: MappingProxyType  # HA: each API server haproxy balances over -> its status (UP, DOWN 1/3, ...)
     etcd_data: str            # /var/lib/etcd: absent | empty | nonempty
     ca_sha256: str            # ca_fingerprint of /etc/kubernetes/pki/ca.crt, "" when absent
     kubelet_client_expiry: object  # when the kubelet's client certificate expires (UTC), None without one
@@ -279,7 +285,10 @@ def _build(host, v, r, window):
         kubelet_service=v["kubelet.service"], containerd_service=v["containerd.service"],
         containerd_active=v["containerd.active"], images=frozenset(r["image"]),
         versions=_family(v, "version", VERSIONED),
-        kube_files=frozenset(r["kube.file"]), etcd_data=v["kube.etcd"], ca_sha256=v["kube.ca_sha256"],
+        kube_files=frozenset(r["kube.file"]),
+        kube_servers=MappingProxyType(dict(_pair("kube.server", x) for x in r["kube.server"])),
+        haproxy_servers=MappingProxyType(dict(_pair("haproxy.server", x) for x in r["haproxy.server"])),
+        etcd_data=v["kube.etcd"], ca_sha256=v["kube.ca_sha256"],
         kubelet_client_expiry=_expiry(v["kubelet.client_cert"]),
         endpoint=Endpoint(v["endpoint.target"], v["endpoint.state"], v["endpoint.detail"].strip()[:200]),
         files=_files(r["file"], r["sha256"]), links=MappingProxyType(dict(_link(x) for x in r["link"])),
@@ -287,6 +296,14 @@ def _build(host, v, r, window):
         repository=Repository(v["repo.state"], v["repo.detail"].strip()[:200],
                               None if v["repo.versions"] == "?" else tuple(v["repo.versions"].split())),
     )
+
+
+def _pair(key, text):
+    """(name, value) of a 'NAME VALUE' line."""
+    path, sep, value = text.partition(" ")
+    if not sep or not value:
+        raise ValueError(f"{key}={text!r} is not 'NAME VALUE'")
+    return path, value
 
 
 def _expiry(encoded):

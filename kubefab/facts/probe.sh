@@ -316,6 +316,17 @@ EOF
     for f in @KUBE_FILES@; do
         [ -e "$f" ] && kv kube.file "$f"
     done
+    # haproxy's view of each API server (HA control planes): 'NAME STATUS' from its admin socket's CSV statistics.
+    if [ -S @HAPROXY_SOCKET@ ] && have socat; then
+        echo "show stat" | bounded socat - UNIX-CONNECT:@HAPROXY_SOCKET@ 2>/dev/null |
+            awk -F, '$1 == "kube-apiserver" && $2 != "FRONTEND" && $2 != "BACKEND" { print "haproxy.server=" $2 " " $18 }'
+    fi
+    # The server each kubeconfig names (its first server: line): verify checks them against the endpoint.
+    for f in @KUBECONFIG_FILES@; do
+        [ -r "$f" ] || continue
+        server=$(sed -n 's/^[[:space:]]*server:[[:space:]]*//p' "$f" | head -n 1)
+        [ -n "$server" ] && kv kube.server "$f $server"
+    done
     if [ ! -d /var/lib/etcd ]; then kv kube.etcd absent
     elif [ -n "$(ls -A /var/lib/etcd 2>/dev/null)" ]; then kv kube.etcd nonempty
     else kv kube.etcd empty

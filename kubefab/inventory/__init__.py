@@ -45,8 +45,9 @@ class HA:
     """`[cluster.ha]`: the control planes behind one virtual IP; an empty vip means no such table."""
 
     vip: str = ""
-    mode: str = "keepalived"    # keepalived | external
+    mode: str = "keepalived"    # keepalived | kube-vip | external
     port: int = 0               # 0: the mode's own (ha.DEFAULT_PORTS)
+    interface: str = ""         # kube-vip: the control planes' interface that carries the VIP's subnet
 
 
 @dataclass(frozen=True)

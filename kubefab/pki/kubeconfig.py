@@ -12,7 +12,7 @@ from typing import Callable
 
 import yaml
 
-from kubefab import fsutil, net, pki
+from kubefab import fsutil, net, paths, pki
 from kubefab.errors import KubefabError
 from kubefab.pki import x509
 from kubefab.pki.x509 import CLIENT
@@ -55,6 +55,30 @@ KUBECONFIGS = (
     KubeconfigSpec("scheduler.conf", "system:kube-scheduler", "", local_endpoint, per_node=True),
 )
 BY_FILE = {s.file: s for s in KUBECONFIGS}
+KUBELET_CONF = paths.kubeconfig("kubelet.conf")     # written by the kubelet's TLS bootstrap, not by kubefab
+
+
+def servers(inv, host):
+    """{on-host kubeconfig: the servers it may name} on `host`, as kubeadm's getKubeConfigSpecsBase writes them:
+    admin.conf, super-admin.conf and kubelet.conf at the endpoint, controller-manager.conf and scheduler.conf at the
+    node's own API server. A control plane's kubelet.conf may also name its own API server: kubeadm's
+    ControlPlaneKubeletLocalMode (on by default since 1.33) writes that on `join --control-plane` and on upgrade."""
+    want = {paths.kubeconfig(spec.file): (spec.server(inv, host),) for spec in KUBECONFIGS if host.is_control_plane
+            and (not spec.first_only or host.name == inv.first_control_plane.name)}
+    local = (local_endpoint(inv, host),) if host.is_control_plane else ()
+    return {**want, KUBELET_CONF: (control_plane_endpoint(inv, host), *local)}
+
+
+def misdirected(inv, host, found):
+    """A line per kubeconfig of `host` that is missing or names another server than `servers` allows; `found` is
+    {on-host path: its server}, as the fact probe read them."""
+    lines = []
+    for file, allowed in servers(inv, host).items():
+        have = found.get(file)
+        if have not in allowed:
+            lines.append(f"{host.name}: {file} " + (f"points at {have}, not {' or '.join(allowed)}" if have else
+                                                    "is missing or names no server"))
+    return tuple(lines)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def prepare(inv):
     own = {h.name: [] for h in inv.hosts}
     for f in rendered:
         own[f.host].append(f)
-    files = {name: (*fs, *extra) for name, fs in own.items()}
+    files = {h.name: (*own[h.name], *offline.for_host(extra, h)) for h in inv.hosts}
     recorded = removal.read(inv)
     removed = tuple((h.name, recorded[h.name]) for h in inv.hosts if h.name in recorded)
     return Bundle(actions=actions, token_id=token_id, ca_hash=token.ca_cert_hash(inv), files=files, removed=removed,

@@ -5,16 +5,21 @@ Layout of `[install] directory` and where each entry lands:
     kubelet.service                                        /usr/lib/systemd/system/kubelet.service
     10-kubeadm.conf                                        /usr/lib/systemd/system/kubelet.service.d/
     cni/<plugin>                                           /opt/cni/bin/<plugin>
+    debs/<package>_<version>_<arch>.deb                    /opt/kubefab/offline/debs/ on control planes only (an
+                                                           epoch, 1%3a in apt-get download's names, left out)
     anything else (e.g. lib/...)                           /opt/kubefab/offline/<path>, beside the executables
 kubeadm, kubelet and both unit files are required. containerd and runc are used from the host when the
-directory has none.
+directory has none. With [cluster.ha] mode keepalived, debs/ must hold keepalived, haproxy and socat (and whatever
+of their dependencies the hosts lack: `apt-get download` fetches them), which the runtime phase installs with apt.
 """
 
 import os
+import re
 from pathlib import Path
 
 from kubefab import paths
 from kubefab.errors import KubefabError
+from kubefab.inventory import ha
 from kubefab.state.tree import RenderedFile
 
 HOME = "/opt/kubefab/offline"
@@ -23,6 +28,8 @@ CNI_BIN = "/opt/cni/bin"
 UNIT = "/usr/lib/systemd/system/kubelet.service"
 UNITS = {"kubelet.service": UNIT, "10-kubeadm.conf": f"{UNIT}.d/10-kubeadm.conf"}
 REQUIRED = ("kubeadm", "kubelet", *UNITS)
+DEBS = f"{HOME}/debs"
+EPOCH = re.compile(r"_[0-9]+%3a", re.ASCII)     # apt-get download's "_1%3a2.2.7": '%' cannot travel in a host script
 
 
 def files(inv):
@@ -36,6 +43,11 @@ def files(inv):
                            f"binaries and the kubelet unit files there (see the README's install sources)")
     found = tuple(_file(root, path) for path in sorted(root.rglob("*"))
                   if path.is_file() and "__pycache__" not in path.parts)
+    lacking = [n for n in ha.PACKAGES if not any(f.path.startswith(f"{DEBS}/{n}_") for f in found)]
+    if inv.ha and inv.ha.mode == "keepalived" and lacking:
+        raise KubefabError(f"{inv.path}: [install] directory {root} lacks debs/ for {', '.join(lacking)} — "
+                           f"[cluster.ha] keepalived installs them from there: `apt-get download "
+                           f"{' '.join(ha.PACKAGES)}` (and the dependencies your hosts lack) into {root / 'debs'}")
     for f in found:
         try:
             paths.plain(f.path, "push to")
@@ -52,11 +64,23 @@ def _file(root, path):
         target, mode = UNITS[rel], 0o644
     elif rel.startswith("cni/"):
         target, mode = f"{CNI_BIN}/{rel[4:]}", 0o755
+    elif rel.startswith("debs/"):
+        target, mode = f"{HOME}/{EPOCH.sub('_', rel)}", 0o644
     else:
         target, mode = f"{HOME}/{rel}", 0o755 if executable else 0o644
     stat = path.stat()
     return RenderedFile("", target, mode, stat.st_size, False, path, f"offline:{rel}", "runtime",
                         mtime=int(stat.st_mtime))
+
+
+def for_host(offline_files, host):
+    """The offline files that go to `host`: the .debs (HA's load balancer) to control planes only."""
+    return tuple(f for f in offline_files if host.is_control_plane or not f.path.startswith(f"{DEBS}/"))
+
+
+def debs(offline_files):
+    """The on-host paths of the .debs among the offline files."""
+    return tuple(f.path for f in offline_files if f.path.startswith(f"{DEBS}/") and f.path.endswith(".deb"))
 
 
 def commands(offline_files):

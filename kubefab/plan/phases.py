@@ -13,11 +13,12 @@ from typing import Callable
 
 from kubefab import inventory, paths
 from kubefab.components import addons, kubeadm, templates
+from kubefab.pki import kubeconfig
 from kubefab.plan import reconfigure, renewal, runtime
 from kubefab.secret import Secret
 from kubefab.state import addons as addon_record
-from kubefab.steps import UNCHANGED_EXIT, AddonsAvailable, ApplyAddons, ApplyCni, Command, NodeReady, WaitApiServer, \
-    WaitControlPlane, push, q, unless
+from kubefab.steps import UNCHANGED_EXIT, AddonsAvailable, ApplyAddons, ApplyCni, Command, EndpointKubeconfigs, \
+    NodeReady, WaitApiServer, WaitControlPlane, push, q, unless
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
 STAGES = {"facts": "Gather facts from every host (one probe per host)",
@@ -51,11 +52,39 @@ def _already(facts, path, what):
 
 def _init(inv, host, bundle, facts):
     manifest = paths.manifest("kube-apiserver")
-    return (Command("kubeadm init", f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()}",
-                    timeout=900,
-                    guard=f"[ -f {manifest} ]", done=_already(facts, manifest, "already a control-plane node")),
+    return (Command("kubeadm init", f"{_kube_vip_from(paths.KUBE_VIP_INIT) + ' && ' if _kube_vip(inv) else ''}"
+                    f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()}",
+                    timeout=900, guard=f"[ -f {manifest} ]",
+                    done=_already(facts, manifest, "already a control-plane node")),
+            *_kube_vip_in_place(inv, "kube-vip's static pod switched from super-admin.conf to admin.conf, now that "
+                                     "kubeadm init has bound admin.conf's group (kube-vip #684)"),
             kept_manifests(facts),
             WaitApiServer(f"wait for the API server, then for {host.name}'s control-plane components"))
+
+
+def _kube_vip(inv):
+    return bool(inv.ha) and inv.ha.mode == "kube-vip"
+
+
+def _kube_vip_from(staged):
+    """Shell: kube-vip's static pod replaced by `staged`, moved in whole so the kubelet never reads half of it."""
+    aside = q(f"{renewal.ASIDE}/kube-vip.yaml")
+    return f"mkdir -p {q(renewal.ASIDE)} && cp {q(staged)} {aside} && mv -f {aside} {q(paths.KUBE_VIP)}"
+
+
+def _kube_vip_in_place(inv, label):
+    """kube-vip mode: its static pod on admin.conf put in place after kubeadm init or join — init binds admin.conf's
+    group (kubeadm:cluster-admins) only while it runs (kube-vip #684), join's preflight (DirAvailable) wants the
+    manifest directory empty."""
+    if not _kube_vip(inv):
+        return ()
+    return (Command("kube-vip on admin.conf", _kube_vip_from(paths.KUBE_VIP_STAGED),
+                    guard=f"cmp -s {q(paths.KUBE_VIP_STAGED)} {q(paths.KUBE_VIP)}",
+                    compares=((paths.KUBE_VIP, paths.KUBE_VIP_STAGED),), label=label),)
+
+
+JOINED_KUBE_VIP = ("kube-vip's static pod (on admin.conf) put in place now that kubeadm join, whose preflight wants "
+                   "the manifest directory empty, is done")
 
 
 def manifest_pairs():
@@ -107,7 +136,8 @@ def fresh_join(inv, host, facts, fresh):
                    "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
                    'rm -f "$f"; [ $rc = 0 ] || exit $rc' + (f"; {reconfigure.record_applied()}"
                                                              if host.is_control_plane else ""))
-    return (step, *((kept_manifests(facts), _components_ready(host)) if host.is_control_plane else ()))
+    return (step, *((*_kube_vip_in_place(inv, JOINED_KUBE_VIP), kept_manifests(facts), _components_ready(host))
+                    if host.is_control_plane else ()))
 
 
 def _components_ready(host):
@@ -116,7 +146,8 @@ def _components_ready(host):
 
 
 def _join_control_plane(inv, host, bundle, facts):
-    return (join_step(inv, host, bundle, facts), kept_manifests(facts), _components_ready(host))
+    return (join_step(inv, host, bundle, facts), *_kube_vip_in_place(inv, JOINED_KUBE_VIP), kept_manifests(facts),
+            _components_ready(host))
 
 
 def _join_worker(inv, host, bundle, facts):
@@ -144,10 +175,34 @@ def _addons(inv, host, bundle, facts):
 def _verify(inv, host, bundle, facts):
     ready = "registered (cni = none: Ready once your network runs)" if inv.cluster.cni == "none" else "Ready"
     node = NodeReady(f"wait until node {host.name} is {ready}, then apply its labels and taints")
+    checks = (node, *(_kubeconfigs_at_endpoint(inv, host, facts) if inv.ha else ()))
     deployments = [f"{ns}/{name}" for a in addons.enabled(inv) for ns, name in a.deployments]
     if host != inv.first_control_plane or not deployments:
-        return (node,)
-    return (node, AddonsAvailable(f"wait until the add-ons' Deployments are available: {', '.join(deployments)}"))
+        return checks
+    return (*checks, AddonsAvailable(f"wait until the add-ons' Deployments are available: {', '.join(deployments)}"))
+
+
+def _kubeconfigs_at_endpoint(inv, host, facts):
+    """HA: every kubeconfig on the host names the server it should (the endpoint, or the node's own API server where
+    kubeadm puts that); read again on the host unless the facts already showed them so. The first control plane
+    also checks the state dir's admin.conf and kube-proxy's kubeconfig (its ConfigMap)."""
+    want = kubeconfig.servers(inv, host)
+    one = ("f={file}; s=$(sed -n 's/^[[:space:]]*server:[[:space:]]*//p' \"$f\" 2>/dev/null | head -n 1); "
+           "case \"$s\" in {allowed}) ;; '') echo {host}\": $f is missing or names no server\"; bad=1 ;; "
+           "*) echo {host}\": $f points at $s, not \"{shown}; bad=1 ;; esac")
+    script = "\n".join(("bad=", *(one.format(file=q(f), allowed="|".join(q(u) for u in urls), host=q(host.name),
+                                              shown=q(" or ".join(urls))) for f, urls in want.items()),
+                         f'[ -z "$bad" ] || exit 1; exit {UNCHANGED_EXIT}'))
+    shown = facts is not None and not kubeconfig.misdirected(inv, host, facts.kube_servers)
+    step = Command("kubeconfigs", script, check=True,
+                   label=f"{', '.join(f.rpartition('/')[2] for f in want)} name the endpoint https://{inv.endpoint}"
+                         + (" (controller-manager.conf and scheduler.conf: this node's own API server, as kubeadm "
+                            "writes them)" if host.is_control_plane else ""))
+    checked = (unless(step, shown and "every kubeconfig names the server it should"),)
+    if host != inv.first_control_plane:
+        return checked
+    return (*checked, EndpointKubeconfigs(f"the state dir's admin.conf and kube-proxy's kubeconfig (ConfigMap "
+                                          f"kube-system/kube-proxy) name https://{inv.endpoint}"))
 
 
 RUNTIME = Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,

@@ -22,6 +22,9 @@ UPSTREAMS = {"docker.io": "https://registry-1.docker.io"}     # where a registry
 # haproxy's health checks of each API server's /readyz: a dead one is out within inter × fall = 3 s (the check's
 # own timeout is inter, so a host that stopped answering is out within 4 s), a recovered one back after 2 s
 HA_CHECKS = {"inter": "1s", "fall": 3, "rise": 2}
+# kube-vip's image keeps its upstream name, as the CNI's do: a [mirrors.registries] "ghcr.io" entry serves it, and
+# image_repository (kubeadm's own images) is not applied
+KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v1.2.3"
 VRRP_TOP_PRIORITY = 200     # the first control plane's; each next one a step lower, so the first boot is predictable
 
 
@@ -95,6 +98,19 @@ def _keepalived(template, inv, host, item):
     return head + peers + templates.fill("ha/keepalived-end.conf", {})
 
 
+def _if_kube_vip(inv):
+    return (None,) if inv.ha and inv.ha.mode == "kube-vip" else ()
+
+
+def _kube_vip(kubeconfig_file):
+    """kube-vip's static pod mounting `kubeconfig_file` as its admin.conf."""
+    def fill(template, inv, host, item):
+        return templates.fill(template, {"image": KUBE_VIP_IMAGE, "vip": inv.ha.vip, "port": str(inv.ha.port),
+                                         "interface": inv.ha.interface,
+                                         "kubeconfig": paths.kubeconfig(kubeconfig_file)})
+    return fill
+
+
 def _containerd_values(inv, host):
     return {"sandbox_image": kubeadm.pause_image(inv)}
 
@@ -132,6 +148,13 @@ FILES = (
     FileSpec("ha/haproxy.cfg", paths.HAPROXY_CONFIG, 0o644, "control-planes", _haproxy, items=_if_keepalived),
     FileSpec("ha/keepalived.conf", paths.KEEPALIVED_CONFIG, 0o600, "control-planes", _keepalived,
              items=_if_keepalived),
+    # kube-vip: its static pod waits in kubefab's dir and is put in place after kubeadm join (join's preflight
+    # wants the manifest directory empty) or init; for init the first control plane's super-admin.conf variant is
+    # in place (admin.conf gets its RBAC binding only during init, kube-vip #684) and the admin.conf one after
+    FileSpec("ha/kube-vip.yaml", paths.KUBE_VIP_STAGED, 0o600, "control-planes", _kube_vip("admin.conf"),
+             items=_if_kube_vip, phase="push"),
+    FileSpec("ha/kube-vip.yaml", paths.KUBE_VIP_INIT, 0o600, "first-control-plane", _kube_vip("super-admin.conf"),
+             items=_if_kube_vip, phase="push"),
 )
 
 

@@ -13,6 +13,7 @@ import hashlib
 from kubefab import paths
 from kubefab.components import kubeadm, requirements
 from kubefab.facts import PACKAGES
+from kubefab.inventory import ha
 from kubefab.plan import offline, render
 from kubefab.steps import UNCHANGED_EXIT, Command, push, q, unless
 
@@ -31,7 +32,7 @@ def steps(inv, host, bundle, facts):
     return (_hostname(host, facts), _etc_hosts(inv, bundle, facts), *_required(inv, _swap(facts)), pushed,
             *_required(inv, _modules(inv, facts), _sysctls(files, facts)), _selinux(facts),
             _firewalld(inv, host, facts), *_install(inv, files, facts, changing), _containerd(facts, changing),
-            _kubelet(files, facts, changing), *_load_balancer(inv, host), _images(inv, facts))
+            _kubelet(files, facts, changing), *_load_balancer(inv, host, files), _images(inv, facts))
 
 
 def install(inv, host, bundle, facts):
@@ -317,22 +318,32 @@ def _kubelet(files, facts, changing):
     return unless(step, held and "kubelet enabled, its unit in place")
 
 
-HA_PACKAGES = ("keepalived", "haproxy")
-
-
-def _load_balancer(inv, host):
-    """keepalived mode, on a control plane: Debian's (or the distribution's) keepalived and haproxy installed and
-    running with kubefab's configs, before kubeadm needs the endpoint they serve."""
+def _load_balancer(inv, host, files):
+    """keepalived mode, on a control plane: Debian's (or the distribution's) keepalived and haproxy (and socat)
+    installed, from the offline directory's .debs with `source = "offline"`, and running with kubefab's configs,
+    before kubeadm needs the endpoint they serve."""
     if not (inv.ha and inv.ha.mode == "keepalived" and host.is_control_plane):
         return ()
-    names = " ".join(HA_PACKAGES)
-    hint = (f"{names} could not be installed from this host's package sources — install them, or add a source "
-            "that has them")
-    install = Command("keepalived and haproxy installed",
-                      KF_PM + f"if command -v apt-get >/dev/null; then export DEBIAN_FRONTEND=noninteractive && "
-                      f"kf_pm {q(hint)} apt-get install -qy {names}; else kf_pm {q(hint)} dnf install -qy {names}; fi",
-                      guard=" && ".join(f"command -v {n}" for n in HA_PACKAGES), timeout=600,
-                      label=f"install {names} from the distribution's packages where missing")
+    names = " ".join(ha.PACKAGES)
+    guard = " && ".join(f"command -v {n}" for n in ha.PACKAGES)
+    if inv.install.source == "offline":
+        debs = " ".join(q(d) for d in offline.debs(files))
+        hint = (f"{names} could not be installed from the offline directory's debs/ — add the dependencies this host "
+                "lacks there (`apt-get download` them)")
+        install = Command("keepalived and haproxy installed",
+                          KF_PM + "command -v apt-get >/dev/null || { echo 'the offline directory holds .debs: this "
+                          "host has no apt-get'; exit 1; }; export DEBIAN_FRONTEND=noninteractive && "
+                          f"kf_pm {q(hint)} apt-get install -qy --no-install-recommends {debs}",
+                          guard=guard, timeout=600,
+                          label=f"install {names} from the offline directory's debs/ where missing")
+    else:
+        hint = (f"{names} could not be installed from this host's package sources — install them, or add a source "
+                "that has them")
+        install = Command("keepalived and haproxy installed",
+                          KF_PM + f"if command -v apt-get >/dev/null; then export DEBIAN_FRONTEND=noninteractive && "
+                          f"kf_pm {q(hint)} apt-get install -qy {names}; else kf_pm {q(hint)} dnf install -qy "
+                          f"{names}; fi", guard=guard, timeout=600,
+                          label=f"install {names} from the distribution's packages where missing")
     # the interface is the host's, not the inventory's: keepalived.conf includes the file naming it
     found = (f"kf_if=$(ip -o addr show | awk -v a={q(host.internal_address)} '{{split($4, p, \"/\")}} "
              f"p[1] == a {{print $2; exit}}')")

@@ -359,6 +359,16 @@ def _vip_subnet(s):
                        f"give [cluster.ha] vip an unused address of {network}")
 
 
+def _balancer_port(s):
+    """keepalived mode: haproxy's port is free on a control plane before the runtime phase starts haproxy there, or
+    held by kubefab's haproxy already (its admin socket lists this inventory's API servers)."""
+    port = s.inv.ha.port
+    ours = {h.name for h in s.inv.control_planes}
+    if port in s.facts.ports and set(s.facts.haproxy_servers) != ours:
+        return Outcome(f"port {port}, where haproxy is to listen for the endpoint, is in use by something else",
+                       f"stop what listens on it (ss -ltnp 'sport = :{port}') or give [cluster.ha] port a free one")
+
+
 def _cluster_member(s):
     if s.member == THIS_CLUSTER:
         return Outcome("already a node of this cluster", status=DONE)
@@ -469,6 +479,8 @@ def _checks():
         Check("EndpointReachable", ERROR, "all", _endpoint, kubeadm=False),
         Check("VirtualIPSubnet", ERROR, "control-plane", _vip_subnet, kubeadm=False,
               when=lambda inv: bool(inv.ha) and inv.ha.mode != "external"),
+        Check("Port-HAProxy", ERROR, "control-plane", _balancer_port, kubeadm=False, node_fails=True,
+              when=lambda inv: bool(inv.ha) and inv.ha.mode == "keepalived"),
         Check("HostnameUnique", WARNING, "all", _unique("hostname", lambda f: f.hostname,
                                                         "give each host its own hostname"),
               kubeadm=False, runtime="sets each host's hostname to its node name"),

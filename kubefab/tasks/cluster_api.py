@@ -7,6 +7,8 @@ from invoke import Exit, task
 from kubefab import state
 from kubefab.api import health, kube
 from kubefab.pki import kubeconfig
+from kubefab.run import execute
+from kubefab.run.session import Options
 from kubefab.state import kubeconfig_merge
 
 from .common import INVENTORY_HELP, STATE_HELP, load, number, user_errors
@@ -23,15 +25,26 @@ def _admin_conf(inv):
             "days": "warn about certificates expiring within this many days (default 30)",
             "timeout": "seconds to wait for the API server to be ready (default 30)"})
 def status(c, inventory=None, state_dir=None, via=None, days=None, timeout=None):
-    """Show nodes, control-plane components and certificate expiry; exit 1 when something is wrong."""
+    """Show nodes, control-plane components, the VIP's holder and haproxy's backends, certificates; exit 1 on a problem.
+
+    With [cluster.ha] (keepalived or kube-vip) the control planes' facts are read over SSH for the VIP and haproxy."""
     with user_errors():
         inv = load(c, inventory, state_dir)
         api = kube.connect(_admin_conf(inv), via=via)
         report = health.gather(api, inv, kube.wait_ready(api, number(timeout, "timeout", 30, 1)),
-                               number(days, "days", 30))
+                               number(days, "days", 30), _balancer(inv))
         print(health.text(report))
     if report.problems:
         raise Exit(code=1)
+
+
+def _balancer(inv):
+    """With [cluster.ha] (not external): the control planes' facts, read over SSH, as a health.LoadBalancer."""
+    if not inv.ha or inv.ha.mode == "external":
+        return None
+    outcome = execute.survey(inv, Options(quiet=True, hosts=tuple(h.name for h in inv.control_planes)))
+    found = {r.host: getattr(r, "facts", None) for r in outcome.results}
+    return health.load_balancer(inv, {h.name: found.get(h.name) for h in inv.control_planes})
 
 
 @task(name="kubeconfig", help={"inventory": INVENTORY_HELP, "state-dir": STATE_HELP,

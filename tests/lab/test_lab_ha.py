@@ -1,7 +1,10 @@
 """An HA cluster on the lab: three control planes behind a VIP held by Debian's keepalived, haproxy on each
 balancing over every API server; failover measured with the holder's link cut and an API server stopped."""
 
+import contextlib
 import http.client
+import io
+import re
 import ssl
 import subprocess
 import threading
@@ -9,10 +12,13 @@ import time
 
 import pytest
 
-from conftest import lab_unavailable
+from conftest import invoke, lab_unavailable
 from kubefab import inventory, paths, pki
 from kubefab.pki import x509
 from kubefab.plan import render
+from kubefab.run import execute
+from kubefab.run.session import Options
+from kubefab.steps import UNCHANGED
 from lab import Lab
 from test_lab_up import run_of
 
@@ -22,6 +28,9 @@ VIP_MOVES_WITHIN = 5.0      # seconds from the cut to another control plane hold
 WINDOW_AT_MOST = 6.0        # seconds a client polling through the VIP sees failing
 CHECKS = render.HA_CHECKS
 OUT_WITHIN = int(CHECKS["inter"].removesuffix("s")) * CHECKS["fall"]
+# one restart gate: the longest a client through the VIP may see an API server that pki.renew stops before haproxy
+# takes it out — fall checks inter apart, the last one waiting inter (its timeout) for an answer
+RESTART_GATE = OUT_WITHIN + int(CHECKS["inter"].removesuffix("s"))
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +39,9 @@ def ha(tmp_path_factory):
         pytest.skip(lab_unavailable())
     with Lab.up(hosts=5, control_planes=3, flavour="node", ha=True) as lab:
         state = tmp_path_factory.mktemp("ha")
-        code, text, _ = run_of(lab, state, yes=True)
+        code, text, r = run_of(lab, state, yes=True)
         assert code == 0, text
-        yield lab, inventory.load(lab.inventory, state_dir=state / "state")
+        yield lab, inventory.load(lab.inventory, state_dir=state / "state"), r
 
 
 def holders(lab, inv):
@@ -86,7 +95,10 @@ def failure_windows(samples):
 
 
 def test_the_endpoint_is_the_vip_on_one_control_plane_and_every_kubeconfig_points_there(ha):
-    lab, inv = ha
+    lab, inv, up = ha
+    verified = {x.host: {s.name: s.status for s in x.steps} for x in up.results if x.phase == "verify"}
+    assert all(v["kubeconfigs"] == UNCHANGED for v in verified.values()) and len(verified) == len(inv.hosts)
+    assert verified[inv.first_control_plane.name]["endpoint kubeconfigs"] == UNCHANGED
     assert inv.endpoint == f"{inv.ha.vip}:8443"
     assert len(holders(lab, inv)) == 1
     for cp in inv.control_planes:
@@ -100,8 +112,33 @@ def test_the_endpoint_is_the_vip_on_one_control_plane_and_every_kubeconfig_point
     assert readyz(inv)
 
 
+def test_status_names_the_vip_holder_and_every_haproxys_backends(ha):
+    lab, inv, _ = ha
+    status = invoke("cluster.status", "-i", str(lab.inventory), "--state-dir", str(inv.state_dir))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"virtual IP {inv.ha.vip} (keepalived): held by {holders(lab, inv)[0]}\n" in status.stdout
+    # each API server UP, perhaps with a failed check or two on a loaded machine ("UP 2/3": still in rotation)
+    every_up = ", ".join(f"{cp.name} UP( [0-9]/[0-9])?" for cp in inv.control_planes)
+    for cp in inv.control_planes:
+        assert re.search(f"^  haproxy on {cp.name:<20} {every_up}$", status.stdout, re.M), status.stdout
+
+
+def test_verify_names_the_host_and_kubeconfig_that_does_not_point_at_the_endpoint(ha):
+    lab, inv, _ = ha
+    worker, first = inv.non_control_planes[0], inv.first_control_plane
+    conf, wrong = f"{paths.KUBERNETES}/kubelet.conf", f"https://{first.internal_address}:6443"
+    lab.run(worker.name, f"cp -p {conf} {paths.KUBEFAB}/kubelet.conf.kept && "
+                         f"sed -i 's|server: .*|server: {wrong}|' {conf}")
+    try:
+        code, text, _ = run_of(lab, inv.state_dir.parent, only=("verify",), yes=True)
+    finally:
+        lab.run(worker.name, f"mv {paths.KUBEFAB}/kubelet.conf.kept {conf}")
+    assert code == 1
+    assert f"{worker.name}: {conf} points at {wrong}, not https://{inv.endpoint}" in text
+
+
 def test_a_stopped_api_server_is_out_of_haproxy_within_inter_times_fall_and_no_request_fails(ha):
-    lab, inv = ha
+    lab, inv, _ = ha
     holder = holders(lab, inv)[0]
     victim = next(c for c in inv.control_planes if c.name != holder)
     manifest = f"{paths.KUBERNETES}/manifests/kube-apiserver.yaml"
@@ -120,9 +157,9 @@ def test_a_stopped_api_server_is_out_of_haproxy_within_inter_times_fall_and_no_r
     assert wait(lambda: backend_states(lab, holder).get(victim.name) == "UP", 60) is not None
 
 
-def test_cutting_the_holder_moves_the_vip_within_5_s_one_short_failure_window_and_one_holder_after(ha):
-    lab, inv = ha
-    [old] = holders(lab, inv)
+@contextlib.contextmanager
+def polling(inv):
+    """A context: a client polling /readyz through the VIP every POLL s; yields its samples (end time, ok)."""
     samples, stop = [], threading.Event()
 
     def poll():         # each request is stamped when it ends: one in flight at the cut fails after it
@@ -134,20 +171,44 @@ def test_cutting_the_holder_moves_the_vip_within_5_s_one_short_failure_window_an
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        time.sleep(2)
-        cut = time.monotonic()
-        lab.cut(old)
-        moved = wait(lambda: [h for h in holders(lab, inv) if h != old], 10)
-        time.sleep(WINDOW_AT_MOST + 1)
-        survivor = next(c for c in inv.control_planes if c.name != old)
-        etcd = lab.run(survivor.name, "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 "
-                       f"--cacert {paths.PKI}/etcd/ca.crt --cert {paths.PKI}/etcd/healthcheck-client.crt "
-                       f"--key {paths.PKI}/etcd/healthcheck-client.key put kubefab-ha-test quorum", check=False)
-        assert etcd.returncode == 0, f"etcd lost quorum with {old} cut off: {etcd.stderr}"
+        yield samples
     finally:
-        lab.connect(old)
         stop.set()
         poller.join()
+
+
+def test_pki_renew_restarts_every_api_server_and_the_vip_never_fails_longer_than_one_restart_gate(ha):
+    lab, inv, _ = ha
+    with polling(inv) as samples:
+        start = time.monotonic()
+        r = execute.renew(inv, Options(yes=True), console=io.StringIO())
+        took = time.monotonic() - start
+    assert r.code == 0
+    assert [x.host for x in r.results if x.phase == "restart"] == [c.name for c in inv.control_planes]
+    windows = failure_windows(samples)
+    print(f"\npki.renew --yes on 3 control planes took {took:.1f} s; failure windows through the VIP (s): "
+          f"{[round(w, 2) for _, w in windows]} of {len(samples)} requests every {POLL} s (gate {RESTART_GATE} s)")
+    assert all(w <= RESTART_GATE for _, w in windows), windows
+    assert readyz(inv)
+
+
+def test_cutting_the_holder_moves_the_vip_within_5_s_one_short_failure_window_and_one_holder_after(ha):
+    lab, inv, _ = ha
+    [old] = holders(lab, inv)
+    with polling(inv) as samples:
+        try:
+            time.sleep(2)
+            cut = time.monotonic()
+            lab.cut(old)
+            moved = wait(lambda: [h for h in holders(lab, inv) if h != old], 10)
+            time.sleep(WINDOW_AT_MOST + 1)
+            survivor = next(c for c in inv.control_planes if c.name != old)
+            etcd = lab.run(survivor.name, "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 "
+                           f"--cacert {paths.PKI}/etcd/ca.crt --cert {paths.PKI}/etcd/healthcheck-client.crt "
+                           f"--key {paths.PKI}/etcd/healthcheck-client.key put kubefab-ha-test quorum", check=False)
+            assert etcd.returncode == 0, f"etcd lost quorum with {old} cut off: {etcd.stderr}"
+        finally:
+            lab.connect(old)
     windows = failure_windows(samples)
     print(f"\nVIP moved from {old} in {moved} s; failure windows through the VIP (s): "
           f"{[round(w, 2) for _, w in windows]}, {len(samples)} requests every {POLL} s")

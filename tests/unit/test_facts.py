@@ -21,7 +21,7 @@ from kubefab import facts, inventory
 from kubefab.components import requirements
 from kubefab.errors import KubefabError
 from kubefab.facts import FactsError
-from kubefab.pki import x509
+from kubefab.pki import kubeconfig, x509
 from kubefab.plan import render
 from kubefab.state.tree import RenderedFile
 
@@ -152,6 +152,18 @@ def test_the_probe_reports_the_kubelet_client_certificate_expiry_and_never_its_k
     assert facts.parse("w-1", READY).kubelet_client_expiry is None          # a host that is no node yet
     with pytest.raises(FactsError, match="kubelet.client_cert is not a certificate"):
         facts.parse("w-1", READY.replace("kubelet.client_cert=\n", "kubelet.client_cert=bm90IGEgY2VydA==\n"))
+
+
+def test_the_probe_reports_each_kubeconfigs_server_in_the_same_round_trip(tmp_path):
+    kubelet, admin = tmp_path / "kubelet.conf", tmp_path / "admin.conf"
+    kubelet.write_text("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: Zm9v\n"
+                       "    server: https://10.0.0.100:8443\n  name: t\n")
+    admin.write_text("kind: Config\n")                       # no server: line, so nothing is reported for it
+    probe = (facts.PROBE.replace(kubeconfig.KUBELET_CONF, str(kubelet))
+             .replace("/etc/kubernetes/admin.conf", str(admin)))
+    done = subprocess.run(["dash", "-s"], input=probe, capture_output=True, text=True, timeout=30)
+    assert dict(facts.parse("w-1", done.stdout).kube_servers) == {str(kubelet): "https://10.0.0.100:8443"}
+    assert not facts.parse("w-1", READY).kube_servers
 
 
 def test_the_probe_reports_the_files_and_links_it_is_asked_about(tmp_path):
