@@ -231,6 +231,7 @@ class _Record:
 def _run(s, workflow, record):
     o = s.options
     stages, selected = workflow.select(o.only, o.skip)
+    reads = drifts.start(s) if o.live else None     # --live's API reads overlap the facts round trip
     code, facts = _gate(s, stages, workflow.prepared or any(p.name == "runtime" for p in selected), record)
     if code:
         return record.finish("the run stops before any host changes", code)
@@ -238,7 +239,7 @@ def _run(s, workflow, record):
         workflow = record.workflow = workflow.surveyed(s.api.api())
     p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch, workflow)
     if o.live:
-        changes = drifts.report(s, p)
+        changes = drifts.report(s, p, reads)
         return record.finish(drifts.verdict(changes), drifts.EXIT_CHANGES if changes else 0, summary=False)
     if o.dry_run:
         s.console.write(report.plan_text(p) + "\n")

@@ -4,14 +4,17 @@ The plan is the one `cluster.up` runs, built from the facts as its dry run build
 would still do is listed by kubefab.plan.drift. Then, reading only: one more round trip to each host where a file
 differs, fetching those files (never a secret one) and the pairs a step compares, for their diffs; and the
 objects its Api steps would write, read as those steps compare them (the nodes' labels and taints, the pod
-network's objects), when the cluster exists.
+network's objects), when the cluster exists. Those reads start with the run (`start`), on a few threads of their own,
+so that they overlap the facts round trip instead of following it; the plan then takes the ones it needs.
 """
 
 import base64
+import concurrent.futures as cf
+import threading
 from dataclasses import dataclass
 
-from kubefab import paths
-from kubefab.api import apply, nodes
+from kubefab import net, paths
+from kubefab.api import apisteps, apply, nodes
 from kubefab.components import addons, cni
 from kubefab.errors import KubefabError
 from kubefab.plan import drift
@@ -27,8 +30,55 @@ class Fetched(HostResult):
     files: dict = None          # {(host name, path): bytes}
 
 
-def report(s, p):
-    """Print what plan `p` (built from the facts) would change, to the session's console; how many changes."""
+@dataclass(frozen=True)
+class Reads:
+    """The API reads the plan's Api steps may need, each a Future: the Api (None when the reads could not start:
+    see `start`), apply.compare's answer for the pod network's manifest (`cni`) and for each enabled add-on's (by
+    name), and the nodes of one LIST (by name). Only those the plan needs are awaited, and only their errors are
+    the run's."""
+
+    api: cf.Future
+    cni: cf.Future
+    addons: dict
+    nodes: cf.Future
+
+
+def start(s, reached=False):
+    """Reads of every object cluster.up's Api steps could write, started now on threads of their own (one per
+    manifest and one for the nodes: a handful, whatever the number of hosts), so that they overlap the facts round
+    trip; what the plan does not need is left to finish or fail unheard. Before the facts are in (not `reached`)
+    they start only when the API server answers from here directly: reaching it through the first control plane's
+    SSH connection would open a second connection to that host beside the facts' own, so then they are left undone
+    (their Api None) and `report` starts them once the facts are in."""
+    inv = s.inv
+    api = _later(lambda: s.api.api() if reached or apisteps.reachable(*net.endpoint_parts(inv.endpoint)) else None)
+
+    def read(what):
+        return _later(lambda: what(connected) if (connected := api.result()) else None)
+    return Reads(api=api,
+                 cni=read(lambda a: apply.compare(a, cni.manifest(inv), inv.cluster.cni_manifest or inv.cluster.cni)),
+                 addons={x.name: read(lambda a, x=x: apply.compare(a, addons.manifest(inv, x),
+                                                                   f"add-on {x.name} ({x.component})"))
+                         for x in addons.enabled(inv)},
+                 nodes=read(lambda a: {n["metadata"]["name"]: n for n in a.get(nodes.NODES)["items"]}))
+
+
+def _later(read):
+    """A Future of read(), run on a daemon thread: a read the plan turns out not to need never holds up the exit."""
+    future = cf.Future()
+
+    def run():
+        try:
+            future.set_result(read())
+        except BaseException as e:      # handed to whoever awaits it
+            future.set_exception(e)
+    threading.Thread(target=run, daemon=True, name="kubefab-live-read").start()
+    return future
+
+
+def report(s, p, reads=None):
+    """Print what plan `p` (built from the facts) would change, to the session's console; how many changes.
+    `reads`: the API reads `start` began with the run (else they start now)."""
     found = drift.changes(p)
     wanted = drift.fetched_paths(found)
     fetched = {}
@@ -39,7 +89,7 @@ def report(s, p):
         fetched.update(r.files)
     first = p.facts.get(s.inv.first_control_plane.name)
     unmade = first is not None and paths.manifest("kube-apiserver") not in first.kube_files   # no API server yet
-    objects = () if unmade else read_objects(s, found.api)
+    objects = () if unmade else read_objects(s.inv, found.api, lambda: _begun(s, reads))
     text = drift.text(found, fetched, objects)
     s.console.write(logs.scrub(text))
     return len(found.files) + len(found.steps) + len(objects)
@@ -68,21 +118,28 @@ def fetch(s, host, files):
     return Fetched(host.name, "fetch", OK, out.seconds, files=found)
 
 
-def read_objects(s, checks):
-    """drift.ObjectChange of every object the Api steps `checks` would write, compared as those steps compare."""
+def _begun(s, reads):
+    """`reads` when they began with the run, else reads begun now (the facts are in)."""
+    return reads if reads is not None and reads.api.result() is not None else start(s, reached=True)
+
+
+def read_objects(inv, checks, reads):
+    """drift.ObjectChange of every object the Api steps `checks` would write, compared as those steps compare;
+    reads() gives the Reads to take them from, and is called only when some object is compared."""
     kinds = {type(c.step) for c in checks}
-    found = []
-    manifests = [(cni.manifest(s.inv), s.inv.cluster.cni_manifest or s.inv.cluster.cni)] * (ApplyCni in kinds)
-    if ApplyAddons in kinds:
-        manifests += [(addons.manifest(s.inv, a), f"add-on {a.name} ({a.component})") for a in addons.enabled(s.inv)]
-    for text, source in manifests:
-        found += [drift.ObjectChange(str(a), drift.as_yaml(live and drift.projected(live, want)), drift.as_yaml(want),
-                                     secret=want["kind"] == "Secret")
-                  for a, live, want in apply.compare(s.api.api(), text, source) if a.action != apply.UNCHANGED]
     hosts = [c.host for c in checks if isinstance(c.step, NodeReady)]
+    if not (hosts or kinds & {ApplyCni, ApplyAddons}):
+        return ()
+    reads = reads()
+    compared = [reads.cni] * (ApplyCni in kinds)
+    if ApplyAddons in kinds:
+        compared += [reads.addons[a.name] for a in addons.enabled(inv)]
+    found = [drift.ObjectChange(str(a), drift.as_yaml(live and drift.projected(live, want)), drift.as_yaml(want),
+                                secret=want["kind"] == "Secret")
+             for future in compared for a, live, want in future.result() if a.action != apply.UNCHANGED]
     if hosts:       # one list of the nodes, not a read per host
-        listed = {n["metadata"]["name"]: n for n in s.api.api().get(nodes.NODES)["items"]}
-        found += [change for host in hosts for change in [_node(s.inv, host, listed.get(host.name))] if change]
+        listed = reads.nodes.result()
+        found += [change for host in hosts for change in [_node(inv, host, listed.get(host.name))] if change]
     return tuple(found)
 
 

@@ -34,7 +34,8 @@ BENCHMARKS = {
             "first_phases", "again_phases", "again_changed", "again_failed", "batch_failed", "again_ssh_runs_per_host",
             "again_api_requests", "again_over_facts", "again_over_preflight", "cpu_ms_per_host",
             "again_cpu_ms_per_host", "join_workers", "rss_bytes_per_extra_host", "cpu_ms_per_extra_host", "live",
-            "live_facts_s", "live_api_requests", "live_over_facts"},
+            "live_facts_s", "live_api_requests", "live_over_facts", "live_changes", "load_at_again", "load_at_live",
+            "first_retried"},
            ("first", "again", "preflight", "live"), 1),
 }
 ON_LAB = ("facts", "push", "up")     # they build labs (of plain hosts, or node hosts for up): root and namespaces
@@ -155,8 +156,10 @@ def test_up_smoke_times_every_phase_and_a_second_up_changes_nothing(smoke):
     assert row["first_phases"]["join-workers"] > 10 * (row["again_phases"]["join-workers"] or 0)
     assert row["again_phases"]["facts"] > 0 and row["again_over_facts"] > 1 and row["again_over_preflight"] > 0
     assert row["again_ssh_runs_per_host"] >= 1
-    # cluster.plan --live found no changes (else the run stops): one facts round trip and its reads of the API
+    # cluster.plan --live found no changes: one facts round trip and its reads of the API
+    assert row["live_changes"] == [], row["live_changes"]
     assert row["live_over_facts"] >= 1 and row["live_facts_s"] > 0 and row["live_api_requests"] >= 1
+    assert len(row["load_at_again"]) == len(row["load_at_live"]) == row["runs"]
     # smoke mode: one batch of one worker at a time after a reset, beside the first up's
     assert row["join_workers"].keys() == {"first", "1"} and row["join_workers"]["1"] > 0
     assert row["rss_bytes_per_extra_host"] is row["cpu_ms_per_extra_host"] is None and row["cpu_ms_per_host"] > 0

@@ -1,14 +1,17 @@
 """`cluster.plan --live`'s findings from a facts-fed plan, and their text: diffs of what differs, secrets masked."""
 
 from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
 
 from kubefab import paths, plan
-from kubefab.api import apply, kube, nodes
+from kubefab.api import apisteps, apply, kube, nodes
 from kubefab.pki import token
 from kubefab.plan import drift, phases, runtime
 from kubefab.run import live
 from kubefab.secret import MASK
-from kubefab.steps import Command
+from kubefab.steps import ApplyCni, Command, NodeReady
 from test_plan import ha, settled  # noqa: F401  (ha is a fixture)
 
 
@@ -169,3 +172,52 @@ def test_a_check_the_facts_could_not_settle_is_not_a_change(ha):
     steps = plan.HostSteps(inv.hosts[0], (runtime._versions(inv, None), install))
     found = drift.changes(replace(p, facts={}, phases=(plan.PhasePlan(phases.RUNTIME, ((steps,),)),)))
     assert [s.what for s in found.steps] == ["apt-get install -qy kubeadm"]
+
+
+class Cluster(Objects):
+    """Objects, and the nodes' LIST (raising `listing` when given: an API server that does not answer it)."""
+
+    def __init__(self, live, listed=(), listing=None):
+        super().__init__(live)
+        self.listed, self.listing = listed, listing
+
+    def get(self, path):
+        assert path == nodes.NODES
+        if self.listing:
+            raise self.listing
+        return {"items": list(self.listed)}
+
+
+def session(inv, api, connected):
+    return SimpleNamespace(inv=inv, api=SimpleNamespace(api=lambda: connected.append(1) or api))
+
+
+def test_live_reads_begin_before_the_plan_and_only_those_it_needs_are_awaited(ha, monkeypatch):
+    inv, p = ha
+    monkeypatch.setattr(apisteps, "reachable", lambda address, port: True)
+    api = Cluster({}, listing=kube.Unreachable("https://10.0.0.10:6443: no answer to GET /api/v1/nodes"))
+    reads = live.start(session(inv, api, []))
+    created = reads.cni.result(timeout=30)      # read with no plan built yet: they overlap the facts round trip
+    assert created and {a.action for a, _, _ in created} == {apply.CREATED}
+    checks = drift.changes(p).api
+    network = tuple(c for c in checks if isinstance(c.step, ApplyCni))
+    objects = live.read_objects(inv, network, lambda: reads)
+    assert [o.what for o in objects] == [str(a) for a, _, _ in created]     # the LIST's failure is not awaited
+    with pytest.raises(kube.Unreachable, match="GET /api/v1/nodes"):
+        live.read_objects(inv, checks, lambda: reads)
+    assert live.read_objects(inv, (), lambda: pytest.fail("nothing to compare, nothing read")) == ()
+
+
+def test_live_reads_through_the_first_control_planes_ssh_wait_for_the_facts(ha, monkeypatch):
+    inv, p = ha
+    monkeypatch.setattr(apisteps, "reachable", lambda address, port: False)
+    listed = [{"metadata": {"name": h.name, "labels": {"kubernetes.io/hostname": h.name}}} for h in inv.hosts]
+    connected = []
+    s = session(inv, Cluster({}, listed), connected)
+    reads = live.start(s)
+    assert reads.api.result(timeout=30) is None and reads.nodes.result(timeout=30) is None
+    assert connected == []      # no connection beside the facts' own to the first control plane
+    objects = live.read_objects(inv, drift.changes(p).api, lambda: live._begun(s, reads))
+    assert connected == [1]
+    # the listed control planes lack their taint, the listed workers hold what they should
+    assert [o.what for o in objects if o.what.startswith("Node")] == [f"Node {h.name}" for h in inv.control_planes]
