@@ -128,8 +128,10 @@ def remove(inv, options, unreachable=False, console=None, ask=None):
         if dead:
             say(f"not cleaned on {host.name}, which was not reached: {', '.join(resetting.LEFT)} — once it is "
                 f"back, `invoke cluster.reset --host {host.name}` cleans it\n")
+        again = ("cluster.up refuses to run until it is gone: it would kubeadm init a second cluster there"
+                 if host == inv.first_control_plane else "a cluster.up would join it again")
         say(f"{inv.path.name} still lists {host.name}: remove its [hosts.{host.name}] table (kubefab does not edit "
-            "the inventory, and a cluster.up would join it again)\n")
+            f"the inventory, and {again})\n")
     return outcome
 
 

@@ -53,6 +53,7 @@ def test_the_first_control_plane_holding_the_vip_goes_and_the_vip_the_balancers_
     print(f"\n{text}\nnode.remove of {GONE}, the VIP holder: {seconds:.1f} s; failure windows through the VIP (s): "
           f"{[round(w, 2) for _, w in failure_windows(samples)]} of {len(samples)} requests")
     assert code == 0, text
+    assert "remove its [hosts.kf-cp1] table (kubefab does not edit the inventory, and cluster.up refuses" in text
     assert [(x.phase, x.host) for x in r.results] == [
         ("drain", GONE), ("reset", GONE), ("delete-node", GONE), ("etcd-member", GONE),
         ("load-balancers", stay[0].name), ("load-balancers", stay[1].name)], text

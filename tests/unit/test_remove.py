@@ -157,3 +157,18 @@ def test_cluster_up_refuses_to_run_kubeadm_init_on_a_removed_first_control_plane
         plan.build(ha, plan.prepare(ha)))
     with pytest.raises(KubefabError, match=r"cp-1 was taken out by node.remove, .* remove its \[hosts.cp-1\] table"):
         execute.up(ha, Options(yes=True))
+
+
+def test_the_last_word_after_removing_the_first_control_plane_says_cluster_up_refuses_until_its_table_goes(
+        ha, monkeypatch):
+    monkeypatch.setattr(execute.members, "Etcd", _Etcd)
+    monkeypatch.setattr(execute, "run", lambda *a, **k: execute.Outcome("node.remove", (), (), "done", 0))
+    said = {}
+    for name in ("cp-1", "cp-2"):
+        console = io.StringIO()
+        execute.remove(ha, Options(hosts=(name,), yes=True), unreachable=True, console=console)
+        said[name] = console.getvalue()
+    assert ("remove its [hosts.cp-1] table (kubefab does not edit the inventory, and cluster.up refuses to run until "
+            "it is gone: it would kubeadm init a second cluster there)") in said["cp-1"]
+    assert "remove its [hosts.cp-2] table (kubefab does not edit the inventory, and a cluster.up would join it again)" \
+        in said["cp-2"]
