@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from conftest import invoke
 from inventories import host_tables
 from kubefab import inventory, plan
 from kubefab.api.members import Member, judge, peer_url
@@ -172,3 +173,12 @@ def test_the_last_word_after_removing_the_first_control_plane_says_cluster_up_re
             "it is gone: it would kubeadm init a second cluster there)") in said["cp-1"]
     assert "remove its [hosts.cp-2] table (kubefab does not edit the inventory, and a cluster.up would join it again)" \
         in said["cp-2"]
+
+
+def test_the_cli_takes_the_host_named_by_host_and_refuses_two(inv, tmp_path):
+    args = ("node.remove", "-i", str(inv.path), "--state-dir", str(tmp_path / "cli"), "--unreachable", "--dry-run")
+    one = invoke(*args, "--host", "w-1")
+    assert one.returncode == 0 and "dry run: nothing was changed" in one.stdout, one.stdout + one.stderr
+    assert "3. delete-node: Delete the Node" in one.stdout
+    two = invoke(*args, "--host", "w-1,cp-2")
+    assert two.returncode != 0 and "node.remove takes exactly one host: --host NAME" in two.stderr
