@@ -1,5 +1,6 @@
 """node.remove as data: when etcd lets a control plane's member go, the phases each kind of removal runs, the
-refusals made before anything is touched, and the cluster.up plan's word about a removed host still listed."""
+refusals made before anything is touched, and the cluster.up plan's word about a removed host still listed; behind
+a VIP, the first control plane going and the load balancers of those that stay letting it go."""
 
 import io
 import re
@@ -9,6 +10,7 @@ import pytest
 from conftest import invoke
 from inventories import host_tables
 from kubefab import inventory, plan
+from kubefab.api import apisteps
 from kubefab.api.members import Member, judge, peer_url
 from kubefab.errors import KubefabError
 from kubefab.pki import vrrp
@@ -182,3 +184,13 @@ def test_the_cli_takes_the_host_named_by_host_and_refuses_two(inv, tmp_path):
     assert "3. delete-node: Delete the Node" in one.stdout
     two = invoke(*args, "--host", "w-1,cp-2")
     assert two.returncode != 0 and "node.remove takes exactly one host: --host NAME" in two.stderr
+
+
+def test_an_endpoint_not_answering_from_here_is_reached_through_a_control_plane_that_was_not_removed(inv, monkeypatch):
+    class Hosts:
+        def forward(self, host, address, port):
+            raise RuntimeError(f"forwarded through {host.name}")
+    monkeypatch.setattr(apisteps, "reachable", lambda address, port: False)
+    removal.record(inv, "cp-1")
+    with pytest.raises(RuntimeError, match="forwarded through cp-2"):
+        apisteps.ApiSteps(inv, Hosts(), log=None).api()
