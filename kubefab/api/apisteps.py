@@ -25,6 +25,7 @@ from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, 
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
+DELETE_WITHIN = 30          # seconds node.remove's DELETE of a Node may go unanswered before the step fails
 
 
 def admin_conf(inv):
@@ -208,7 +209,10 @@ class ApiSteps:
         return (CHANGED if cordoned or evicted else UNCHANGED), detail
 
     def delete_node(self, host):
-        deleted = self.api().delete(f"{nodes.NODES}/{host.name}")
+        # the endpoint may not answer for a moment right after a control plane's reset: behind a VIP it held, the
+        # VIP has just moved and haproxy still counts its API server until its checks fail
+        deleted = kube.until(lambda: (True, self.api().delete(f"{nodes.NODES}/{host.name}")), DELETE_WITHIN,
+                             f"Node {host.name} was not deleted", self.stop)
         removal.record(self.inv, host.name)
         return (CHANGED, "deleted") if deleted else (UNCHANGED, "not a node of the cluster")
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import invoke
 from inventories import host_tables
 from kubefab import inventory, plan
-from kubefab.api import apisteps
+from kubefab.api import apisteps, kube
 from kubefab.api.members import Member, judge, peer_url
 from kubefab.errors import KubefabError
 from kubefab.pki import vrrp
@@ -194,3 +194,19 @@ def test_an_endpoint_not_answering_from_here_is_reached_through_a_control_plane_
     removal.record(inv, "cp-1")
     with pytest.raises(RuntimeError, match="forwarded through cp-2"):
         apisteps.ApiSteps(inv, Hosts(), log=None).api()
+
+
+def test_the_delete_of_the_node_waits_out_an_endpoint_that_does_not_answer_for_a_moment(inv):
+    class Api:
+        def __init__(self):
+            self.tries = 0
+
+        def delete(self, path):
+            self.tries += 1
+            if self.tries < 3:
+                raise kube.Unreachable(f"no answer to DELETE {path}: EOF occurred in violation of protocol")
+            return True
+    steps = apisteps.ApiSteps(inv, None, log=None)
+    steps._api = Api()
+    assert steps.delete_node(inv.host("cp-2")) == ("changed", "deleted") and steps._api.tries == 3
+    assert removal.read(inv).keys() == {"cp-2"}
