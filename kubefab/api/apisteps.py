@@ -3,8 +3,8 @@
 One executor for every phase: `ApiSteps.run(step, host)` runs the function RUNNERS holds for the step's
 type (kubefab.steps: WaitApiServer, ..., RemoveNode) and returns a StepResult, as a host's script steps
 come back. The connection is opened once per run, on first use: directly when the endpoint answers from
-here, else through a local forward over the first control plane's SSH connection (its certificate still
-checked for the endpoint's name). Waiting and checking change nothing (`unchanged`); the CNI apply and
+here, else through a local forward over the SSH connection of the first control plane node.remove did not take out
+(its certificate still checked for the endpoint's name). Waiting and checking change nothing (`unchanged`); the CNI apply and
 node labels or taints are `changed` when an object was written.
 """
 
@@ -29,6 +29,7 @@ from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, 
 REACH_TIMEOUT = 3
 KUBE_PROXY_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
+DELETE_WITHIN = 30          # seconds node.remove's DELETE of a Node may go unanswered before the step fails
 
 
 def admin_conf(inv):
@@ -57,13 +58,16 @@ class ApiSteps:
         self._listed, self._listing = None, threading.Lock()   # the Nodes of one LIST, by name, for verify
 
     def api(self):
-        """The Api of this run, connected on first use (directly, or forwarded through the first control plane)."""
+        """The Api of this run, connected on first use (directly, or forwarded through the first control plane that
+        node.remove did not take out)."""
         with self._lock:
             if self._api is None:
                 address, port = net.endpoint_parts(self.inv.endpoint)
                 via = None
                 if not reachable(address, port):
-                    through = self.inv.first_control_plane
+                    removed = removal.read(self.inv)      # a control plane node.remove took out may be gone
+                    through = next((h for h in self.inv.control_planes if h.name not in removed),
+                                   self.inv.first_control_plane)
                     local, local_port = self.ssh.forward(through, address, port)
                     via = f"{local}:{local_port}"
                     self.log.info("the API server %s does not answer from here: reaching it through %s's SSH "
@@ -221,7 +225,10 @@ class ApiSteps:
         return (CHANGED if cordoned or evicted else UNCHANGED), detail
 
     def delete_node(self, host):
-        deleted = self.api().delete(f"{nodes.NODES}/{host.name}")
+        # the endpoint may not answer for a moment right after a control plane's reset: behind a VIP it held, the
+        # VIP has just moved and haproxy still counts its API server until its checks fail
+        deleted = kube.until(lambda: (True, self.api().delete(f"{nodes.NODES}/{host.name}")), DELETE_WITHIN,
+                             f"Node {host.name} was not deleted", self.stop)
         removal.record(self.inv, host.name)
         return (CHANGED, "deleted") if deleted else (UNCHANGED, "not a node of the cluster")
 

@@ -27,6 +27,7 @@ JSON = "application/json"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
+IDEMPOTENT = ("GET", "PUT", "DELETE")
 
 
 class ApiError(KubefabError):
@@ -77,11 +78,18 @@ class Api:
         url = self.client.configuration.host + path + (f"?{urlencode(query)}" if query else "")
         headers = {"Accept": JSON, "Content-Type": content_type}
         self.client.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
-        try:
-            response = self.client.call_api(method, url, headers, body, _request_timeout=timeout)
-            data = response.read()
-        except (urllib3.exceptions.HTTPError, _client().client.exceptions.ApiException) as e:
-            raise Unreachable(f"{self.server}: no answer to {method} {path}: {_cause(e)}") from None
+        for again in (True, False):
+            try:
+                response = self.client.call_api(method, url, headers, body, _request_timeout=timeout)
+                data = response.read()
+                break
+            except (urllib3.exceptions.HTTPError, _client().client.exceptions.ApiException) as e:
+                # a kept-alive connection closed without an answer (a VIP that moved, a restarted haproxy or API
+                # server): an idempotent request goes again once, on a new connection; a POST is never sent twice
+                if again and method in IDEMPOTENT and isinstance(getattr(e, "reason", e),
+                                                                 urllib3.exceptions.ProtocolError):
+                    continue
+                raise Unreachable(f"{self.server}: no answer to {method} {path}: {_cause(e)}") from None
         text = data.decode() if data else ""
         if not 200 <= response.status < 300:
             raise _error(method, path, response.status, text)

@@ -92,7 +92,7 @@ def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0, workflow
 
 
 def _phase_plan(phase, inv, bundle, facts, chosen, batch):
-    batches = (tuple(HostSteps(h, steps) for h in group if h.name in chosen
+    batches = (tuple(HostSteps(h, steps) for h in group if (h.name in chosen) != phase.beside
                      for steps in [phase.steps(inv, h, bundle, facts and facts.get(h.name))] if steps)
                for group in phases.batches(phase, inv, batch))
     return PhasePlan(phase, tuple(b for b in batches if b))

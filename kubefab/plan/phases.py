@@ -35,6 +35,7 @@ class Phase:
     order: str               # PARALLEL | SERIAL | BATCHES
     steps: Callable          # (inventory, host, bundle, facts of that host or None) -> its steps, in order
     last_first: bool = False     # the hosts in reverse inventory order
+    beside: bool = False         # on the hosts of its set the run did not select (node.remove: those that stay)
 
     def host_list(self, inv):
         hosts = inventory.HOST_SETS[self.hosts](inv)

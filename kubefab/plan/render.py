@@ -16,7 +16,7 @@ from kubefab.digits import whole
 from kubefab.errors import KubefabError
 from kubefab.inventory import HOST_SETS
 from kubefab.pki import vrrp
-from kubefab.state import bundle, tree
+from kubefab.state import bundle, removal, tree
 
 UPSTREAMS = {"docker.io": "https://registry-1.docker.io"}     # where a registry's API really lives
 # haproxy's health checks of each API server's /readyz: a dead one is out within inter × fall = 3 s (the check's
@@ -80,21 +80,32 @@ def _if_keepalived(inv):
     return (None,) if inv.ha and inv.ha.mode == "keepalived" else ()
 
 
-def _haproxy(template, inv, host, item):
-    head = templates.fill(template, {"endpoint": inv.endpoint, "port": inv.ha.port, **HA_CHECKS})
+def balanced(inv, host, without=()):
+    """The control planes `host`'s haproxy balances over and its keepalived speaks VRRP with, `host` among them:
+    the inventory's, less those in `without` and those node.remove took out (a removed host still listed keeps
+    itself in its own files, as when it joins again)."""
+    gone = {*without, *removal.read(inv)} - {host.name}
+    return tuple(h for h in inv.control_planes if h.name not in gone)
+
+
+def haproxy(inv, host, without=()):
+    """haproxy.cfg of control plane `host`: the endpoint's port, balanced over `balanced(inv, host, without)`."""
+    head = templates.fill("ha/haproxy.cfg", {"endpoint": inv.endpoint, "port": inv.ha.port, **HA_CHECKS})
     return head + "".join(templates.fill("ha/haproxy-server.cfg", {
-        "name": h.name, "address": net.join_endpoint(h.internal_address)}) for h in inv.control_planes)
+        "name": h.name, "address": net.join_endpoint(h.internal_address)}) for h in balanced(inv, host, without))
 
 
-def _keepalived(template, inv, host, item):
+def keepalived(inv, host, without=()):
+    """keepalived.conf of control plane `host`: the VIP, the cluster's VRRP id and password, `host`'s priority by
+    its place among `balanced(inv, host, without)` and the others of them as unicast peers."""
     router_id, password = vrrp.credentials(inv)
-    vip = net.as_ip(inv.ha.vip)
-    head = templates.fill(template, {
+    vip, planes = net.as_ip(inv.ha.vip), balanced(inv, host, without)
+    head = templates.fill("ha/keepalived.conf", {
         "name": host.name, "vip": inv.ha.vip, "prefix": vip.max_prefixlen, "address": host.internal_address,
         "router_id": router_id, "password": password.reveal(),
-        "priority": VRRP_TOP_PRIORITY - inv.control_planes.index(host)})
+        "priority": VRRP_TOP_PRIORITY - planes.index(host)})
     peers = "".join(templates.fill("ha/keepalived-peer.conf", {"address": h.internal_address})
-                    for h in inv.control_planes if h is not host)
+                    for h in planes if h is not host)
     return head + peers + templates.fill("ha/keepalived-end.conf", {})
 
 
@@ -145,9 +156,10 @@ FILES = (
     FileSpec("system/modules-load-ipvs.conf", requirements.MODULES_LOAD[1], 0o644, "all", _as_is, items=_if_ipvs),
     FileSpec("system/sysctl.conf", requirements.SYSCTL_FILE, 0o644, "all", _as_is),
     FileSpec("system/sysctl-ipv6.conf", requirements.SYSCTL_IPV6_FILE, 0o644, "all", _as_is, items=_if_ipv6),
-    FileSpec("ha/haproxy.cfg", paths.HAPROXY_CONFIG, 0o644, "control-planes", _haproxy, items=_if_keepalived),
-    FileSpec("ha/keepalived.conf", paths.KEEPALIVED_CONFIG, 0o600, "control-planes", _keepalived,
-             items=_if_keepalived),
+    FileSpec("ha/haproxy.cfg", paths.HAPROXY_CONFIG, 0o644, "control-planes",
+             lambda template, inv, host, item: haproxy(inv, host), items=_if_keepalived),
+    FileSpec("ha/keepalived.conf", paths.KEEPALIVED_CONFIG, 0o600, "control-planes",
+             lambda template, inv, host, item: keepalived(inv, host), items=_if_keepalived),
     # kube-vip: its static pod waits in kubefab's dir and is put in place after kubeadm join (join's preflight
     # wants the manifest directory empty) or init; for init the first control plane's super-admin.conf variant is
     # in place (admin.conf gets its RBAC binding only during init, kube-vip #684) and the admin.conf one after

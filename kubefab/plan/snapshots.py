@@ -234,12 +234,18 @@ def restore_member(inv, host, data, token):
 
 
 def wait_healthy(inv):
-    """The Command waiting until every member of the restored cluster answers `endpoint health --cluster`, then
-    checking the member list has one member per control plane."""
+    """The Command waiting until the whole restored cluster is healthy: the member list read, one started member
+    per control plane, each with the client URL it publishes once it runs (`endpoint health --cluster` checks only
+    members that published one, so a member still starting is not counted and the check alone passes too early),
+    and every one of them answering `endpoint health --cluster`."""
     n = len(inv.control_planes)
-    body = (f"i=0; until h=$({ETCDCTL} endpoint health --cluster 2>&1); do i=$((i+1)); "
-            f"if [ $i -ge {HEALTHY_SECONDS} ]; then echo \"$h\"; exit 1; fi; sleep 1; done; "
-            f"m=$({ETCDCTL} member list) && echo \"$m\" && [ \"$(echo \"$m\" | grep -c started)\" -eq {n} ] && "
-            f"exit {UNCHANGED_EXIT}")
+    ready = (f"m=$({ETCDCTL} member list 2>&1) && "
+             f"[ \"$(printf '%s\\n' \"$m\" | awk -F', ' '$2 == \"started\" && $5 != \"\"' | wc -l)\" -eq {n} ] && "
+             f"h=$({ETCDCTL} endpoint health --cluster 2>&1) && "
+             f"[ \"$(printf '%s\\n' \"$h\" | grep -c ' is healthy')\" -eq {n} ]")
+    body = (f"i=0; m=; h=; until {ready}; do i=$((i+1)); "
+            f"if [ $i -ge {HEALTHY_SECONDS} ]; then printf '%s\\n' \"$m\" \"$h\"; exit 1; fi; sleep 1; done; "
+            f"printf '%s\\n' \"$m\"; exit {UNCHANGED_EXIT}")
     return Command("etcd healthy", body, timeout=HEALTHY_SECONDS + 60,
-                   label=f"wait until all {n} etcd members are healthy (etcdctl endpoint health --cluster)")
+                   label=f"wait until all {n} etcd members run, each publishing its client URL, and all {n} are "
+                         "healthy (etcdctl member list, endpoint health --cluster)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from kubefab.errors import KubefabError
-from kubefab.plan import phases, renewal, reset as resetting, snapshots, upgrade as upgrading
+from kubefab.plan import balancers, phases, renewal, reset as resetting, snapshots, upgrade as upgrading
 from kubefab.plan.phases import BATCHES, PARALLEL, SERIAL, Phase
 from kubefab.state import tree
 from kubefab.steps import DeleteNode, DrainNode, Push, RemoveMember, RemoveNode, WaitRenewed, WaitRestored, push
@@ -112,21 +112,24 @@ def reset(drain=False):
         done="reset {n} hosts; the state dir {state_dir} is kept (the CA and keys)", prepares=False)
 
 
-def remove(unreachable=False, drain_timeout=0):
-    """node.remove of one host: its node cordoned and drained through the Eviction API, `kubeadm reset -f` and
-    cluster.reset's cleanup on it, its Node deleted, then a control plane's etcd member removed through another
-    control plane if kubeadm reset left it. `unreachable`: no SSH, so no drain and no reset — only the Node and
-    the etcd member go."""
+def remove(name, unreachable=False, drain_timeout=0):
+    """node.remove of host `name`: its node cordoned and drained through the Eviction API, `kubeadm reset -f` and
+    cluster.reset's cleanup on it (behind `[cluster.ha]` keepalived and haproxy stopped first), its Node deleted,
+    then a control plane's etcd member removed through another control plane if kubeadm reset left it, and the
+    other control planes' haproxy and keepalived reloaded without it. `unreachable`: no SSH, so no drain and no
+    reset on it."""
     def drain(inv, host, bundle, facts):
         return () if unreachable else (DrainNode(
             f"cordon {host.name}, then evict its pods through the Eviction API (PodDisruptionBudgets respected, "
             f"DaemonSet and static pods left) within {drain_timeout} s"),)
 
     def reset(inv, host, bundle, facts):
-        return () if unreachable else resetting.steps()
+        return () if unreachable else (balancers.stop(),) * balancers.applies(inv, host) + resetting.steps()
+
+    def balanced(inv, host, bundle, facts):
+        return balancers.forget(inv, host, name) if balancers.applies(inv, inv.host(name)) else ()
 
     def intro(p):
-        name = _hosts(p)[0]
         return (f"node.remove of {name} from cluster {p.inventory.cluster.name!r}: "
                 + ", ".join(pp.phase.name for pp in p.phases if pp.batches)
                 + (f" ({name} is not reached: nothing runs on it)" if unreachable else ""))
@@ -140,7 +143,9 @@ def remove(unreachable=False, drain_timeout=0):
         Phase("etcd-member", "Remove the control plane's etcd member through another control plane", "control-planes",
               SERIAL, lambda inv, host, bundle, facts: (RemoveMember(
                   f"remove {host.name}'s etcd member through another control plane, if it is still listed"),)),
-    ), intro=intro, loud=True, question="Take {n} host out of the cluster now?", prepares=False)
+        Phase("load-balancers", "On the other control planes, reload haproxy and keepalived without it "
+              "([cluster.ha] keepalived)", "control-planes", SERIAL, balanced, beside=True),
+    ), intro=intro, loud=True, question=f"Take {name} out of the cluster now?", prepares=False)
 
 
 def renew(what, prepare=None):

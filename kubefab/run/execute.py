@@ -21,11 +21,12 @@ import kubefab.preflight   # as a module: preflight() below is the task's run
 from kubefab import net, plan, state, versions
 from kubefab.api import bootstrap, members, upgrade as upgrade_api
 from kubefab.errors import KubefabError
-from kubefab.plan import phases, renewal, reset as resetting, upgrade as upgrading, workflows
+from kubefab.plan import balancers, phases, renewal, reset as resetting, upgrade as upgrading, workflows
 from kubefab.remote import ssh
 from kubefab.remote.runner import Interrupted
 from kubefab.remote.work import FactsResult, host_phase, probe
 from kubefab.run import live as drifts, logs, report, session as sessions
+from kubefab.state import removal
 from kubefab.steps import CHANGED, FAILED, OK, SKIPPED, HostResult
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
@@ -58,7 +59,13 @@ def run(inv, workflow, options, console=None, ask=None):
 
 
 def up(inv, options, console=None, ask=None):
-    """cluster.up: facts, preflight, then cluster.up's phases as selected."""
+    """cluster.up: facts, preflight, then cluster.up's phases as selected; refused while the first control plane
+    is one node.remove took out (kubeadm init would make a second cluster on it)."""
+    first = inv.first_control_plane.name
+    if not options.dry_run and first in removal.read(inv):
+        raise KubefabError(f"{first} was taken out by node.remove, and as the inventory's first control plane "
+                           f"cluster.up would run kubeadm init on it: a second cluster — remove its [hosts.{first}] "
+                           "table first (the next control plane becomes the first)")
     return run(inv, workflows.UP, options, console, ask)
 
 
@@ -111,16 +118,20 @@ def remove(inv, options, unreachable=False, console=None, ask=None):
     if why:
         say(f"{host.name} cannot be reached ({why}): it is removed as with --unreachable\n")
     dead = unreachable or bool(why)
+    if balancers.applies(inv, host):        # the control planes that stay are worked on too
+        logs.mask(*(ssh.sudo_password(h) for h in inv.control_planes))
     if host.is_control_plane:
         for warning in _may_leave(inv, host, dead):
             say(f"warning: {warning}\n")
-    outcome = run(inv, workflows.remove(dead, options.drain_timeout), options, console, ask)
+    outcome = run(inv, workflows.remove(host.name, dead, options.drain_timeout), options, console, ask)
     if outcome.code == 0 and not options.dry_run:
         if dead:
             say(f"not cleaned on {host.name}, which was not reached: {', '.join(resetting.LEFT)} — once it is "
                 f"back, `invoke cluster.reset --host {host.name}` cleans it\n")
+        again = ("cluster.up refuses to run until it is gone: it would kubeadm init a second cluster there"
+                 if host == inv.first_control_plane else "a cluster.up would join it again")
         say(f"{inv.path.name} still lists {host.name}: remove its [hosts.{host.name}] table (kubefab does not edit "
-            "the inventory, and a cluster.up would join it again)\n")
+            f"the inventory, and {again})\n")
     return outcome
 
 

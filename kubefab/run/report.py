@@ -22,8 +22,11 @@ def plan_text(p):
                    "gathers facts first, checks each step and runs only what is not done")
     out += [f"  warning: {w}" for w in inv.warnings]
     if b and p.workflow.name == "cluster.up":
+        first = inv.first_control_plane.name
         out += [f"  note: {name} was taken out by node.remove ({when}) but the inventory still lists it: this plan "
-                f"joins it again — remove its [hosts.{name}] table unless you mean to" for name, when in b.removed]
+                + (f"runs kubeadm init on it, a second cluster, and cluster.up refuses to — remove its [hosts.{name}] "
+                   "table (the next control plane becomes the first)" if name == first else
+                   f"joins it again — remove its [hosts.{name}] table unless you mean to") for name, when in b.removed]
     if b:           # a workflow that prepares no bundle (cluster.reset) has no PKI to show
         out += ["", "PKI and kubeconfigs (local)"] + _actions(b.actions)
     for name in p.stages:

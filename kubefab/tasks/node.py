@@ -37,8 +37,8 @@ def remove(c, inventory=None, state_dir=None, host=None, unreachable=False, drai
            skip=None, yes=False, verbose=False, quiet=False, dry_run=False):
     """Take a host out of the cluster: drain, kubeadm reset and cleanup, Node and etcd member deleted (quorum kept)."""
     with user_errors():
-        options = Options(only=names(only), skip=names(skip), hosts=names(host), yes=yes, verbose=verbose,
-                          quiet=quiet, dry_run=dry_run,
+        options = Options(only=names(only), skip=names(skip), hosts=names((host,) if host else ()), yes=yes,
+                          verbose=verbose, quiet=quiet, dry_run=dry_run,
                           drain_timeout=number(drain_timeout, "drain-timeout", DRAIN_TIMEOUT, 1))
         code = _interruptible(lambda: execute.remove(load(c, inventory, state_dir), options, unreachable))
     if code:

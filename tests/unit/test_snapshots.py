@@ -4,6 +4,8 @@ the restore workflow's phases in their order, and its dry run."""
 import dataclasses
 import hashlib
 import io
+import os
+import subprocess
 
 import pytest
 
@@ -114,3 +116,35 @@ def test_a_report_the_host_did_not_finish_is_refused_with_what_the_host_said():
                                    'kubefab-ca abc\nkubefab-sa def\nkubefab-size 20480\n')
     assert report == {"members": (("a", "https://a"), ("b", "https://b")), "revision": 3, "keys": 6, "ca": "abc",
                       "sa": "def", "size": 20480}
+
+
+# etcdctl 3.4 as a freshly restored cluster answers it: until cp-3's member publishes its client URL, the member
+# list shows it without one and `endpoint health --cluster` checks (and counts) only the two others
+FAKE_ETCDCTL = r"""#!/bin/sh
+n=$(cat "$CALLS" 2>/dev/null || echo 0); echo $((n + 1)) > "$CALLS"
+c3=; [ "$n" -ge 4 ] && c3=https://10.0.0.13:2379
+case "$*" in
+*"member list"*)
+  echo "1, started, cp-1, https://10.0.0.11:2380, https://10.0.0.11:2379, false"
+  echo "2, started, cp-2, https://10.0.0.12:2380, https://10.0.0.12:2379, false"
+  echo "3, started, cp-3, https://10.0.0.13:2380, $c3, false";;
+*"endpoint health --cluster"*)
+  for u in https://10.0.0.11:2379 https://10.0.0.12:2379 $c3; do
+    echo "$u is healthy: successfully committed proposal: took = 1ms"; done;;
+esac
+"""
+
+
+def test_the_health_wait_lasts_until_every_member_runs_not_only_those_the_health_check_already_sees(made, tmp_path):
+    inv, db, data = made
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "etcdctl").write_text(FAKE_ETCDCTL)
+    (bin_dir / "etcdctl").chmod(0o755)
+    (bin_dir / "sleep").symlink_to("/bin/true")         # the wait's one-second pauses, skipped
+    step = snapshots.wait_healthy(inv)
+    done = subprocess.run(["sh", "-c", step.script], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls)})
+    assert done.returncode == 100, done.stdout + done.stderr
+    assert int(calls.read_text()) > 4, "it stopped before cp-3's member published its client URL"
+    assert "cp-3, https://10.0.0.13:2380, https://10.0.0.13:2379" in done.stdout

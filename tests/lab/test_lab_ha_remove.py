@@ -1,0 +1,96 @@
+"""node.remove behind a VIP on the lab: three control planes only (no worker), keepalived and haproxy real, etcd
+real. The first control plane, made the VIP holder, is removed while a client polls /readyz through the VIP: the VIP
+moves to one of the two others, haproxy and keepalived there are reloaded without it, two etcd members stay healthy
+and the API answers through the VIP throughout."""
+
+import re
+import shutil
+import threading
+import time
+
+import pytest
+
+from kubefab import inventory, paths
+from kubefab.api import kube, members, nodes
+from kubefab.remote import ssh
+from test_lab_ha import backend_states, failure_windows, holders, readyz, wait
+from test_lab_up import run_of
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
+GONE = "kf-cp1"
+WINDOW_AT_MOST = 6.0        # seconds a client polling through the VIP may see failing, as in the failover test
+
+
+def test_the_first_control_plane_holding_the_vip_goes_and_the_vip_the_balancers_and_etcd_follow(new_lab, tmp_path):
+    lab = new_lab(hosts=3, control_planes=3, flavour="node", ha=True)
+    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
+    code, text, _ = run_of(lab, tmp_path, yes=True)
+    assert code == 0, text
+    stay = [h for h in inv.control_planes if h.name != GONE]
+    if holders(lab, inv) != [GONE]:     # nopreempt: with the others' keepalived stopped it takes the VIP and keeps it
+        for h in stay:
+            lab.run(h.name, "systemctl stop keepalived")
+        assert wait(lambda: holders(lab, inv) == [GONE], 10) is not None, holders(lab, inv)
+        for h in stay:
+            lab.run(h.name, "systemctl start keepalived")
+        time.sleep(3)
+    assert holders(lab, inv) == [GONE]
+
+    samples, seen, stop = [], [], threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            t = time.monotonic()
+            samples.append((time.monotonic(), readyz(inv)))
+            seen.append(holders(lab, inv))
+            stop.wait(max(0.0, 0.2 - (time.monotonic() - t)))
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        start = time.monotonic()
+        code, text, r = run_of(lab, tmp_path, "remove", yes=True, hosts=(GONE,))
+        seconds = time.monotonic() - start
+        time.sleep(2)
+    finally:
+        stop.set()
+        poller.join()
+    print(f"\n{text}\nnode.remove of {GONE}, the VIP holder: {seconds:.1f} s; failure windows through the VIP (s): "
+          f"{[round(w, 2) for _, w in failure_windows(samples)]} of {len(samples)} requests")
+    assert code == 0, text
+    assert "remove its [hosts.kf-cp1] table (kubefab does not edit the inventory, and cluster.up refuses" in text
+    assert [(x.phase, x.host) for x in r.results] == [
+        ("drain", GONE), ("reset", GONE), ("delete-node", GONE), ("etcd-member", GONE),
+        ("load-balancers", stay[0].name), ("load-balancers", stay[1].name)], text
+
+    now = holders(lab, inv)
+    assert len(now) == 1 and now[0] != GONE, now
+    moved = [i for i, h in enumerate(seen) if h and h != [GONE]]
+    assert moved and all(len(h) == 1 and h[0] == now[0] for h in seen[moved[0]:]), \
+        f"the VIP left {GONE} once and stayed on one host through the reloads: {seen}"
+    assert all(w <= WINDOW_AT_MOST for _, w in failure_windows(samples)), failure_windows(samples)
+    assert lab.run(GONE, "systemctl is-active keepalived haproxy", check=False).stdout.split() == ["inactive"] * 2
+
+    hosts = ssh.Hosts()
+    try:
+        left = members.Etcd(inv, hosts).members()
+    finally:
+        hosts.close()
+    assert sorted(m.name for m in left) == [h.name for h in stay] and all(m.healthy for m in left), left
+
+    gone_address = inv.host(GONE).internal_address
+    for h in stay:
+        haproxy = lab.run(h.name, f"cat {paths.HAPROXY_CONFIG}").stdout
+        assert re.findall(r"\n    server (\S+) ", haproxy) == [s.name for s in stay], haproxy
+        peers = re.search(r"unicast_peer \{\n(.*?)\n    \}", lab.run(h.name, f"cat {paths.KEEPALIVED_CONFIG}").stdout,
+                          re.S).group(1).split()
+        assert peers == [s.internal_address for s in stay if s is not h] and gone_address not in peers
+    assert sorted(backend_states(lab, now[0])) == [h.name for h in stay], "haproxy runs the reloaded config"
+
+    admin = inv.state_dir / "kubeconfigs" / "admin.conf"
+    assert f"server: https://{inv.endpoint}\n" in admin.read_text() and inv.endpoint == f"{inv.ha.vip}:{inv.ha.port}"
+    api = kube.connect(admin)
+    assert sorted(n.name for n in nodes.list_nodes(api)) == [h.name for h in stay]
+    api.create("/api/v1/namespaces/default/configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                         "metadata": {"name": "after-the-removal"}})
+    assert api.get("/api/v1/namespaces/default/configmaps/after-the-removal")["metadata"]["name"] == "after-the-removal"
+    assert readyz(inv)
