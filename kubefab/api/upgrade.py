@@ -4,14 +4,17 @@ the batch when it fails, each node waited for at the target version, and the end
 
 import yaml
 
-from kubefab import net, versions
+from kubefab import fsutil, net, versions
 from kubefab.api import drain, health, kube, nodes
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig
+from kubefab.plan.snapshots import BACKUPS
 from kubefab.plan.upgrade import Survey
+from kubefab.remote import snapshot, ssh
 from kubefab.steps import CHANGED, UNCHANGED
 
 KUBEADM_CONFIG = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
+VERSION = "/version"
 
 
 def survey(api, inv):
@@ -23,7 +26,9 @@ def survey(api, inv):
     except ValueError:
         raise KubefabError(f"kube-system/kubeadm-config names kubernetesVersion {cluster!r}, not a release: "
                            "this cluster was not made by kubeadm as kubefab runs it") from None
-    kubelets = {n.name: versions.bare(n.version) for n in nodes.list_nodes(api) if n.version}
+    listed = nodes.list_nodes(api)
+    kubelets = {n.name: versions.bare(n.version) for n in listed if n.version}
+    schedulable = frozenset(n.name for n in listed if not any(t.get("effect") == "NoSchedule" for t in n.taints))
     pods = api.get(health.PODS, {"labelSelector": "tier=control-plane"})["items"]
     images = {}
     for pod in pods:
@@ -31,7 +36,22 @@ def survey(api, inv):
         running = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("image")
         images.setdefault((pod.get("spec") or {}).get("nodeName"), {})[component] = \
             running or pod["spec"]["containers"][0]["image"]
-    return Survey(cluster, kubelets, images)
+    return Survey(cluster, kubelets, images, schedulable)
+
+
+def backup_etcd(steps, host, step):
+    """An etcd snapshot into <state>/backups from the first control plane whose member gives one whole."""
+    target = fsutil.ensure_dir(steps.inv.state_dir / BACKUPS)
+    tried = []
+    for cp in steps.inv.control_planes:
+        try:
+            db, data = snapshot.take(steps.ssh, steps.inv, cp, target, lambda: steps.api().get(VERSION)["gitVersion"])
+        except (KubefabError, ssh.Unreachable) as e:
+            tried.append(f"{cp.name}: {e}")
+            continue
+        return CHANGED, (f"{db} ({data.size} bytes, revision {data.revision}, {data.keys} keys, from {cp.name}'s "
+                         f"member) — `invoke etcd.restore --from {db}` takes the cluster back to it")
+    raise KubefabError("no etcd snapshot could be taken, so no control plane was changed:\n  " + "\n  ".join(tried))
 
 
 def cordon_batch(steps, host, step):
@@ -78,10 +98,26 @@ def wait_upgraded(steps, host, step):
     return UNCHANGED, f"API server {served} ready, etcd healthy, components Ready, node Ready at v{step.version}"
 
 
+def _daemon_pods_ready(steps, host):
+    """Wait until every DaemonSet pod bound to `host` reports Ready; how many there are."""
+    def check():
+        pods = [p for p in drain.pods_on(steps.api(), host.name) if drain.evictable(p)[1] == "DaemonSet pod"]
+        behind = [p["metadata"]["name"] for p in pods if not _ready(p)]
+        return (True, len(pods)) if not behind else (False, f"DaemonSet pods not Ready: {', '.join(behind)}")
+    return kube.until(check, nodes.NODE_TIMEOUT, f"{host.name}: its DaemonSet pods were not Ready", steps.stop)
+
+
+def _ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or ())
+
+
 def uncordon_upgraded(steps, host, step):
+    """The node Ready with the kubelet at the target and its DaemonSet pods Ready, then uncordoned."""
     _at_version(steps, host, step.version)
+    daemons = _daemon_pods_ready(steps, host)
     steps.api().patch(f"{nodes.NODES}/{host.name}", {"spec": {"unschedulable": False}}, kube.MERGE)
-    return CHANGED, f"Ready with kubelet v{step.version}, uncordoned"
+    return CHANGED, f"Ready with kubelet v{step.version} and {daemons} DaemonSet pods Ready, uncordoned"
 
 
 def verify_kubelets(steps, host, step):

@@ -1,0 +1,40 @@
+"""cluster.upgrade's uncordon through the API: a node is uncordoned only once Ready with the target kubelet AND
+every DaemonSet pod bound to it Ready (a drained node whose network pod has not come back takes no workloads)."""
+
+import threading
+from types import SimpleNamespace
+
+from kubefab.api import kube, upgrade
+from kubefab.steps import UncordonUpgraded
+
+
+class Api:
+    """A node Ready at v1.34.1 with one DaemonSet pod that turns Ready on the third read of the pods."""
+
+    def __init__(self):
+        self.reads, self.patches = 0, []
+
+    def find(self, path):
+        return {"metadata": {"name": "w-1"}, "spec": {"unschedulable": True},
+                "status": {"nodeInfo": {"kubeletVersion": "v1.34.1"},
+                           "conditions": [{"type": "Ready", "status": "True"}]}}
+
+    def get(self, path, query=None):
+        self.reads += 1
+        ready = "True" if self.reads >= 3 else "False"
+        daemon = {"metadata": {"namespace": "kube-flannel", "name": "kube-flannel-ds-x",
+                               "ownerReferences": [{"kind": "DaemonSet", "controller": True}]},
+                  "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+        return {"items": [daemon]}
+
+    def patch(self, path, body, content_type):
+        self.patches.append((self.reads, path, body))
+
+
+def test_a_worker_is_uncordoned_only_once_its_daemonset_pods_are_ready(monkeypatch):
+    monkeypatch.setattr(kube, "POLL_SECONDS", 0.01)
+    api = Api()
+    steps = SimpleNamespace(api=lambda: api, stop=threading.Event())
+    _, detail = upgrade.uncordon_upgraded(steps, SimpleNamespace(name="w-1"), UncordonUpgraded("u", version="1.34.1"))
+    assert api.patches == [(3, "/api/v1/nodes/w-1", {"spec": {"unschedulable": False}})]
+    assert detail == "Ready with kubelet v1.34.1 and 1 DaemonSet pods Ready, uncordoned"
