@@ -18,6 +18,7 @@ import io
 import os
 
 import common
+import contenders
 import up
 from kubefab import inventory
 from kubefab.plan import workflows
@@ -47,7 +48,7 @@ def one_run(n, batch, opts):
                              + "\n".join(failed[:10] or [console.getvalue()[-3000:]]))
         names = workflows.upgrade(None, batch).names
         return {"hosts": n, "control_planes": up.control_planes(n), "workers": n - up.control_planes(n),
-                "batch": batch, "upgrade": sample, "load_before": load,
+                "batch": batch, "lab": contenders.lab_record(lab), "upgrade": sample, "load_before": load,
                 "phases": {p: run.seconds.get(p) for p in names}}
 
 

@@ -9,7 +9,7 @@ from kubefab.api import drain, health, kube, nodes
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig
 from kubefab.plan.snapshots import BACKUPS
-from kubefab.plan.upgrade import Survey
+from kubefab.plan.upgrade import CORDONED, Survey
 from kubefab.remote import snapshot, ssh
 from kubefab.steps import CHANGED, UNCHANGED
 
@@ -26,7 +26,9 @@ def survey(api, inv):
     except ValueError:
         raise KubefabError(f"kube-system/kubeadm-config names kubernetesVersion {cluster!r}, not a release: "
                            "this cluster was not made by kubeadm as kubefab runs it") from None
-    listed = nodes.list_nodes(api)
+    items = api.get(nodes.NODES)["items"]
+    listed = [nodes.view(o) for o in items]
+    cordoned = frozenset(o["metadata"]["name"] for o in items if CORDONED in (o["metadata"].get("annotations") or {}))
     kubelets = {n.name: versions.bare(n.version) for n in listed if n.version}
     schedulable = frozenset(n.name for n in listed if not any(t.get("effect") == "NoSchedule" for t in n.taints))
     pods = api.get(health.PODS, {"labelSelector": "tier=control-plane"})["items"]
@@ -36,7 +38,7 @@ def survey(api, inv):
         running = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("image")
         images.setdefault((pod.get("spec") or {}).get("nodeName"), {})[component] = \
             running or pod["spec"]["containers"][0]["image"]
-    return Survey(cluster, kubelets, images, schedulable)
+    return Survey(cluster, kubelets, images, schedulable, cordoned)
 
 
 def backup_etcd(steps, host, step):
@@ -54,8 +56,17 @@ def backup_etcd(steps, host, step):
     raise KubefabError("no etcd snapshot could be taken, so no control plane was changed:\n  " + "\n  ".join(tried))
 
 
+def _uncordon(api, node):
+    api.patch(f"{nodes.NODES}/{node}", {"metadata": {"annotations": {CORDONED: None}},
+                                        "spec": {"unschedulable": False}}, kube.MERGE)
+
+
 def cordon_batch(steps, host, step):
+    """Every node of the batch cordoned and marked CORDONED, so that a run stopped before its uncordon is finished
+    by the next one."""
     cordoned = [n for n in step.nodes if drain.cordon(steps.api(), n)]
+    for n in step.nodes:
+        steps.api().patch(f"{nodes.NODES}/{n}", {"metadata": {"annotations": {CORDONED: "true"}}}, kube.MERGE)
     if cordoned:
         return CHANGED, f"cordoned {', '.join(cordoned)}"
     return UNCHANGED, f"{', '.join(step.nodes)} already cordoned"
@@ -66,7 +77,7 @@ def drain_node(steps, host, step):
         evicted, skipped = drain.drain(steps.api(), host.name, steps.drain_timeout)
     except KubefabError as e:
         for n in step.nodes:
-            steps.api().patch(f"{nodes.NODES}/{n}", {"spec": {"unschedulable": False}}, kube.MERGE)
+            _uncordon(steps.api(), n)
         raise KubefabError(f"{e} — the batch {', '.join(step.nodes)} was uncordoned") from None
     kept = f"; left {len(skipped)} static and DaemonSet pods" if skipped else ""
     return (CHANGED if evicted else UNCHANGED), f"{len(evicted)} pods evicted{kept}"
@@ -116,7 +127,7 @@ def uncordon_upgraded(steps, host, step):
     """The node Ready with the kubelet at the target and its DaemonSet pods Ready, then uncordoned."""
     _at_version(steps, host, step.version)
     daemons = _daemon_pods_ready(steps, host)
-    steps.api().patch(f"{nodes.NODES}/{host.name}", {"spec": {"unschedulable": False}}, kube.MERGE)
+    _uncordon(steps.api(), host.name)
     return CHANGED, f"Ready with kubelet v{step.version} and {daemons} DaemonSet pods Ready, uncordoned"
 
 

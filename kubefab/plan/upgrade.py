@@ -20,6 +20,7 @@ from kubefab.steps import UNCHANGED_EXIT, BackupEtcd, Command, CordonBatch, Drai
 KUBELET_SKEW = 3            # a kubelet may be three minors older than its control plane (version skew policy)
 DEFAULT_MAX_UNAVAILABLE = 10    # percent of the workers upgraded at once
 UPGRADED = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")     # etcd keeps its own tag
+CORDONED = "kubefab.io/cordoned-for-upgrade"    # on a Node the upgrade cordoned, until it uncordons it
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,16 @@ class Survey:
     kubelets: dict          # node name -> the version its kubelet reports, bare
     images: dict            # control-plane node name -> {component: image its static pod runs}
     schedulable: frozenset = frozenset()    # nodes without a NoSchedule taint: a control plane there runs workloads
+    cordoned: frozenset = frozenset()       # nodes an upgrade cordoned and has not uncordoned yet (CORDONED)
 
     def control_plane_at(self, node, target):
         images = self.images.get(node) or {}
         return all(images.get(c, "").rpartition(":")[2] == f"v{target}" for c in UPGRADED)
 
     def upgraded(self, host, target):
-        """True when `host` needs nothing: its kubelet (and, on a control plane, its components) at `target`."""
-        at = self.kubelets.get(host.name) == target
+        """True when `host` needs nothing: its kubelet (and, on a control plane, its components) at `target`, and not
+        left cordoned by an upgrade that stopped (Ctrl-C) between its kubelet's restart and its uncordon."""
+        at = self.kubelets.get(host.name) == target and host.name not in self.cordoned
         return at and (not host.is_control_plane or self.control_plane_at(host.name, target))
 
 

@@ -36,8 +36,10 @@ BENCHMARKS = {
             "again_cpu_ms_per_host", "join_workers", "rss_bytes_per_extra_host", "cpu_ms_per_extra_host", "live",
             "live_facts_s", "live_api_requests", "live_over_facts"},
            ("first", "again", "preflight", "live"), 1),
+    "upgrade": ({"hosts", "control_planes", "workers", "batch", "lab", "upgrade", "load_before", "phases", "runs",
+                 "over_batch_1"}, ("upgrade",), 1),
 }
-ON_LAB = ("facts", "push", "up")     # they build labs (of plain hosts, or node hosts for up): root and namespaces
+ON_LAB = ("facts", "push", "up", "upgrade")     # they build labs (of plain hosts, or node hosts for up): root and namespaces
 
 
 def bench(*argv):

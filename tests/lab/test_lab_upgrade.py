@@ -26,7 +26,7 @@ from kubefab import inventory
 from kubefab.api import kube, nodes
 from kubefab.run import execute
 from kubefab.run.session import Options
-from test_lab_ha import readyz
+from test_lab_ha import failure_windows, readyz
 from test_lab_up import run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
@@ -35,6 +35,7 @@ OLD, NEW = "1.33.5", "1.34.1"
 PODS = "/api/v1/namespaces/default/pods"
 PDBS = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
 EVENTS = "/var/log/kubefab-doubles/events.log"      # lab.doubles.hostfs.EVENTS, read on the host
+VIP_WINDOW_AT_MOST = 10.0   # seconds the VIP's /readyz may fail in a row while a control plane's API server restarts
 
 
 def upgrade(inv, containerd=False, **options):
@@ -86,13 +87,12 @@ def test_three_control_planes_one_at_a_time_the_vip_answering_then_a_run_interru
     assert "batch 1: kf-w1" in text and "batch 2: kf-w2" in text and "kubeadm upgrade apply v1.34.1" in text
     assert not (inv.state_dir / "backups").exists() and set(kubelets(inv).values()) == {f"v{OLD}"}
 
-    failures, polled, stop = [], [], threading.Event()
+    samples, stop = [], threading.Event()
 
-    def poll():
+    def poll():         # each request stamped when it ends, as test_lab_ha's failover measurement does
         while not stop.is_set():
-            polled.append(time.monotonic())
-            if not readyz(inv):
-                failures.append(time.monotonic())
+            ok = readyz(inv)
+            samples.append((time.monotonic(), ok))
             time.sleep(0.2)
     poller = threading.Thread(target=poll)
     poller.start()
@@ -119,8 +119,12 @@ def test_three_control_planes_one_at_a_time_the_vip_answering_then_a_run_interru
     spans = upgrading_spans(lab, ("kf-cp1", "kf-cp2", "kf-cp3"))
     assert [cp for _, _, cp in spans] == ["kf-cp1", "kf-cp2", "kf-cp3"]
     assert all(end < spans[i + 1][0] for i, (_, end, _) in enumerate(spans[:-1])), spans
-    print(f"\n{len(polled)} requests to the VIP's /readyz during the upgrade, {len(failures)} failed")
-    assert polled and not failures
+    windows = failure_windows(samples)
+    print(f"\n{len(samples)} requests to the VIP's /readyz during the upgrade, {sum(not ok for _, ok in samples)} "
+          f"failed, in windows of {', '.join(f'{w:.1f}' for _, w in windows) or 'none'} s")
+    # each API server restart is out of haproxy within its checks (inter x fall); a request sent to it meanwhile
+    # fails: the VIP keeps answering but for windows no longer than a failover's
+    assert samples and all(w <= VIP_WINDOW_AT_MOST for _, w in windows), windows
 
     # the re-run upgraded what the interrupted one left, and nothing on a control plane
     assert [e for _, e, _ in events(lab, "kf-cp1")].count("upgrade-apply-start") == 1

@@ -5,6 +5,7 @@ import threading
 from types import SimpleNamespace
 
 from kubefab.api import kube, upgrade
+from kubefab.plan import upgrade as upgrading
 from kubefab.steps import UncordonUpgraded
 
 
@@ -36,5 +37,6 @@ def test_a_worker_is_uncordoned_only_once_its_daemonset_pods_are_ready(monkeypat
     api = Api()
     steps = SimpleNamespace(api=lambda: api, stop=threading.Event())
     _, detail = upgrade.uncordon_upgraded(steps, SimpleNamespace(name="w-1"), UncordonUpgraded("u", version="1.34.1"))
-    assert api.patches == [(3, "/api/v1/nodes/w-1", {"spec": {"unschedulable": False}})]
+    assert api.patches == [(3, "/api/v1/nodes/w-1", {"metadata": {"annotations": {upgrading.CORDONED: None}},
+                                                     "spec": {"unschedulable": False}})]
     assert detail == "Ready with kubelet v1.34.1 and 1 DaemonSet pods Ready, uncordoned"

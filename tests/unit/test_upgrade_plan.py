@@ -172,3 +172,14 @@ def test_runtime_upgrades_containerd_on_each_node_in_its_turn_and_batch(tmp_path
     step = next(x for x in steps_of(p, "workers")["w-1"] if x.name == "upgrade containerd")
     assert "apt-get install -qy --only-upgrade containerd" in step.script and "systemctl restart containerd" in \
         step.script
+
+
+def test_a_worker_left_cordoned_by_an_interrupted_run_is_upgraded_again_to_its_uncordon(tmp_path):
+    images_134 = {c: f"registry.k8s.io/{c}:v1.34.1" for c in upgrading.UPGRADED}
+    at = {n: "1.34.1" for n in ("cp-1", "cp-2", "w-1", "w-2")}
+    s = Survey("1.34.1", {**at, "w-3": "1.33.5"}, {"cp-1": images_134, "cp-2": images_134},
+               cordoned=frozenset({"w-1"}))
+    p = upgrade_plan(tmp_path, s)
+    assert set(steps_of(p, "workers")) == {"w-1", "w-3"} and steps_of(p, "etcd-backup") == {}
+    assert names_in(p, "workers", "w-1")[-2:] == ["restart kubelet", "uncordon"]
+    assert steps_of(p, "workers")["w-1"][-2].done == "the kubelet reports 1.34.1"
