@@ -167,7 +167,7 @@ def test_up_smoke_times_every_phase_and_a_second_up_changes_nothing(smoke):
 def test_tasks_list_every_benchmark():
     run = bench("-m", "invoke", "--list")
     assert run.returncode == 0, run.stderr
-    for name in ("bench.pki", "bench.plan-scale", "bench.facts", "bench.push", "bench.up"):
+    for name in ("bench.pki", "bench.plan-scale", "bench.facts", "bench.push", "bench.up", "bench.upgrade"):
         assert name in run.stdout
 
 
@@ -177,6 +177,7 @@ def test_tasks_list_every_benchmark():
     (["bench.facts", "--hosts", "0,10"], "give sizes and workers of at least 1"),
     (["bench.push", "--megabytes", "0"], "give sizes, workers and megabytes of at least 1"),
     (["bench.up", "--hosts", "1,3"], "give sizes of at least 2 hosts, and batches, workers and runs of at least 1"),
+    (["bench.upgrade", "--batches", "0"], "give sizes of at least 2 hosts and batches of at least 1"),
 ])
 def test_a_bad_option_ends_the_task_with_the_scripts_error(argv, message, tmp_path):
     run = bench("-m", "invoke", *argv, "--out", str(tmp_path))
