@@ -15,10 +15,18 @@ from kubefab.steps import CHANGED, UNCHANGED
 
 KUBEADM_CONFIG = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
 VERSION = "/version"
+SURVEY_TIMEOUT = 60
 
 
 def survey(api, inv):
-    """The Survey of the cluster: kubeadm-config's version, every node's kubelet, each control plane's images."""
+    """The Survey of the cluster: kubeadm-config's version, every node's kubelet, taints and upgrade mark, each
+    control plane's images; read again while the API server does not answer (an HA address whose load balancer
+    has just come up drops a connection now and then), for SURVEY_TIMEOUT seconds."""
+    return kube.until(lambda: (True, _survey(api)), SURVEY_TIMEOUT, "the API server did not answer the upgrade's "
+                      "reads", api.stop)
+
+
+def _survey(api):
     config = (api.get(KUBEADM_CONFIG).get("data") or {}).get("ClusterConfiguration", "")
     cluster = (yaml.safe_load(config) or {}).get("kubernetesVersion", "")
     try:

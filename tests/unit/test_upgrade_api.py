@@ -40,3 +40,29 @@ def test_a_worker_is_uncordoned_only_once_its_daemonset_pods_are_ready(monkeypat
     assert api.patches == [(3, "/api/v1/nodes/w-1", {"metadata": {"annotations": {upgrading.CORDONED: None}},
                                                      "spec": {"unschedulable": False}})]
     assert detail == "Ready with kubelet v1.34.1 and 1 DaemonSet pods Ready, uncordoned"
+
+
+class Flaky:
+    """An API server behind a load balancer that drops the first connection, then answers."""
+
+    stop = threading.Event()
+
+    def __init__(self):
+        self.calls = 0
+
+    def get(self, path, query=None):
+        self.calls += 1
+        if self.calls == 1:
+            raise kube.Unreachable("https://198.18.0.253:8443: no answer to GET: [SSL: UNEXPECTED_EOF_WHILE_READING]")
+        if path.endswith("kubeadm-config"):
+            return {"data": {"ClusterConfiguration": "kubernetesVersion: v1.33.5\n"}}
+        if path == "/api/v1/nodes":
+            return {"items": [{"metadata": {"name": "w-1", "annotations": {upgrading.CORDONED: "true"}},
+                               "status": {"nodeInfo": {"kubeletVersion": "v1.34.1"}}}]}
+        return {"items": []}
+
+
+def test_the_survey_reads_again_when_the_api_server_drops_a_connection(monkeypatch):
+    monkeypatch.setattr(kube, "POLL_SECONDS", 0.01)
+    s = upgrade.survey(Flaky(), None)
+    assert (s.cluster, s.kubelets, s.cordoned, s.schedulable) == ("1.33.5", {"w-1": "1.34.1"}, {"w-1"}, {"w-1"})
