@@ -2,6 +2,8 @@
 its phases — a worker batch cordoned before any of it is drained, a drain through the Eviction API that uncordons
 the batch when it fails, each node waited for at the target version, and the end's check of every kubelet."""
 
+import time
+
 import yaml
 
 from kubefab import fsutil, net, versions
@@ -64,17 +66,35 @@ def backup_etcd(steps, host, step):
     raise KubefabError("no etcd snapshot could be taken, so no control plane was changed:\n  " + "\n  ".join(tried))
 
 
+CONFLICT_ATTEMPTS = 5
+
+
+def _mark(api, node, body):
+    """Merge-patch Node `node` with `body`, again on 409: the hosts of a batch cordon the same nodes at once."""
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            return api.patch(f"{nodes.NODES}/{node}", body, kube.MERGE)
+        except kube.ApiError as e:
+            if e.status != 409 or attempt == CONFLICT_ATTEMPTS - 1:
+                raise
+            time.sleep(kube.POLL_SECONDS)
+
+
 def _uncordon(api, node):
-    api.patch(f"{nodes.NODES}/{node}", {"metadata": {"annotations": {CORDONED: None}},
-                                        "spec": {"unschedulable": False}}, kube.MERGE)
+    _mark(api, node, {"metadata": {"annotations": {CORDONED: None}}, "spec": {"unschedulable": False}})
 
 
 def cordon_batch(steps, host, step):
     """Every node of the batch cordoned and marked CORDONED, so that a run stopped before its uncordon is finished
     by the next one."""
-    cordoned = [n for n in step.nodes if drain.cordon(steps.api(), n)]
+    cordoned = []
     for n in step.nodes:
-        steps.api().patch(f"{nodes.NODES}/{n}", {"metadata": {"annotations": {CORDONED: "true"}}}, kube.MERGE)
+        obj = steps.api().get(f"{nodes.NODES}/{n}")
+        unschedulable = bool((obj.get("spec") or {}).get("unschedulable"))
+        if unschedulable and CORDONED in (obj["metadata"].get("annotations") or {}):
+            continue
+        cordoned += [] if unschedulable else [n]
+        _mark(steps.api(), n, {"metadata": {"annotations": {CORDONED: "true"}}, "spec": {"unschedulable": True}})
     if cordoned:
         return CHANGED, f"cordoned {', '.join(cordoned)}"
     return UNCHANGED, f"{', '.join(step.nodes)} already cordoned"

@@ -66,3 +66,30 @@ def test_the_survey_reads_again_when_the_api_server_drops_a_connection(monkeypat
     monkeypatch.setattr(kube, "POLL_SECONDS", 0.01)
     s = upgrade.survey(Flaky(), None)
     assert (s.cluster, s.kubelets, s.cordoned, s.schedulable) == ("1.33.5", {"w-1": "1.34.1"}, {"w-1"}, {"w-1"})
+
+
+class Busy:
+    """Nodes that the batch's other hosts patch at the same moment: the first patch of each meets a 409."""
+
+    def __init__(self):
+        self.patched, self.conflicts = [], set()
+
+    def get(self, path, query=None):
+        return {"metadata": {"name": path.rpartition("/")[2]}, "spec": {}}
+
+    def patch(self, path, body, content_type):
+        if path not in self.conflicts:
+            self.conflicts.add(path)
+            raise kube.ApiError("PATCH", path, 409, "Conflict", "the object has been modified")
+        self.patched.append((path, body))
+
+
+def test_a_batch_is_cordoned_and_marked_even_when_its_nodes_are_patched_at_once(monkeypatch):
+    monkeypatch.setattr(kube, "POLL_SECONDS", 0.01)
+    api = Busy()
+    steps = SimpleNamespace(api=lambda: api)
+    _, detail = upgrade.cordon_batch(steps, None, SimpleNamespace(nodes=("w-1", "w-2")))
+    assert detail == "cordoned w-1, w-2"
+    assert [p for p, _ in api.patched] == ["/api/v1/nodes/w-1", "/api/v1/nodes/w-2"]
+    assert api.patched[0][1] == {"metadata": {"annotations": {upgrading.CORDONED: "true"}},
+                                 "spec": {"unschedulable": True}}
