@@ -239,6 +239,13 @@ class UncordonUpgraded(Api):
     name = "uncordon"
 
 
+class BackupEtcd(Api):
+    """cluster.upgrade, before the first control-plane change: an etcd snapshot streamed into <state>/backups from
+    the first control plane whose member is healthy, with its metadata (as etcd.backup takes one)."""
+
+    name = "etcd backup"
+
+
 @dataclass(frozen=True)
 class VerifyKubelets(Api):
     """cluster.upgrade's end: every node of the inventory reports kubelet `version`, else the ones that do not."""

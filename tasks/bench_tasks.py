@@ -71,3 +71,12 @@ def up(c, hosts="3,50", batches="10,50", large_runs=1, first_batch=0, workers=32
     """The whole cluster.up on labs of node hosts: phases, batches, a no-change up, plan --live, memory (root)."""
     run_script(c, "up", runs, smoke, out, hosts=hosts, batches=batches, large_runs=large_runs,
                first_batch=first_batch, workers=workers)
+
+
+@task(help={"hosts": "comma-separated lab sizes (default 20)",
+            "batches": "comma-separated worker batch sizes, each on a fresh lab (default 1,10)",
+            "first-batch": "workers the cluster.up before each upgrade joins at once (default 10)",
+            "workers": LAB_HELP["workers"], **COMMON_HELP})
+def upgrade(c, hosts="20", batches="1,10", first_batch=10, workers=32, runs=1, smoke=False, out=None):
+    """cluster.upgrade 1.33.5 -> 1.34.1 on labs of node hosts: wall time per worker batch size, and the ratio (root)."""
+    run_script(c, "upgrade", runs, smoke, out, hosts=hosts, batches=batches, first_batch=first_batch, workers=workers)

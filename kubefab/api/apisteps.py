@@ -21,10 +21,10 @@ from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
 from kubefab.state import removal
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, CordonBatch, \
-    DeleteNode, DrainInBatch, DrainNode, EndpointKubeconfigs, NodeReady, RemoveMember, RemoveNode, StepResult, \
-    UncordonUpgraded, VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, WaitRestored, \
-    WaitUpgraded
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, BackupEtcd, \
+    CordonBatch, DeleteNode, DrainInBatch, DrainNode, EndpointKubeconfigs, NodeReady, RemoveMember, RemoveNode, \
+    StepResult, UncordonUpgraded, VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, \
+    WaitRestored, WaitUpgraded
 
 REACH_TIMEOUT = 3
 KUBE_PROXY_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
@@ -261,6 +261,6 @@ RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.contro
            WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed, WaitRestored: ApiSteps.restored,
            DrainNode: ApiSteps.drain, DeleteNode: ApiSteps.delete_node, RemoveMember: ApiSteps.member}
 # the steps that carry what their runner needs (a batch's nodes, a version): (ApiSteps, host, step) -> status, detail
-STEP_RUNNERS = {CordonBatch: upgrade.cordon_batch, DrainInBatch: upgrade.drain_node,
+STEP_RUNNERS = {BackupEtcd: upgrade.backup_etcd, CordonBatch: upgrade.cordon_batch, DrainInBatch: upgrade.drain_node,
                 WaitUpgraded: upgrade.wait_upgraded, UncordonUpgraded: upgrade.uncordon_upgraded,
                 VerifyKubelets: upgrade.verify_kubelets}

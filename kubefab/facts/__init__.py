@@ -29,7 +29,7 @@ ENDPOINT_TIMEOUT = 3  # seconds the probe waits for a TCP connection to the cont
 TIMEOUT = 20  # seconds a runner should allow the whole probe: its slow commands are bounded at 5 s each
 # What the requirements table reads (kubeadm's FileExisting-* commands and those its runtime steps run, modules,
 # sysctls), and the commands kubefab's other steps run.
-COMMANDS = (*requirements.probed("command"), "crictl", "ctr", "systemctl")
+COMMANDS = (*requirements.probed("command"), "crictl", "ctr", "systemctl", "etcdctl")
 MODULES = requirements.probed("module")
 SYSCTLS = requirements.probed("sysctl")
 CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock", "/var/run/cri-dockerd.sock")

@@ -43,6 +43,28 @@ def install(inv, host, bundle, facts):
     return (*((pushed,) if files else ()), *_install(inv, files, facts, {f.path for f in pushed.files}))
 
 
+def upgrade_containerd(inv, facts):
+    """cluster.upgrade --runtime on one host: containerd upgraded where the install source has it from (packages:
+    the host's own sources, as cluster.up installed it there; offline: the directory carries no containerd, so the
+    installed one stays and is restarted), then restarted and checked active; the versions before and after said."""
+    hint = "containerd could not be upgraded from this host's sources (the package manager's words above)"
+    manager = facts and MANAGERS.get(facts.os.package_manager, facts.os.package_manager)
+    by_manager = {"apt": f"export DEBIAN_FRONTEND=noninteractive && kf_pm {q(hint)} apt-get update -q && "
+                         f"kf_pm {q(hint)} apt-get install -qy --only-upgrade containerd",
+                  "dnf": f"kf_pm {q(hint)} dnf upgrade -qy containerd",
+                  "yum": f"kf_pm {q(hint)} yum update -qy containerd"}
+    chosen = by_manager.get(manager) or (f"if command -v apt-get >/dev/null; then {by_manager['apt']}; elif "
+                                         f"command -v dnf >/dev/null; then {by_manager['dnf']}; else "
+                                         f"{by_manager['yum']}; fi")
+    upgrade = "true" if inv.install.source == "offline" else chosen
+    version = "containerd --version | awk '{print $3}'"
+    script = (f"{KF_PM}before=$({version}) && {upgrade} && systemctl restart containerd && "
+              f"systemctl is-active -q containerd && echo \"containerd $before -> $({version}), restarted\"")
+    how = ("the offline directory carries none: the installed containerd restarted" if inv.install.source == "offline"
+           else f"{manager or 'apt or dnf'}: containerd upgraded from the host's sources, restarted")
+    return Command("upgrade containerd", script, timeout=900, label=how)
+
+
 def links(files):
     """The links the offline install makes in /usr/bin: what the facts look at for its `link binaries` step."""
     return tuple(f"{offline.BIN}/{n}" for n in offline.commands(files))

@@ -24,6 +24,7 @@ from kubefab.errors import KubefabError
 from kubefab.plan import renewal
 from kubefab.steps import UNCHANGED_EXIT, Command, q
 
+BACKUPS = "backups"                             # under the state dir: etcd.backup's and cluster.upgrade's
 ETCD_DATA = "/var/lib/etcd"                     # kubeadm's etcd.local.dataDir, as kubefab's init config sets it
 BEFORE = f"{ETCD_DATA}.before-restore"          # the member's data before the last restore
 ON_HOST = "/var/lib/kubefab/etcd-snapshot.db"   # where a restore pushes the snapshot; removed after

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from kubefab import paths, versions
 from kubefab.errors import KubefabError
-from kubefab.plan import reconfigure, runtime
-from kubefab.steps import UNCHANGED_EXIT, Command, CordonBatch, DrainInBatch, UncordonUpgraded, VerifyKubelets, \
-    WaitUpgraded, q, unless
+from kubefab.plan import reconfigure, runtime, snapshots
+from kubefab.steps import UNCHANGED_EXIT, BackupEtcd, Command, CordonBatch, DrainInBatch, UncordonUpgraded, \
+    VerifyKubelets, WaitUpgraded, q, unless
 
 KUBELET_SKEW = 3            # a kubelet may be three minors older than its control plane (version skew policy)
 DEFAULT_MAX_UNAVAILABLE = 10    # percent of the workers upgraded at once
 UPGRADED = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")     # etcd keeps its own tag
+CORDONED = "kubefab.io/cordoned-for-upgrade"    # on a Node the upgrade cordoned, until it uncordons it
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,17 @@ class Survey:
     cluster: str            # kubeadm-config's kubernetesVersion, bare ('1.33.5'): what `upgrade apply` last set
     kubelets: dict          # node name -> the version its kubelet reports, bare
     images: dict            # control-plane node name -> {component: image its static pod runs}
+    schedulable: frozenset = frozenset()    # nodes without a NoSchedule taint: a control plane there runs workloads
+    cordoned: frozenset = frozenset()       # nodes an upgrade cordoned and has not uncordoned yet (CORDONED)
 
     def control_plane_at(self, node, target):
         images = self.images.get(node) or {}
         return all(images.get(c, "").rpartition(":")[2] == f"v{target}" for c in UPGRADED)
 
     def upgraded(self, host, target):
-        """True when `host` needs nothing: its kubelet (and, on a control plane, its components) at `target`."""
-        at = self.kubelets.get(host.name) == target
+        """True when `host` needs nothing: its kubelet (and, on a control plane, its components) at `target`, and not
+        left cordoned by an upgrade that stopped (Ctrl-C) between its kubelet's restart and its uncordon."""
+        at = self.kubelets.get(host.name) == target and host.name not in self.cordoned
         return at and (not host.is_control_plane or self.control_plane_at(host.name, target))
 
 
@@ -76,6 +80,25 @@ def refusals(target, survey, provided=None):
         found.append(f"kubelets more than {KUBELET_SKEW} minors older than {target}: "
                      f"{', '.join(f'{n} ({survey.kubelets[n]})' for n in old)} — upgrade them first")
     return tuple(found)
+
+
+def without_etcdctl(inv, facts):
+    """Why the upgrade cannot take its etcd backup: the control planes whose facts show no etcdctl, or ''."""
+    missing = [h.name for h in inv.control_planes if facts.get(h.name) and not facts[h.name].commands["etcdctl"]]
+    if not missing:
+        return ""
+    return (f"etcdctl is not installed on {', '.join(missing)}: cluster.upgrade takes an etcd backup before it "
+            "changes a control plane — install etcd's client tools there (Debian: apt-get install etcd-client), "
+            "or pass --no-backup to upgrade without one")
+
+
+def backup_steps(inv, host, survey):
+    """The etcd snapshot taken before the first control-plane change; none when every control plane is upgraded."""
+    target = inv.cluster.kubernetes_version
+    if all(survey.upgraded(h, target) for h in inv.control_planes):
+        return ()
+    return (BackupEtcd(f"etcd snapshot into {inv.state_dir / snapshots.BACKUPS} (from {host.name}'s member, else the "
+                       "next healthy one) before any control plane changes"),)
 
 
 def batch_size(workers, batch=0, max_unavailable=DEFAULT_MAX_UNAVAILABLE):
@@ -130,30 +153,45 @@ def _restart_kubelet(host, target, survey):
     return unless(step, survey.kubelets.get(host.name) == target and f"the kubelet reports {target}")
 
 
-def control_plane_steps(inv, host, bundle, facts, survey):
+def _containerd(inv, facts, containerd):
+    return (runtime.upgrade_containerd(inv, facts),) if containerd else ()
+
+
+def control_plane_steps(inv, host, bundle, facts, survey, containerd=False):
     """The new binaries from the install source, kubeadm upgrade apply (the first control plane, once) or node,
-    the kubelet restarted, then its API server, etcd member and node checked before the next control plane."""
+    containerd when asked, the kubelet restarted, then its API server, etcd member and node checked before the next
+    control plane. One that runs workloads (no NoSchedule taint) is cordoned and drained first, uncordoned after."""
     target = inv.cluster.kubernetes_version
     if survey.upgraded(host, target):
         return ()
     first = host is inv.first_control_plane
-    return (*runtime.install(inv, host, bundle, facts), *_kubeadm_upgrade(host, target, first, survey),
-            _restart_kubelet(host, target, survey),
+    drained = host.name in survey.schedulable
+    drain = (CordonBatch(f"cordon {host.name}: it runs workloads (no NoSchedule taint)", nodes=(host.name,)),
+             DrainInBatch(f"drain {host.name} through the Eviction API (PodDisruptionBudgets hold it)",
+                          nodes=(host.name,))) if drained else ()
+    return (*drain, *runtime.install(inv, host, bundle, facts), *_kubeadm_upgrade(host, target, first, survey),
+            *_containerd(inv, facts, containerd), _restart_kubelet(host, target, survey),
             WaitUpgraded(f"wait for {host.name}'s API server (/readyz), its etcd member, its components and its node "
-                         f"Ready at v{target}", version=target))
+                         f"Ready at v{target}", version=target),
+            *((_uncordon(host, target),) if drained else ()))
 
 
-def worker_steps(inv, host, bundle, facts, survey, batch):
+def _uncordon(host, target):
+    return UncordonUpgraded(f"uncordon {host.name} once Ready with kubelet v{target} and its DaemonSet pods Ready",
+                            version=target)
+
+
+def worker_steps(inv, host, bundle, facts, survey, batch, containerd=False):
     """The whole batch cordoned, this node drained through the Eviction API, the new binaries, kubeadm upgrade
-    node, the kubelet restarted, then uncordoned once Ready at the target."""
+    node, containerd when asked, the kubelet restarted, then uncordoned once Ready at the target with its DaemonSet
+    pods Ready."""
     target = inv.cluster.kubernetes_version
     if survey.upgraded(host, target):
         return ()
     return (CordonBatch(f"cordon the batch: {', '.join(batch)}", nodes=batch),
             DrainInBatch(f"drain {host.name} through the Eviction API (PodDisruptionBudgets hold it)", nodes=batch),
             *runtime.install(inv, host, bundle, facts), *_kubeadm_upgrade(host, target, False, survey),
-            _restart_kubelet(host, target, survey),
-            UncordonUpgraded(f"uncordon {host.name} once Ready with kubelet v{target}", version=target))
+            *_containerd(inv, facts, containerd), _restart_kubelet(host, target, survey), _uncordon(host, target))
 
 
 def verify_steps(inv, host, bundle, facts):
@@ -169,8 +207,8 @@ def verify_steps(inv, host, bundle, facts):
     return (checked, VerifyKubelets(f"every node's kubelet reports v{target}", version=target))
 
 
-def check(target, survey, provided=None):
-    """KubefabError listing every refusal, or None."""
-    found = refusals(target, survey, provided)
+def check(target, survey, provided=None, unbacked=""):
+    """KubefabError listing every refusal (`unbacked`: why no etcd backup can be taken, when it would be), or None."""
+    found = refusals(target, survey, provided) + ((unbacked,) if unbacked else ())
     if found:
         raise KubefabError("cluster.upgrade refused:\n  " + "\n  ".join(found))

@@ -62,7 +62,8 @@ class Workflow:
     prepares: bool = True   # the local bundle is ensured first; a reset needs none: an expired CA or a lost PKI
                             # must not stop one, nor may a reset make a new CA
     bundle: Callable = None                 # inv -> that bundle, under the lock (default: plan.prepare)
-    surveyed: Callable = None   # api -> the workflow to run, from what the cluster runs (read after the facts)
+    surveyed: Callable = None   # (api, facts by host) -> the workflow to run, from what the cluster runs (read after
+                                # the facts)
 
     @property
     def names(self):
@@ -183,30 +184,37 @@ def _upgrade_intro(p):
              if pp.phase.name != "verify-upgrade" and pp.batches]
     if not order:
         return f"cluster.upgrade to {target}: every node already runs {target}, nothing to upgrade; checking it"
-    control = [b[0] for name, groups in order if name != "workers" for b in groups]
+    control = [b[0] for name, groups in order if name not in ("workers", "etcd-backup") for b in groups]
     workers = next((groups for name, groups in order if name == "workers"), [])
-    parts = ([f"control planes one at a time: {', '.join(control)}"] if control else []) + (
+    parts = (["an etcd backup"] if any(name == "etcd-backup" for name, _ in order) else []) + (
+        [f"control planes one at a time: {', '.join(control)}"] if control else []) + (
         [f"workers in {len(workers)} batch{'es' * (len(workers) != 1)}: {' | '.join(', '.join(b) for b in workers)}"]
         if workers else [])
     return f"cluster.upgrade to {target}: " + "; then ".join(parts)
 
 
-def upgrade(survey, batch, surveyed=None):
-    """cluster.upgrade from what `survey` (upgrade.Survey) shows: the first control plane (kubeadm upgrade apply,
-    once), the other control planes one at a time, each healthy before the next, then the workers in batches of
-    `batch` (each batch cordoned whole before any of it is drained), then every kubelet and manifest checked.
-    Without a survey yet, `surveyed` (api -> this workflow built from what the cluster runs) comes first: an etcd
-    backup joins as a phase before control-plane-first, the first change to a control plane."""
+def upgrade(survey, batch, surveyed=None, backup=True, containerd=False):
+    """cluster.upgrade from what `survey` (upgrade.Survey) shows: an etcd backup into the state dir (unless not
+    `backup`, or no control plane is left to upgrade), the first control plane (kubeadm upgrade apply, once), the
+    other control planes one at a time, each healthy before the next, then the workers in batches of `batch` (each
+    batch cordoned whole before any of it is drained; `containerd`: each node's containerd upgraded in its turn),
+    then every kubelet and manifest checked. Without a survey yet, `surveyed` ((api, facts by host) -> this
+    workflow built from what the cluster runs) comes first."""
+    def etcd_backup(inv, host, bundle, facts):
+        return upgrading.backup_steps(inv, host, survey) if backup else ()
+
     def control_plane(inv, host, bundle, facts):
-        return upgrading.control_plane_steps(inv, host, bundle, facts, survey)
+        return upgrading.control_plane_steps(inv, host, bundle, facts, survey, containerd)
 
     def worker(inv, host, bundle, facts):
         target = inv.cluster.kubernetes_version
         group = next(g for g in upgrading.batches(inv.non_control_planes, batch) if host in g)
         pending = tuple(h.name for h in group if not survey.upgraded(h, target))
-        return upgrading.worker_steps(inv, host, bundle, facts, survey, pending)
+        return upgrading.worker_steps(inv, host, bundle, facts, survey, pending, containerd)
 
     return Workflow("cluster.upgrade", ("facts",), (
+        Phase("etcd-backup", "An etcd snapshot into the state dir before the first control-plane change",
+              "first-control-plane", SERIAL, etcd_backup),
         Phase("control-plane-first", "kubeadm upgrade apply on the first control plane, then its kubelet",
               "first-control-plane", SERIAL, control_plane),
         Phase("control-planes", "kubeadm upgrade node on the other control planes, one at a time, each healthy "

@@ -1,34 +1,27 @@
 """`etcd.backup` and `etcd.restore`: a snapshot streamed from a healthy member into the state dir with its metadata,
 and the restore workflow run after the refusals (kubefab.plan.snapshots says what is refused and why).
 
-The backup tries the control planes in inventory order and keeps the first snapshot that arrives whole: written to
-a temp file beside its target, its size checked against the host's, fsynced, then renamed, and its metadata after
-it; the host's temp directory goes with the script, whatever happens.
+The backup tries the control planes in inventory order and keeps the first snapshot that arrives whole
+(kubefab.remote.snapshot).
 """
 
-import datetime
-import hashlib
-import os
 import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 from kubefab import fsutil
 from kubefab.errors import KubefabError
 from kubefab.plan import snapshots, workflows
-from kubefab.remote import ssh
+from kubefab.remote import snapshot, ssh
 from kubefab.run import execute, session as sessions
 
-BACKUPS = "backups"             # under the state dir
-BACKUP_TIMEOUT = 3600
 
 
 def backup(inv, options, output=None, console=None):
     """etcd.backup: (exit code, path of the .db or None); the snapshot of the first control plane whose member is
     healthy, into `output` (default <state>/backups), its metadata beside it."""
     say = (console or sys.stdout).write
-    target = Path(output) if output else inv.state_dir / BACKUPS
+    target = Path(output) if output else inv.state_dir / snapshots.BACKUPS
     if output and not target.is_dir():
         raise KubefabError(f"--output {output}: no such directory — create it first (mode 0700: a snapshot holds "
                            "every Secret of the cluster)")
@@ -38,7 +31,7 @@ def backup(inv, options, output=None, console=None):
         tried = []
         for host in inv.control_planes:
             try:
-                db, data = _take(s, host, target)
+                db, data = snapshot.take(s.ssh, s.inv, host, target, lambda: _version(s))
             except (KubefabError, ssh.Unreachable) as e:
                 tried.append(f"{host.name}: {e}")
                 s.say(f"no snapshot from {host.name}: {e}")
@@ -50,38 +43,6 @@ def backup(inv, options, output=None, console=None):
             return 0, db
     say("no snapshot taken:\n" + "\n".join(f"  {t}" for t in tried) + "\n")
     return execute.EXIT_FAILED, None
-
-
-def _take(s, host, target):
-    at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    db_name, meta_name = snapshots.names(s.inv, at)
-    digest = hashlib.sha256()
-    fd, part = tempfile.mkstemp(dir=target, prefix=f".{db_name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-
-            def sink(chunk):
-                digest.update(chunk)
-                f.write(chunk)
-            out = s.ssh.run(host, snapshots.backup_script().encode(), BACKUP_TIMEOUT, sink=sink)
-            if out.code:
-                raise KubefabError(f"the snapshot script exited {out.code}: {out.stderr.strip()[-600:]}")
-            report = snapshots.read_report(host.name, out.stderr)
-            f.flush()
-            os.fsync(f.fileno())
-            if f.tell() != report["size"]:
-                raise KubefabError(f"{f.tell()} bytes arrived of the {report['size']} the snapshot has")
-        data = snapshots.Metadata(
-            cluster=s.inv.cluster.name, sha256=digest.hexdigest(), size=report["size"], revision=report["revision"],
-            keys=report["keys"], taken_from=host.name, members=report["members"], ca_sha256=report["ca"],
-            sa_sha256=report["sa"], kubernetes_version=_version(s), taken_at=at.isoformat())
-        db = target / db_name
-        os.replace(part, db)
-        fsutil.write_atomic(target / meta_name, data.to_json(), dir_mode=None)
-        return db, data
-    finally:
-        Path(part).unlink(missing_ok=True)
 
 
 def _version(s):

@@ -198,19 +198,29 @@ def renew(inv, options, days=0, add_san=(), console=None, ask=None):
     return outcome
 
 
-def upgrade(inv, options, max_unavailable=upgrading.DEFAULT_MAX_UNAVAILABLE, console=None, ask=None):
+def upgrade(inv, options, max_unavailable=upgrading.DEFAULT_MAX_UNAVAILABLE, backup=True, containerd=False,
+            console=None, ask=None):
     """cluster.upgrade to the inventory's kubernetes_version (--to replaces it): what the cluster runs is read
-    through the API after the facts and the upgrade refused or planned from it, then run phase by phase."""
+    through the API after the facts and the upgrade refused or planned from it, then run phase by phase, an etcd
+    backup first unless not `backup` (refused when a control plane has no etcdctl); the backup's file is named.
+    `containerd` (--runtime): each node's containerd upgraded too, in the same order and batches."""
     if upgrading.unknown(inv.cluster.kubernetes_version):    # before the bundle is rendered for it
         raise KubefabError(upgrading.unknown(inv.cluster.kubernetes_version))
     size = upgrading.batch_size(len(inv.non_control_planes), options.batch, max_unavailable)
     provided = _offline_kubeadm(inv)
 
-    def surveyed(api):
+    def surveyed(api, facts):
         survey = upgrade_api.survey(api, inv)
-        upgrading.check(inv.cluster.kubernetes_version, survey, provided)
-        return workflows.upgrade(survey, size)
-    return run(inv, workflows.upgrade(None, size, surveyed), dataclasses.replace(options, batch=size), console, ask)
+        backing = backup and upgrading.backup_steps(inv, inv.first_control_plane, survey)
+        upgrading.check(inv.cluster.kubernetes_version, survey, provided,
+                        upgrading.without_etcdctl(inv, facts or {}) if backing else "")
+        return workflows.upgrade(survey, size, backup=backup, containerd=containerd)
+    outcome = run(inv, workflows.upgrade(None, size, surveyed, backup, containerd),
+                  dataclasses.replace(options, batch=size), console, ask)
+    for r in outcome.results:
+        if r.phase == "etcd-backup" and r.steps and r.steps[0].status == CHANGED:
+            (console or sys.stdout).write(f"etcd backup: {r.steps[0].detail}\n")
+    return outcome
 
 
 def _offline_kubeadm(inv):
@@ -247,7 +257,7 @@ def _run(s, workflow, record):
     if code:
         return record.finish("the run stops before any host changes", code)
     if workflow.surveyed:       # what the cluster runs decides the phases' steps (cluster.upgrade)
-        workflow = record.workflow = workflow.surveyed(s.api.api())
+        workflow = record.workflow = workflow.surveyed(s.api.api(), facts)
     p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch, workflow)
     if o.live:
         changes = drifts.report(s, p, reads)

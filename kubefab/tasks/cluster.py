@@ -108,11 +108,17 @@ def reset(c, inventory=None, state_dir=None, host=None, only=None, skip=None, ye
     "max-unavailable": "the share of the workers upgraded at once, e.g. 25% (default 10%, at least one worker)",
     "drain-timeout": f"seconds the eviction of a worker's pods may take (default {DRAIN_TIMEOUT}); a budget that "
                      "blocks longer stops the run and uncordons the batch",
+    "no-backup": "upgrade without the etcd snapshot it otherwise takes into <state dir>/backups before the first "
+                 "control-plane change (needed where the control planes have no etcdctl)",
+    "runtime": "also upgrade containerd on each node in its turn (the same order and batches), from where the "
+               "install source has it (packages: the hosts' own sources; offline: the directory has none, so the "
+               "installed containerd is only restarted)",
     "yes": "do not ask before changing hosts (needed without a terminal)", "dry-run": DRY_RUN_HELP,
     **{k: RUN_HELP[k] for k in ("workers", "verbose", "quiet")}})
 def upgrade(c, inventory=None, state_dir=None, to=None, batch=None, max_unavailable=None, drain_timeout=None,
-            only=None, skip=None, workers=None, yes=False, verbose=False, quiet=False, dry_run=False):
-    """Upgrade Kubernetes: control planes one at a time, then the workers in batches, drained first; resumable."""
+            only=None, skip=None, workers=None, no_backup=False, runtime=False, yes=False, verbose=False,
+            quiet=False, dry_run=False):
+    """Upgrade Kubernetes: an etcd backup, control planes one at a time, then the workers in batches, drained first."""
     with user_errors():
         if batch is not None and max_unavailable is not None:
             raise Exit("error: give --batch or --max-unavailable, not both", code=2)
@@ -123,7 +129,8 @@ def upgrade(c, inventory=None, state_dir=None, to=None, batch=None, max_unavaila
         if share is not None and share > 100:
             raise Exit(f"error: --max-unavailable {max_unavailable!r}: give a share of the workers up to 100%", code=2)
         inv = with_version(load(c, inventory, state_dir), to)
-        code = _interruptible(lambda: execute.upgrade(inv, options, share or upgrading.DEFAULT_MAX_UNAVAILABLE))
+        code = _interruptible(lambda: execute.upgrade(inv, options, share or upgrading.DEFAULT_MAX_UNAVAILABLE,
+                                                      backup=not no_backup, containerd=runtime))
     if code:
         raise Exit(code=code)
 

@@ -9,6 +9,7 @@ mapped file exists, so a test can fake swap or ip_forward per "host".
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT_ENV = "KUBEFAB_DOUBLE_ROOT"
@@ -48,6 +49,18 @@ def systemd_running():
 
 def systemctl(*args, check=True):
     return subprocess.run(["systemctl", *args], check=check, capture_output=True, text=True)
+
+
+EVENTS = "/var/log/kubefab-doubles/events.log"
+
+
+def event(what):
+    """One line "<epoch seconds> <what>" appended to this host's EVENTS: the order of upgrades and kubelet starts
+    across hosts (which share this machine's clock) is read back from them by the lab's tests."""
+    path = host(EVENTS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(f"{time.time():.6f} {what}\n")
 
 
 def log(message):

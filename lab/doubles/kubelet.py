@@ -36,7 +36,7 @@ from . import flags as flagparse
 from . import kubelet_checks as checks
 from . import kubeconfig as kc
 from .controllers import CSRS, KUBELET_SIGNER
-from .hostfs import DoubleError, host, version, write_file
+from .hostfs import DoubleError, event, host, version, write_file
 from .kubeclient import ApiStatus, Client
 
 PKI_DIR = "/var/lib/kubelet/pki"
@@ -455,6 +455,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     threading.Thread(target=api_loop, args=(flags, cfg, node_name, pods, stop, labels), daemon=True).start()
     say(f"kubelet double {version()} running as node {node_name}")
+    event(f"kubelet-start {version()}")
     while not stop.is_set():
         pods.sync()
         stop.wait(1)

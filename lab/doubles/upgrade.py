@@ -13,7 +13,7 @@ import yaml
 
 from . import manifests
 from .certs import PhaseError
-from .hostfs import DoubleError, exists, host, log, version, warn, write_file
+from .hostfs import DoubleError, event, exists, host, log, version, warn, write_file
 from .kubeadm_util import ADMIN_CONF, KUBELET_CONF, duration
 from .kubeclient import ApiStatus, Client
 from .kubelet_setup import KUBELET_CONFIG, read_flags_env
@@ -179,11 +179,14 @@ def apply(flags, args):
     cluster = dict(s.cluster, kubernetesVersion=target)
     log(f'[upgrade/control-plane] Upgrading your static Pod-hosted control plane to version "{target}" '
         '(timeout: 5m0s)...')
+    if not dry_run:
+        event(f"upgrade-apply-start {target}")
     upgrade_static_pods(s, cluster, flags, dry_run)
     if not dry_run:
         upload_config(s.client, cluster)
         write_kubelet_config(s.client)
         upgrade_addons(s.client, cluster)
+        event(f"upgrade-apply-end {target}")
     log(f'\n[upgrade] SUCCESS! A control plane node of your cluster was upgraded to "{target}".\n')
     log("[upgrade] Now please proceed with upgrading the rest of the nodes by following the right order.")
 
@@ -198,6 +201,8 @@ def confirm():
 def node(flags):
     s = Session(flags)
     dry_run = on(flags, "dry-run")
+    if not dry_run:
+        event(f"upgrade-node-start {s.cluster['kubernetesVersion']}")
     log("[upgrade/preflight] Running pre-flight checks")
     if not s.control_plane:
         log("[upgrade/preflight] Skipping prepull. Not a control plane node.")
@@ -209,6 +214,7 @@ def node(flags):
         upgrade_static_pods(s, s.cluster, flags, dry_run)
     if not dry_run:
         write_kubelet_config(s.client)
+        event(f"upgrade-node-end {s.cluster['kubernetesVersion']}")
     log("[upgrade] The configuration for this node was successfully upgraded!")
     log("[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager.")
 

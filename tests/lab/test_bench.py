@@ -37,8 +37,10 @@ BENCHMARKS = {
             "live_facts_s", "live_api_requests", "live_over_facts", "live_changes", "load_at_again", "load_at_live",
             "first_retried"},
            ("first", "again", "preflight", "live"), 1),
+    "upgrade": ({"hosts", "control_planes", "workers", "batch", "lab", "upgrade", "load_before", "phases", "runs",
+                 "over_batch_1"}, ("upgrade",), 1),
 }
-ON_LAB = ("facts", "push", "up")     # they build labs (of plain hosts, or node hosts for up): root and namespaces
+ON_LAB = ("facts", "push", "up", "upgrade")     # they build labs (of plain hosts, or node hosts for up): root and namespaces
 
 
 def bench(*argv):
@@ -168,7 +170,7 @@ def test_up_smoke_times_every_phase_and_a_second_up_changes_nothing(smoke):
 def test_tasks_list_every_benchmark():
     run = bench("-m", "invoke", "--list")
     assert run.returncode == 0, run.stderr
-    for name in ("bench.pki", "bench.plan-scale", "bench.facts", "bench.push", "bench.up"):
+    for name in ("bench.pki", "bench.plan-scale", "bench.facts", "bench.push", "bench.up", "bench.upgrade"):
         assert name in run.stdout
 
 
@@ -178,6 +180,7 @@ def test_tasks_list_every_benchmark():
     (["bench.facts", "--hosts", "0,10"], "give sizes and workers of at least 1"),
     (["bench.push", "--megabytes", "0"], "give sizes, workers and megabytes of at least 1"),
     (["bench.up", "--hosts", "1,3"], "give sizes of at least 2 hosts, and batches, workers and runs of at least 1"),
+    (["bench.upgrade", "--batches", "0"], "give sizes of at least 2 hosts and batches of at least 1"),
 ])
 def test_a_bad_option_ends_the_task_with_the_scripts_error(argv, message, tmp_path):
     run = bench("-m", "invoke", *argv, "--out", str(tmp_path))

@@ -161,7 +161,7 @@ def host_scripts(inv, bundle):
                               for h in inv.control_planes})
     day2 = [(workflows.restore(data, snapshot, "kubefab-restore-0"), bundle, ()),
             (workflows.upgrade(older, 1), bundle, ()),
-            *((workflows.remove(), None, (h.name,)) for h in inv.hosts)]
+            *((workflows.remove(h.name), None, (h.name,)) for h in inv.hosts)]
     for workflow, given, hosts in day2:
         for pp in plan.build(inv, given, None, (), (), hosts, 0, workflow).phases:
             for hs in (hs for batch in pp.batches for hs in batch):
