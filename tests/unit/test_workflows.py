@@ -66,5 +66,5 @@ def test_reset_runs_the_workers_then_the_other_control_planes_last_joined_first_
 
 def test_every_kind_of_api_step_has_its_runner():
     runners = {**apisteps.RUNNERS, **apisteps.STEP_RUNNERS}
-    assert set(runners) == set(Api.__subclasses__()) and len(runners) == 19
+    assert set(runners) == set(Api.__subclasses__()) and len(runners) == 20
     assert not set(apisteps.RUNNERS) & set(apisteps.STEP_RUNNERS)
