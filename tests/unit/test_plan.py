@@ -252,3 +252,9 @@ def test_each_control_plane_applies_a_changed_init_config_through_kubeadms_phase
     steps = {hs.host.name: hs.steps for b in done.batches for hs in b}
     assert not any(s.done for s in steps["cp-1"])
     assert steps["cp-2"][0].done.startswith("not a control plane yet") and all(s.done for s in steps["cp-2"])
+
+
+def test_live_plan_with_a_bad_number_exits_1_not_2_which_means_changes(tmp_path):
+    run = cli("cluster.plan", "--live", "--workers", "x", "--state-dir", str(tmp_path / "state"))
+    assert run.returncode == 1, (run.returncode, run.stderr)
+    assert "--workers 'x': give a whole number of at least 1" in run.stderr
