@@ -12,6 +12,7 @@ from inventories import host_tables
 from kubefab import facts, inventory, paths, plan
 from kubefab.components import kubeadm
 from kubefab.errors import KubefabError
+from kubefab.pki import token
 from kubefab.run import report
 from kubefab.steps import Push, WaitReconfigured
 
@@ -234,13 +235,13 @@ def test_each_control_plane_applies_a_changed_init_config_through_kubeadms_phase
     pp = next(pp for pp in p.phases if pp.phase.name == "reconfigure-control-planes")
     cp2 = next(hs for b in pp.batches for hs in b if hs.host.name == "cp-2")
     manifests, gate, upload = cp2.steps
-    assert manifests.guard == upload.guard == f"cmp -s {paths.INIT_CONFIG} {paths.APPLIED_CONFIG}"
+    assert manifests.guard == upload.guard == f"cmp -s {paths.CONTROL_PLANE_CONFIG} {paths.APPLIED_CONFIG}"
     assert not manifests.done and not upload.done and isinstance(gate, WaitReconfigured)
-    assert f"kubeadm init phase control-plane all --config {paths.INIT_CONFIG} && " in manifests.script
-    assert upload.script == f"kubeadm init phase upload-config all --config {paths.INIT_CONFIG} && " \
-                            f"cp -p {paths.INIT_CONFIG} {paths.APPLIED_CONFIG}"
+    assert f"kubeadm init phase control-plane all --config {paths.CONTROL_PLANE_CONFIG} && " in manifests.script
+    assert upload.script == f"kubeadm init phase upload-config all --config {paths.CONTROL_PLANE_CONFIG} && " \
+                            f"cp -p {paths.CONTROL_PLANE_CONFIG} {paths.APPLIED_CONFIG}"
     # kubeadm init and a control plane's join record the config its manifests were made from; a worker has none
-    recorded = f"cp -p {paths.INIT_CONFIG} {paths.APPLIED_CONFIG}"
+    recorded = f"cp -p {paths.CONTROL_PLANE_CONFIG} {paths.APPLIED_CONFIG}"
     scripts = {(pp.phase.name, hs.host.name): hs.steps[0].script for pp in p.phases for b in pp.batches for hs in b
                if pp.phase.name.startswith(("init", "join"))}
     assert scripts["init", "cp-1"].endswith(recorded) and scripts["join-control-plane", "cp-2"].endswith(recorded)
@@ -258,3 +259,35 @@ def test_live_plan_with_a_bad_number_exits_1_not_2_which_means_changes(tmp_path)
     run = cli("cluster.plan", "--live", "--workers", "x", "--state-dir", str(tmp_path / "state"))
     assert run.returncode == 1, (run.returncode, run.stderr)
     assert "--workers 'x': give a whole number of at least 1" in run.stderr
+
+
+def test_a_new_bootstrap_token_alone_reconfigures_no_control_plane(tmp_path):
+    path = tmp_path / "inventory.toml"
+    path.write_text(HA)
+    inv = inventory.load(path)
+    before = plan.prepare(inv)
+
+    def applied(bundle):         # the facts of control planes whose manifests were made from `bundle`'s config
+        def one(host):
+            made = next(r for r in bundle.files[host.name] if r.path == paths.CONTROL_PLANE_CONFIG)
+            return replace(facts_of(host.name, kubernetes_files=(paths.manifest("kube-apiserver"),)),
+                           files={paths.APPLIED_CONFIG: facts.FileState(0o600, 0, 0, made.size, 0, made.sha256)})
+        return {h.name: one(h) for h in inv.control_planes}
+
+    def pending(bundle, gathered):
+        pp = plan.build(inv, bundle, gathered, only=("reconfigure-control-planes",)).phases[0]
+        return [hs.host.name for b in pp.batches for hs in b if not all(s.done for s in hs.steps)]
+
+    gathered = applied(before)
+    assert pending(before, gathered) == []
+    token.path(inv).write_text("abcdef.0123456789abcdef\n")
+    after = plan.prepare(inv)
+    init = [next(r.sha256 for r in b.files["cp-1"] if r.path == paths.INIT_CONFIG) for b in (before, after)]
+    assert init[0] != init[1]                           # kubeadm init's config carries the new token
+    assert pending(after, gathered) == []
+    text = (inv.state_dir / "hosts" / "cp-2" / paths.CONTROL_PLANE_CONFIG.lstrip("/")).read_text()
+    assert "abcdef" not in text and "bootstrapTokens" not in text and "kubeletExtraArgs" in text
+    # what does change a control plane's manifests still reconfigures it
+    path.write_text(HA + '\n[cluster.apiserver]\nextra_args = { audit-log-maxage = "30" }\n')
+    inv = inventory.load(path)
+    assert pending(plan.prepare(inv), gathered) == ["cp-1", "cp-2", "cp-3"]
