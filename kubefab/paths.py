@@ -14,6 +14,13 @@ JOIN_CONFIG = f"{KUBEFAB}/join.yaml"
 CONTROL_PLANE_CONFIG = f"{KUBEFAB}/control-plane.yaml"
 APPLIED_CONFIG = f"{KUBEFAB}/control-plane.applied.yaml"
 
+# The kubelet's files kubeadm writes (kubelet-start, `upgrade node phase kubelet-config`); kubefab's copy of the flags
+# as they should be, and of those last applied (the kubelet restarted on them)
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+KUBELET_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
+KUBELET_FLAGS_WANTED = f"{KUBEFAB}/kubeadm-flags.env"
+KUBELET_FLAGS_APPLIED = f"{KUBEFAB}/kubeadm-flags.applied.env"
+
 # Files kubeadm must write itself: its preflight fails when they already exist (reference §6.1).
 def manifest(component):
     """The static pod manifest kubeadm writes for `component` (kube-apiserver, etcd, ...)."""

@@ -13,15 +13,16 @@ import threading
 import time
 
 from kubefab import net, pki
-from kubefab.api import addons, apply, drain, health, kube, members, nodes, upgrade
+from kubefab.api import addons, apply, drain, health, kube, kubeproxy, members, nodes, upgrade
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
 from kubefab.state import removal
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, CordonBatch, \
-    DeleteNode, DrainInBatch, DrainNode, NodeReady, RemoveMember, RemoveNode, StepResult, UncordonUpgraded, \
-    VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, WaitRestored, WaitUpgraded
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, ApplyKubeProxy, CordonBatch, \
+    DeleteNode, DrainInBatch, DrainNode, KubeletReady, NodeReady, RemoveMember, RemoveNode, StepResult, \
+    UncordonUpgraded, VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, WaitRestored, \
+    WaitUpgraded
 
 REACH_TIMEOUT = 3
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
@@ -95,6 +96,10 @@ class ApiSteps:
             return UNCHANGED, f"{len(applied)} objects unchanged"
         return CHANGED, f"{len(written)} of {len(applied)} objects written: {', '.join(written)}"
 
+    def kube_proxy(self, host):
+        changed, detail = kubeproxy.reconcile(self.api(), self.inv, self.stop)
+        return (CHANGED if changed else UNCHANGED), detail
+
     def addons(self, host):
         installed = addons.install(self.api(), self.inv)
         lines = [f"{i.addon.component}: " + (f"{len(i.written)} of {len(i.applied)} objects written: "
@@ -120,6 +125,10 @@ class ApiSteps:
         if changes:
             return CHANGED, f"{state} ({view.version}){address}; {'; '.join(changes)}"
         return UNCHANGED, f"{state} ({view.version}){address}, labels and taints as the inventory says"
+
+    def kubelet_ready(self, host):
+        view = nodes.view(nodes.wait_node(self.api(), host.name))
+        return UNCHANGED, f"Ready ({view.version}), {view.pods} pods at most"
 
     def _listed_node(self, name, ready):
         """Node `name` as one LIST of every Node (made by the first verify step of the run: one request for the
@@ -221,9 +230,9 @@ class ApiSteps:
         return CHANGED, f"member {mine.name or mine.id} ({mine.peer_url}) removed, {len(listed) - 1} left"
 
 
-RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
+RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni, ApplyKubeProxy: ApiSteps.kube_proxy,
            ApplyAddons: ApiSteps.addons, AddonsAvailable: ApiSteps.addons_available,
-           NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
+           NodeReady: ApiSteps.node, KubeletReady: ApiSteps.kubelet_ready, RemoveNode: ApiSteps.remove,
            WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed, WaitRestored: ApiSteps.restored,
            DrainNode: ApiSteps.drain, DeleteNode: ApiSteps.delete_node, RemoveMember: ApiSteps.member}
 # the steps that carry what their runner needs (a batch's nodes, a version): (ApiSteps, host, step) -> status, detail

@@ -133,6 +133,8 @@ FILES = (
              _with(kubeadm.join_control_plane_values), phase="push"),
     FileSpec("kubeadm/join.yaml", paths.JOIN_CONFIG, 0o600, "non-control-planes", _with(kubeadm.join_values),
              phase="push"),
+    FileSpec("kubelet/kubeadm-flags.env", paths.KUBELET_FLAGS_WANTED, 0o644, "all", _with(kubeadm.kubelet_flags_values),
+             phase="push"),
     FileSpec("containerd/config.toml", paths.CONTAINERD_CONFIG, 0o644, "all", _with(_containerd_values)),
     FileSpec("containerd/hosts.toml", _registry_hosts_path, 0o644, "all", _registry_hosts, items=_registries),
     FileSpec("system/crictl.yaml", "/etc/crictl.yaml", 0o644, "all", _as_is),

@@ -4,19 +4,19 @@ The plan is the one `cluster.up` runs, built from the facts as its dry run build
 would still do is listed by kubefab.plan.drift. Then, reading only: one more round trip to each host where a file
 differs, fetching those files (never a secret one) and the pairs a step compares, for their diffs; and the
 objects its Api steps would write, read as those steps compare them (the nodes' labels and taints, the pod
-network's objects), when the cluster exists.
+network's objects, kube-proxy's config), when the cluster exists.
 """
 
 import base64
 from dataclasses import dataclass
 
 from kubefab import paths
-from kubefab.api import apply, nodes
+from kubefab.api import apply, kubeproxy, nodes
 from kubefab.components import addons, cni
 from kubefab.errors import KubefabError
 from kubefab.plan import drift
 from kubefab.run import logs
-from kubefab.steps import FAILED, OK, ApplyAddons, ApplyCni, HostResult, NodeReady, q
+from kubefab.steps import FAILED, OK, ApplyAddons, ApplyCni, ApplyKubeProxy, HostResult, NodeReady, q
 
 EXIT_CHANGES = 2
 FETCH_TIMEOUT = 60
@@ -79,6 +79,12 @@ def read_objects(s, checks):
         found += [drift.ObjectChange(str(a), drift.as_yaml(live and drift.projected(live, want)), drift.as_yaml(want),
                                      secret=want["kind"] == "Secret")
                   for a, live, want in apply.compare(s.api.api(), text, source) if a.action != apply.UNCHANGED]
+    cm = s.api.api().find(kubeproxy.CONFIGMAP) if ApplyKubeProxy in kinds else None
+    if cm is not None:
+        have, new, _ = kubeproxy.settled(cm, s.inv)
+        if have != new:
+            found.append(drift.ObjectChange(f"ConfigMap {kubeproxy.NAMESPACE}/kube-proxy {kubeproxy.KEY}",
+                                            drift.as_yaml(have), drift.as_yaml(new)))
     hosts = [c.host for c in checks if isinstance(c.step, NodeReady)]
     if hosts:       # one list of the nodes, not a read per host
         listed = {n["metadata"]["name"]: n for n in s.api.api().get(nodes.NODES)["items"]}
