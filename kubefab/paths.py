@@ -9,7 +9,17 @@ PKI = f"{KUBERNETES}/pki"                       # kubeadm's certificatesDir
 KUBEFAB = f"{KUBERNETES}/kubefab"               # kubefab's own files: no kubeadm preflight looks here
 INIT_CONFIG = f"{KUBEFAB}/init.yaml"
 JOIN_CONFIG = f"{KUBEFAB}/join.yaml"
-APPLIED_CONFIG = f"{KUBEFAB}/init.applied.yaml"   # the init config the static pod manifests were last made from
+# the init config without its bootstrap token: what a control plane's manifests are made from, so that a new token
+# alone reconfigures nothing; and its copy as the manifests were last made from it
+CONTROL_PLANE_CONFIG = f"{KUBEFAB}/control-plane.yaml"
+APPLIED_CONFIG = f"{KUBEFAB}/control-plane.applied.yaml"
+
+# The kubelet's files kubeadm writes (kubelet-start, `upgrade node phase kubelet-config`); kubefab's copy of the flags
+# as they should be, and of those last applied (the kubelet restarted on them)
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+KUBELET_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
+KUBELET_FLAGS_WANTED = f"{KUBEFAB}/kubeadm-flags.env"
+KUBELET_FLAGS_APPLIED = f"{KUBEFAB}/kubeadm-flags.applied.env"
 
 # Files kubeadm must write itself: its preflight fails when they already exist (reference §6.1).
 def manifest(component):

@@ -150,6 +150,12 @@ class ApplyAddons(Api):
     name = "addons"
 
 
+class ApplyKubeProxy(Api):
+    """kube-proxy's ConfigMap brought to the inventory's KubeProxyConfiguration, its pods recreated when it changed."""
+
+    name = "kube-proxy"
+
+
 class AddonsAvailable(Api):
     """Every Deployment of the inventory's add-ons available."""
 
@@ -173,6 +179,12 @@ class WaitReconfigured(Api):
     etcd member is healthy and its components Ready."""
 
     name = "healthy"
+
+
+class KubeletReady(Api):
+    """After cluster.up restarted a node's kubelet on a new configuration: its Node Ready."""
+
+    name = "kubelet ready"
 
 
 class DrainNode(Api):

@@ -15,19 +15,18 @@ import time
 import yaml
 
 from kubefab import net, pki
-from kubefab.api import addons, apply, drain, health, kube, members, nodes, upgrade
+from kubefab.api import addons, apply, drain, health, kube, kubeproxy, members, nodes, upgrade
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
 from kubefab.state import removal
-from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, BackupEtcd, \
-    CordonBatch, DeleteNode, DrainInBatch, DrainNode, EndpointKubeconfigs, NodeReady, RemoveMember, RemoveNode, \
-    StepResult, UncordonUpgraded, VerifyKubelets, WaitApiServer, WaitControlPlane, WaitReconfigured, WaitRenewed, \
-    WaitRestored, WaitUpgraded
+from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, \
+    ApplyKubeProxy, BackupEtcd, CordonBatch, DeleteNode, DrainInBatch, DrainNode, EndpointKubeconfigs, KubeletReady, \
+    NodeReady, RemoveMember, RemoveNode, StepResult, UncordonUpgraded, VerifyKubelets, WaitApiServer, \
+    WaitControlPlane, WaitReconfigured, WaitRenewed, WaitRestored, WaitUpgraded
 
 REACH_TIMEOUT = 3
-KUBE_PROXY_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
 DELETE_WITHIN = 30          # seconds node.remove's DELETE of a Node may go unanswered before the step fails
 
@@ -103,6 +102,10 @@ class ApiSteps:
             return UNCHANGED, f"{len(applied)} objects unchanged"
         return CHANGED, f"{len(written)} of {len(applied)} objects written: {', '.join(written)}"
 
+    def kube_proxy(self, host):
+        changed, detail = kubeproxy.reconcile(self.api(), self.inv, self.stop)
+        return (CHANGED if changed else UNCHANGED), detail
+
     def addons(self, host):
         installed = addons.install(self.api(), self.inv)
         lines = [f"{i.addon.component}: " + (f"{len(i.written)} of {len(i.applied)} objects written: "
@@ -128,6 +131,10 @@ class ApiSteps:
         if changes:
             return CHANGED, f"{state} ({view.version}){address}; {'; '.join(changes)}"
         return UNCHANGED, f"{state} ({view.version}){address}, labels and taints as the inventory says"
+
+    def kubelet_ready(self, host):
+        view = nodes.view(nodes.wait_node(self.api(), host.name))
+        return UNCHANGED, f"Ready ({view.version}), {view.pods} pods at most"
 
     def _listed_node(self, name, ready):
         """Node `name` as one LIST of every Node (made by the first verify step of the run: one request for the
@@ -246,7 +253,7 @@ class ApiSteps:
 
 def kube_proxy_server(api):
     """The server kube-proxy's kubeconfig names (kubeadm's ConfigMap kube-system/kube-proxy), "" without one."""
-    cm = api.find(KUBE_PROXY_CONFIGMAP) or {}
+    cm = api.find(kubeproxy.CONFIGMAP) or {}
     try:
         doc = yaml.safe_load(cm.get("data", {}).get("kubeconfig.conf", "")) or {}
         return doc["clusters"][0]["cluster"]["server"]
@@ -255,8 +262,8 @@ def kube_proxy_server(api):
 
 
 RUNNERS = {WaitApiServer: ApiSteps.api_server, WaitControlPlane: ApiSteps.control_plane, ApplyCni: ApiSteps.cni,
-           ApplyAddons: ApiSteps.addons, AddonsAvailable: ApiSteps.addons_available,
-           NodeReady: ApiSteps.node, RemoveNode: ApiSteps.remove,
+           ApplyKubeProxy: ApiSteps.kube_proxy, ApplyAddons: ApiSteps.addons, AddonsAvailable: ApiSteps.addons_available,
+           NodeReady: ApiSteps.node, KubeletReady: ApiSteps.kubelet_ready, RemoveNode: ApiSteps.remove,
            EndpointKubeconfigs: ApiSteps.endpoint_kubeconfigs,
            WaitRenewed: ApiSteps.renewed, WaitReconfigured: ApiSteps.renewed, WaitRestored: ApiSteps.restored,
            DrainNode: ApiSteps.drain, DeleteNode: ApiSteps.delete_node, RemoveMember: ApiSteps.member}

@@ -35,6 +35,7 @@ class NodeView:
     unschedulable: bool
     labels: dict
     taints: tuple            # of {key, value?, effect} dicts, as the API has them
+    pods: str = ""           # allocatable pods: the kubelet's maxPods
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ def view(obj):
         reason="" if ready.get("status") == "True" else ready.get("message", "no Ready condition reported yet"),
         created=_time(meta.get("creationTimestamp")), internal_ip=addresses.get("InternalIP", ""),
         unschedulable=bool((obj.get("spec") or {}).get("unschedulable")), labels=labels,
-        taints=tuple((obj.get("spec") or {}).get("taints") or ()))
+        taints=tuple((obj.get("spec") or {}).get("taints") or ()),
+        pods=(status.get("allocatable") or {}).get("pods", ""))
 
 
 def _time(text):

@@ -4,9 +4,15 @@ The values of kubeadm/init.yaml and the join configs come from here (`init_value
 `join_control_plane_values`); `render` fills the templates with them.
 """
 
+import hashlib
+
+import yaml
+
+from kubefab.components import templates
 from kubefab.pki import token
 
 DEFAULT_REGISTRY = "registry.k8s.io"
+CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"      # nodeRegistration.criSocket of kubeadm's configs
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane:NoSchedule"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 
@@ -119,6 +125,29 @@ def init_values(inv, host):
     """kubeadm/init.yaml on the first control-plane node: the node, the cluster, the bootstrap token."""
     return {**_node(inv, host), **_cluster(inv), "token": token.bootstrap_token(inv).reveal(),
             "token_ttl": inv.cluster.token_ttl, "advertise_address": host.internal_address}
+
+
+def kubelet_configuration(c):
+    """The KubeletConfiguration document of init.yaml for cluster `c`, [cluster.kubelet] config merged in: what
+    upload-config puts in ConfigMap kubelet-config, which every node's /var/lib/kubelet/config.yaml is made from."""
+    return templates.document("kubeadm/init.yaml", "KubeletConfiguration", component_values(c),
+                              ("[cluster.kubelet] config", c.kubelet.config))
+
+
+def kube_proxy_configuration(c):
+    """The KubeProxyConfiguration document of init.yaml for cluster `c`, [cluster.kube_proxy] config merged in."""
+    return templates.document("kubeadm/init.yaml", "KubeProxyConfiguration", component_values(c),
+                              ("[cluster.kube_proxy] config", c.kube_proxy.config))
+
+
+def kubelet_flags_values(inv, host):
+    """kubelet/kubeadm-flags.env of `host`: its flags as kubeadm's kubelet-start writes them (the CRI endpoint,
+    then kubeletExtraArgs, sorted by name), and the hash of the kubelet configuration they go with."""
+    args = {"container-runtime-endpoint": CRI_SOCKET,
+            **{a["name"]: a["value"] for a in _args(kubelet_args(inv, host))}}
+    config = yaml.safe_dump(kubelet_configuration(inv.cluster), sort_keys=True).encode()
+    return {"args": " ".join(f"--{k}={v}" for k, v in sorted(args.items())),
+            "kubelet_config": hashlib.sha256(config).hexdigest()}
 
 
 def component_configs(inv):

@@ -70,13 +70,15 @@ def prepare(inv):
 
 def probe(inv, bundle, host):
     """The fact probe for `host`: it also reports every file kubefab pushes there and every link it makes, and on a
-    control plane kubeadm's static pod manifests, kubefab's copies of them and the init config they were last made
-    from, so that `build` can leave out what is already in place."""
+    control plane kubeadm's static pod manifests, kubefab's copies of them and the control-plane config they were last
+    made from, and the kubelet's flags with kubefab's record of those last applied, so that `build` can leave out
+    what is already in place."""
     files = bundle.files[host.name] if bundle else ()       # no bundle (a read-only survey): no file compared
     repository = runtime.repo_url(inv) if inv.install.source == "packages" else ""
     manifests = ((*(p for pair in phases.manifest_pairs() for p in pair), paths.APPLIED_CONFIG)
                  if host.is_control_plane else ())
-    return facts.script(inv.endpoint, files, runtime.links(files), repository, manifests)
+    kubelet = (paths.KUBELET_FLAGS, paths.KUBELET_FLAGS_APPLIED)
+    return facts.script(inv.endpoint, files, runtime.links(files), repository, (*manifests, *kubelet))
 
 
 def build(inv, bundle, facts=None, only=(), skip=(), hosts=(), batch=0, workflow=workflows.UP):

@@ -14,11 +14,11 @@ from typing import Callable
 from kubefab import inventory, paths
 from kubefab.components import addons, kubeadm, templates
 from kubefab.pki import kubeconfig
-from kubefab.plan import reconfigure, renewal, runtime
+from kubefab.plan import kubelets, reconfigure, renewal, runtime
 from kubefab.secret import Secret
 from kubefab.state import addons as addon_record
-from kubefab.steps import UNCHANGED_EXIT, AddonsAvailable, ApplyAddons, ApplyCni, Command, EndpointKubeconfigs, \
-    NodeReady, WaitApiServer, WaitControlPlane, push, q, unless
+from kubefab.steps import UNCHANGED_EXIT, AddonsAvailable, ApplyAddons, ApplyCni, ApplyKubeProxy, Command, \
+    EndpointKubeconfigs, NodeReady, WaitApiServer, WaitControlPlane, push, q, unless
 
 PARALLEL, SERIAL, BATCHES = "parallel", "serial", "batches"
 STAGES = {"facts": "Gather facts from every host (one probe per host)",
@@ -54,7 +54,8 @@ def _already(facts, path, what):
 def _init(inv, host, bundle, facts):
     manifest = paths.manifest("kube-apiserver")
     return (Command("kubeadm init", f"{_kube_vip_from(paths.KUBE_VIP_INIT) + ' && ' if _kube_vip(inv) else ''}"
-                    f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()}",
+                    f"kubeadm init --config {paths.INIT_CONFIG} && {reconfigure.record_applied()} && "
+                    f"{kubelets.record()}",
                     timeout=900, guard=f"[ -f {manifest} ]",
                     done=_already(facts, manifest, "already a control-plane node")),
             *_kube_vip_in_place(inv, "kube-vip's static pod switched from super-admin.conf to admin.conf, now that "
@@ -121,7 +122,7 @@ def kept_manifests(facts):
 
 def join_step(inv, host, bundle, facts):
     kubelet_conf = paths.kubeconfig("kubelet.conf")
-    recorded = f" && {reconfigure.record_applied()}" if host.is_control_plane else ""
+    recorded = f" && {reconfigure.record_applied()}" * host.is_control_plane + f" && {kubelets.record()}"
     return Command("kubeadm join", f"kubeadm join --config {paths.JOIN_CONFIG}{recorded}", timeout=900,
                    guard=f"[ -f {kubelet_conf} ]", done=_already(facts, kubelet_conf, "already a node"))
 
@@ -135,8 +136,8 @@ def fresh_join(inv, host, facts, fresh):
     config = fresh and Secret(templates.fill(template, {**values(inv, host), "token": fresh.reveal()}))
     step = replace(join_step(inv, host, None, facts), stdin=config, label="kubeadm join --config <its join config, "
                    "with a fresh token>", script='f=$(mktemp) && cat > "$f" && kubeadm join --config "$f"; rc=$?; '
-                   'rm -f "$f"; [ $rc = 0 ] || exit $rc' + (f"; {reconfigure.record_applied()}"
-                                                             if host.is_control_plane else ""))
+                   'rm -f "$f"; [ $rc = 0 ] || exit $rc; '
+                   + f"{reconfigure.record_applied()} && " * host.is_control_plane + kubelets.record())
     return (step, *((*_kube_vip_in_place(inv, JOINED_KUBE_VIP), kept_manifests(facts), _components_ready(host))
                     if host.is_control_plane else ()))
 
@@ -161,6 +162,11 @@ def _cni(inv, host, bundle, facts):
         return ()
     source = c.cni_manifest or f"kubefab's {c.cni} manifest"
     return (ApplyCni(f"apply {source} for pods in {c.pod_subnet}"),)
+
+
+def _kube_proxy(inv, host, bundle, facts):
+    return (ApplyKubeProxy(f"bring ConfigMap kube-system/kube-proxy to mode {inv.cluster.kube_proxy.mode!r} and "
+                           "[cluster.kube_proxy] config; when it changed, recreate kube-proxy's pods"),)
 
 
 def _addons(inv, host, bundle, facts):
@@ -219,6 +225,11 @@ PHASES = (
     Phase("reconfigure-control-planes", "Apply a changed control-plane configuration through kubeadm's phases, "
           "one control plane at a time, each healthy before the next", "control-planes", SERIAL, reconfigure.steps),
     Phase("join-workers", "Join the workers", "non-control-planes", BATCHES, _join_worker),
+    Phase("reconfigure-workers", "Apply a changed kubelet configuration or flags to the workers in their batches, "
+          "each kubelet restarted and its node Ready before the next batch", "non-control-planes", BATCHES,
+          kubelets.steps),
+    Phase("kube-proxy", "Apply a changed kube-proxy configuration to its ConfigMap and recreate its pods",
+          "first-control-plane", SERIAL, _kube_proxy),
     Phase("cni", "Install the pod network", "first-control-plane", SERIAL, _cni),
     Phase("addons", "Install the add-ons of [addons]", "first-control-plane", SERIAL, _addons),
     VERIFY,

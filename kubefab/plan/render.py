@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
+import yaml
+
 from kubefab import net, paths
 from kubefab.components import kubeadm, requirements, templates
 from kubefab.digits import whole
@@ -70,6 +72,14 @@ def _with(values, overlays=None):
     def fill(template, inv, host, item):
         return templates.fill(template, values(inv, host), overlays(inv) if overlays else None)
     return fill
+
+
+def _without_token(template, inv, host, item):
+    """The init config with no bootstrapTokens: a control plane's manifests do not depend on the token."""
+    docs = list(yaml.safe_load_all(_with(kubeadm.init_values, kubeadm.component_configs)(template, inv, host, item)))
+    for doc in docs:
+        doc.pop("bootstrapTokens", None)
+    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=2**31 - 1)
 
 
 def _as_is(template, inv, host, item):
@@ -145,9 +155,12 @@ class FileSpec:
 FILES = (
     FileSpec("kubeadm/init.yaml", paths.INIT_CONFIG, 0o600, "control-planes",
              _with(kubeadm.init_values, kubeadm.component_configs), phase="push"),
+    FileSpec("kubeadm/init.yaml", paths.CONTROL_PLANE_CONFIG, 0o600, "control-planes", _without_token, phase="push"),
     FileSpec("kubeadm/join-control-plane.yaml", paths.JOIN_CONFIG, 0o600, "other-control-planes",
              _with(kubeadm.join_control_plane_values), phase="push"),
     FileSpec("kubeadm/join.yaml", paths.JOIN_CONFIG, 0o600, "non-control-planes", _with(kubeadm.join_values),
+             phase="push"),
+    FileSpec("kubelet/kubeadm-flags.env", paths.KUBELET_FLAGS_WANTED, 0o644, "all", _with(kubeadm.kubelet_flags_values),
              phase="push"),
     FileSpec("containerd/config.toml", paths.CONTAINERD_CONFIG, 0o644, "all", _with(_containerd_values)),
     FileSpec("containerd/hosts.toml", _registry_hosts_path, 0o644, "all", _registry_hosts, items=_registries),

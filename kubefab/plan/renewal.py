@@ -20,6 +20,7 @@ from kubefab.state import bundle
 from kubefab.steps import Command, q
 
 LEAF_WARN_DAYS, CA_WARN_DAYS = pki.WARN_DAYS, 365
+PID_OF = r"s/.*pid=\([0-9]*\).*/\1/p"       # sed: the PID in ss -p's users:(("name",pid=N,fd=M))
 STOP_SECONDS = 90           # a component's graceful termination (kube-apiserver's is 30 s) and then some
 # a component that does not listen (crash-looping, or waiting for etcd) shows no stop: its manifest stays out for the
 # kubelet's fileCheckFrequency, as kubeadm's documentation says, or the kubelet may never see it go
@@ -136,6 +137,11 @@ def stop(component):
             f"if [ $up = 1 ]; then while {listening}; do i=$((i+1)); "
             f"if [ $i -gt {STOP_SECONDS} ]; then mv {a} {m}; echo {stuck} >&2; exit 1; fi; sleep 1; done; "
             f"else sleep {UNSEEN_SECONDS}; fi")
+
+
+def listener(port):
+    """Shell: the PID of the process listening on `port` (empty when none)."""
+    return f"ss -Hltnp {q(f'sport = :{port}')} | sed -n {q(PID_OF)} | head -n 1"
 
 
 def serving_serial(address, port=net.API_PORT, timeout=5):

@@ -18,7 +18,7 @@ from kubefab.plan import offline, render
 from kubefab.steps import UNCHANGED_EXIT, Command, push, q, unless
 
 MANAGERS = {"apt-get": "apt"}       # the facts name the command; the install scripts name the family
-CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
+CRI_SOCKET = kubeadm.CRI_SOCKET
 PORTS = {"control-plane": ("6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp"),
          "worker": ("10250/tcp", "10256/tcp", "30000-32767/tcp")}
 CNI_PORTS = {"flannel": ("8472/udp",), "calico": ("179/tcp", "4789/udp")}

@@ -191,9 +191,9 @@ def _kubelet_version(s):
     if _release(have) == want:
         return None
     if s.member == THIS_CLUSTER:
-        return Outcome(f"a node of this cluster runs kubelet {have}, the inventory asks for {want}; kubefab does not "
-                       "upgrade running nodes", f"set kubernetes_version back to {have}, or upgrade with kubeadm",
-                       ERROR)
+        return Outcome(f"a node of this cluster runs kubelet {have}, the inventory asks for {want}; cluster.up does not "
+                       "upgrade running nodes", f"run `invoke cluster.upgrade` to move the cluster to {want} node by "
+                       f"node, or set kubernetes_version back to {have}", ERROR)
     return Outcome(f"kubelet {have} is installed, the inventory asks for {want}", f"install kubelet {want}")
 
 
@@ -467,7 +467,9 @@ def _checks():
         Check("KubernetesVersion", WARNING, "all", _kubeadm_version,
               runtime="installs kubeadm at the inventory's version"),
         Check("KubeletVersion", ERROR, "all", _kubelet_version,
-              runtime="installs the kubelet at the inventory's version"),
+              runtime="installs the kubelet at the inventory's version",
+              not_ignorable="on a node of this cluster the runtime phase would install the new kubelet outside any "
+                            "drain; `invoke cluster.upgrade` upgrades node by node"),
         Check("PackageRepository", ERROR, "all", _repository, kubeadm=False,
               when=lambda inv: inv.install.source == "packages"),
         Check("Service-Kubelet", WARNING, "all", _service_kubelet, runtime="enables the kubelet"),

@@ -258,6 +258,8 @@ def _run(s, workflow, record):
         return record.finish("the run stops before any host changes", code)
     if workflow.surveyed:       # what the cluster runs decides the phases' steps (cluster.upgrade)
         workflow = record.workflow = workflow.surveyed(s.api.api(), facts)
+    if o.live:
+        _same_version(s, facts)
     p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch, workflow)
     if o.live:
         changes = drifts.report(s, p, reads)
@@ -276,6 +278,15 @@ def _run(s, workflow, record):
             p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch,
                                          workflow.token(fresh))
         return _phases(s, p, record)
+
+
+def _same_version(s, facts):
+    """--live skips preflight, but a kubernetes_version the running nodes do not have is no change cluster.up would
+    make: preflight's KubeletVersion error, raised."""
+    found = kubefab.preflight.evaluate(s.inv, facts, ca_sha256=state.ca_fingerprint(s.inv))
+    wrong = [f for f in found if f.check == "KubeletVersion" and f.status == kubefab.preflight.ERROR]
+    if wrong:
+        raise KubefabError("; ".join(f"{f.host}: {f.reason}" for f in wrong) + f" — {wrong[0].fix}")
 
 
 def _fresh_token(s, p):

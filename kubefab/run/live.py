@@ -4,8 +4,9 @@ The plan is the one `cluster.up` runs, built from the facts as its dry run build
 would still do is listed by kubefab.plan.drift. Then, reading only: one more round trip to each host where a file
 differs, fetching those files (never a secret one) and the pairs a step compares, for their diffs; and the
 objects its Api steps would write, read as those steps compare them (the nodes' labels and taints, the pod
-network's objects), when the cluster exists. Those reads start with the run (`start`), on a few threads of their own,
-so that they overlap the facts round trip instead of following it; the plan then takes the ones it needs.
+network's objects, kube-proxy's config), when the cluster exists. Those reads start with the run (`start`), on a
+few threads of their own, so that they overlap the facts round trip instead of following it; the plan then takes the
+ones it needs.
 """
 
 import base64
@@ -14,12 +15,12 @@ import threading
 from dataclasses import dataclass
 
 from kubefab import net, paths
-from kubefab.api import apisteps, apply, nodes
+from kubefab.api import apisteps, apply, kubeproxy, nodes
 from kubefab.components import addons, cni
 from kubefab.errors import KubefabError
 from kubefab.plan import drift
 from kubefab.run import logs
-from kubefab.steps import FAILED, OK, ApplyAddons, ApplyCni, HostResult, NodeReady, q
+from kubefab.steps import FAILED, OK, ApplyAddons, ApplyCni, ApplyKubeProxy, HostResult, NodeReady, q
 
 EXIT_CHANGES = 2
 FETCH_TIMEOUT = 60
@@ -41,6 +42,7 @@ class Reads:
     cni: cf.Future
     addons: dict
     nodes: cf.Future
+    kube_proxy: cf.Future
 
 
 def start(s, reached=False):
@@ -60,7 +62,8 @@ def start(s, reached=False):
                  addons={x.name: read(lambda a, x=x: apply.compare(a, addons.manifest(inv, x),
                                                                    f"add-on {x.name} ({x.component})"))
                          for x in addons.enabled(inv)},
-                 nodes=read(lambda a: {n["metadata"]["name"]: n for n in a.get(nodes.NODES)["items"]}))
+                 nodes=read(lambda a: {n["metadata"]["name"]: n for n in a.get(nodes.NODES)["items"]}),
+                 kube_proxy=read(lambda a: a.find(kubeproxy.CONFIGMAP)))
 
 
 def _later(read):
@@ -128,7 +131,7 @@ def read_objects(inv, checks, reads):
     reads() gives the Reads to take them from, and is called only when some object is compared."""
     kinds = {type(c.step) for c in checks}
     hosts = [c.host for c in checks if isinstance(c.step, NodeReady)]
-    if not (hosts or kinds & {ApplyCni, ApplyAddons}):
+    if not (hosts or kinds & {ApplyCni, ApplyAddons, ApplyKubeProxy}):
         return ()
     reads = reads()
     compared = [reads.cni] * (ApplyCni in kinds)
@@ -137,6 +140,12 @@ def read_objects(inv, checks, reads):
     found = [drift.ObjectChange(str(a), drift.as_yaml(live and drift.projected(live, want)), drift.as_yaml(want),
                                 secret=want["kind"] == "Secret")
              for future in compared for a, live, want in future.result() if a.action != apply.UNCHANGED]
+    cm = reads.kube_proxy.result() if ApplyKubeProxy in kinds else None
+    if cm is not None:
+        have, new, _ = kubeproxy.settled(cm, inv)
+        if have != new:
+            found.append(drift.ObjectChange(f"ConfigMap {kubeproxy.NAMESPACE}/kube-proxy {kubeproxy.KEY}",
+                                            drift.as_yaml(have), drift.as_yaml(new)))
     if hosts:       # one list of the nodes, not a read per host
         listed = reads.nodes.result()
         found += [change for host in hosts for change in [_node(inv, host, listed.get(host.name))] if change]

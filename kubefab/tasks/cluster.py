@@ -48,7 +48,8 @@ def plan(c, inventory=None, state_dir=None, only=None, skip=None, host=None, bat
 def _live(c, inventory, state_dir, only, skip, host, batch, workers):
     with user_errors(code=1):       # 2 is "changes" here
         options = Options(only=names(only), skip=names(skip), hosts=names(host), quiet=True,
-                          workers=number(workers, "workers", DEFAULT_WORKERS, 1), batch=number(batch, "batch", 0, 1))
+                          workers=number(workers, "workers", DEFAULT_WORKERS, 1, code=1),
+                          batch=number(batch, "batch", 0, 1, code=1))
         code = _interruptible(lambda: execute.live(load(c, inventory, state_dir), options))
     if code:
         raise Exit(code=code)

@@ -32,14 +32,15 @@ def load(c, inventory_path, state_dir):
     return inv
 
 
-def number(value, option, default, least=0):
-    """Option `--option`'s whole number, `default` when not given. Number options default to None so that invoke
-    hands over the text: its own int() takes '٢' for 2 and ends 'x' in a traceback."""
+def number(value, option, default, least=0, code=2):
+    """Option `--option`'s whole number, `default` when not given; else the task ends with exit `code`. Number
+    options default to None so that invoke hands over the text: its own int() takes '٢' for 2 and ends 'x' in a
+    traceback."""
     if value is None:
         return default
     found = whole(value, most=9)
     if found is None or found < least:
-        raise Exit(f"error: --{option} {value!r}: give a whole number of at least {least} in digits 0-9", code=2)
+        raise Exit(f"error: --{option} {value!r}: give a whole number of at least {least} in digits 0-9", code=code)
     return found
 
 

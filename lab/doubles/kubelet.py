@@ -323,10 +323,14 @@ def node_object(name, flags, cfg, labels):
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
             "spec": {"taints": taints} if taints else {},
             "status": {"addresses": addresses(name, flags),
-                       "capacity": {"cpu": str(os.cpu_count()), "pods": "110"},
-                       "allocatable": {"cpu": str(os.cpu_count()), "pods": "110"},
+                       "capacity": capacity(cfg), "allocatable": capacity(cfg),
                        "conditions": conditions(),
                        "nodeInfo": node_info(name)}}
+
+
+def capacity(cfg):
+    """What the node offers: the kubelet reports its maxPods (default 110) as the pods it takes."""
+    return {"cpu": str(os.cpu_count()), "pods": str(cfg.get("maxPods", 110))}
 
 
 def _read(path, default):
@@ -395,7 +399,8 @@ def api_loop(flags, cfg, node_name, pods, stop, labels):
             sync_bound_pods(workers, client, node_ip(flags)[0] or "")
             # nodeInfo too, as the real kubelet's status sync does: a kubelet restarted on a new binary reports it
             client.request("PATCH", f"/api/v1/nodes/{node_name}/status",
-                           {"status": {"conditions": conditions(), "nodeInfo": node_info(node_name)}},
+                           {"status": {"conditions": conditions(), "nodeInfo": node_info(node_name),
+                                       "capacity": capacity(cfg), "allocatable": capacity(cfg)}},
                            "application/merge-patch+json")
             sync_mirror_pods(client, node_name, pods, node_ip(flags)[0] or "")
         except (DoubleError, ApiStatus, OSError) as e:

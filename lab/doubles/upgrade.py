@@ -219,6 +219,35 @@ def node(flags):
     log("[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager.")
 
 
+# `kubeadm upgrade node phase <name>`: the phases the double implements, with the flags each inherits
+# (cmd/kubeadm/app/cmd/phases/upgrade/node/kubeletconfig.go: --dry-run, --kubeconfig, --patches)
+NODE_PHASES = {"kubelet-config": {"kubeconfig"}}
+
+
+def node_phase(flags, args):
+    """`kubeadm upgrade node phase kubelet-config`: config.yaml backed up to /etc/kubernetes/tmp, then written from
+    the kubelet-config ConfigMap; the kubelet is not restarted (the operator does that)."""
+    name = args[0] if args else ""
+    if name not in NODE_PHASES:
+        raise DoubleError(f"unknown command \"{name}\" for \"kubeadm upgrade node phase\"")
+    for flag in flags:
+        if flag not in NODE_PHASES[name] | {"v", "rootfs"}:
+            raise DoubleError(f"unknown flag: --{flag}" if flag not in ("dry-run", "patches") else
+                              f"kubeadm double: --{flag} of `upgrade node phase {name}` is not implemented")
+    s = Session(flags)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+    backup = f"/etc/kubernetes/tmp/kubeadm-kubelet-config-{stamp}/config.yaml"
+    log(f"[upgrade] Backing up kubelet config file to {backup}")
+    if exists(KUBELET_CONFIG):
+        write_file(backup, host(KUBELET_CONFIG).read_text(), mode=0o600, dir_mode=0o700)
+        host(KUBELET_CONFIG).unlink()
+    kubelet = s.client.get(f"{CONFIGMAPS}/kubelet-config")["data"]["kubelet"]
+    write_file(KUBELET_CONFIG, kubelet)
+    log(f'[upgrade/kubelet-config] Writing kubelet configuration to file "{KUBELET_CONFIG}"')
+    log("[upgrade] The configuration for this node was successfully updated!")
+    log("[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager.")
+
+
 def upgrade_static_pods(s, cluster, flags, dry_run):
     """Rewrite each component's manifest with the target image (etcd only when newer and --etcd-upgrade), backing
     up the old one, and wait until the kubelet runs it: the component's mirror Pod shows the new image."""
@@ -310,6 +339,8 @@ def upgrade(flags, args):
         return plan(flags, rest)
     if sub == "apply":
         return apply(flags, rest)
+    if sub == "node" and rest[:1] == ["phase"]:
+        return node_phase(flags, rest[1:])
     if sub == "node":
         return node(flags)
     raise DoubleError(f"unknown command \"{sub}\" for \"kubeadm upgrade\"")

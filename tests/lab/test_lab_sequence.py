@@ -80,7 +80,8 @@ def test_up_makes_a_ready_cluster_a_second_up_changes_nothing_and_reset_leaves_t
     assert code == 0, again
     after_facts = {k: x for k, x in cells(r).items() if k[1] not in ("facts", "preflight")}
     assert {x.status for x in after_facts.values()} == {"unchanged"}, again
-    assert len(after_facts) == 3 * 2 + 1 + 1 + 2 + 1 + 3    # runtime, push; init; reconfigure; join-workers; cni; verify
+    # runtime, push; init; reconfigure-control-planes; join-workers, reconfigure-workers; kube-proxy; cni; verify
+    assert len(after_facts) == 3 * 2 + 1 + 1 + 2 * 2 + 1 + 1 + 3
     assert results["kf-w1", "join-workers"].steps[0].detail != "already a node"
     assert cells(r)["kf-w1", "join-workers"].steps[0].detail == "already a node"
     assert "done: nothing changed" in again

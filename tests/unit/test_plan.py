@@ -12,8 +12,9 @@ from inventories import host_tables
 from kubefab import facts, inventory, paths, plan
 from kubefab.components import kubeadm
 from kubefab.errors import KubefabError
+from kubefab.pki import token
 from kubefab.run import report
-from kubefab.steps import Push, WaitReconfigured
+from kubefab.steps import KubeletReady, Push, WaitReconfigured
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,13 +50,14 @@ def test_phases_run_in_order_with_the_right_hosts_and_batches(ha):
     _, p = ha
     assert p.stages == ("facts", "preflight")
     assert [pp.phase.name for pp in p.phases] == ["runtime", "push", "init", "join-control-plane",
-                                                  "reconfigure-control-planes", "join-workers", "cni", "addons",
-                                                  "verify"]
+                                                  "reconfigure-control-planes", "join-workers", "reconfigure-workers",
+                                                  "kube-proxy", "cni", "addons", "verify"]
     assert hosts_of(p, "runtime") == [["cp-1", "cp-2", "cp-3", "w-1", "w-2", "w-3"]]
     assert hosts_of(p, "init") == [["cp-1"]]
     assert hosts_of(p, "join-control-plane") == [["cp-2"], ["cp-3"]]
     assert hosts_of(p, "reconfigure-control-planes") == [["cp-1"], ["cp-2"], ["cp-3"]]
-    assert hosts_of(p, "join-workers") == [["w-1", "w-2"], ["w-3"]]
+    assert hosts_of(p, "join-workers") == hosts_of(p, "reconfigure-workers") == [["w-1", "w-2"], ["w-3"]]
+    assert hosts_of(p, "kube-proxy") == [["cp-1"]]
 
 
 def test_skip_and_only_select_phases_and_reject_unknown_names(ha):
@@ -233,22 +235,97 @@ def test_each_control_plane_applies_a_changed_init_config_through_kubeadms_phase
     inv, p = ha
     pp = next(pp for pp in p.phases if pp.phase.name == "reconfigure-control-planes")
     cp2 = next(hs for b in pp.batches for hs in b if hs.host.name == "cp-2")
-    manifests, gate, upload = cp2.steps
-    assert manifests.guard == upload.guard == f"cmp -s {paths.INIT_CONFIG} {paths.APPLIED_CONFIG}"
+    manifests, gate, upload, kubelet, ready, again = cp2.steps
+    assert isinstance(ready, KubeletReady) and isinstance(again, WaitReconfigured)
+    assert manifests.guard == upload.guard == f"cmp -s {paths.CONTROL_PLANE_CONFIG} {paths.APPLIED_CONFIG}"
     assert not manifests.done and not upload.done and isinstance(gate, WaitReconfigured)
-    assert f"kubeadm init phase control-plane all --config {paths.INIT_CONFIG} && " in manifests.script
-    assert upload.script == f"kubeadm init phase upload-config all --config {paths.INIT_CONFIG} && " \
-                            f"cp -p {paths.INIT_CONFIG} {paths.APPLIED_CONFIG}"
+    assert f"kubeadm init phase control-plane all --config {paths.CONTROL_PLANE_CONFIG} && " in manifests.script
+    assert upload.script == f"kubeadm init phase upload-config all --config {paths.CONTROL_PLANE_CONFIG} && " \
+                            f"cp -p {paths.CONTROL_PLANE_CONFIG} {paths.APPLIED_CONFIG}"
     # kubeadm init and a control plane's join record the config its manifests were made from; a worker has none
-    recorded = f"cp -p {paths.INIT_CONFIG} {paths.APPLIED_CONFIG}"
+    recorded = f"cp -p {paths.CONTROL_PLANE_CONFIG} {paths.APPLIED_CONFIG}"
     scripts = {(pp.phase.name, hs.host.name): hs.steps[0].script for pp in p.phases for b in pp.batches for hs in b
                if pp.phase.name.startswith(("init", "join"))}
-    assert scripts["init", "cp-1"].endswith(recorded) and scripts["join-control-plane", "cp-2"].endswith(recorded)
+    assert recorded in scripts["init", "cp-1"] and recorded in scripts["join-control-plane", "cp-2"]
     assert recorded not in scripts["join-workers", "w-1"]
+    # and every node the kubelet flags kubeadm started its kubelet with (kubefab's, from the same configuration)
+    kubelet_recorded = f"cp -p {paths.KUBELET_FLAGS_WANTED} {paths.KUBELET_FLAGS_APPLIED}"
+    assert all(s.endswith(kubelet_recorded) for s in scripts.values())
     # a host that is no control plane yet gets its manifests from kubeadm init or join, made from this very config
     gathered = {h.name: facts_of(h.name, kubernetes_files=(paths.manifest("kube-apiserver"),) * (h.name == "cp-1"))
                 for h in inv.hosts}
     done = plan.build(inv, p.bundle, gathered, only=("reconfigure-control-planes",)).phases[0]
     steps = {hs.host.name: hs.steps for b in done.batches for hs in b}
-    assert not any(s.done for s in steps["cp-1"])
+    assert not any(s.done for s in steps["cp-1"][:3])
     assert steps["cp-2"][0].done.startswith("not a control plane yet") and all(s.done for s in steps["cp-2"])
+
+
+def test_live_plan_with_a_bad_number_exits_1_not_2_which_means_changes(tmp_path):
+    run = cli("cluster.plan", "--live", "--workers", "x", "--state-dir", str(tmp_path / "state"))
+    assert run.returncode == 1, (run.returncode, run.stderr)
+    assert "--workers 'x': give a whole number of at least 1" in run.stderr
+
+
+def test_a_new_bootstrap_token_alone_reconfigures_no_control_plane(tmp_path):
+    path = tmp_path / "inventory.toml"
+    path.write_text(HA)
+    inv = inventory.load(path)
+    before = plan.prepare(inv)
+
+    def applied(bundle):         # the facts of control planes whose manifests were made from `bundle`'s config
+        def one(host):
+            made = next(r for r in bundle.files[host.name] if r.path == paths.CONTROL_PLANE_CONFIG)
+            return replace(facts_of(host.name, kubernetes_files=(paths.manifest("kube-apiserver"),)),
+                           files={paths.APPLIED_CONFIG: facts.FileState(0o600, 0, 0, made.size, 0, made.sha256)})
+        return {h.name: one(h) for h in inv.control_planes}
+
+    def pending(bundle, gathered):
+        pp = plan.build(inv, bundle, gathered, only=("reconfigure-control-planes",)).phases[0]
+        return [hs.host.name for b in pp.batches for hs in b if not all(s.done for s in hs.steps)]
+
+    gathered = applied(before)
+    assert pending(before, gathered) == []
+    token.path(inv).write_text("abcdef.0123456789abcdef\n")
+    after = plan.prepare(inv)
+    init = [next(r.sha256 for r in b.files["cp-1"] if r.path == paths.INIT_CONFIG) for b in (before, after)]
+    assert init[0] != init[1]                           # kubeadm init's config carries the new token
+    assert pending(after, gathered) == []
+    text = (inv.state_dir / "hosts" / "cp-2" / paths.CONTROL_PLANE_CONFIG.lstrip("/")).read_text()
+    assert "abcdef" not in text and "bootstrapTokens" not in text and "kubeletExtraArgs" in text
+    # what does change a control plane's manifests still reconfigures it
+    path.write_text(HA + '\n[cluster.apiserver]\nextra_args = { audit-log-maxage = "30" }\n')
+    inv = inventory.load(path)
+    assert pending(plan.prepare(inv), gathered) == ["cp-1", "cp-2", "cp-3"]
+
+
+def test_a_changed_kubelet_setting_restarts_each_kubelet_once_control_planes_one_at_a_time_workers_in_batches(tmp_path):
+    path = tmp_path / "inventory.toml"
+    path.write_text(HA)
+    inv = inventory.load(path)
+    before = plan.prepare(inv)
+
+    def kubelets_of(bundle):     # nodes whose kubelet runs on `bundle`'s flags, as the probe reports them
+        def one(host):
+            flags = next(r for r in bundle.files[host.name] if r.path == paths.KUBELET_FLAGS_WANTED)
+            state = facts.FileState(0o644, 0, 0, flags.size, 0, flags.sha256)
+            return replace(facts_of(host.name, kubernetes_files=(paths.kubeconfig("kubelet.conf"),)),
+                           files={paths.KUBELET_FLAGS: state, paths.KUBELET_FLAGS_APPLIED: state})
+        return {h.name: one(h) for h in inv.hosts}
+
+    def restarted(bundle, gathered):
+        p = plan.build(inv, bundle, gathered, only=("reconfigure-control-planes", "reconfigure-workers"))
+        return [[hs.host.name for hs in b if any(s.name == "kubelet configuration" and not s.done for s in hs.steps)]
+                for pp in p.phases for b in pp.batches]
+
+    gathered = kubelets_of(before)
+    assert restarted(before, gathered) == [[], [], [], [], []]
+    path.write_text(HA.replace("[cluster]\n", "[cluster.kubelet]\nconfig = { maxPods = 150 }\n\n[cluster]\n"))
+    inv = inventory.load(path)
+    after = plan.prepare(inv)
+    assert restarted(after, gathered) == [["cp-1"], ["cp-2"], ["cp-3"], ["w-1", "w-2"], ["w-3"]]
+    flags = (inv.state_dir / "hosts" / "w-1" / paths.KUBELET_FLAGS_WANTED.lstrip("/")).read_text()
+    assert flags.splitlines()[-1] == ('KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/'
+                                      'containerd.sock --node-ip=10.0.0.21"')
+    # a host that is no node yet gets its kubelet's files from kubeadm init or join
+    fresh = {**gathered, "w-3": facts_of("w-3")}
+    assert restarted(after, fresh)[-1] == []

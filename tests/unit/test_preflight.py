@@ -161,7 +161,8 @@ CASES = (
     Case("KubeletVersion", "w-1", {"version.kubelet": ""}, FIX, "not installed"),
     Case("KubeletVersion", "w-1", {"version.kubelet": "1.34.1"}, ERROR, "asks for 1.33.5", prepared=False),
     Case("KubeletVersion", "w-1", {"version.kubelet": "1.33.50"}, FIX, "kubelet 1.33.50 is installed"),
-    Case("KubeletVersion", "w-1", {**MEMBER, "version.kubelet": "1.32.9"}, ERROR, "does not upgrade running nodes"),
+    Case("KubeletVersion", "w-1", {**MEMBER, "version.kubelet": "1.32.9"}, ERROR, "cluster.up does not upgrade running "
+         "nodes"),
     Case("PackageRepository", "w-1", {"version.kubeadm": "", "repo.state": "failed",
                                       "repo.detail": "curl: (7) Failed to connect to 10.0.0.9 port 80"}, ERROR,
          "v1.33 does not answer: curl: (7) Failed to connect"),
@@ -363,3 +364,12 @@ def test_the_local_ca_fingerprint_matches_what_the_probe_computes(tmp_path):
     crt, _ = pki.paths(inv, pki.BY_NAME["ca"])
     assert state.ca_fingerprint(inv) == facts.ca_fingerprint(crt.read_bytes())
     assert facts.ca_fingerprint(crt.read_bytes().replace(b"\n", b"\r\n")) == state.ca_fingerprint(inv)
+
+
+def test_a_new_kubernetes_version_on_a_running_cluster_points_at_cluster_upgrade_and_cannot_be_ignored(inventories):
+    got = findings(inventories["default"], {"w-1": {**MEMBER, "version.kubelet": "1.32.9"}})[("w-1", "KubeletVersion")]
+    assert got.fix == "run `invoke cluster.upgrade` to move the cluster to 1.33.5 node by node, or set " \
+                      "kubernetes_version back to 1.32.9"
+    with pytest.raises(KubefabError, match="--ignore KubeletVersion: this check cannot be ignored: on a node of this "
+                                           "cluster the runtime phase would install the new kubelet outside any drain"):
+        preflight.resolve_ignore(["kubeletversion"])

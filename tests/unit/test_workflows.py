@@ -16,8 +16,8 @@ from kubefab.run.session import Options
 from kubefab.steps import Api
 
 ROOT = Path(__file__).resolve().parents[2]
-UP = ("facts, preflight, runtime, push, init, join-control-plane, reconfigure-control-planes, join-workers, cni, "
-      "addons, verify")
+UP = ("facts, preflight, runtime, push, init, join-control-plane, reconfigure-control-planes, join-workers, "
+      "reconfigure-workers, kube-proxy, cni, addons, verify")
 JOIN = "facts, preflight, runtime, push, join, verify"
 RESET = "reset-workers, reset-control-planes, reset-leader"
 
@@ -66,5 +66,5 @@ def test_reset_runs_the_workers_then_the_other_control_planes_last_joined_first_
 
 def test_every_kind_of_api_step_has_its_runner():
     runners = {**apisteps.RUNNERS, **apisteps.STEP_RUNNERS}
-    assert set(runners) == set(Api.__subclasses__()) and len(runners) == 20
+    assert set(runners) == set(Api.__subclasses__()) and len(runners) == 22
     assert not set(apisteps.RUNNERS) & set(apisteps.STEP_RUNNERS)

@@ -144,10 +144,11 @@ def _overlay(name, doc, overlay):
     return _merge(doc, extra)
 
 
-def document(name, kind, values):
-    """The document of `kind` in YAML template `name`, its placeholders filled from `values`."""
+def document(name, kind, values, overlay=None):
+    """The document of `kind` in YAML template `name`, its placeholders filled from `values`, `overlay`
+    (where, mapping) merged in."""
     doc = next(d for d in _documents(name, load(name)) if isinstance(d, dict) and d.get("kind") == kind)
-    return _fill(name, doc, plain(values), set(), kind)
+    return _overlay(name, _fill(name, doc, plain(values), set(), kind), overlay)
 
 
 def conflicts(base, extra, at=()):
