@@ -14,6 +14,7 @@ import time
 
 from kubefab import net, pki
 from kubefab.api import addons, apply, drain, health, kube, members, nodes, upgrade
+from kubefab.components import addons as addons_catalogue
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
@@ -106,7 +107,8 @@ class ApiSteps:
 
     def addons_available(self, host):
         addons.wait_available(self.api(), self.inv)
-        return UNCHANGED, "every add-on Deployment available"
+        programmed = ", the gateway programmed" if addons_catalogue.GATEWAY in addons_catalogue.enabled(self.inv) else ""
+        return UNCHANGED, f"every add-on Deployment available{programmed}"
 
     def node(self, host):
         none = self.inv.cluster.cni == "none"      # no Ready before the user's own pod network runs

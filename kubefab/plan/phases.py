@@ -147,7 +147,9 @@ def _verify(inv, host, bundle, facts):
     deployments = [f"{ns}/{name}" for a in addons.enabled(inv) for ns, name in a.deployments]
     if host != inv.first_control_plane or not deployments:
         return (node,)
-    return (node, AddonsAvailable(f"wait until the add-ons' Deployments are available: {', '.join(deployments)}"))
+    gateway = f"; gateway {'/'.join(addons.WEB)} programmed" if addons.GATEWAY in addons.enabled(inv) else ""
+    return (node, AddonsAvailable(f"wait until the add-ons' Deployments are available: {', '.join(deployments)}"
+                                  + gateway))
 
 
 RUNTIME = Phase("runtime", "Set up the hostname, swap, modules, sysctls, containerd and the kubelet", "all", PARALLEL,
