@@ -99,14 +99,17 @@ def manifest(inv, addon):
 def envoy_gateway_config(controller_image, envoy_image):
     """envoy-gateway.yaml, the controller's EnvoyGateway config as the helm chart's defaults write it, with the
     images the proxies run (the Envoy proxy, and the controller's own image as their shutdown manager) named for
-    this inventory's registries, and the topology injector off (its webhook's CA bundle is certgen's work)."""
+    this inventory's registries, the proxies' Service a NodePort (upstream's LoadBalancer gets no address on a
+    kubeadm cluster without a load-balancer controller, and a Gateway without an address is never Programmed), and
+    the topology injector off (its webhook's CA bundle is certgen's work)."""
     return yaml.safe_dump({
         "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyGateway",
         "gateway": {"controllerName": GATEWAY_CLASS},
         "logging": {"level": {"default": "info"}},
         "provider": {"type": "Kubernetes", "kubernetes": {"shutdownManager": {"image": controller_image}}},
         "envoyProxy": {"provider": {"type": "Kubernetes", "kubernetes": {
-            "envoyDeployment": {"container": {"image": envoy_image}}}}},
+            "envoyDeployment": {"container": {"image": envoy_image}},
+            "envoyService": {"type": "NodePort"}}}},
         "proxyTopologyInjector": {"disabled": True}}, sort_keys=False)
 
 

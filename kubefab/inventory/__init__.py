@@ -257,10 +257,11 @@ def _resolve_cluster(p, raw):
 
 def _resolve_addons(p, raw, base):
     flat = {k: v for k, v in raw.items() if k != "tls"}
-    tls = AddonsTls(**schema.typed(p, "addons.tls", _table(p, raw, "tls", "addons.tls"), AddonsTls))
+    given = _table(p, raw, "tls", "addons.tls")
+    tls = AddonsTls(**schema.typed(p, "addons.tls", given, AddonsTls))
     tls = replace(tls, cert=_absolute(tls.cert, base), key=_absolute(tls.key, base))
     addons = Addons(**schema.typed(p, "addons", flat, Addons, skip=("tls",)), tls=tls)
-    validate.check_addons(p, addons, tls_given="tls" in raw)
+    validate.check_addons(p, addons, tls_keys=tuple(given))
     return addons
 
 

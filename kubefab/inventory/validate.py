@@ -145,7 +145,7 @@ def _choice(p, table, key, value, allowed):
 
 # -- [addons] ---------------------------------------------------------------------------------------
 
-def check_addons(p, a, tls_given):
+def check_addons(p, a, tls_keys):
     if a.ui == "dashboard":
         p.add("addons", "ui", "is 'dashboard': the Kubernetes Dashboard was archived in January 2026 — use "
                               "'headlamp' (Kubernetes SIG UI), its recommended replacement")
@@ -162,18 +162,19 @@ def check_addons(p, a, tls_given):
     else:
         _choice(p, "addons", "gateway", a.gateway, GATEWAYS)
     if a.gateway == "none":
-        if tls_given:
-            p.add(("addons", "tls"), "", "is for the gateway, which is 'none' — set gateway = \"envoy-gateway\" "
-                                         "or remove [addons.tls]")
+        for key in tls_keys:
+            p.add(("addons", "tls"), key, "is for the gateway, which is 'none' — set gateway = \"envoy-gateway\" "
+                                          "or remove it")
         return
-    _check_tls(p, a.tls, tls_given)
+    _check_tls(p, a.tls, bool(tls_keys))
 
 
 def _check_tls(p, tls, given):
     where = ("addons", "tls")
     if not given or not (tls.cert or tls.key or tls.issue):
-        p.add(where, "", "is required by the gateway's HTTPS listener — give cert and key (your certificate) or "
-                         "issue = [\"web.example.com\"] (names for one from kubefab's add-on CA)")
+        p.add("addons", "gateway", "needs [addons.tls] for its HTTPS listener — give cert and key (your "
+                                   "certificate) or issue = [\"web.example.com\"] (names for one from kubefab's "
+                                   "add-on CA)")
     elif tls.issue and (tls.cert or tls.key):
         p.add(where, "issue", "and cert/key are exclusive — keep your certificate or names to issue one for")
     elif tls.issue:
