@@ -236,10 +236,10 @@ def _status(client, path, obj, status):
     old = obj.get("status") or {}
 
     def plain(s):
-        return {k: ([{f: c.get(f) for f in ("type", "status", "reason", "message")} for c in v]
+        return {k: ([{f: c.get(f) for f in ("type", "status", "reason", "message")} for c in v or []]
                     if k == "conditions" else v) for k, v in s.items()}
     if any(plain({k: old.get(k)}) != plain({k: v}) for k, v in status.items()):
-        stamped = dict(old, **status, conditions=[dict(c, lastTransitionTime=_now()) for c in status["conditions"]])
+        stamped = {**old, **status, "conditions": [dict(c, lastTransitionTime=_now()) for c in status["conditions"]]}
         client.request("PUT", f"{path}/status", dict(obj, status=stamped))
 
 
