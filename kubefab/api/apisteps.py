@@ -107,7 +107,8 @@ class ApiSteps:
 
     def addons_available(self, host):
         addons.wait_available(self.api(), self.inv)
-        programmed = ", the gateway programmed" if addons_catalogue.GATEWAY in addons_catalogue.enabled(self.inv) else ""
+        gateway = addons_catalogue.GATEWAY in addons_catalogue.enabled(self.inv)
+        programmed = ", the gateway programmed" if gateway else ""
         return UNCHANGED, f"every add-on Deployment available{programmed}"
 
     def node(self, host):

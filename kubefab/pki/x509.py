@@ -190,7 +190,8 @@ def user_pair_problem(cert_pem, key_pem, at=None):
         return "cert", "is not a PEM certificate — give the server certificate (its chain may follow it)"
     at = at or now()
     if at > cert.not_valid_after_utc:
-        return "cert", f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC — renew it and point cert at the new one"
+        return "cert", (f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC — renew it and point cert at the "
+                        "new one")
     if at < cert.not_valid_before_utc:
         return "cert", f"is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC — check its dates"
     try:

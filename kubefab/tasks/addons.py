@@ -31,7 +31,8 @@ def remove(c, name, dry_run=False, inventory=None, state_dir=None, via=None):
         gone = addons.remove(_api(inv, via), inv, name, dry_run=dry_run)
         said = f"would be removed: {len(gone)} objects would be deleted" if dry_run else \
             f"removed: {len(gone)} objects deleted"
-        print(f"add-on {name!r} {said}" + "".join(f"\n  {kind} {f'{ns}/' if ns else ''}{obj}" for kind, ns, obj in gone))
+        print(f"add-on {name!r} {said}"
+              + "".join(f"\n  {kind} {f'{ns}/' if ns else ''}{obj}" for kind, ns, obj in gone))
         if not dry_run and name in {a.name for a in catalogue.enabled(inv)}:
             print(f"note: [addons] in {inv.path} still turns {name!r} on — the next cluster.up installs it again "
                   "unless you turn it off there")
@@ -39,7 +40,7 @@ def remove(c, name, dry_run=False, inventory=None, state_dir=None, via=None):
 
 @task(help={"inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "via": VIA_HELP})
 def sample(c, inventory=None, state_dir=None, via=None):
-    """Put a sample echo service behind the gateway's HTTPS listener (an HTTPRoute); `addons.remove sample` undoes it."""
+    """Put a sample echo server behind the gateway's HTTPS listener (an HTTPRoute); `addons.remove sample` undoes it."""
     with user_errors():
         inv = load(c, inventory, state_dir)
         done = addons.sample(_api(inv, via), inv)

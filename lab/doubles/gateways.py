@@ -34,7 +34,8 @@ ENVOY_IMAGE = "docker.io/envoyproxy/envoy:distroless-v1.39.0"          # api/v1a
 SHUTDOWN_IMAGE = "docker.io/envoyproxy/gateway-dev:latest"
 LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
           "app.kubernetes.io/managed-by": "envoy-gateway"}
-OWNING_NAME, OWNING_NAMESPACE = "gateway.envoyproxy.io/owning-gateway-name", "gateway.envoyproxy.io/owning-gateway-namespace"
+OWNING_NAME = "gateway.envoyproxy.io/owning-gateway-name"
+OWNING_NAMESPACE = "gateway.envoyproxy.io/owning-gateway-namespace"
 
 
 def _get(client, path):
@@ -143,7 +144,8 @@ def _listener(client, gateway, spec):
         for i, ref in enumerate(refs):
             problem = problem or _certificate_problem(client, i, ref.get("namespace") or namespace, ref["name"])
     conditions = [_condition(gateway, "Accepted", True, "Accepted", "Listener has been successfully translated"),
-                  _condition(gateway, "ResolvedRefs", not problem, "InvalidCertificateRef" if problem else "ResolvedRefs",
+                  _condition(gateway, "ResolvedRefs", not problem,
+                             "InvalidCertificateRef" if problem else "ResolvedRefs",
                              problem or "Listener has been successfully translated"),
                   _condition(gateway, "Programmed", not problem, "Invalid" if problem else "Programmed",
                              "Listener is invalid, see other Conditions for details." if problem else

@@ -84,9 +84,10 @@ def test_the_gateway_is_programmed_once_its_proxy_runs_and_only_with_a_valid_tls
     api.admin.delete(SECRET)
     run(1)
     listener = {c["type"]: c for c in api.admin.get(GATEWAY)["status"]["listeners"][0]["conditions"]}
-    assert listener["ResolvedRefs"]["message"] == "certificate refs 0: Secret envoy-gateway-system/web-tls does not exist."
-    api.admin.create("/api/v1/namespaces/envoy-gateway-system/secrets", {
-        k: v for k, v in good.items() if k in ("apiVersion", "kind", "type", "data")} | {"metadata": {"name": "web-tls"}})
+    assert listener["ResolvedRefs"]["message"] == \
+        "certificate refs 0: Secret envoy-gateway-system/web-tls does not exist."
+    kept = {k: v for k, v in good.items() if k in ("apiVersion", "kind", "type", "data")}
+    api.admin.create("/api/v1/namespaces/envoy-gateway-system/secrets", dict(kept, metadata={"name": "web-tls"}))
     assert run(2)["Programmed"]["status"] == "True"
 
     gone = addons.remove(api.kube, inv, "gateway")

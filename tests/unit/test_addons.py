@@ -48,8 +48,8 @@ def problems(tmp_path, extra):
                                               "March 2026 — use 'envoy-gateway'"),
     ('[addons]\ngateway = "envoy-gateway"\n', "line 13: [addons] gateway needs [addons.tls] for its HTTPS listener — "
                                               "give cert and key"),
-    ('[addons.tls]\nissue = ["web.example.com"]\n', "line 13: [addons.tls] issue is for the gateway, which is 'none' — "
-                                                    'set gateway = "envoy-gateway" or remove it'),
+    ('[addons.tls]\nissue = ["web.example.com"]\n',
+     "line 13: [addons.tls] issue is for the gateway, which is 'none' — set gateway = \"envoy-gateway\" or remove it"),
     ('[addons]\ngateway = "envoy-gateway"\n[addons.tls]\nissue = ["web.example.com", "bad name"]\n',
      "line 15: [addons.tls] issue holds 'bad name', neither a DNS name nor an IP address"),
     ('[addons]\ngateway = "envoy-gateway"\n[addons.tls]\nissue = ["a.example"]\ncert = "web.crt"\n',
