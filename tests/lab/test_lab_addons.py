@@ -66,6 +66,7 @@ def test_addons_install_verify_rerun_token_gateway_and_remove(new_lab, tmp_path,
     assert "deployment kube-system/headlamp (headlamp) did not become available" in failed, failed
     assert f"ErrImagePull: failed to pull and unpack image \"{headlamp_image}\"" in failed, failed
 
+    monkeypatch.setattr(addons, "AVAILABLE_TIMEOUT", 90)      # a busy machine: the proxy comes up after the others
     code, text, r = run_of(lab, tmp_path, yes=True)
     assert code == 0, text
     said = details(r)
