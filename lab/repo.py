@@ -47,14 +47,6 @@ esac
 echo "error: the lab's kubectl double only answers 'kubectl version --client'" >&2
 exit 1
 """
-CRICTL = """#!/bin/sh
-# kubefab lab double of crictl {version}: answers `crictl --version`, nothing else
-case "$*" in
-    --version | -v) echo "crictl version v{version}"; exit 0 ;;
-esac
-echo "crictl: the lab's double only answers --version" >&2
-exit 1
-"""
 KUBELET_DEFAULTS = "KUBELET_EXTRA_ARGS=\n"
 
 
@@ -109,7 +101,7 @@ def _kubectl(stage, version, family):
 
 
 def _cri_tools(stage, version, family):
-    _write(stage, "/usr/bin/crictl", CRICTL.format(version=version), 0o755)
+    _doubles(stage, "cri-tools", version, ("crictl",))
 
 
 def _kubernetes_cni(stage, version, family):

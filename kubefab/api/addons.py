@@ -3,9 +3,11 @@ their Deployments are available, removed by the record, and a short-lived token 
 
 from dataclasses import dataclass
 
+from kubefab import net, pki
 from kubefab.api import apply, kube
 from kubefab.components import addons
 from kubefab.errors import KubefabError
+from kubefab.pki import addons as addon_pki
 from kubefab.secret import Secret
 from kubefab.state import addons as record
 
@@ -26,14 +28,17 @@ class Installed:
         return tuple(a for a in self.applied if a.action != apply.UNCHANGED)
 
 
-def install(api, inv):
-    """Apply every add-on the inventory turns on, recording each object as soon as it is applied (an interrupted
-    run leaves nothing kubefab wrote unrecorded); one Installed per add-on."""
+def install(api, inv, chosen=None):
+    """Apply every add-on the inventory turns on (or those `chosen`), recording each object as soon as it is
+    applied (an interrupted run leaves nothing kubefab wrote unrecorded); one Installed per add-on. An add-on's
+    Secrets (keys from the add-on PKI) go in before the objects that mount them."""
     done = []
-    for addon in addons.enabled(inv):
+    for addon in addons.enabled(inv) if chosen is None else chosen:
         source = f"add-on {addon.name} ({addon.component})"
+        docs = apply.ordered(apply.documents(addons.manifest(inv, addon), source))
+        first = [d for d in docs if d["kind"] in apply.FIRST]
         applied = []
-        for doc in apply.ordered(apply.documents(addons.manifest(inv, addon), source)):
+        for doc in (*first, *addons.secret_objects(inv, addon), *docs[len(first):]):
             result = apply.apply_object(api, doc)
             record.record(inv, addon.name, [(doc["apiVersion"], doc["kind"], result.namespace, result.name)])
             applied.append(result)
@@ -41,15 +46,40 @@ def install(api, inv):
     return tuple(done)
 
 
+def sample(api, inv):
+    """Apply the gateway's sample (an echo server and an HTTPRoute to it), recorded as add-on `sample`."""
+    if addons.GATEWAY not in addons.enabled(inv):
+        raise KubefabError(f"{inv.path}: [addons] gateway is 'none' — the sample routes through the gateway: set "
+                           "gateway = \"envoy-gateway\" and run cluster.up first")
+    if addons.GATEWAY.name not in record.read(inv):
+        raise KubefabError("the gateway is not installed yet (nothing recorded in "
+                           f"{record.path(inv)}) — run cluster.up first")
+    return install(api, inv, (addons.SAMPLE,))[0]
+
+
+def sample_hint(inv):
+    """How to reach the sample: the proxy's Service, and curl trusting the add-on CA (or your own certificate)."""
+    namespace, gateway = addons.WEB
+    name = next((n for n in inv.addons.tls.issue if not net.as_ip(n)), "<a name of your certificate>")
+    ca = f"--cacert {pki.paths(inv, addon_pki.CA)[0]} " if inv.addons.tls.issue else ""
+    return (f"# the proxy: kubectl -n {namespace} get service -l "
+            f"gateway.envoyproxy.io/owning-gateway-name={gateway}\n"
+            f"# then: curl {ca}--resolve {name}:443:<its address> https://{name}/hostname")
+
+
 def left_over(inv):
-    """Names of add-ons recorded in the state dir that the inventory no longer turns on."""
+    """Names of add-ons recorded in the state dir that the inventory no longer turns on (the sample rides on the
+    gateway)."""
     on = {a.name for a in addons.enabled(inv)}
+    if addons.GATEWAY.name in on:
+        on.add(addons.SAMPLE.name)
     return tuple(name for name in record.read(inv) if name not in on)
 
 
-def remove(api, inv, name):
+def remove(api, inv, name, dry_run=False):
     """Delete what add-on `name`'s record holds (objects another recorded add-on holds too are kept), last applied
-    first, then forget it; the objects that were there, as (kind, namespace, name)."""
+    first, then forget it; the objects that were there, as (kind, namespace, name). With `dry_run`, only read:
+    the objects that would be deleted, and the record is kept."""
     data = record.read(inv)
     if name not in data:
         known = ", ".join(sorted(data)) or "none"
@@ -64,9 +94,11 @@ def remove(api, inv, name):
             resource = api.resource(api_version, kind, timeout=0)
         except kube.Timeout:
             continue            # no longer served (its CRD is gone): nothing of that kind is left
-        if api.delete(resource.path(namespace, obj_name), {"propagationPolicy": "Background"}):
+        path = resource.path(namespace, obj_name)
+        if api.find(path) is not None if dry_run else api.delete(path, {"propagationPolicy": "Background"}):
             deleted.append((kind, namespace, obj_name))
-    record.forget(inv, name)
+    if not dry_run:
+        record.forget(inv, name)
     return tuple(deleted)
 
 
@@ -87,6 +119,28 @@ def wait_available(api, inv, timeout=None):
                 return False, why_unavailable(api, deployment)
             kube.until(check, timeout, f"deployment {namespace}/{name} ({addon.component}) did not become available",
                        api.stop)
+        if addon is addons.GATEWAY:
+            _wait_programmed(api, timeout)
+
+
+def _wait_programmed(api, timeout):
+    """The Gateway's Programmed condition True (its controller has a proxy serving it), else why not."""
+    namespace, name = addons.WEB
+    path = f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/gateways/{name}"
+
+    def check():
+        gateway = api.find(path) or {}
+        status = gateway.get("status") or {}
+        conditions = {c.get("type"): c for c in status.get("conditions") or []}
+        if (conditions.get("Programmed") or {}).get("status") == "True":
+            return True, None
+        for listener in status.get("listeners") or []:
+            for c in listener.get("conditions") or []:
+                if c.get("status") == "False":
+                    return False, f"listener {listener.get('name')}: {c.get('reason')}: {c.get('message')}"
+        worst = conditions.get("Programmed") or conditions.get("Accepted")
+        return False, f"{worst.get('reason')}: {worst.get('message')}" if worst else "no status from its controller"
+    kube.until(check, timeout, f"gateway {namespace}/{name} (envoy-gateway) was not programmed", api.stop)
 
 
 def _available(deployment):

@@ -16,6 +16,7 @@ import yaml
 
 from kubefab import net, pki
 from kubefab.api import addons, apply, drain, health, kube, kubeproxy, members, nodes, upgrade
+from kubefab.components import addons as addons_catalogue
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
@@ -117,7 +118,9 @@ class ApiSteps:
 
     def addons_available(self, host):
         addons.wait_available(self.api(), self.inv)
-        return UNCHANGED, "every add-on Deployment available"
+        gateway = addons_catalogue.GATEWAY in addons_catalogue.enabled(self.inv)
+        programmed = ", the gateway programmed" if gateway else ""
+        return UNCHANGED, f"every add-on Deployment available{programmed}"
 
     def node(self, host):
         none = self.inv.cluster.cni == "none"      # no Ready before the user's own pod network runs

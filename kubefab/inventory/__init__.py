@@ -256,12 +256,13 @@ def _resolve_cluster(p, raw):
     return Cluster(**values)
 
 
-def _resolve_addons(p, raw):
+def _resolve_addons(p, raw, base):
     flat = {k: v for k, v in raw.items() if k != "tls"}
-    tls = _table(p, raw, "tls", "addons.tls")
-    addons = Addons(**schema.typed(p, "addons", flat, Addons, skip=("tls",)),
-                    tls=AddonsTls(**schema.typed(p, "addons.tls", tls, AddonsTls)))
-    validate.check_addons(p, addons, tls_keys=tuple(tls))
+    given = _table(p, raw, "tls", "addons.tls")
+    tls = AddonsTls(**schema.typed(p, "addons.tls", given, AddonsTls))
+    tls = replace(tls, cert=_absolute(tls.cert, base), key=_absolute(tls.key, base))
+    addons = Addons(**schema.typed(p, "addons", flat, Addons, skip=("tls",)), tls=tls)
+    validate.check_addons(p, addons, tls_keys=tuple(given))
     return addons
 
 
@@ -316,7 +317,7 @@ def load(path="inventory.toml", state_dir=None):
     mirrors = Mirrors(**schema.typed(p, "mirrors", _table(p, raw, "mirrors", "mirrors"), Mirrors))
     install = Install(**schema.typed(p, "install", _table(p, raw, "install", "install"), Install))
     validate.check_install(p, install)
-    addons = _resolve_addons(p, _table(p, raw, "addons", "addons"))
+    addons = _resolve_addons(p, _table(p, raw, "addons", "addons"), path.resolve().parent)
     validate.check_cluster(p, cluster)
     ha_checks.check(p, cluster, hosts, given="ha" in cluster_raw)
     warnings = validate.check_whole(p, hosts, cluster, mirrors)

@@ -7,6 +7,7 @@ from urllib.parse import quote, urlsplit
 
 from kubefab import net, versions
 from kubefab.digits import GO_DURATION_MAX_NS, go_duration_ns, whole
+from kubefab.pki import x509
 from kubefab.pki.x509 import ALGORITHMS
 
 CONTROL_PLANE, WORKER = "control-plane", "worker"
@@ -17,7 +18,7 @@ KNOWN_HOSTS_POLICIES = ("strict", "accept-new", "off")
 INSTALL_SOURCES = ("packages", "offline")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 UIS = ("headlamp", "none")
-GATEWAYS = ("none",)
+GATEWAYS = ("envoy-gateway", "none")
 NODE_PORTS = (30000, 32767)             # kube-apiserver's default --service-node-port-range
 
 # kubeadm's limits (cmd/kubeadm/app/constants, apis/kubeadm/validation)
@@ -155,11 +156,47 @@ def check_addons(p, a, tls_keys):
                                         f"{NODE_PORTS[1]}, the API server's default --service-node-port-range")
     elif a.ui_node_port and a.ui == "none":
         p.add("addons", "ui_node_port", "is set but ui is 'none' — set ui = \"headlamp\" or remove ui_node_port")
-    if a.gateway not in GATEWAYS:
-        p.add("addons", "gateway", f"is {a.gateway!r}: this kubefab installs no Gateway API implementation yet — "
-                                   "set gateway = \"none\" or remove it")
-    for key in tls_keys:
-        p.add(("addons", "tls"), key, "is for the gateway, which this kubefab does not install yet — remove it")
+    if a.gateway == "ingress-nginx":
+        p.add("addons", "gateway", "is 'ingress-nginx': it reached end of life in March 2026 — use "
+                                   "'envoy-gateway' (a Gateway API implementation)")
+    else:
+        _choice(p, "addons", "gateway", a.gateway, GATEWAYS)
+    if a.gateway == "none":
+        for key in tls_keys:
+            p.add(("addons", "tls"), key, "is for the gateway, which is 'none' — set gateway = \"envoy-gateway\" "
+                                          "or remove it")
+        return
+    _check_tls(p, a.tls, bool(tls_keys))
+
+
+def _check_tls(p, tls, given):
+    where = ("addons", "tls")
+    if not given or not (tls.cert or tls.key or tls.issue):
+        p.add("addons", "gateway", "needs [addons.tls] for its HTTPS listener — give cert and key (your "
+                                   "certificate) or issue = [\"web.example.com\"] (names for one from kubefab's "
+                                   "add-on CA)")
+    elif tls.issue and (tls.cert or tls.key):
+        p.add(where, "issue", "and cert/key are exclusive — keep your certificate or names to issue one for")
+    elif tls.issue:
+        for i, name in enumerate(tls.issue):
+            if not is_san(name):
+                p.add(where, "issue", f"holds {name!r}, neither a DNS name nor an IP address", at=(i,))
+    elif not (tls.cert and tls.key):
+        p.add(where, "cert" if tls.cert else "key", f"is set without {'key' if tls.cert else 'cert'} — give both "
+                                                    "the certificate and its private key")
+    else:
+        problem = x509.user_pair_problem(_read(tls.cert), _read(tls.key))
+        if problem:
+            p.add(where, problem[0], f"{tls.cert if problem[0] == 'cert' else tls.key}: {problem[1]}")
+
+
+def _read(path):
+    """The file's bytes, or the OSError's words."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        return e
 
 
 # -- networks ---------------------------------------------------------------------------------------

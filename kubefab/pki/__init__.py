@@ -133,10 +133,10 @@ def ensure(inv, renew=()):
     at = x509.now()
     cas = [spec for spec in CERTS if spec.is_ca]
     for spec in cas:            # all of them before anything is written
-        _check_ca(*paths(inv, spec))
-        _check_ca_dates(inv, paths(inv, spec)[0], at)
+        check_ca(*paths(inv, spec))
+        check_ca_dates(inv, paths(inv, spec)[0], at)
     private_dirs(inv, [paths(inv, spec, host)[0] for spec, host in targets(inv)])
-    actions = [_ensure_ca(inv, spec, at) for spec in cas]
+    actions = [ensure_ca(inv, spec, at) for spec in cas]
     actions.append(_ensure_sa(inv))
     actions += [_ensure_leaf(inv, spec, host, at, spec.name in renew)
                 for spec, host in targets(inv) if not spec.is_ca]
@@ -165,7 +165,7 @@ def request(inv, spec, host=None):
                         days=c.ca_validity_days if spec.is_ca else c.cert_validity_days)
 
 
-def _ensure_ca(inv, spec, at):
+def ensure_ca(inv, spec, at):
     crt, key = paths(inv, spec)
     if not crt.exists() and not key.exists():
         key_pem = x509.new_key(inv.cluster.encryption_algorithm)
@@ -174,7 +174,7 @@ def _ensure_ca(inv, spec, at):
     return Action(spec.name, None, KEPT, expiry_note(crt.read_bytes(), at) or "existing CA, never replaced")
 
 
-def _check_ca(crt, key):
+def check_ca(crt, key):
     """Raise a KubefabError unless `crt`/`key` are a usable CA pair or both absent; a CA is never regenerated."""
     if not crt.exists() and not key.exists():
         return
@@ -195,7 +195,7 @@ def _check_ca(crt, key):
         raise KubefabError(f"{key}: does not belong to {crt.name} (or is not a PEM key) — {fix}")
 
 
-def _check_ca_dates(inv, crt, at):
+def check_ca_dates(inv, crt, at):
     """An existing CA must outlive every leaf issued now: kubefab never regenerates a CA, the user decides."""
     if not crt.exists():
         return
@@ -235,7 +235,7 @@ def _ensure_leaf(inv, spec, host, at, renew=False):
     crt, key = paths(inv, spec, host)
     ca_pem, ca_key = ca_pair(inv, spec.ca)
     want = request(inv, spec, host)
-    reason = "renewal requested" if renew else _leaf_problem(crt, key, ca_pem, want, at)
+    reason = "renewal requested" if renew else leaf_problem(crt, key, ca_pem, want, at)
     node = host.name if host else None
     if reason is None:
         return Action(spec.name, node, KEPT, expiry_note(crt.read_bytes(), at) or "valid")
@@ -244,7 +244,7 @@ def _ensure_leaf(inv, spec, host, at, renew=False):
     return Action(spec.name, node, CREATED if reason == NEW else REISSUED, reason)
 
 
-def _leaf_problem(crt, key, ca_pem, want, at):
+def leaf_problem(crt, key, ca_pem, want, at):
     if not crt.exists() and not key.exists():
         return NEW
     if not crt.exists() or not key.exists():

@@ -176,6 +176,33 @@ def key_matches(cert_pem, key, thorough=False):
         return False
 
 
+def user_pair_problem(cert_pem, key_pem, at=None):
+    """Why a user's certificate file and key file cannot serve TLS, as ("cert" | "key", words), or None.
+
+    Either may be the OSError of reading it. The first certificate of the file is the server's (a chain follows).
+    """
+    for which, data in (("cert", cert_pem), ("key", key_pem)):
+        if isinstance(data, OSError):
+            return which, f"cannot be read ({data.strerror or data}) — check the path (relative to the inventory)"
+    try:
+        cert = _cert(cert_pem)
+    except ValueError:
+        return "cert", "is not a PEM certificate — give the server certificate (its chain may follow it)"
+    at = at or now()
+    if at > cert.not_valid_after_utc:
+        return "cert", (f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC — renew it and point cert at the "
+                        "new one")
+    if at < cert.not_valid_before_utc:
+        return "cert", f"is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC — check its dates"
+    try:
+        _key(Secret(key_pem))
+    except (ValueError, TypeError):
+        return "key", "is not an unencrypted PEM private key — give the key without a passphrase"
+    if not key_matches(cert_pem, Secret(key_pem)):
+        return "key", "is not the private key of cert's certificate — give the key the certificate was made for"
+    return None
+
+
 def is_ca(cert_pem):
     """True when the certificate has BasicConstraints CA:TRUE."""
     try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kubefab import facts, paths, pki, state
 from kubefab.errors import KubefabError
+from kubefab.pki import addons as addon_pki
 from kubefab.pki import kubeconfig, token
 from kubefab.plan import offline, phases, render, runtime, workflows
 from kubefab.state import removal
@@ -52,7 +53,7 @@ class Plan:
 def prepare(inv):
     """Ensure the PKI, kubeconfigs, token and rendered tree for `inv` in its state dir (checked first)."""
     state.check(inv)
-    actions = pki.ensure(inv)
+    actions = pki.ensure(inv) + addon_pki.ensure(inv)
     state.adopt(inv)
     actions += kubeconfig.ensure(inv)
     token_id = token.bootstrap_token(inv).reveal().split(".")[0]

@@ -186,7 +186,9 @@ def _verify(inv, host, bundle, facts):
     deployments = [f"{ns}/{name}" for a in addons.enabled(inv) for ns, name in a.deployments]
     if host != inv.first_control_plane or not deployments:
         return checks
-    return (*checks, AddonsAvailable(f"wait until the add-ons' Deployments are available: {', '.join(deployments)}"))
+    gateway = f"; gateway {'/'.join(addons.WEB)} programmed" if addons.GATEWAY in addons.enabled(inv) else ""
+    return (*checks, AddonsAvailable(f"wait until the add-ons' Deployments are available: {', '.join(deployments)}"
+                                     + gateway))
 
 
 def _kubeconfigs_at_endpoint(inv, host, facts):

@@ -11,7 +11,7 @@ steps after it act on what it changed.
 import hashlib
 
 from kubefab import paths
-from kubefab.components import kubeadm, requirements
+from kubefab.components import addons, kubeadm, requirements
 from kubefab.facts import PACKAGES
 from kubefab.inventory import ha
 from kubefab.plan import offline, render
@@ -32,7 +32,8 @@ def steps(inv, host, bundle, facts):
     return (_hostname(host, facts), _etc_hosts(inv, bundle, facts), *_required(inv, _swap(facts)), pushed,
             *_required(inv, _modules(inv, facts), _sysctls(files, facts)), _selinux(facts),
             _firewalld(inv, host, facts), *_install(inv, files, facts, changing), _containerd(facts, changing),
-            _kubelet(files, facts, changing), *_load_balancer(inv, host, files), _images(inv, facts))
+            _kubelet(files, facts, changing), *_load_balancer(inv, host, files), _images(inv, facts),
+            *_addon_images(inv, facts))
 
 
 def install(inv, host, bundle, facts):
@@ -397,3 +398,20 @@ def _images(inv, facts):
                    label=f"{pull} (when an image is missing)")
     held = facts and set(images) <= facts.images
     return unless(step, held and f"all {len(images)} images present")
+
+
+def _addon_images(inv, facts):
+    """The add-ons' images pulled ahead, as kubeadm's are: through the CRI (crictl), so containerd's hosts.toml
+    mirrors serve them exactly as they serve the kubelet's own pulls later."""
+    refs = addons.node_images(inv)
+    if not refs:
+        return ()
+    listed = "ctr -n k8s.io images ls -q"
+    have = " && ".join(f"echo \"$have\" | grep -qxF {q(i)}" for i in refs)
+    script = (f"have=$({listed}) && pulled= && for i in {' '.join(q(i) for i in refs)}; do "
+              f"echo \"$have\" | grep -qxF \"$i\" || {{ crictl pull \"$i\" && pulled=1; }} || exit 1; done; "
+              f"[ -n \"$pulled\" ] || exit {UNCHANGED_EXIT}")
+    step = Command("pull add-on images", script, guard=f"have=$({listed}) && {have}", timeout=1800,
+                   label=f"crictl pull of each add-on image the node lacks: {', '.join(refs)}")
+    held = facts and set(refs) <= facts.images
+    return (unless(step, held and f"all {len(refs)} add-on images present"),)

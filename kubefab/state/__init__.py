@@ -25,7 +25,7 @@ RECORD = "cluster.json"
 TOKEN = "bootstrap-token"
 MODE = 0o600
 # Where kubefab keeps a directory, and where a file (relative to the state dir; what hosts/ holds is tree.sync's).
-DIRS = re.compile(r"pki(/etcd|/nodes(/[^/]+(/etcd)?)?)?|kubeconfigs(/nodes(/[^/]+)?)?|hosts")
+DIRS = re.compile(r"pki(/etcd|/addons|/nodes(/[^/]+(/etcd)?)?)?|kubeconfigs(/nodes(/[^/]+)?)?|hosts")
 FILES = re.compile(r"bootstrap-token|cluster\.json|hosts\.json|addons\.json|removed\.json|run\.lock"
                    r"|kubefab\.log(\.[0-9]+)?|\.__kubefab\.lock|(pki|kubeconfigs)/.+\.(crt|key|pub|conf)")
 CAS = tuple(spec.name for spec in pki.CERTS if spec.is_ca)

@@ -20,18 +20,33 @@ def _api(inv, via):
     return kube.connect(kubeconfig.path(inv, kubeconfig.BY_FILE["admin.conf"]), via=via)
 
 
-@task(help={"name": f"the add-on: {', '.join(a.name for a in catalogue.ADDONS)} (its [addons] key)",
+@task(help={"name": f"the add-on: {', '.join(a.name for a in (*catalogue.ADDONS, catalogue.SAMPLE))} (its "
+                    "[addons] key, or sample)",
+            "dry-run": "list what would be deleted; delete nothing",
             "inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "via": VIA_HELP})
-def remove(c, name, inventory=None, state_dir=None, via=None):
+def remove(c, name, dry_run=False, inventory=None, state_dir=None, via=None):
     """Delete exactly what kubefab applied for add-on NAME (recorded in the state dir), and nothing else."""
     with user_errors():
         inv = load(c, inventory, state_dir)
-        gone = addons.remove(_api(inv, via), inv, name)
-        print(f"add-on {name!r} removed: {len(gone)} objects deleted"
+        gone = addons.remove(_api(inv, via), inv, name, dry_run=dry_run)
+        said = f"would be removed: {len(gone)} objects would be deleted" if dry_run else \
+            f"removed: {len(gone)} objects deleted"
+        print(f"add-on {name!r} {said}"
               + "".join(f"\n  {kind} {f'{ns}/' if ns else ''}{obj}" for kind, ns, obj in gone))
-        if name in {a.name for a in catalogue.enabled(inv)}:
+        if not dry_run and name in {a.name for a in catalogue.enabled(inv)}:
             print(f"note: [addons] in {inv.path} still turns {name!r} on — the next cluster.up installs it again "
                   "unless you turn it off there")
+
+
+@task(help={"inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "via": VIA_HELP})
+def sample(c, inventory=None, state_dir=None, via=None):
+    """Put a sample echo server behind the gateway's HTTPS listener (an HTTPRoute); `addons.remove sample` undoes it."""
+    with user_errors():
+        inv = load(c, inventory, state_dir)
+        done = addons.sample(_api(inv, via), inv)
+        print(f"sample: {len(done.written)} of {len(done.applied)} objects written"
+              + "".join(f"\n  {a}" for a in done.applied))
+        print(addons.sample_hint(inv))
 
 
 @task(name="ui-token", help={"ttl": "how long the token lives, a Go duration (default 1h, at least 10m)",

@@ -24,6 +24,7 @@ EXECUTABLES = {
     "kube-apiserver": "apiserver",
     "kube-controller-manager": "components",
     "kube-scheduler": "components",
+    "crictl": "crictl",
 }
 # lib/interpreter: the doubles' interpreter, then every directory it reads (prefixes, sys.path), one a
 # line, so a lab can make them visible in its hosts (which hide the machine's /tmp, where venvs may live).
@@ -32,7 +33,8 @@ INTERPRETER = Path("lib", "interpreter")
 # wherever it is bound or linked (lab hosts do not see the machine's /tmp, where a checkout may live).
 # Version queries are answered before the double loads, in the time a Go binary takes: kubefab's facts probe asks
 # them on every host of every run, and the lab should not make that look slower than it is.
-QUICK = {"kubeadm": {"version -o short": ""}, "kubelet": {"--version": "Kubernetes "}}
+QUICK = {"kubeadm": {"version -o short": ""}, "kubelet": {"--version": "Kubernetes "},
+         "crictl": {"--version": "crictl version "}}
 # kubeadm and the kubelet report the version they were installed as, whatever started them (a kubeadm of another
 # version starts the kubelet under a test root); the control-plane doubles take the image tag the kubelet passes.
 OWN_VERSION = ("kubeadm", "kubelet")

@@ -39,7 +39,7 @@ HEALTH_PATHS = ("/livez", "/readyz", "/healthz", "/version")
 # their system:controller:* ClusterRoles are reduced here to full access.
 CONTROLLER_ACCOUNTS = {f"system:serviceaccount:kube-system:{n}" for n in (
     "bootstrap-signer", "token-cleaner", "certificate-controller", "node-controller", "daemon-set-controller",
-    "deployment-controller", "disruption-controller")}
+    "deployment-controller", "disruption-controller", "generic-garbage-collector")}
 # ClusterRoles of the API server's bootstrap policy that kubeadm binds for bootstrap tokens.
 BOOTSTRAP_POLICY = {"system:node-bootstrapper": [{"apiGroups": ["certificates.k8s.io"],
                                                   "resources": ["certificatesigningrequests"],
@@ -145,15 +145,18 @@ class Auth:
                 return True
             if r.plural == "configmaps" and verb == "get" and self.pod_uses(node, namespace, name):
                 return True
-        return self.rbac(user, verb, r, namespace, name)
+            if r.plural == "secrets" and verb == "get" and self.pod_uses(node, namespace, name, secrets_of):
+                return True
+        return self.rbac(user, verb, r, namespace, name, sub)
 
-    def pod_uses(self, node, namespace, configmap):
-        """The Node authorizer's graph: a pod bound to `node` refers to the ConfigMap (volume, env, envFrom)."""
+    def pod_uses(self, node, namespace, name, refs=None):
+        """The Node authorizer's graph: a pod bound to `node` refers to the ConfigMap (volume, env, envFrom), or
+        with `refs` = secrets_of to the Secret (volume)."""
         pods, _ = self.store.list(f"/registry/pods/{namespace}/")
-        return any(pod.get("spec", {}).get("nodeName") == node and configmap in configmaps_of(pod["spec"])
+        return any(pod.get("spec", {}).get("nodeName") == node and name in (refs or configmaps_of)(pod["spec"])
                    for pod, _ in pods)
 
-    def rbac(self, user, verb, r, namespace, name):
+    def rbac(self, user, verb, r, namespace, name, sub=None):
         """RBAC for everyone else (bootstrap tokens above all): a binding of theirs must grant the request."""
         who, groups = user
         bindings = [b for b, _ in self.store.list("/registry/rbac.authorization.k8s.io/clusterrolebindings/")[0]]
@@ -162,7 +165,7 @@ class Auth:
                 f"/registry/rbac.authorization.k8s.io/rolebindings/{namespace}/")[0]]
         for b in bindings:
             if any(subject_matches(s, who, groups) for s in b.get("subjects") or []):
-                if any(rule_allows(rule, verb, r, name) for rule in self.role_rules(b)):
+                if any(rule_allows(rule, verb, r, name, sub) for rule in self.role_rules(b)):
                     return True
         return False
 
@@ -195,10 +198,16 @@ def configmaps_of(spec):
     return names
 
 
-def rule_allows(rule, verb, r, name):
+def secrets_of(spec):
+    return {v["secret"].get("secretName") for v in spec.get("volumes") or [] if "secret" in v}
+
+
+def rule_allows(rule, verb, r, name, sub=None):
+    """RBAC's rule match; a subresource is its own resource (`gateways/status`), as the real authorizer has it."""
     def has(values, value):
         return "*" in (values or []) or value in (values or [])
-    return (has(rule.get("apiGroups"), r.group) and has(rule.get("resources"), r.plural)
+    resource = f"{r.plural}/{sub}" if sub else r.plural
+    return (has(rule.get("apiGroups"), r.group) and has(rule.get("resources"), resource)
             and has(rule.get("verbs"), verb) and (not rule.get("resourceNames") or name in rule["resourceNames"]))
 
 
@@ -302,6 +311,8 @@ class ApiServer:
     def replace(self, r, namespace, name, new, old, sub):
         """Store `new` over `old` (both full objects) with optimistic concurrency."""
         expected = new.get("metadata", {}).get("resourceVersion") or old["metadata"]["resourceVersion"]
+        if r is res.CRDS and sub != "status":
+            check_crd(new)
         if expected != old["metadata"]["resourceVersion"]:
             raise conflict(r, name)
         merged = dict(old, status=new.get("status", old.get("status"))) if sub == "status" else new
@@ -415,6 +426,10 @@ class ApiServer:
 
     def delete(self, r, namespace, name):
         obj = self.read(r, namespace, name)
+        if r is res.CRDS:       # its custom resources go with it (the CRD's cleanup finalizer)
+            for served in {s.prefix: s for s in res.from_crd(obj)}.values():
+                for item, _ in self.store.list(served.prefix)[0]:
+                    self.store.delete(served.key(item["metadata"].get("namespace", ""), item["metadata"]["name"]))
         self.store.delete(r.key(namespace, name))
         if r.plural == "namespaces":
             for other in self.resources():
@@ -475,10 +490,56 @@ def on_create(r, obj, user):
         obj["status"] = {}
     elif r.plural == "namespaces":
         obj["status"] = {"phase": "Active"}
+    elif r is res.CRDS:
+        check_crd(obj)
+        obj["status"] = {"acceptedNames": obj["spec"]["names"], "storedVersions": [
+            v["name"] for v in obj["spec"]["versions"] if v.get("storage")], "conditions": [
+            {"type": t, "status": "True", "reason": reason, "message": message, "lastTransitionTime": timestamp()}
+            for t, reason, message in (("NamesAccepted", "NoConflicts", "no conflicts found"),
+                                       ("Established", "InitialNamesAccepted", "the initial names have been accepted"))]}
     elif r.plural == "nodes" and user[0].startswith("system:node:") and \
             user[0] != f"system:node:{obj['metadata']['name']}":
         raise ApiError(403, "Forbidden", f'nodes "{obj["metadata"]["name"]}" is forbidden: node '
                                          f'"{user[0][12:]}" is not allowed to modify node "{obj["metadata"]["name"]}"')
+
+
+def check_crd(crd):
+    """apiextensions validation as far as kubefab's CRDs meet it: the name, one storage version, and a structural
+    schema per version (every node typed, unless it keeps unknown fields or is int-or-string), in its words."""
+    spec, name = crd.get("spec") or {}, crd["metadata"]["name"]
+    names, errors = spec.get("names") or {}, []
+    if name != f"{names.get('plural')}.{spec.get('group')}":
+        errors.append(f'metadata.name: Invalid value: "{name}": must be spec.names.plural+"."+spec.group')
+    versions = spec.get("versions") or []
+    if sum(1 for v in versions if v.get("storage")) != 1:
+        errors.append("spec.versions: Invalid value: []apiextensions.CustomResourceDefinitionVersion{...}: must have "
+                      "exactly one version marked as storage version")
+    for i, v in enumerate(versions):
+        schema = (v.get("schema") or {}).get("openAPIV3Schema")
+        where = f"spec.versions[{i}].schema.openAPIV3Schema"
+        if schema is None:
+            errors.append(f"{where}: Required value: schemas are required")
+            continue
+        if schema.get("type") != "object":
+            errors.append(f'{where}.type: Invalid value: "{schema.get("type", "")}": must be object at the root')
+        errors += _unstructural(schema, where)
+    if errors:
+        raise ApiError(422, "Invalid", f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: '
+                       + ", ".join(errors), {"name": name, "group": "apiextensions.k8s.io",
+                                             "kind": "CustomResourceDefinition"})
+
+
+def _unstructural(schema, where):
+    out = []
+    for key, sub in (schema.get("properties") or {}).items():
+        path = f"{where}.properties[{key}]"
+        if not sub.get("type") and not (sub.get("x-kubernetes-preserve-unknown-fields")
+                                         or sub.get("x-kubernetes-int-or-string")):
+            out.append(f"{path}.type: Required value: must not be empty for specified object fields")
+        out += _unstructural(sub, path)
+    if isinstance(schema.get("items"), dict):
+        out += _unstructural(schema["items"], f"{where}.items")
+    return out
 
 
 def _label_ok(labels, term):

@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import controllers, daemonsets, deployments, eviction, scheduler
+from . import controllers, daemonsets, deployments, eviction, gateways, scheduler
 from . import flags as flagparse
 from . import flagsets
 from . import x509util as xu
@@ -93,12 +93,38 @@ class ControllerClients:
         return client
 
 
+class EnvoyGatewayClient:
+    """A client acting as envoy-gateway's ServiceAccount (so the add-on's own RBAC is what lets it work), or None
+    while the add-on is not installed. (The gateway controller runs in envoy-gateway's pod on a real cluster; the
+    lab plays it here, beside the other controllers.)"""
+
+    def __init__(self, kubeconfig, admin):
+        self.kubeconfig, self.admin, self.made, self.client = kubeconfig, admin, 0.0, None
+
+    def __call__(self):
+        account = f"/api/v1/namespaces/{gateways.NAMESPACE}/serviceaccounts/envoy-gateway"
+        try:
+            self.admin.get(account)
+        except ApiStatus as e:
+            if e.code != 404:
+                raise
+            self.client = None
+            return None
+        if self.client is None or time.monotonic() - self.made > 600:
+            token = self.admin.create(f"{account}/token", {"apiVersion": "authentication.k8s.io/v1",
+                                                           "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})
+            self.client = Client.from_kubeconfig(self.kubeconfig, token=token["status"]["token"])
+            self.made = time.monotonic()
+        return self.client
+
+
 def controller_loop(client, flags):
     signing_cert, signing_key = flags.get("cluster-signing-cert-file"), flags.get("cluster-signing-key-file")
     ca_cert = xu.load_cert(signing_cert) if signing_cert else None
     ca_key = xu.load_key(signing_key) if signing_key else None
     cidr = flags.get("cluster-cidr") if flags.get("allocate-node-cidrs") == "true" else None
     clients = ControllerClients(flags["kubeconfig"], client, flags.get("use-service-account-credentials") == "true")
+    envoy_gateway = EnvoyGatewayClient(flags["kubeconfig"], client)
     while True:
         try:
             controllers.sign_cluster_info(clients("bootstrap-signer"))
@@ -109,6 +135,10 @@ def controller_loop(client, flags):
             daemonsets.sync(clients("daemon-set-controller"))
             deployments.sync(clients("deployment-controller"))
             eviction.sync_budgets(clients("disruption-controller"))
+            gateways.collect(clients("generic-garbage-collector"))
+            envoy = envoy_gateway()
+            if envoy is not None:
+                gateways.sync(envoy)
         except (DoubleError, ApiStatus) as e:
             print(f"E controller: {e}", file=sys.stderr, flush=True)
         time.sleep(0.5)

@@ -296,7 +296,7 @@ class PodWorkers:
                 network = network or self.pod_network(client, pods)
                 if network is None:
                     continue
-                status = self.run_networked(pod, ip, network)
+                status = self.run_networked(client, pod, ip, network)
             if _changed(pod.get("status") or {}, status):
                 client.request("PATCH", f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/"
                                         f"{pod['metadata']['name']}/status", {"status": status},
@@ -312,12 +312,20 @@ class PodWorkers:
         used = {(p.get("status") or {}).get("podIP") for p in pods if not p["spec"].get("hostNetwork")}
         return ipaddress.ip_network(cidr), used
 
-    def run_networked(self, pod, ip, network):
-        """A pod-network pod: its address, then running when containerd holds its images, else ErrImagePull."""
+    def run_networked(self, client, pod, ip, network):
+        """A pod-network pod: its address, then its Secret volumes mounted (else it stays ContainerCreating, as
+        the kubelet's FailedMount keeps it), then running when containerd holds its images, else ErrImagePull."""
         cidr, used = network
         started = (pod.get("status") or {}).get("startTime") or now()
         pod_ip = (pod.get("status") or {}).get("podIP") or pod_address(cidr, pod["metadata"]["uid"], used)
         used.add(pod_ip)
+        unmounted = missing_secret(client, pod)
+        if unmounted:
+            if pod["metadata"]["uid"] not in self.skipped:
+                self.skipped.add(pod["metadata"]["uid"])
+                self.say(f"pod {pod['metadata']['name']}: {unmounted}")
+            return creating_status(pod, ip, pod_ip, started)
+        self.skipped.discard(pod["metadata"]["uid"])
         held = self.held_images()
         containers = (pod["spec"].get("initContainers") or []) + (pod["spec"].get("containers") or [])
         missing = [c for c in containers if images.normalize(c.get("image", "")) not in held]
@@ -393,6 +401,31 @@ def pod_address(cidr, uid, used):
             return address
     raise ContainerError("ContainerCreating", f"failed to allocate for range 0: no IP addresses available in range "
                                               f"set: {cidr}")
+
+
+def missing_secret(client, pod):
+    """The kubelet's FailedMount words for the first Secret volume whose Secret does not exist, else None."""
+    namespace = pod["metadata"]["namespace"]
+    for v in pod["spec"].get("volumes") or []:
+        ref = v.get("secret")
+        if ref and not ref.get("optional"):
+            try:
+                client.get(f"/api/v1/namespaces/{namespace}/secrets/{ref['secretName']}")
+            except ApiStatus as e:
+                if e.code != 404:
+                    raise
+                return f'MountVolume.SetUp failed for volume "{v["name"]}" : secret "{ref["secretName"]}" not found'
+    return None
+
+
+def creating_status(pod, ip, pod_ip, started):
+    """Volumes not set up: every container waits in ContainerCreating, the pod Pending."""
+    def status(c):
+        return dict(_image(c), ready=False, started=False, state={"waiting": {"reason": "ContainerCreating"}})
+    return {"phase": "Pending", "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
+            "startTime": started, "conditions": _conditions(False, False, started),
+            "initContainerStatuses": [status(c) for c in pod["spec"].get("initContainers") or []],
+            "containerStatuses": [status(c) for c in pod["spec"].get("containers") or []], "qosClass": "Burstable"}
 
 
 def image_pull_status(pod, ip, pod_ip, started, missing):
