@@ -11,7 +11,7 @@ from kubefab.pki import token
 from kubefab.plan import drift, phases, runtime
 from kubefab.run import live
 from kubefab.secret import MASK
-from kubefab.steps import ApplyCni, Command, NodeReady
+from kubefab.steps import ApplyCni, Command
 from test_plan import ha, settled  # noqa: F401  (ha is a fixture)
 
 
