@@ -9,7 +9,7 @@ from kubefab.components import addons
 from kubefab.errors import KubefabError
 from kubefab.pki import addons as addon_pki
 from kubefab.secret import Secret
-from kubefab.state import addons as record
+from kubefab.state import applied_addons
 
 AVAILABLE_TIMEOUT = 300
 MIN_TOKEN_SECONDS = 600         # the TokenRequest API refuses expirationSeconds under 10 minutes
@@ -40,7 +40,7 @@ def install(api, inv, chosen=None):
         applied = []
         for doc in (*first, *addons.secret_objects(inv, addon), *docs[len(first):]):
             result = apply.apply_object(api, doc)
-            record.record(inv, addon.name, [(doc["apiVersion"], doc["kind"], result.namespace, result.name)])
+            applied_addons.record(inv, addon.name, [(doc["apiVersion"], doc["kind"], result.namespace, result.name)])
             applied.append(result)
         done.append(Installed(addon, tuple(applied)))
     return tuple(done)
@@ -51,9 +51,9 @@ def sample(api, inv):
     if addons.GATEWAY not in addons.enabled(inv):
         raise KubefabError(f"{inv.path}: [addons] gateway is 'none' — the sample routes through the gateway: set "
                            "gateway = \"envoy-gateway\" and run cluster.up first")
-    if addons.GATEWAY.name not in record.read(inv):
+    if addons.GATEWAY.name not in applied_addons.read(inv):
         raise KubefabError("the gateway is not installed yet (nothing recorded in "
-                           f"{record.path(inv)}) — run cluster.up first")
+                           f"{applied_addons.path(inv)}) — run cluster.up first")
     return install(api, inv, (addons.SAMPLE,))[0]
 
 
@@ -73,18 +73,18 @@ def left_over(inv):
     on = {a.name for a in addons.enabled(inv)}
     if addons.GATEWAY.name in on:
         on.add(addons.SAMPLE.name)
-    return tuple(name for name in record.read(inv) if name not in on)
+    return tuple(name for name in applied_addons.read(inv) if name not in on)
 
 
 def remove(api, inv, name, dry_run=False):
     """Delete what add-on `name`'s record holds (objects another recorded add-on holds too are kept), last applied
     first, then forget it; the objects that were there, as (kind, namespace, name). With `dry_run`, only read:
     the objects that would be deleted, and the record is kept."""
-    data = record.read(inv)
+    data = applied_addons.read(inv)
     if name not in data:
         known = ", ".join(sorted(data)) or "none"
-        raise KubefabError(f"no add-on {name!r} in {record.path(inv)} (recorded: {known}) — kubefab removes only "
-                           "what it applied")
+        raise KubefabError(f"no add-on {name!r} in {applied_addons.path(inv)} (recorded: {known}) — kubefab removes "
+                           "only what it applied")
     shared = {o for other, objects in data.items() if other != name for o in objects}
     deleted = []
     for api_version, kind, namespace, obj_name in reversed(data[name]):
@@ -98,15 +98,16 @@ def remove(api, inv, name, dry_run=False):
         if api.find(path) is not None if dry_run else api.delete(path, {"propagationPolicy": "Background"}):
             deleted.append((kind, namespace, obj_name))
     if not dry_run:
-        record.forget(inv, name)
+        applied_addons.forget(inv, name)
     return tuple(deleted)
 
 
 def wait_available(api, inv, timeout=None):
-    """Wait until every add-on Deployment is available (AVAILABLE_TIMEOUT each by default); a Timeout naming the
-    first that is not and why."""
+    """Wait until every add-on Deployment is available (AVAILABLE_TIMEOUT each by default), and the gateway
+    programmed when it is one of them; a Timeout naming the first that is not and why. What was waited for, said."""
     timeout = timeout or AVAILABLE_TIMEOUT
-    for addon in addons.enabled(inv):
+    enabled = addons.enabled(inv)
+    for addon in enabled:
         for namespace, name in addon.deployments:
             path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
 
@@ -121,6 +122,7 @@ def wait_available(api, inv, timeout=None):
                        api.stop)
         if addon is addons.GATEWAY:
             _wait_programmed(api, timeout)
+    return "every add-on Deployment available" + (", the gateway programmed" if addons.GATEWAY in enabled else "")
 
 
 def _wait_programmed(api, timeout):

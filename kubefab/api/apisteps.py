@@ -16,7 +16,6 @@ import yaml
 
 from kubefab import net, pki
 from kubefab.api import addons, apply, drain, health, kube, kubeproxy, members, nodes, upgrade
-from kubefab.components import addons as addons_catalogue
 from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
@@ -117,10 +116,7 @@ class ApiSteps:
         return (CHANGED if any(i.written for i in installed) else UNCHANGED), "; ".join(lines)
 
     def addons_available(self, host):
-        addons.wait_available(self.api(), self.inv)
-        gateway = addons_catalogue.GATEWAY in addons_catalogue.enabled(self.inv)
-        programmed = ", the gateway programmed" if gateway else ""
-        return UNCHANGED, f"every add-on Deployment available{programmed}"
+        return UNCHANGED, addons.wait_available(self.api(), self.inv)
 
     def node(self, host):
         none = self.inv.cluster.cni == "none"      # no Ready before the user's own pod network runs

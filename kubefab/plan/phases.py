@@ -16,7 +16,7 @@ from kubefab.components import addons, kubeadm, templates
 from kubefab.pki import kubeconfig
 from kubefab.plan import kubelets, reconfigure, renewal, runtime
 from kubefab.secret import Secret
-from kubefab.state import addons as addon_record
+from kubefab.state import applied_addons
 from kubefab.steps import UNCHANGED_EXIT, AddonsAvailable, ApplyAddons, ApplyCni, ApplyKubeProxy, Command, \
     EndpointKubeconfigs, NodeReady, WaitApiServer, WaitControlPlane, push, q, unless
 
@@ -174,7 +174,7 @@ def _addons(inv, host, bundle, facts):
     if chosen:
         return (ApplyAddons(f"apply {', '.join(a.component for a in chosen)} server-side, recording what was "
                             "applied"),)
-    left = sorted(addon_record.read(inv))
+    left = sorted(applied_addons.read(inv))
     # nothing to apply, but add-ons kubefab installed are still there: the run says how to remove them
     return (ApplyAddons(f"no add-on in [addons]; still installed: {', '.join(left)}"),) if left else ()
 

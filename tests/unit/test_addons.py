@@ -15,7 +15,7 @@ from kubefab.pki import addons as addon_pki
 from kubefab.pki import x509
 from kubefab.errors import InventoryError, KubefabError
 from kubefab.plan import phases
-from kubefab.state import addons as record
+from kubefab.state import applied_addons
 from kubefab.steps import AddonsAvailable, ApplyAddons
 
 BASE = '[cluster]\nname = "t"\n' + host_tables(control_planes=1, workers=2)
@@ -122,17 +122,17 @@ def test_the_addons_phase_follows_cni_and_verify_waits_on_the_first_control_plan
 def test_the_record_adds_objects_once_and_the_state_dir_accepts_it(tmp_path):
     inv = load(tmp_path, '[addons]\nmetrics = true\n')
     obj = ("v1", "ServiceAccount", "kube-system", "metrics-server")
-    assert record.record(inv, "metrics", [obj])
-    assert not record.record(inv, "metrics", [obj]), "a second up writes the record again only when it changed"
-    assert record.read(inv) == {"metrics": [obj]}
-    assert (record.path(inv).stat().st_mode & 0o777) == 0o600
+    assert applied_addons.record(inv, "metrics", [obj])
+    assert not applied_addons.record(inv, "metrics", [obj]), "a second up writes the record again only when it changed"
+    assert applied_addons.read(inv) == {"metrics": [obj]}
+    assert (applied_addons.path(inv).stat().st_mode & 0o777) == 0o600
     state.check(inv)
     plain = load(tmp_path, "")
     phase = next(p for p in phases.PHASES if p.name == "addons")
     (step,) = phase.steps(plain, plain.first_control_plane, None, None)
     assert step.what == "no add-on in [addons]; still installed: metrics", "the run says how to remove it"
-    record.forget(inv, "metrics")
-    assert record.read(inv) == {}
+    applied_addons.forget(inv, "metrics")
+    assert applied_addons.read(inv) == {}
     assert phase.steps(plain, plain.first_control_plane, None, None) == ()
 
 
@@ -264,10 +264,10 @@ def test_remove_dry_run_lists_what_would_go_and_deletes_nothing(tmp_path):
     inv = load(tmp_path, '[addons]\nmetrics = true\n')
     objects = [("v1", "ServiceAccount", "kube-system", "metrics-server"), ("apps/v1", "Deployment", "kube-system",
                                                                             "metrics-server")]
-    record.record(inv, "metrics", objects)
+    applied_addons.record(inv, "metrics", objects)
     api = FakeApi({"ServiceAccount/kube-system/metrics-server", "Deployment/kube-system/metrics-server"})
     listed = api_addons.remove(api, inv, "metrics", dry_run=True)
     assert listed == (("Deployment", "kube-system", "metrics-server"), ("ServiceAccount", "kube-system",
                                                                         "metrics-server"))
-    assert api.deleted == [] and record.read(inv) == {"metrics": objects}
-    assert api_addons.remove(api, inv, "metrics") == listed and len(api.deleted) == 2 and record.read(inv) == {}
+    assert api.deleted == [] and applied_addons.read(inv) == {"metrics": objects}
+    assert api_addons.remove(api, inv, "metrics") == listed and len(api.deleted) == 2 and applied_addons.read(inv) == {}
