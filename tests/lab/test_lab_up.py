@@ -102,7 +102,8 @@ def test_runtime_and_push_as_a_sudo_user_with_a_password_then_a_second_run_chang
         ["/opt/kubefab/offline/kubeadm", "v1.33.5"]
     assert "# /swap.img none swap sw 0 0" in lab.run("kf-w1", "cat /etc/fstab").stdout
     assert host_file(lab, "kf-cp1", "/etc/kubernetes/pki/ca.key").startswith("600 root\n-----BEGIN")
-    assert lab.run("kf-w1", "ls /etc/kubernetes; ls /etc/kubernetes/kubefab").stdout.split() == ["kubefab", "join.yaml"]
+    assert lab.run("kf-w1", "ls /etc/kubernetes; ls /etc/kubernetes/kubefab").stdout.split() == \
+        ["kubefab", "join.yaml", "kubeadm-flags.env"]
     assert lab.run("kf-w1", "find / -xdev -name '*.kubefab-new' | wc -l").stdout.strip() == "0"
     nodes = "".join(f"{h.address} {h.name}\n" for h in lab.hosts)
     assert f"\n{paths.HOSTS_BEGIN}\n{nodes}{paths.HOSTS_END}\n" in lab.run("kf-w1", "cat /etc/hosts").stdout
