@@ -12,7 +12,6 @@ longer exists (podgc)."""
 import hashlib
 import json
 
-from .kubeclient import ApiStatus
 
 DAEMONSETS = "/apis/apps/v1/daemonsets"
 # util.AddOrUpdateDaemonPodTolerations: what every daemon pod tolerates, whatever its spec says
@@ -128,7 +127,8 @@ def sync(client):
     for pod in pods:
         owner, node = _owner(pod) or {}, pod.get("spec", {}).get("nodeName")
         if (owner.get("kind") == "DaemonSet" and owner.get("uid") not in uids) or (node and node not in nodes):
-            _delete(client, pod)
+            meta = pod["metadata"]
+            client.delete_if_present(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}")
     for ds in daemonsets:
         owned = [p for p in pods if (_owner(p) or {}).get("uid") == ds["metadata"]["uid"]
                  and p["spec"].get("nodeName") in nodes]
@@ -141,13 +141,6 @@ def sync(client):
                                            pod_for(ds, name)))
         update_status(client, ds, wanted, owned)
 
-
-def _delete(client, pod):
-    try:
-        client.delete(f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}")
-    except ApiStatus as e:
-        if e.code != 404:
-            raise
 
 
 def update_status(client, ds, wanted, owned):

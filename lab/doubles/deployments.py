@@ -13,7 +13,6 @@ messages. Objects whose owner is gone are deleted (the garbage collector's backg
 import hashlib
 import json
 
-from .kubeclient import ApiStatus
 
 DEPLOYMENTS = "/apis/apps/v1/deployments"
 REPLICASETS = "/apis/apps/v1/replicasets"
@@ -52,13 +51,6 @@ def _path(obj, plural, group="/apis/apps/v1"):
     return f"{group}/namespaces/{obj['metadata']['namespace']}/{plural}/{obj['metadata']['name']}"
 
 
-def _delete(client, path):
-    try:
-        client.delete(path)
-    except ApiStatus as e:
-        if e.code != 404:
-            raise
-
 
 def sync(client):
     """One pass of the deployment controller, the replicaset controller and the garbage collector."""
@@ -68,7 +60,7 @@ def sync(client):
     for rs in sets:
         owner = controller_of(rs)
         if owner.get("kind") == "Deployment" and owner.get("uid") not in uids:
-            _delete(client, _path(rs, "replicasets"))
+            client.delete_if_present(_path(rs, "replicasets"))
     for d in deployments:
         sync_deployment(client, d, [rs for rs in sets if controller_of(rs).get("uid") == d["metadata"]["uid"]])
     sets = client.get(REPLICASETS).get("items", [])
@@ -77,7 +69,7 @@ def sync(client):
     for pod in pods:
         owner = controller_of(pod)
         if owner.get("kind") == "ReplicaSet" and owner.get("uid") not in rs_uids:
-            _delete(client, _path(pod, "pods", "/api/v1"))
+            client.delete_if_present(_path(pod, "pods", "/api/v1"))
     for rs in sets:
         sync_replicaset(client, rs, [p for p in pods if controller_of(p).get("uid") == rs["metadata"]["uid"]])
 
@@ -164,7 +156,7 @@ def sync_replicaset(client, rs, pods):
     # the controller deletes unbound and not-ready pods first (controller.ActivePods ordering)
     surplus = sorted(pods, key=lambda p: (bool(p["spec"].get("nodeName")), ready(p)))[:max(len(pods) - wanted, 0)]
     for pod in surplus:
-        _delete(client, _path(pod, "pods", "/api/v1"))
+        client.delete_if_present(_path(pod, "pods", "/api/v1"))
         pods.remove(pod)
     n_ready = sum(1 for p in pods if ready(p))
     status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": n_ready,

@@ -96,11 +96,7 @@ def collect(client):
             labels, owners = obj["metadata"].get("labels") or {}, obj["metadata"].get("ownerReferences") or []
             if not any(o.get("uid") in uids for o in owners) or \
                     (labels.get(OWNING_NAMESPACE), labels.get(OWNING_NAME)) not in live:
-                try:
-                    client.delete(f"{base}/namespaces/{NAMESPACE}/{plural}/{obj['metadata']['name']}")
-                except ApiStatus as e:
-                    if e.code != 404:
-                        raise
+                client.delete_if_present(f"{base}/namespaces/{NAMESPACE}/{plural}/{obj['metadata']['name']}")
 
 
 def sync_gateway(client, gateway, gc, config):

@@ -103,3 +103,11 @@ class Client:
 
     def delete(self, path):
         return self.request("DELETE", path)
+
+    def delete_if_present(self, path):
+        """DELETE, where an object already gone (404) is as good as deleted, as a controller's cleanup wants."""
+        try:
+            self.request("DELETE", path)
+        except ApiStatus as e:
+            if e.code != 404:
+                raise
