@@ -207,6 +207,7 @@ def upgrade(inv, options, max_unavailable=upgrading.DEFAULT_MAX_UNAVAILABLE, bac
     if upgrading.unknown(inv.cluster.kubernetes_version):    # before the bundle is rendered for it
         raise KubefabError(upgrading.unknown(inv.cluster.kubernetes_version))
     size = upgrading.batch_size(len(inv.non_control_planes), options.batch, max_unavailable)
+    backup = backs_up(backup, options)
     provided = _offline_kubeadm(inv)
 
     def surveyed(api, facts):
@@ -221,6 +222,13 @@ def upgrade(inv, options, max_unavailable=upgrading.DEFAULT_MAX_UNAVAILABLE, bac
         if r.phase == "etcd-backup" and r.steps and r.steps[0].status == CHANGED:
             (console or sys.stdout).write(f"etcd backup: {r.steps[0].detail}\n")
     return outcome
+
+
+def backs_up(backup, options):
+    """Whether cluster.upgrade takes its etcd backup (and so needs etcdctl): not with --no-backup, nor when --only or
+    --skip leave the etcd-backup phase out."""
+    _, phases = workflows.upgrade(None, 1).select(options.only, options.skip)
+    return backup and any(p.name == "etcd-backup" for p in phases)
 
 
 def _offline_kubeadm(inv):

@@ -9,6 +9,8 @@ from kubefab import inventory, plan
 from kubefab.errors import KubefabError
 from kubefab.plan import upgrade as upgrading, workflows
 from kubefab.plan.upgrade import Survey
+from kubefab.run import execute
+from kubefab.run.session import Options
 
 IMAGES_133 = {c: f"registry.k8s.io/{c}:v1.33.5" for c in upgrading.UPGRADED}
 
@@ -138,6 +140,14 @@ def test_control_planes_without_etcdctl_refuse_the_upgrade_with_the_install_hint
         upgrading.check("1.34.1", survey(), unbacked=why)
     assert "cluster.upgrade refused:\n  etcdctl is not installed on cp-2" in str(e.value)
     assert upgrading.without_etcdctl(p.inventory, {**facts, "cp-2": Facts("/usr/bin/etcdctl")}) == ""
+
+
+def test_skipping_the_backup_phase_is_as_no_backup_so_etcdctl_is_not_asked_for():
+    assert execute.backs_up(True, Options())
+    assert not execute.backs_up(False, Options())
+    assert not execute.backs_up(True, Options(skip=("etcd-backup",)))
+    assert not execute.backs_up(True, Options(only=("workers", "verify-upgrade")))
+    assert execute.backs_up(True, Options(only=("etcd-backup", "control-plane-first")))
 
 
 def test_a_control_plane_that_runs_workloads_is_drained_first_and_uncordoned_after(tmp_path):
