@@ -121,13 +121,22 @@ def tallied():
 
 
 @contextlib.contextmanager
-def node_lab(hosts):
-    """A lab of `hosts` node hosts and a temp dir, both gone on exit (a SIGTERM or SIGHUP too)."""
+def node_lab(hosts, kubelet_seconds=None):
+    """A lab of `hosts` node hosts and a temp dir, both gone on exit (a SIGTERM or SIGHUP too); `kubelet_seconds`:
+    the kubelet doubles' status period (None: the double's own 2 s)."""
     from lab import Lab, down_on_termination
     down_on_termination()
-    with Lab.up(hosts=hosts, control_planes=control_planes(hosts), flavour="node") as lab, \
+    with Lab.up(hosts=hosts, control_planes=control_planes(hosts), flavour="node",
+                kubelet_status_seconds=kubelet_seconds) as lab, \
             tempfile.TemporaryDirectory(prefix="kubefab-bench-") as tmp:
         yield lab, Path(tmp)
+
+
+def kubelet_option(args):
+    args.add_argument("--kubelet-seconds", type=float, default=None,
+                      help="how often each kubelet double posts its node status and syncs its pods (default the "
+                           "double's 2 s; 10 is the real kubelet's nodeStatusUpdateFrequency: at 2 s, 100 nodes' "
+                           "kubelets keep the API server doubles and 2 cores saturated)")
 
 
 def control_planes(hosts):
@@ -197,7 +206,8 @@ def one_run(n, opts):
 
     The first up, the preflight and the resets must succeed; the hosts that fail in the other ups are recorded."""
     failures = []
-    with node_lab(n) as (lab, work), kept_log(work / "state" / logs.FILE, opts.out / f"up-{n}-hosts.log", failures):
+    with node_lab(n, opts.kubelet_seconds) as (lab, work), \
+            kept_log(work / "state" / logs.FILE, opts.out / f"up-{n}-hosts.log", failures):
         inv = inventory.load(lab.inventory, state_dir=work / "state")
         options = {"yes": True, "workers": opts.workers}
         first, outcome = common.measure(lambda: run_up(inv, batch=opts.first_batch, **options))
@@ -305,6 +315,7 @@ def main(argv=None):
                            "the first up's)")
     args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                       help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
+    kubelet_option(args)
     args.add_argument("--ignore", default=",".join(IGNORED),
                       help=f"preflight checks ignored by the runs after the first (default {','.join(IGNORED)}; "
                            "'' for none)")
@@ -326,6 +337,7 @@ def main(argv=None):
     report(rows, opts)
     path = common.write("up", opts, {"hosts": sizes, "batches": opts.batches, "workers": opts.workers,
                                      "large_runs": opts.large_runs, "large_above": LARGE,
+                                     "kubelet_seconds": opts.kubelet_seconds,
                                      "ignored_after_first": opts.ignore}, rows)
     print(f"wrote {path}")
 

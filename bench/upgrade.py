@@ -33,7 +33,7 @@ NEW = "1.34.1"
 
 def one_run(n, batch, opts):
     """One fresh lab of `n` hosts brought up, then upgraded with workers `batch` at a time: its row."""
-    with up.node_lab(n) as (lab, work):
+    with up.node_lab(n, opts.kubelet_seconds) as (lab, work):
         inv = inventory.load(lab.inventory, state_dir=work / "state")
         up.succeeded(up.run_up(inv, batch=opts.first_batch, yes=True, workers=opts.workers), "the first cluster.up")
         lab.write_inventory(NEW)
@@ -66,6 +66,7 @@ def main(argv=None):
                       help="workers the cluster.up before each upgrade joins at once (default 10)")
     args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                       help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
+    up.kubelet_option(args)
     opts = common.options(args, argv, smoke=SMOKE)
     sizes = sorted({int(n) for n in opts.hosts.split(",")})
     batches = sorted({int(b) for b in opts.batches.split(",")})
@@ -87,7 +88,8 @@ def main(argv=None):
                                                                                "control-planes")),
                          r["phases"]["workers"], " ".join(map(str, r["load_before"]))) for r in rows]))
     path = common.write("upgrade", opts, {"hosts": sizes, "batches": batches, "first_batch": opts.first_batch,
-                                          "workers": opts.workers, "to": NEW}, rows)
+                                          "workers": opts.workers, "to": NEW, "kubelet_seconds": opts.kubelet_seconds},
+                        rows)
     print(f"wrote {path}")
 
 

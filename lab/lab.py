@@ -42,7 +42,7 @@ class Lab:
     """A running lab. Build one with `Lab.up(...)`; its hosts, files and password are attributes."""
 
     def __init__(self, record, hosts, flavour, ssh_user, install="offline", nat=False, ha=False,
-                 version=KUBERNETES_VERSION):
+                 version=KUBERNETES_VERSION, kubelet_status_seconds=None):
         self.state = record
         self.id = record.lab_id
         self.dir = Path(record.dir)
@@ -56,6 +56,7 @@ class Lab:
         self.identity_file = self.dir / "id_ed25519"
         self.sudo_password_file = self.dir / "sudo_password"
         self.version = version  # the inventory's kubernetes_version
+        self.kubelet_status_seconds = kubelet_status_seconds
         self.offline_root = self.dir / "offline"  # kubefab's offline install sources, one directory per version
         self.install = install
         self.repository = spec.repo_host(record.lab_id) if install == "packages" else None
@@ -75,7 +76,7 @@ class Lab:
     @classmethod
     def up(cls, hosts=3, control_planes=1, flavour="plain", quirks=None, ssh_user="root", bin_dir=None,
            root=None, detach=False, timeout=None, install="offline", nat=False, ha=False,
-           version=KUBERNETES_VERSION):
+           version=KUBERNETES_VERSION, kubelet_status_seconds=None):
         """Build and boot a lab of `hosts` hosts, the first `control_planes` of them control planes.
 
         quirks: {host name: [quirk name, ...]} (see quirks.QUIRKS); ssh_user: the inventory's user
@@ -89,6 +90,9 @@ class Lab:
         ha: the inventory gets `[cluster.ha]` with the address the lab reserves for a virtual IP (spec.vip_address),
         held by keepalived and served by haproxy on the control planes (Debian's, installed by packages.ensure()).
         version: the inventory's kubernetes_version, one of repo.VERSIONS (every one is served, for upgrades).
+        kubelet_status_seconds: how often each kubelet double syncs its pods and posts its node status (default the
+        double's 2 s, which keeps tests quick); a large lab takes the real kubelet's 10 s (nodeStatusUpdateFrequency),
+        through /etc/default/kubelet, the kubelet unit's environment file.
         """
         kind, login, by_host = spec.flavour(flavour), spec.user(ssh_user), quirk_table.resolve(quirks)
         names = spec.host_names(hosts, control_planes, by_host)
@@ -110,7 +114,7 @@ class Lab:
                              [h.veth for h in linked], os.getpid(), detached=detach,
                              links={h.name: h.veth for h in planned})
         record.save()
-        lab = cls(record, planned, kind, login, install, nat, ha, version)
+        lab = cls(record, planned, kind, login, install, nat, ha, version, kubelet_status_seconds)
         try:
             lab._build(bin_dir and Path(bin_dir).resolve())
             lab._boot()
@@ -181,6 +185,8 @@ class Lab:
         """Write host `h`'s layer and fake /proc files; returns its public host key."""
         host_key, public = rootfs.ed25519_pair()
         files = {path: spec_ for q in h.quirks for path, spec_ in q.files.items()}
+        if self.kubelet_status_seconds:
+            files["/etc/default/kubelet"] = (f"KUBEFAB_DOUBLE_STATUS_SECONDS={self.kubelet_status_seconds:g}\n", 0o644)
         rootfs.host_layer(self._host_dir(h.name) / "layer",
                           hostname=self._twin(h, "hostname").name,
                           machine_id=self._machine_id(self._twin(h, "machine-id")),
