@@ -206,8 +206,8 @@ class Hosts:
         prefix = password.reveal().encode() + b"\n" if password else b""
         command = _wrapper(len(script), payload.size if payload else 0, host.ssh.sudo, password is not None)
         start = time.monotonic()
+        chan = _session(c.transport, host, timeout)
         try:
-            chan = c.transport.open_session(timeout=host.ssh.connect_timeout)
             chan.exec_command(command)
             # memoryviews: paramiko's sendall re-slices bytes after every packet, which made a 50 MB push take
             # 40 s of copying (quadratic in the size); a memoryview slices without copying
@@ -244,6 +244,22 @@ class Hosts:
             listener.close()
         for c in conns:
             c.close()
+
+
+def _session(transport, host, timeout):
+    """A session channel on `transport`. A busy host's sshd can take longer than connect_timeout to open one on a
+    connection it already accepted: as OpenSSH's client, wait for it, within the script's own `timeout`."""
+    try:
+        return transport.open_session(timeout=timeout)
+    except paramiko.ChannelException as e:
+        raise Unreachable(f"{host.address} refused a session: {e}") from None
+    except paramiko.SSHException as e:
+        if transport.is_active():
+            raise Unreachable(f"no answer from {host.address} within {timeout} s: its sshd did not open a "
+                              "session") from None
+        raise Unreachable(f"connection to {host.address} lost: {e}") from None
+    except (OSError, EOFError) as e:
+        raise Unreachable(f"connection to {host.address} lost: {e or type(e).__name__}") from None
 
 
 def _accept(listener, transport, target, host):

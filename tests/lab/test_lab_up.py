@@ -204,6 +204,34 @@ def test_an_unreachable_host_fails_with_its_cause_while_the_others_finish(new_la
     assert re.search(r"kf-w2 +failed", text) and re.search(r"FAILED kf-w2 facts: connection to .* timed out", text)
 
 
+def test_a_session_a_busy_sshd_opens_late_is_waited_for_within_the_scripts_own_time(new_lab, tmp_path):
+    """The host's sshd, stopped for 3 s as a loaded host's is slow, opens the session later than connect_timeout:
+    kubefab waits for it as OpenSSH's client does, and says there was no answer only once the script's time is up."""
+    lab = new_lab(hosts=1, flavour="plain")
+    edit_inventory(lab, connect_timeout=1)
+    host = inventory.load(lab.inventory, state_dir=tmp_path / "state").host("kf-cp1")
+    sessions = "pkill -{} -f '^sshd: [a-z]'"    # the sshd processes of kubefab's connection, not the listener
+    hosts = ssh.Hosts()
+    try:
+        assert hosts.run(host, b"echo first", 10).stdout == "first\n"
+        lab.run("kf-cp1", sessions.format("STOP"))
+        resumed = threading.Timer(3, lambda: lab.run("kf-cp1", sessions.format("CONT")))
+        resumed.start()
+        try:
+            late = hosts.run(host, b"echo late", 20)
+        finally:
+            resumed.join()
+        assert late.stdout == "late\n" and late.seconds >= 2.5
+        lab.run("kf-cp1", sessions.format("STOP"))
+        try:
+            with pytest.raises(ssh.Unreachable, match=r"no answer from \S+ within 2 s: its sshd did not open a session"):
+                hosts.run(host, b"echo never", 2)
+        finally:
+            lab.run("kf-cp1", sessions.format("CONT"))
+    finally:
+        hosts.close()
+
+
 def test_a_push_cut_off_mid_way_leaves_every_file_old_or_new(new_lab, tmp_path):
     lab = new_lab(hosts=1, flavour="plain")
     inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
