@@ -62,21 +62,34 @@ def push(c, hosts="10,50,100", megabytes=50, workers=32, ansible_venv=None, runs
                **({"ansible_venv": ansible_venv} if ansible_venv else {}))
 
 
+LAB_HELP_NODES = {"kubelet-seconds": "how often each kubelet double posts its node status (default 0: the double's "
+                                      "2 s; 10, the real kubelet's, for labs of ~100 hosts)"}
+
+
 @task(help={"hosts": "comma-separated lab sizes of node hosts, at least 2 (default 3,50)",
             "batches": "comma-separated worker batch sizes compared with joining one at a time (default 10,50)",
             "large-runs": "runs for labs of more than 10 hosts (default 1; --runs is for the smaller ones)",
             "first-batch": "workers the first up joins at once (default 0: one at a time, the lab inventory's)",
-            "workers": LAB_HELP["workers"], **COMMON_HELP})
-def up(c, hosts="3,50", batches="10,50", large_runs=1, first_batch=0, workers=32, runs=3, smoke=False, out=None):
+            "first-tries": "times the first up may run until no host fails (default 1)",
+            "workers": LAB_HELP["workers"], **LAB_HELP_NODES, **COMMON_HELP})
+def up(c, hosts="3,50", batches="10,50", large_runs=1, first_batch=0, first_tries=1, workers=32, kubelet_seconds=0,
+       runs=3, smoke=False, out=None):
     """The whole cluster.up on labs of node hosts: phases, batches, a no-change up, plan --live, memory (root)."""
     run_script(c, "up", runs, smoke, out, hosts=hosts, batches=batches, large_runs=large_runs,
-               first_batch=first_batch, workers=workers)
+               first_batch=first_batch, first_tries=first_tries, workers=workers, **kubelet(kubelet_seconds))
 
 
 @task(help={"hosts": "comma-separated lab sizes (default 20)",
             "batches": "comma-separated worker batch sizes, each on a fresh lab (default 1,10)",
             "first-batch": "workers the cluster.up before each upgrade joins at once (default 10)",
-            "workers": LAB_HELP["workers"], **COMMON_HELP})
-def upgrade(c, hosts="20", batches="1,10", first_batch=10, workers=32, runs=1, smoke=False, out=None):
+            "workers": LAB_HELP["workers"], **LAB_HELP_NODES, **COMMON_HELP})
+def upgrade(c, hosts="20", batches="1,10", first_batch=10, workers=32, kubelet_seconds=0, runs=1, smoke=False,
+            out=None):
     """cluster.upgrade 1.33.5 -> 1.34.1 on labs of node hosts: wall time per worker batch size, and the ratio (root)."""
-    run_script(c, "upgrade", runs, smoke, out, hosts=hosts, batches=batches, first_batch=first_batch, workers=workers)
+    run_script(c, "upgrade", runs, smoke, out, hosts=hosts, batches=batches, first_batch=first_batch, workers=workers,
+               **kubelet(kubelet_seconds))
+
+
+def kubelet(seconds):
+    """--kubelet-seconds for the script when given (0: the kubelet double's own 2 s)."""
+    return {"kubelet_seconds": seconds} if float(seconds) else {}
