@@ -267,7 +267,7 @@ def _run(s, workflow, record):
     if workflow.surveyed:       # what the cluster runs decides the phases' steps (cluster.upgrade)
         workflow = record.workflow = workflow.surveyed(s.api.api(), facts)
     if o.live:
-        _same_version(s, facts)
+        _relied(s, facts)
     p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch, workflow)
     if o.live:
         changes = drifts.report(s, p, reads)
@@ -288,13 +288,19 @@ def _run(s, workflow, record):
         return _phases(s, p, record)
 
 
-def _same_version(s, facts):
-    """--live skips preflight, but a kubernetes_version the running nodes do not have is no change cluster.up would
-    make: preflight's KubeletVersion error, raised."""
+def _relied(s, facts):
+    """--live skips preflight, but what the plan relies on must hold (a kubernetes_version the running nodes do not
+    have is no change cluster.up would make; kube-vip's interface is on every control plane): the errors of those
+    checks, raised, each check's fix said once."""
+    relied = {c.name for c in kubefab.preflight.CHECKS if c.relied}
     found = kubefab.preflight.evaluate(s.inv, facts, ca_sha256=state.ca_fingerprint(s.inv))
-    wrong = [f for f in found if f.check == "KubeletVersion" and f.status == kubefab.preflight.ERROR]
+    wrong = [f for f in found if f.check in relied and f.status == kubefab.preflight.ERROR]
     if wrong:
-        raise KubefabError("; ".join(f"{f.host}: {f.reason}" for f in wrong) + f" — {wrong[0].fix}")
+        by_check = {}
+        for f in wrong:
+            by_check.setdefault(f.check, []).append(f)
+        raise KubefabError("; ".join("; ".join(f"{f.host}: {f.reason}" for f in alike) + f" — {alike[0].fix}"
+                                     for alike in by_check.values()))
 
 
 def _fresh_token(s, p):
