@@ -96,7 +96,9 @@ def join(inv, options, console=None, ask=None):
         raise KubefabError("node.join needs the hosts to join: --host NAME (repeatable)")
     if first in options.hosts:
         raise KubefabError(f"{first} is the first control-plane node: `invoke cluster.up` makes the cluster on it")
-    return run(inv, workflows.join(), options, console, ask)
+    if any(balancers.applies(inv, h) for h in inv.select(options.hosts)):     # the other control planes follow
+        logs.mask(*(ssh.sudo_password(h) for h in inv.control_planes))
+    return run(inv, workflows.join(options.hosts), options, console, ask)
 
 
 def reset(inv, options, console=None, ask=None):
@@ -279,7 +281,8 @@ def _run(s, workflow, record):
         return record.finish(workflow.done.format(n=0, state_dir=s.inv.state_dir) or "done", 0)
     s.say(workflow.intro(p), shown=workflow.loud)
     if not o.yes:
-        s.ask(workflow.question.format(n=len({hs.host.name for pp in p.phases for b in pp.batches for hs in b})))
+        s.ask(workflow.question.format(n=len({hs.host.name for pp in p.phases if not pp.phase.beside
+                                              for b in pp.batches for hs in b})))
     with _fresh_token(s, p) as fresh:
         if fresh:
             logs.mask(fresh)
