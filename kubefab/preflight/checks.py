@@ -336,10 +336,12 @@ def vip_holders(s):
 
 
 def _own_vip(s, e, want):
-    """The VIP is kubefab's to bring up: before that nothing may answer at it, afterwards a control plane holds it."""
+    """The VIP is kubefab's to bring up: before that nothing may answer at it, afterwards a control plane holds it
+    (one not probed may: node.join probes only the joining hosts)."""
     holders = vip_holders(s)
     serving = [h for h in s.inv.control_planes if _member_of(s, h) == THIS_CLUSTER]
-    if not holders and e.state in ("open", "refused"):
+    unseen = [h for h in s.inv.control_planes if h.name not in s.everyone]
+    if not holders and not unseen and e.state in ("open", "refused"):
         return Outcome(f"{s.inv.ha.vip} already answers ({e.state}) but no control plane holds it: another machine "
                        "has that address", "give [cluster.ha] vip an unused address of the control planes' subnet")
     if serving and e.state != "open":

@@ -404,3 +404,13 @@ def test_cluster_plan_live_refuses_a_kube_vip_interface_a_control_plane_lacks(in
     assert str(e.value) == ("cp-2: no interface 'eth1', where kube-vip is to hold 10.0.0.100: this host has eth0, lo "
                             "— set [cluster.ha] interface to the control planes' interface that carries the VIP's "
                             "subnet (here 10.0.0.12 is on eth0); every control plane needs one of that name")
+
+
+def test_a_vip_answering_while_the_control_planes_were_not_probed_is_theirs_as_node_join_probes_only_the_joining(
+        inventories):
+    joining = {name: f for name, f in cluster_facts({"w-1": {**VIP, "endpoint.state": "open"}}).items()
+               if name == "w-1"}
+    got = {(f.host, f.check): f for f in preflight.evaluate(inventories["ha"], joining, ca_sha256=LOCAL_CA)}
+    assert got[("w-1", "EndpointReachable")].status == OK
+    everyone = findings(inventories["ha"], {"w-1": {**VIP, "endpoint.state": "open"}})
+    assert "no control plane holds it" in everyone[("w-1", "EndpointReachable")].reason
