@@ -39,7 +39,8 @@ def _join_intro(p):
     beside = [hs.host.name for pp in p.phases if pp.phase.beside for b in pp.batches for hs in b]
     return (f"node.join of {', '.join(_hosts(p))}"
             + (f" ({', '.join(members)}: already a node, not joined again)" if members else "")
-            + (f"; haproxy and keepalived on {', '.join(beside)} take the joining control planes in first" if beside else ""))
+            + (f"; haproxy and keepalived on {', '.join(beside)} take the joining control planes in first"
+               if beside else ""))
 
 
 def _reset_intro(p):

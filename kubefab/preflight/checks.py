@@ -368,7 +368,8 @@ def _vip_interface(s):
     wanted, have = s.inv.ha.interface, s.facts.interface_names
     if wanted in have:
         return None
-    carrying = [i.name for i in s.facts.interfaces if s.host.internal_address in (a.split("/")[0] for a in i.addresses)]
+    carrying = [i.name for i in s.facts.interfaces
+                if s.host.internal_address in (a.split("/")[0] for a in i.addresses)]
     hint = f" (here {s.host.internal_address} is on {carrying[0]})" if carrying else ""
     return Outcome(f"no interface {wanted!r}, where kube-vip is to hold {s.inv.ha.vip}: this host has "
                    f"{', '.join(have) or 'none'}",

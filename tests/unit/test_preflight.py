@@ -388,8 +388,8 @@ def test_kube_vips_missing_interface_names_the_host_what_it_has_and_the_interfac
     assert got[("cp-1", "VirtualIPInterface")].status == OK and ("w-1", "VirtualIPInterface") not in got
     text = preflight.table(got.values())
     assert ("error VirtualIPInterface on cp-2: no interface 'eth1', where kube-vip is to hold 10.0.0.100: this host "
-            "has eth0, lo — set [cluster.ha] interface to the control planes' interface that carries the VIP's subnet "
-            "(here 10.0.0.12 is on eth0); every control plane needs one of that name") in text
+            "has eth0, lo — set [cluster.ha] interface to the control planes' interface that carries the VIP's "
+            "subnet (here 10.0.0.12 is on eth0); every control plane needs one of that name") in text
     assert ("cp-2", "VirtualIPInterface") not in findings(inventories["ha"])     # keepalived finds its own
 
 
