@@ -114,11 +114,11 @@ def join(hosts=(), fresh=None):
 def reset(drain=False):
     """cluster.reset: the workers, then the other control planes (the last joined first), the first one last
     (k0sctl's ResetWorkers, ResetControllers, ResetLeader); `drain`: each node is drained and deleted through
-    the API first, as when some hosts stay in the cluster. Behind `[cluster.ha]` keepalived a control plane stops
-    keepalived and haproxy first (the VIP no longer answers once the last one has) and loses their configs."""
+    the API first, as when some hosts stay in the cluster. Behind `[cluster.ha]` a control plane gives up the VIP:
+    keepalived and haproxy stopped first and their configs removed, or kube-vip's address taken off after
+    kubeadm reset (resetting.host_steps)."""
     def steps(inv, host, bundle, facts):
-        return ((RemoveNode("drain and delete the node"),) * drain
-                + balancers.down() * balancers.applies(inv, host) + resetting.steps())
+        return (RemoveNode("drain and delete the node"),) * drain + resetting.host_steps(inv, host)
     return Workflow("cluster.reset", (), (
         Phase("reset-workers", "Reset the workers", "non-control-planes", PARALLEL, steps),
         Phase("reset-control-planes", "Reset the other control-plane nodes, the last joined first",
@@ -141,7 +141,7 @@ def remove(name, unreachable=False, drain_timeout=0):
             f"DaemonSet and static pods left) within {drain_timeout} s"),)
 
     def reset(inv, host, bundle, facts):
-        return () if unreachable else balancers.down() * balancers.applies(inv, host) + resetting.steps()
+        return () if unreachable else resetting.host_steps(inv, host)
 
     def balanced(inv, host, bundle, facts):
         return (balancers.follow(inv, host, gone=(name,))

@@ -1,6 +1,7 @@
-"""`[cluster.ha]` keepalived's balancers as hosts leave and join, as data: cluster.reset stops them and removes
-kubefab's configs (a second reset changes nothing), node.join of a control plane node.remove took out reloads the
-others with it before its own keepalived starts; the host scripts run against a temporary directory."""
+"""`[cluster.ha]` as hosts leave and join, as data: cluster.reset stops keepalived and haproxy and removes
+kubefab's configs (a second reset changes nothing) or takes the VIP a killed kube-vip left off its interface;
+node.join of a control plane node.remove took out reloads the others with it before its own keepalived starts. The
+host scripts run against a temporary directory and stand-ins for systemctl and ip."""
 
 import os
 import re
@@ -101,6 +102,32 @@ def test_a_reset_hosts_balancers_go_and_a_second_reset_changes_nothing_keeping_a
     assert (root / paths.KEEPALIVED_CONFIG[1:]).read_text() == "# the operator's own keepalived.conf\n"
     again = [run(stop), run(remove)]
     assert [(r.returncode, r.stdout) for r in again] == [(UNCHANGED_EXIT, "")] * 2, again
+
+
+def test_in_kube_vip_mode_a_reset_takes_the_vip_off_the_interface_after_kubeadm_killed_kube_vip(tmp_path):
+    inv = load(tmp_path, ha=f'{HA}mode = "kube-vip"\ninterface = "eth1"\n')
+    for p, phase in ((plan.build(inv, None, workflow=workflows.reset()), None),
+                     (plan.build(inv, None, hosts=("cp-2",), workflow=workflows.remove("cp-2")), "reset")):
+        names = {h: [s.name for s in steps] for h, steps in steps_by_host(p, phase).items()}
+        assert names["cp-2"][-1] == "kube-vip's VIP" and not any("keepalived" in n for n in names["cp-2"])
+        assert "kube-vip's VIP" not in names.get("w-1", [])
+    [step] = [s for s in steps_by_host(p, "reset")["cp-2"] if s.name == "kube-vip's VIP"]
+    state, bin_dir = tmp_path / "ip", tmp_path / "bin"
+    state.mkdir()
+    bin_dir.mkdir()
+    (state / "vip").touch()
+    ip = bin_dir / "ip"          # `ip -o addr show dev eth1` as iproute2 prints it, and `ip addr del A dev I`
+    ip.write_text('#!/bin/sh\ncase "$1 $2" in\n'
+                  '  "-o addr") [ -e "$KF_IP/vip" ] && echo "3: eth1    inet 10.0.0.100/32 scope global eth1\\  '
+                  '     valid_lft forever preferred_lft forever"\n'
+                  '             echo "3: eth1    inet 10.0.0.112/24 brd 10.0.0.255 scope global eth1" ;;\n'
+                  '  "addr del") [ "$3 $4 $5" = "10.0.0.100/32 dev eth1" ] && rm "$KF_IP/vip" ;;\n'
+                  '  *) exit 1 ;;\nesac\n')
+    ip.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "KF_IP": str(state)}
+    runs = [subprocess.run(["sh", "-uc", step.script], capture_output=True, text=True, env=env) for _ in range(2)]
+    assert (runs[0].returncode, runs[0].stdout) == (0, "removed 10.0.0.100/32 from eth1\n"), runs[0]
+    assert not (state / "vip").exists() and runs[1].returncode == UNCHANGED_EXIT, runs[1]
 
 
 def test_kubefabs_rendered_balancer_configs_open_with_the_mark_a_reset_removes_them_by(tmp_path):
