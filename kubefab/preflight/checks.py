@@ -370,7 +370,7 @@ def _vip_interface(s):
         return None
     carrying = [i.name for i in s.facts.interfaces
                 if s.host.internal_address in (a.split("/")[0] for a in i.addresses)]
-    hint = f" (here {s.host.internal_address} is on {carrying[0]})" if carrying else ""
+    hint = f" ({s.host.name} has {s.host.internal_address} on {carrying[0]})" if carrying else ""
     return Outcome(f"no interface {wanted!r}, where kube-vip is to hold {s.inv.ha.vip}: this host has "
                    f"{', '.join(have) or 'none'}",
                    f"set [cluster.ha] interface to the control planes' interface that carries the VIP's subnet{hint}; "

@@ -389,7 +389,7 @@ def test_kube_vips_missing_interface_names_the_host_what_it_has_and_the_interfac
     text = preflight.table(got.values())
     assert ("error VirtualIPInterface on cp-2: no interface 'eth1', where kube-vip is to hold 10.0.0.100: this host "
             "has eth0, lo — set [cluster.ha] interface to the control planes' interface that carries the VIP's "
-            "subnet (here 10.0.0.12 is on eth0); every control plane needs one of that name") in text
+            "subnet (cp-2 has 10.0.0.12 on eth0); every control plane needs one of that name") in text
     assert ("cp-2", "VirtualIPInterface") not in findings(inventories["ha"])     # keepalived finds its own
 
 
@@ -403,7 +403,7 @@ def test_cluster_plan_live_refuses_a_kube_vip_interface_a_control_plane_lacks(in
         execute.live(inv, Options(quiet=True))
     assert str(e.value) == ("cp-2: no interface 'eth1', where kube-vip is to hold 10.0.0.100: this host has eth0, lo "
                             "— set [cluster.ha] interface to the control planes' interface that carries the VIP's "
-                            "subnet (here 10.0.0.12 is on eth0); every control plane needs one of that name")
+                            "subnet (cp-2 has 10.0.0.12 on eth0); every control plane needs one of that name")
 
 
 def test_a_vip_answering_while_the_control_planes_were_not_probed_is_theirs_as_node_join_probes_only_the_joining(
