@@ -46,7 +46,7 @@ TAIL_LINES = 12
 # Keys that occur exactly once, and those that may repeat (one item each).
 SINGLE = ("os.id", "os.version", "os.like", "os.name", "os.package_manager", "kernel", "arch", "init", "uid",
           "cgroup.version", "cgroup.controllers", "cpus", "memory_kib", "hostname", "machine_id", "product_uuid",
-          "clock", *(f"command.{c}" for c in COMMANDS), *(f"module.{m}" for m in MODULES),
+          "net.interfaces", "clock", *(f"command.{c}" for c in COMMANDS), *(f"module.{m}" for m in MODULES),
           *(f"sysctl.{s}" for s in SYSCTLS), "tcp.listen", "disk", "containerd.systemd_cgroup", "containerd.config",
           "selinux", "selinux.config", "firewalld", "kubelet.service", "containerd.service", "containerd.active",
           *(f"version.{v}" for v in VERSIONED), "kube.etcd", "kube.ca_sha256", "kubelet.client_cert",
@@ -178,6 +178,7 @@ class Facts:
     machine_id: str
     product_uuid: str         # "" when the host has no DMI (or it was unreadable)
     interfaces: tuple         # Interface, for each interface with a global address
+    interface_names: tuple    # every network interface's name, with an address or not (/sys/class/net)
     clock: float              # the host's epoch time while the probe ran
     window: Optional[tuple]   # (sent, received): this machine's epoch time around the probe, or None
     commands: MappingProxyType  # command -> path, "" when missing
@@ -273,7 +274,7 @@ def _build(host, v, r, window):
         swaps=tuple(_swap(s) for s in r["swap"]), fstab_swaps=tuple(r["fstab.swap"]),
         hostname=v["hostname"], etc_hostname=v["hostname.file"], hosts_block=v["hosts.block"],
         machine_id=v["machine_id"], product_uuid=v["product_uuid"].lower(),
-        interfaces=tuple(_interface(i) for i in r["iface"]),
+        interfaces=tuple(_interface(i) for i in r["iface"]), interface_names=tuple(v["net.interfaces"].split()),
         clock=_float(v, "clock"), window=window,
         commands=_family(v, "command", COMMANDS), modules=_family(v, "module", MODULES),
         sysctls=_family(v, "sysctl", SYSCTLS),

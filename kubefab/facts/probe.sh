@@ -247,6 +247,12 @@ gather() {
                 kv iface "$name ${mac:--} $addresses"
             done
     fi
+    # Every network interface by name, with an address or not (kube-vip's [cluster.ha] interface must be one).
+    names=""
+    for link in /sys/class/net/*; do
+        [ -e "$link" ] && names="$names${names:+ }${link##*/}"
+    done
+    kv net.interfaces "$names"
     now=$(date +%s.%N 2>/dev/null)
     case $now in
         *[!0-9.]* | *. | "") now=$(date +%s) ;;

@@ -90,26 +90,28 @@ def _if_keepalived(inv):
     return (None,) if inv.ha and inv.ha.mode == "keepalived" else ()
 
 
-def balanced(inv, host, without=()):
+def balanced(inv, host, without=(), joining=()):
     """The control planes `host`'s haproxy balances over and its keepalived speaks VRRP with, `host` among them:
-    the inventory's, less those in `without` and those node.remove took out (a removed host still listed keeps
-    itself in its own files, as when it joins again)."""
-    gone = {*without, *removal.read(inv)} - {host.name}
+    the inventory's, less those in `without` and those node.remove took out unless they are `joining` again (a
+    removed host still listed keeps itself in its own files, as when it joins again)."""
+    gone = {*without, *removal.read(inv)} - {host.name, *joining}
     return tuple(h for h in inv.control_planes if h.name not in gone)
 
 
-def haproxy(inv, host, without=()):
-    """haproxy.cfg of control plane `host`: the endpoint's port, balanced over `balanced(inv, host, without)`."""
+def haproxy(inv, host, without=(), joining=()):
+    """haproxy.cfg of control plane `host`: the endpoint's port, balanced over `balanced(inv, host, without,
+    joining)`."""
     head = templates.fill("ha/haproxy.cfg", {"endpoint": inv.endpoint, "port": inv.ha.port, **HA_CHECKS})
     return head + "".join(templates.fill("ha/haproxy-server.cfg", {
-        "name": h.name, "address": net.join_endpoint(h.internal_address)}) for h in balanced(inv, host, without))
+        "name": h.name, "address": net.join_endpoint(h.internal_address)})
+        for h in balanced(inv, host, without, joining))
 
 
-def keepalived(inv, host, without=()):
+def keepalived(inv, host, without=(), joining=()):
     """keepalived.conf of control plane `host`: the VIP, the cluster's VRRP id and password, `host`'s priority by
-    its place among `balanced(inv, host, without)` and the others of them as unicast peers."""
+    its place among `balanced(inv, host, without, joining)` and the others of them as unicast peers."""
     router_id, password = vrrp.credentials(inv)
-    vip, planes = net.as_ip(inv.ha.vip), balanced(inv, host, without)
+    vip, planes = net.as_ip(inv.ha.vip), balanced(inv, host, without, joining)
     head = templates.fill("ha/keepalived.conf", {
         "name": host.name, "vip": inv.ha.vip, "prefix": vip.max_prefixlen, "address": host.internal_address,
         "router_id": router_id, "password": password.reveal(),

@@ -9,7 +9,8 @@ its counters, so the operator's SSH session and firewall survive. The local stat
 """
 
 from kubefab import paths
-from kubefab.steps import Command
+from kubefab.plan import balancers
+from kubefab.steps import UNCHANGED_EXIT, Command, q
 
 CHAINS = r"^(KUBE-|CNI-|FLANNEL|cali-)"     # kube-proxy's, the CNI plugins', flannel's and Calico's chains
 INTERFACES = ("cni0", "flannel.1", "tunl0", "vxlan.calico", "kube-ipvs0")
@@ -56,6 +57,27 @@ def steps():
                                 "  [ -e \"$d\" ] && rm -rf \"$d\" && echo \"removed $d\" && changed=1\n"
                                 "done\n[ -n \"${changed:-}\" ] || exit 100"),
     )
+
+
+def host_steps(inv, host):
+    """What runs on `host` as it leaves the cluster (cluster.reset, node.remove): behind `[cluster.ha]` keepalived a
+    control plane's balancers go first (the VIP moves before kubeadm reset), then steps(); in kube-vip mode, last,
+    the VIP kube-vip may have left on its interface."""
+    kube_vip = bool(inv.ha) and inv.ha.mode == "kube-vip" and host.is_control_plane
+    return (balancers.down() * balancers.applies(inv, host) + steps()
+            + ((_kube_vip_address(inv),) if kube_vip else ()))
+
+
+def _kube_vip_address(inv):
+    """kubeadm reset stops the kubelet, then its pods through the CRI, and containerd's StopPodSandbox kills their
+    containers at once: kube-vip never gets to take the VIP off the leader's interface, which would go on answering
+    ARP for it. Removed when it is there."""
+    iface = q(inv.ha.interface)
+    find = (f"a=$(ip -o addr show dev {iface} 2>/dev/null | awk -v v={q(inv.ha.vip)} "
+            "'{ split($4, p, \"/\") } p[1] == v { print $4; exit }')")
+    return Command("kube-vip's VIP", f'{find}\n[ -n "$a" ] || exit {UNCHANGED_EXIT}\n'
+                                     f'ip addr del "$a" dev {iface} && echo "removed $a from "{iface}',
+                   label=f"remove {inv.ha.vip} from {inv.ha.interface} if kube-vip left it there")
 
 
 def order(inv, hosts):

@@ -19,7 +19,8 @@ STAGES = tuple(phases.STAGES)       # facts, preflight
 
 
 def _hosts(p):
-    return list(dict.fromkeys(hs.host.name for pp in p.phases for b in pp.batches for hs in b))
+    """The hosts the run is about: those of its phases that do not run beside them."""
+    return list(dict.fromkeys(hs.host.name for pp in p.phases if not pp.phase.beside for b in pp.batches for hs in b))
 
 
 def _plural(n, word):
@@ -35,8 +36,11 @@ def _up_intro(p):
 def _join_intro(p):
     members = [hs.host.name for pp in p.phases if pp.phase.name == "join" for b in pp.batches for hs in b
                if hs.steps[0].done]
+    beside = [hs.host.name for pp in p.phases if pp.phase.beside for b in pp.batches for hs in b]
     return (f"node.join of {', '.join(_hosts(p))}"
-            + (f" ({', '.join(members)}: already a node, not joined again)" if members else ""))
+            + (f" ({', '.join(members)}: already a node, not joined again)" if members else "")
+            + (f"; haproxy and keepalived on {', '.join(beside)} take the joining control planes in first"
+               if beside else ""))
 
 
 def _reset_intro(p):
@@ -86,24 +90,35 @@ PREFLIGHT = Workflow("cluster.preflight", STAGES, (), prepared=True, done="prefl
 SURVEY = Workflow("pki.show", ("facts",), (), prepares=False)
 
 
-def join(fresh=None):
-    """node.join of some hosts: runtime and push on them, kubeadm join with the fresh bootstrap token `fresh`
-    (None until the run makes it, and in a dry run: the join config is not made), then each node Ready."""
+def join(hosts=(), fresh=None):
+    """node.join of `hosts` (names): behind `[cluster.ha]` keepalived, the other control planes' haproxy and
+    keepalived reloaded with the joining control planes first (so that a joining keepalived hears the VIP holder
+    before it starts), then runtime and push on them, kubeadm join with the fresh bootstrap token `fresh` (None until
+    the run makes it, and in a dry run: the join config is not made), then each node Ready."""
+    def balanced(inv, host, bundle, facts):
+        joining = tuple(h.name for h in inv.select(hosts) if balancers.applies(inv, h))
+        return balancers.follow(inv, host, joining=joining) if joining and balancers.stays(inv, host) else ()
+
     return Workflow("node.join", STAGES, (
+        Phase("load-balancers", "On the other control planes, reload haproxy and keepalived with the joining ones "
+              "([cluster.ha] keepalived)", "control-planes", SERIAL, balanced, beside=True),
         phases.RUNTIME,
         phases.PUSH,
         Phase("join", "Join with a fresh bootstrap token", "all", SERIAL,
               lambda inv, host, bundle, facts: phases.fresh_join(inv, host, facts, fresh)),
         phases.VERIFY,
-    ), prepared=True, intro=_join_intro, question="Join {n} hosts now?", token=None if fresh else join)
+    ), prepared=True, intro=_join_intro, question="Join {n} hosts now?",
+        token=None if fresh else (lambda token: join(hosts, token)))
 
 
 def reset(drain=False):
     """cluster.reset: the workers, then the other control planes (the last joined first), the first one last
     (k0sctl's ResetWorkers, ResetControllers, ResetLeader); `drain`: each node is drained and deleted through
-    the API first, as when some hosts stay in the cluster."""
+    the API first, as when some hosts stay in the cluster. Behind `[cluster.ha]` a control plane gives up the VIP:
+    keepalived and haproxy stopped first and their configs removed, or kube-vip's address taken off after
+    kubeadm reset (resetting.host_steps)."""
     def steps(inv, host, bundle, facts):
-        return (RemoveNode("drain and delete the node"),) * drain + resetting.steps()
+        return (RemoveNode("drain and delete the node"),) * drain + resetting.host_steps(inv, host)
     return Workflow("cluster.reset", (), (
         Phase("reset-workers", "Reset the workers", "non-control-planes", PARALLEL, steps),
         Phase("reset-control-planes", "Reset the other control-plane nodes, the last joined first",
@@ -115,7 +130,8 @@ def reset(drain=False):
 
 def remove(name, unreachable=False, drain_timeout=0):
     """node.remove of host `name`: its node cordoned and drained through the Eviction API, `kubeadm reset -f` and
-    cluster.reset's cleanup on it (behind `[cluster.ha]` keepalived and haproxy stopped first), its Node deleted,
+    cluster.reset's cleanup on it (behind `[cluster.ha]` keepalived and haproxy stopped first, as cluster.reset
+    does), its Node deleted,
     then a control plane's etcd member removed through another control plane if kubeadm reset left it, and the
     other control planes' haproxy and keepalived reloaded without it. `unreachable`: no SSH, so no drain and no
     reset on it."""
@@ -125,10 +141,11 @@ def remove(name, unreachable=False, drain_timeout=0):
             f"DaemonSet and static pods left) within {drain_timeout} s"),)
 
     def reset(inv, host, bundle, facts):
-        return () if unreachable else (balancers.stop(),) * balancers.applies(inv, host) + resetting.steps()
+        return () if unreachable else resetting.host_steps(inv, host)
 
     def balanced(inv, host, bundle, facts):
-        return balancers.forget(inv, host, name) if balancers.applies(inv, inv.host(name)) else ()
+        return (balancers.follow(inv, host, gone=(name,))
+                if balancers.applies(inv, inv.host(name)) and balancers.stays(inv, host) else ())
 
     def intro(p):
         return (f"node.remove of {name} from cluster {p.inventory.cluster.name!r}: "

@@ -65,6 +65,8 @@ class Check:
     node_fails: bool = False       # a node of this cluster fails it by being one: DONE there
     kubeadm: bool = True           # kubeadm has a check of this name (for --ignore-preflight-errors)
     not_ignorable: str = ""        # why --ignore cannot let its error pass, when it cannot
+    relied: bool = False           # the plan relies on it: `cluster.plan --live`, which runs no preflight, refuses
+                                   # its error too
     when: Callable = lambda inv: True
 
 
@@ -334,10 +336,12 @@ def vip_holders(s):
 
 
 def _own_vip(s, e, want):
-    """The VIP is kubefab's to bring up: before that nothing may answer at it, afterwards a control plane holds it."""
+    """The VIP is kubefab's to bring up: before that nothing may answer at it, afterwards a control plane holds it
+    (one not probed may: node.join probes only the joining hosts)."""
     holders = vip_holders(s)
     serving = [h for h in s.inv.control_planes if _member_of(s, h) == THIS_CLUSTER]
-    if not holders and e.state in ("open", "refused"):
+    unseen = [h for h in s.inv.control_planes if h.name not in s.everyone]
+    if not holders and not unseen and e.state in ("open", "refused"):
         return Outcome(f"{s.inv.ha.vip} already answers ({e.state}) but no control plane holds it: another machine "
                        "has that address", "give [cluster.ha] vip an unused address of the control planes' subnet")
     if serving and e.state != "open":
@@ -357,6 +361,20 @@ def _vip_subnet(s):
         return Outcome(f"{s.inv.ha.vip} is outside {network}, the subnet of {s.host.internal_address}: VRRP "
                        "moves an address only within the control planes' own segment",
                        f"give [cluster.ha] vip an unused address of {network}")
+
+
+def _vip_interface(s):
+    """kube-vip mode: the interface kube-vip puts the VIP on is one of this control plane's."""
+    wanted, have = s.inv.ha.interface, s.facts.interface_names
+    if wanted in have:
+        return None
+    carrying = [i.name for i in s.facts.interfaces
+                if s.host.internal_address in (a.split("/")[0] for a in i.addresses)]
+    hint = f" ({s.host.name} has {s.host.internal_address} on {carrying[0]})" if carrying else ""
+    return Outcome(f"no interface {wanted!r}, where kube-vip is to hold {s.inv.ha.vip}: this host has "
+                   f"{', '.join(have) or 'none'}",
+                   f"set [cluster.ha] interface to the control planes' interface that carries the VIP's subnet{hint}; "
+                   "every control plane needs one of that name")
 
 
 def _balancer_port(s):
@@ -466,7 +484,7 @@ def _checks():
               runtime="replaces /etc/containerd/config.toml (SystemdCgroup = true)"),
         Check("KubernetesVersion", WARNING, "all", _kubeadm_version,
               runtime="installs kubeadm at the inventory's version"),
-        Check("KubeletVersion", ERROR, "all", _kubelet_version,
+        Check("KubeletVersion", ERROR, "all", _kubelet_version, relied=True,
               runtime="installs the kubelet at the inventory's version",
               not_ignorable="on a node of this cluster the runtime phase would install the new kubelet outside any "
                             "drain; `invoke cluster.upgrade` upgrades node by node"),
@@ -481,6 +499,8 @@ def _checks():
         Check("EndpointReachable", ERROR, "all", _endpoint, kubeadm=False),
         Check("VirtualIPSubnet", ERROR, "control-plane", _vip_subnet, kubeadm=False,
               when=lambda inv: bool(inv.ha) and inv.ha.mode != "external"),
+        Check("VirtualIPInterface", ERROR, "control-plane", _vip_interface, kubeadm=False, relied=True,
+              when=lambda inv: bool(inv.ha) and inv.ha.mode == "kube-vip"),
         Check("Port-HAProxy", ERROR, "control-plane", _balancer_port, kubeadm=False, node_fails=True,
               when=lambda inv: bool(inv.ha) and inv.ha.mode == "keepalived"),
         Check("HostnameUnique", WARNING, "all", _unique("hostname", lambda f: f.hostname,

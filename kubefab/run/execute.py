@@ -96,7 +96,9 @@ def join(inv, options, console=None, ask=None):
         raise KubefabError("node.join needs the hosts to join: --host NAME (repeatable)")
     if first in options.hosts:
         raise KubefabError(f"{first} is the first control-plane node: `invoke cluster.up` makes the cluster on it")
-    return run(inv, workflows.join(), options, console, ask)
+    if any(balancers.applies(inv, h) for h in inv.select(options.hosts)):     # the other control planes follow
+        logs.mask(*(ssh.sudo_password(h) for h in inv.control_planes))
+    return run(inv, workflows.join(options.hosts), options, console, ask)
 
 
 def reset(inv, options, console=None, ask=None):
@@ -267,7 +269,7 @@ def _run(s, workflow, record):
     if workflow.surveyed:       # what the cluster runs decides the phases' steps (cluster.upgrade)
         workflow = record.workflow = workflow.surveyed(s.api.api(), facts)
     if o.live:
-        _same_version(s, facts)
+        _relied(s, facts)
     p = record.plan = plan.build(s.inv, s.bundle, facts, o.only, o.skip, o.hosts, o.batch, workflow)
     if o.live:
         changes = drifts.report(s, p, reads)
@@ -279,7 +281,8 @@ def _run(s, workflow, record):
         return record.finish(workflow.done.format(n=0, state_dir=s.inv.state_dir) or "done", 0)
     s.say(workflow.intro(p), shown=workflow.loud)
     if not o.yes:
-        s.ask(workflow.question.format(n=len({hs.host.name for pp in p.phases for b in pp.batches for hs in b})))
+        s.ask(workflow.question.format(n=len({hs.host.name for pp in p.phases if not pp.phase.beside
+                                              for b in pp.batches for hs in b})))
     with _fresh_token(s, p) as fresh:
         if fresh:
             logs.mask(fresh)
@@ -288,13 +291,19 @@ def _run(s, workflow, record):
         return _phases(s, p, record)
 
 
-def _same_version(s, facts):
-    """--live skips preflight, but a kubernetes_version the running nodes do not have is no change cluster.up would
-    make: preflight's KubeletVersion error, raised."""
+def _relied(s, facts):
+    """--live skips preflight, but what the plan relies on must hold (a kubernetes_version the running nodes do not
+    have is no change cluster.up would make; kube-vip's interface is on every control plane): the errors of those
+    checks, raised, each check's fix said once."""
+    relied = {c.name for c in kubefab.preflight.CHECKS if c.relied}
     found = kubefab.preflight.evaluate(s.inv, facts, ca_sha256=state.ca_fingerprint(s.inv))
-    wrong = [f for f in found if f.check == "KubeletVersion" and f.status == kubefab.preflight.ERROR]
+    wrong = [f for f in found if f.check in relied and f.status == kubefab.preflight.ERROR]
     if wrong:
-        raise KubefabError("; ".join(f"{f.host}: {f.reason}" for f in wrong) + f" — {wrong[0].fix}")
+        by_check = {}
+        for f in wrong:
+            by_check.setdefault(f.check, []).append(f)
+        raise KubefabError("; ".join("; ".join(f"{f.host}: {f.reason}" for f in alike) + f" — {alike[0].fix}"
+                                     for alike in by_check.values()))
 
 
 def _fresh_token(s, p):

@@ -72,6 +72,7 @@ def test_the_probe_runs_in_a_posix_shell_and_parses(shell, listener, tmp_path):
     assert f.commands["mount"] and f.endpoint.state == "open" and f.endpoint.target == listener
     assert int(listener.split(":")[1]) in f.ports
     assert set(f.modules.values()) <= {"loaded", "builtin", "available", "missing"}
+    assert "lo" in f.interface_names and {i.name for i in f.interfaces} <= set(f.interface_names)
 
 
 def test_a_closed_port_on_the_endpoint_is_refused_and_no_endpoint_is_unchecked():
@@ -96,7 +97,7 @@ def test_a_ready_host_parses_into_typed_values():
     assert f.os == facts.Os("debian", "12", "", "Debian GNU/Linux 12 (bookworm)", "apt-get")
     assert (f.cpus, f.memory_mb, f.cgroup_version, f.ports) == (4, 7940, 2, frozenset({22}))
     assert f.interfaces == (facts.Interface("eth0", "52:54:00:6b:3c:01", ("10.0.0.11/24", "fd00::11/64")),)
-    assert f.addresses == ("10.0.0.11", "fd00::11")
+    assert f.addresses == ("10.0.0.11", "fd00::11") and f.interface_names == ("eth0", "lo")
     assert f.disk == facts.Disk("/", 30787492, 24117248)
     assert f.versions["kubelet"] == "1.33.5" and f.modules["ip_vs"] == "available"
     assert f.cri_sockets == ("/run/containerd/containerd.sock",) and f.skew() == 0.0

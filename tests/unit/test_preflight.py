@@ -11,6 +11,9 @@ from kubefab.components import requirements
 from kubefab.errors import KubefabError
 from kubefab.preflight import checks
 from kubefab.preflight.checks import DONE, ERROR, FIX, OK, WARNING
+from kubefab.remote.work import FactsResult
+from kubefab.run import execute
+from kubefab.run.session import Options
 
 READY = (Path(__file__).parent.parent / "data" / "facts" / "ready.txt").read_text()
 LOCAL_CA = facts.ca_fingerprint(b"-----BEGIN CERTIFICATE-----\nthis cluster\n-----END CERTIFICATE-----\n")
@@ -24,6 +27,7 @@ INVENTORIES = {  # name: (more [cluster] keys, more tables)
     "1.34": ('kubernetes_version = "1.34.2"\n', ""),
     "swap allowed": ("", "[cluster.kubelet]\nconfig = { failSwapOn = false }\n"),
     "ha": ("", '[cluster.ha]\nvip = "10.0.0.100"\n'),
+    "kube-vip": ("", '[cluster.ha]\nvip = "10.0.0.100"\nmode = "kube-vip"\ninterface = "eth1"\n'),
     "ipv6": ('cni = "none"\npod_subnet = "10.244.0.0/16,fd00:10::/56"\n'
              'service_subnet = "10.96.0.0/12,fd00:20::/112"\n', ""),
 }
@@ -197,6 +201,10 @@ CASES = (
     Case("VirtualIPSubnet", "cp-2", {"iface": ["eth0 52:54:00:00:00:02 10.0.0.12/28"]}, ERROR,
          "10.0.0.100 is outside 10.0.0.0/28", inventory="ha"),
     Case("VirtualIPSubnet", "cp-2", {}, OK, "", inventory="ha"),
+    # kube-vip: [cluster.ha] interface is on every control plane, with an address or not
+    Case("VirtualIPInterface", "cp-2", {}, ERROR, "no interface 'eth1', where kube-vip is to hold 10.0.0.100: this "
+         "host has eth0, lo", inventory="kube-vip"),
+    Case("VirtualIPInterface", "cp-2", {"net.interfaces": "eth0 eth1 lo"}, OK, "", inventory="kube-vip"),
     # haproxy's port: free before the runtime phase starts haproxy, or already kubefab's haproxy over these API servers
     Case("Port-HAProxy", "cp-2", {"tcp.listen": listening(22, 8443)}, ERROR,
          "port 8443, where haproxy is to listen for the endpoint, is in use by something else", inventory="ha"),
@@ -373,3 +381,36 @@ def test_a_new_kubernetes_version_on_a_running_cluster_points_at_cluster_upgrade
     with pytest.raises(KubefabError, match="--ignore KubeletVersion: this check cannot be ignored: on a node of this "
                                            "cluster the runtime phase would install the new kubelet outside any drain"):
         preflight.resolve_ignore(["kubeletversion"])
+
+
+def test_kube_vips_missing_interface_names_the_host_what_it_has_and_the_interface_carrying_its_address(inventories):
+    got = findings(inventories["kube-vip"], {"cp-1": {"net.interfaces": "eth1 lo"}})
+    assert got[("cp-1", "VirtualIPInterface")].status == OK and ("w-1", "VirtualIPInterface") not in got
+    text = preflight.table(got.values())
+    assert ("error VirtualIPInterface on cp-2: no interface 'eth1', where kube-vip is to hold 10.0.0.100: this host "
+            "has eth0, lo — set [cluster.ha] interface to the control planes' interface that carries the VIP's "
+            "subnet (cp-2 has 10.0.0.12 on eth0); every control plane needs one of that name") in text
+    assert ("cp-2", "VirtualIPInterface") not in findings(inventories["ha"])     # keepalived finds its own
+
+
+def test_cluster_plan_live_refuses_a_kube_vip_interface_a_control_plane_lacks(inventories, monkeypatch):
+    inv = inventories["kube-vip"]
+    gathered = cluster_facts({"cp-1": {"net.interfaces": "eth1 lo"}})
+    monkeypatch.setattr(execute, "probe", lambda s, host: FactsResult(host.name, "facts", OK,
+                                                                      facts=gathered[host.name]))
+    monkeypatch.setattr(execute.drifts, "start", lambda s: None)
+    with pytest.raises(KubefabError) as e:
+        execute.live(inv, Options(quiet=True))
+    assert str(e.value) == ("cp-2: no interface 'eth1', where kube-vip is to hold 10.0.0.100: this host has eth0, lo "
+                            "— set [cluster.ha] interface to the control planes' interface that carries the VIP's "
+                            "subnet (cp-2 has 10.0.0.12 on eth0); every control plane needs one of that name")
+
+
+def test_a_vip_answering_while_the_control_planes_were_not_probed_is_theirs_as_node_join_probes_only_the_joining(
+        inventories):
+    joining = {name: f for name, f in cluster_facts({"w-1": {**VIP, "endpoint.state": "open"}}).items()
+               if name == "w-1"}
+    got = {(f.host, f.check): f for f in preflight.evaluate(inventories["ha"], joining, ca_sha256=LOCAL_CA)}
+    assert got[("w-1", "EndpointReachable")].status == OK
+    everyone = findings(inventories["ha"], {"w-1": {**VIP, "endpoint.state": "open"}})
+    assert "no control plane holds it" in everyone[("w-1", "EndpointReachable")].reason

@@ -18,7 +18,7 @@ from kubefab.steps import Api
 ROOT = Path(__file__).resolve().parents[2]
 UP = ("facts, preflight, runtime, push, init, join-control-plane, reconfigure-control-planes, join-workers, "
       "reconfigure-workers, kube-proxy, cni, addons, verify")
-JOIN = "facts, preflight, runtime, push, join, verify"
+JOIN = "facts, preflight, load-balancers, runtime, push, join, verify"
 RESET = "reset-workers, reset-control-planes, reset-leader"
 
 
