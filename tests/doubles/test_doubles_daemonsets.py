@@ -188,7 +188,7 @@ def test_a_kube_proxy_restart_replaces_its_pods_one_node_at_a_time(api, monkeypa
 
     def without_ready():
         ready = {p["spec"]["nodeName"] for p in proxies() if {"type": "Ready", "status": "True"} in [
-            {k: c.get(k) for k in ("type", "status")} for c in p["status"].get("conditions") or ()]}
+            {k: c.get(k) for k in ("type", "status")} for c in (p.get("status") or {}).get("conditions") or ()]}
         return [n for n in names if n not in ready]
 
     def play():
