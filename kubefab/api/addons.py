@@ -28,10 +28,11 @@ class Installed:
         return tuple(a for a in self.applied if a.action != apply.UNCHANGED)
 
 
-def install(api, inv, chosen=None):
+def install(api, inv, chosen=None, dry_run=False):
     """Apply every add-on the inventory turns on (or those `chosen`), recording each object as soon as it is
     applied (an interrupted run leaves nothing kubefab wrote unrecorded); one Installed per add-on. An add-on's
-    Secrets (keys from the add-on PKI) go in before the objects that mount them."""
+    Secrets (keys from the add-on PKI) go in before the objects that mount them. With `dry_run`, only read: what
+    apply would do to each object, nothing recorded."""
     done = []
     for addon in addons.enabled(inv) if chosen is None else chosen:
         source = f"add-on {addon.name} ({addon.component})"
@@ -39,22 +40,25 @@ def install(api, inv, chosen=None):
         first = [d for d in docs if d["kind"] in apply.FIRST]
         applied = []
         for doc in (*first, *addons.secret_objects(inv, addon), *docs[len(first):]):
-            result = apply.apply_object(api, doc)
-            applied_addons.record(inv, addon.name, [(doc["apiVersion"], doc["kind"], result.namespace, result.name)])
+            result = apply.apply_object(api, doc, dry_run)
+            if not dry_run:
+                applied_addons.record(inv, addon.name, [(doc["apiVersion"], doc["kind"], result.namespace,
+                                                         result.name)])
             applied.append(result)
         done.append(Installed(addon, tuple(applied)))
     return tuple(done)
 
 
-def sample(api, inv):
-    """Apply the gateway's sample (an echo server and an HTTPRoute to it), recorded as add-on `sample`."""
+def sample(api, inv, dry_run=False):
+    """Apply the gateway's sample (an echo server and an HTTPRoute to it), recorded as add-on `sample` (with
+    `dry_run`, only read: what apply would do)."""
     if addons.GATEWAY not in addons.enabled(inv):
         raise KubefabError(f"{inv.path}: [addons] gateway is 'none' — the sample routes through the gateway: set "
                            "gateway = \"envoy-gateway\" and run cluster.up first")
     if addons.GATEWAY.name not in applied_addons.read(inv):
         raise KubefabError("the gateway is not installed yet (nothing recorded in "
                            f"{applied_addons.path(inv)}) — run cluster.up first")
-    return install(api, inv, (addons.SAMPLE,))[0]
+    return install(api, inv, (addons.SAMPLE,), dry_run)[0]
 
 
 def sample_hint(inv):

@@ -8,6 +8,7 @@ here, else through a local forward over the SSH connection of the first control 
 node labels or taints are `changed` when an object was written.
 """
 
+import datetime
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from kubefab.components import cni
 from kubefab.errors import KubefabError
 from kubefab.pki import kubeconfig, x509
 from kubefab.plan import renewal
+from kubefab.remote import ssh
 from kubefab.state import removal
 from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, ApplyAddons, ApplyCni, \
     ApplyKubeProxy, BackupEtcd, CordonBatch, DeleteNode, DrainInBatch, DrainNode, EndpointKubeconfigs, KubeletReady, \
@@ -27,6 +29,10 @@ from kubefab.steps import CHANGED, FAILED, SKIPPED, UNCHANGED, AddonsAvailable, 
     WaitControlPlane, WaitReconfigured, WaitRenewed, WaitRestored, WaitUpgraded
 
 REACH_TIMEOUT = 3
+STARTED_TIMEOUT = 30        # seconds to read when a host's kubelet started
+# the kubelet's start by systemd's record and the host's clock, in UTC; nothing when the kubelet does not run
+KUBELET_STARTED = ('t=$(TZ=UTC systemctl show -p ExecMainStartTimestamp --value kubelet) && [ -n "$t" ] && '
+                   'date -u -d "$t" +%Y-%m-%dT%H:%M:%SZ\n')
 ADVERTISE_TIMEOUT = 120     # a CNI pod records the node's address within seconds of starting
 DELETE_WITHIN = 30          # seconds node.remove's DELETE of a Node may go unanswered before the step fails
 
@@ -132,8 +138,25 @@ class ApiSteps:
         return UNCHANGED, f"{state} ({view.version}){address}, labels and taints as the inventory says"
 
     def kubelet_ready(self, host):
-        view = nodes.view(nodes.wait_node(self.api(), host.name))
-        return UNCHANGED, f"Ready ({view.version}), {view.pods} pods at most"
+        """After a kubelet restart: its Node Ready on a condition the new kubelet posted, not one left from the old
+        (lastHeartbeatTime not before the kubelet's start, both by the host's clock)."""
+        since = self._kubelet_started(host)
+        view = nodes.view(nodes.wait_node(self.api(), host.name, since=since))
+        return UNCHANGED, (f"Ready ({view.version}), {view.pods} pods at most, as its kubelet started at "
+                           f"{since:%H:%M:%S} posted")
+
+    def _kubelet_started(self, host):
+        """When the host's kubelet process started, by the host's clock (systemd's record), to the second."""
+        try:
+            out = self.ssh.run(host, KUBELET_STARTED.encode(), STARTED_TIMEOUT)
+        except ssh.Unreachable as e:
+            raise KubefabError(f"{host.name}: when its kubelet started could not be read: {e}") from None
+        try:
+            return datetime.datetime.strptime(out.stdout.strip(), "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=datetime.timezone.utc)
+        except ValueError:
+            raise KubefabError(f"{host.name}: systemd has no start time for the kubelet (is it running? "
+                               f"systemctl status kubelet): {(out.stderr or out.stdout).strip()}") from None
 
     def _listed_node(self, name, ready):
         """Node `name` as one LIST of every Node (made by the first verify step of the run: one request for the

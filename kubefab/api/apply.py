@@ -68,10 +68,11 @@ def apply(api, text, source="manifest"):
     return tuple(apply_object(api, obj) for obj in ordered(documents(text, source)))
 
 
-def apply_object(api, obj):
-    """Create `obj`, leave it as it is, or server-side apply it; what happened, as an Applied."""
+def apply_object(api, obj, dry_run=False):
+    """Create `obj`, leave it as it is, or server-side apply it; what happened, as an Applied (with `dry_run`, what
+    would happen: only read)."""
     path, would, live, obj = _read(api, obj)
-    if would.action != UNCHANGED:
+    if would.action != UNCHANGED and not dry_run:
         api.patch(path, obj, kube.APPLY, {"fieldManager": FIELD_MANAGER, "force": "true"})
     return would
 

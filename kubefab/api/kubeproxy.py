@@ -1,13 +1,17 @@
 """kube-proxy's configuration on a running cluster: ConfigMap kube-system/kube-proxy brought to the inventory, then
-kube-proxy's pods recreated so that they read it.
+kube-proxy restarted node by node so that it reads it.
 
 kubeadm's `init phase addon kube-proxy` (and `upgrade apply`) create or update the ConfigMap from the whole config
 but leave the running pods alone, and kube-proxy reads its config only at start. kubefab changes in `config.conf`
 the fields its KubeProxyConfiguration sets (kubeadm/init.yaml's document, [cluster.kube_proxy] config merged in:
 `mode` and the inventory's own) and keeps the rest as kubeadm wrote it; it records those fields on the ConfigMap
 (annotation APPLIED), so one the inventory no longer sets is removed again and kube-proxy takes its default.
-Then every kube-proxy pod is deleted and the DaemonSet controller makes new ones, as `kubectl delete pod` would.
+Then it restarts the DaemonSet as `kubectl rollout restart` does (the pod template's RESTARTED_AT annotation): the
+DaemonSet controller replaces the pods under its RollingUpdate maxUnavailable (kubeadm's: 1 node at a time), and
+kubefab waits as `kubectl rollout status` does, each next node's new pod Ready within PROGRESS_TIMEOUT.
 """
+
+import datetime
 
 import yaml
 
@@ -21,7 +25,8 @@ PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
 SELECTOR = "k8s-app=kube-proxy"
 KEY = "config.conf"
 APPLIED = "kubefab.io/applied-config"       # the fields kubefab set in config.conf, dotted, comma-separated
-RECREATE_TIMEOUT = 300
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"      # kubectl rollout restart's pod template annotation
+PROGRESS_TIMEOUT = 120      # seconds for one more node's new kube-proxy pod to be Ready (the image may be pulled)
 
 
 def _leaves(doc, at=()):
@@ -69,7 +74,7 @@ def settled(cm, inv):
 
 
 def reconcile(api, inv, stop=None):
-    """(changed, detail): ConfigMap kube-proxy brought to the inventory, then kube-proxy's pods recreated."""
+    """(changed, detail): ConfigMap kube-proxy brought to the inventory, then kube-proxy restarted node by node."""
     cm = api.find(CONFIGMAP)
     if cm is None:
         return False, "no ConfigMap kube-system/kube-proxy: kube-proxy is not installed"
@@ -83,19 +88,58 @@ def reconcile(api, inv, stop=None):
                                        cm["metadata"]["resourceVersion"]},
                           "data": {KEY: yaml.safe_dump(new, sort_keys=True)}}, kube.MERGE)
     changed = [p for p in sorted(set(_leaves(have)) | set(_leaves(new))) if _get(have, p) != _get(new, p)]
-    return True, f"config.conf: {', '.join(changed)} changed; {recreate(api, stop)}"
+    return True, f"config.conf: {', '.join(changed)} changed; {restart(api, stop)}"
 
 
-def recreate(api, stop=None):
-    """Delete every kube-proxy pod, then wait until the DaemonSet runs a new one on each node it wants."""
+def restart(api, stop=None):
+    """`kubectl rollout restart daemonset/kube-proxy`, then wait until the rollout is complete; what happened, said.
+
+    Complete is `kubectl rollout status`'s test: the controller observed the new generation, and its pods on every
+    node it wants are updated and available. The wait ends with a Timeout naming the nodes whose new pod is not
+    Ready when no further node's is within PROGRESS_TIMEOUT."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ds = api.patch(DAEMONSET, {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}})
+    strategy = (ds["spec"].get("updateStrategy") or {}).get("type", "RollingUpdate")
+    if strategy != "RollingUpdate":
+        return (f"restarted ({RESTARTED_AT} {stamp}), but its updateStrategy is {strategy}: each pod takes the new "
+                f"config only once deleted (kubectl -n {NAMESPACE} delete pod -l {SELECTOR})")
+    generation, best = ds["metadata"].get("generation", 0), -1
+    while True:
+        done, ready = kube.until(lambda: _progress(api, generation, stamp, best), PROGRESS_TIMEOUT,
+                                 "kube-proxy's rollout made no progress: no further node's new pod was Ready", stop)
+        if done:
+            return f"restarted node by node ({RESTARTED_AT} {stamp}): {ready} new kube-proxy pods Ready"
+        best = ready
+
+
+def _progress(api, generation, stamp, best):
+    """((rollout complete, new pods Ready), ...) once complete or more than `best` new pods are Ready; else (False,
+    where the rollout stands and which nodes hold it up)."""
+    status = api.get(DAEMONSET).get("status") or {}
+    desired = status.get("desiredNumberScheduled", 0)
     pods = api.get(PODS, {"labelSelector": SELECTOR})["items"]
-    old = {p["metadata"]["uid"] for p in pods}
-    for pod in pods:
-        api.delete(f"{PODS}/{pod['metadata']['name']}")
+    new = [p for p in pods if ((p["metadata"].get("annotations") or {}).get(RESTARTED_AT)) == stamp]
+    ready = [p for p in new if _ready(p)]
+    done = (status.get("observedGeneration", 0) >= generation and status.get("updatedNumberScheduled", 0) >= desired
+            and status.get("numberAvailable", 0) >= desired)
+    if done or len(ready) > best:
+        return True, (done, len(ready))
+    waiting = [f"{p['spec'].get('nodeName') or '(no node yet)'}: pod {p['metadata']['name']} not Ready"
+               f"{_why(p)}" for p in new if not _ready(p)]
+    return False, (f"{status.get('updatedNumberScheduled', 0)} of {desired} pods updated, "
+                   f"{status.get('numberAvailable', 0)} available"
+                   + (f"; {'; '.join(waiting)}" if waiting else f"; {len(new)} new pods, all Ready"))
 
-    def check():
-        desired = ((api.find(DAEMONSET) or {}).get("status") or {}).get("desiredNumberScheduled", 0)
-        fresh = [p for p in api.get(PODS, {"labelSelector": SELECTOR})["items"] if p["metadata"]["uid"] not in old]
-        return (len(fresh) >= desired, f"{len(fresh)} of {desired} kube-proxy pods recreated")
-    kube.until(check, RECREATE_TIMEOUT, "kube-proxy's pods were not all recreated", stop)
-    return f"{len(old)} kube-proxy pods deleted, the DaemonSet made new ones"
+
+def _ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or ())
+
+
+def _why(pod):
+    """' (reason: message)' of the first container that waits, as kubectl rollout status warns; '' when none."""
+    for c in (pod.get("status") or {}).get("containerStatuses") or ():
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting:
+            return f" ({waiting.get('reason', '')}: {waiting.get('message', '')})"
+    return ""

@@ -180,8 +180,9 @@ def reconcile_one(api, inv, host, read=None, attempts=3):
 NODE_TIMEOUT = 300
 
 
-def wait_node(api, name, ready=True, timeout=NODE_TIMEOUT):
-    """Wait until Node `name` is registered and, when `ready`, Ready; the Node object of the read that showed it
+def wait_node(api, name, ready=True, timeout=NODE_TIMEOUT, since=None):
+    """Wait until Node `name` is registered and, when `ready`, Ready — on a Ready condition whose lastHeartbeatTime
+    is `since` (a datetime: a kubelet's start) or later, when given; the Node object of the read that showed it
     (so that its labels and taints need no second read)."""
     def check():
         obj = api.find(f"{NODES}/{name}")
@@ -189,8 +190,21 @@ def wait_node(api, name, ready=True, timeout=NODE_TIMEOUT):
             return False, f"{name} not registered"
         if ready and not view(obj).ready:
             return False, f"{name} NotReady ({view(obj).reason})"
+        posted = heartbeat(obj)
+        if ready and since is not None and (posted is None or posted < since):
+            return False, (f"{name}: its kubelet, started at {since:%Y-%m-%dT%H:%M:%SZ}, has posted no Ready "
+                           f"condition yet (the last one is from {f'{posted:%H:%M:%S}' if posted else 'no time'})")
         return True, obj
     return kube.until(check, timeout, f"node {name} {'was not Ready' if ready else 'did not register'}", api.stop)
+
+
+def heartbeat(obj):
+    """When the kubelet last posted the Node's Ready condition (its lastHeartbeatTime), or None."""
+    ready = next((c for c in (obj.get("status") or {}).get("conditions") or () if c.get("type") == "Ready"), {})
+    try:
+        return _time(ready.get("lastHeartbeatTime"))
+    except ValueError:
+        return None
 
 
 def wait_ready(api, names, timeout=NODE_TIMEOUT):

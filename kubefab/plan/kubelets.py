@@ -6,8 +6,9 @@ KubeletConfiguration) into paths.KUBELET_FLAGS_WANTED. When that file differs fr
 (paths.KUBELET_FLAGS_APPLIED) or from the kubelet's own: `kubeadm upgrade node phase kubelet-config` writes
 config.yaml from the kubelet-config ConfigMap (uploaded by the control planes' reconfiguration before), kubefab's
 flags are put in place, the kubelet restarts and the step waits until a new kubelet process serves its health
-port; then the gate: the Node Ready (a control plane: also its API server, etcd member and components), before the
-next node. kubeadm init and join record the flags as applied: the kubelet they started read this very config.
+port; then the gate: the Node Ready on a condition its new kubelet posted (lastHeartbeatTime not before the
+kubelet's start, ApiSteps.kubelet_ready; a control plane: also its API server, etcd member and components), before
+the next node. kubeadm init and join record the flags as applied: the kubelet they started read this very config.
 """
 
 from kubefab import paths
@@ -44,9 +45,11 @@ def steps(inv, host, bundle, facts):
     started = (f"i=0; while now=$({renewal.listener(port)}); [ -z \"$now\" ] || [ \"$now\" = \"$p\" ]; do i=$((i+1)); "
                f"if [ $i -gt {renewal.STOP_SECONDS} ]; then echo {late} >&2; exit 1; fi; sleep 1; done; "
                if port else "")
+    # a second between stop and start: every condition the old kubelet posted is then older, to the second that a
+    # lastHeartbeatTime has, than the new kubelet's start, which the gate after this step waits beyond
     body = (f"p=$({renewal.listener(port)}) && kubeadm upgrade node phase kubelet-config && "
-            f"cp {q(wanted)} {q(live)}.kubefab && mv -f {q(live)}.kubefab {q(live)} && systemctl restart kubelet && "
-            f"{started}cp -p {q(wanted)} {q(applied_)}")
+            f"cp {q(wanted)} {q(live)}.kubefab && mv -f {q(live)}.kubefab {q(live)} && "
+            f"systemctl stop kubelet && sleep 1 && systemctl start kubelet && {started}cp -p {q(wanted)} {q(applied_)}")
     fresh = facts is not None and paths.kubeconfig("kubelet.conf") not in facts.kube_files
     done = ("not a node yet: kubeadm init or join writes the kubelet's files from this configuration" if fresh else
             "the kubelet runs on these flags and this configuration" if applied(host, bundle, facts) else "")

@@ -115,6 +115,7 @@ class Hosts:
         self._gateways = {}
         self._forwards = []                  # listening sockets of local forwards
         self._lock = threading.RLock()       # a gateway is opened under it, and opening takes it again
+        self._opening = {}                   # host name -> the Lock held while its connection is opened
 
     def known_hosts(self, host):
         key = (host.ssh.known_hosts_file, host.ssh.known_hosts)
@@ -124,15 +125,23 @@ class Hosts:
             return self._known[key]
 
     def connection(self, host):
-        """The open Connection to `host`, opened on first use; Unreachable with the cause otherwise."""
+        """The open Connection to `host`, opened on first use; Unreachable with the cause otherwise.
+
+        Threads asking for the same host at once get one connection: the opening holds that host's own lock, so
+        other hosts' connections open meanwhile."""
         with self._lock:
-            existing = self._connections.get(host.name)
-        if existing is not None and existing.is_connected:
-            return existing
-        c = self._open(host)
-        with self._lock:
-            self._connections[host.name] = c
-        return c
+            opening = self._opening.setdefault(host.name, threading.Lock())
+        with opening:
+            with self._lock:
+                existing = self._connections.get(host.name)
+            if existing is not None and existing.is_connected:
+                return existing
+            if existing is not None:
+                existing.close()        # dropped by the host or the network: its transport's thread ends too
+            c = self._open(host)
+            with self._lock:
+                self._connections[host.name] = c
+            return c
 
     def _open(self, host):
         s = host.ssh

@@ -38,12 +38,17 @@ def remove(c, name, dry_run=False, inventory=None, state_dir=None, via=None):
                   "unless you turn it off there")
 
 
-@task(help={"inventory": INVENTORY_HELP, "state-dir": STATE_HELP, "via": VIA_HELP})
-def sample(c, inventory=None, state_dir=None, via=None):
+@task(help={"dry-run": "list what would be applied; change nothing", "inventory": INVENTORY_HELP,
+            "state-dir": STATE_HELP, "via": VIA_HELP})
+def sample(c, dry_run=False, inventory=None, state_dir=None, via=None):
     """Put a sample echo server behind the gateway's HTTPS listener (an HTTPRoute); `addons.remove sample` undoes it."""
     with user_errors():
         inv = load(c, inventory, state_dir)
-        done = addons.sample(_api(inv, via), inv)
+        done = addons.sample(_api(inv, via), inv, dry_run=dry_run)
+        if dry_run:
+            print(f"sample would be applied: {len(done.written)} of {len(done.applied)} objects would be written"
+                  + "".join(f"\n  {a} (dry run)" for a in done.applied))
+            return
         print(f"sample: {len(done.written)} of {len(done.applied)} objects written"
               + "".join(f"\n  {a}" for a in done.applied))
         print(addons.sample_hint(inv))

@@ -7,10 +7,19 @@ controller adds to every daemon pod, util.AddOrUpdateDaemonPodTolerations). The 
 a node affinity on metadata.name and lets the scheduler bind the pod; the doubles have no scheduler, so
 the pod is created with that affinity and its spec.nodeName set at once. Pods whose DaemonSet is gone
 are deleted (the garbage collector's background propagation), as are pods bound to a Node that no
-longer exists (podgc)."""
+longer exists (podgc).
 
+A changed pod template (a new `controller-revision-hash`, e.g. `kubectl rollout restart`'s
+`kubectl.kubernetes.io/restartedAt` annotation) is rolled out as update.go's rollingUpdate does without surge:
+a pass that created pods does nothing else (the controller waits for its expectations), otherwise old pods that
+are not available are deleted, and old available ones only while fewer than maxUnavailable nodes are unavailable
+(a node without a pod, or with a new pod not available yet, counts as unavailable); the next passes create their
+replacements. The status is updateDaemonSetStatus's: per node that should run the pod, its oldest pod counts."""
+
+import datetime
 import hashlib
 import json
+import math
 
 
 DAEMONSETS = "/apis/apps/v1/daemonsets"
@@ -87,6 +96,11 @@ def unfit(spec, node, tols):
     return None
 
 
+def revision(ds):
+    """The template's hash: the `controller-revision-hash` of the pods made from it (the real one is an FNV hash)."""
+    return hashlib.sha256(json.dumps(ds["spec"]["template"], sort_keys=True).encode()).hexdigest()[:10]
+
+
 def pod_for(ds, node_name):
     """The Pod the controller creates for `ds` on `node_name` (util.CreatePodTemplate + the scheduler's bind)."""
     template = ds["spec"]["template"]
@@ -97,9 +111,9 @@ def pod_for(ds, node_name):
         {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}
     spec["nodeName"] = node_name
     meta = ds["metadata"]
-    revision = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
     labels = dict((template.get("metadata") or {}).get("labels") or {},
-                  **{"controller-revision-hash": revision, "pod-template-generation": str(meta.get("generation", 1))})
+                  **{"controller-revision-hash": revision(ds),
+                     "pod-template-generation": str(meta.get("generation", 1))})
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": f"{meta['name']}-", "namespace": meta["namespace"], "labels": labels,
                          "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
@@ -113,9 +127,60 @@ def _owner(pod):
     return next((o for o in pod["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
 
 
+def _revision_of(pod):
+    return (pod["metadata"].get("labels") or {}).get("controller-revision-hash")
+
+
 def _ready(pod):
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return _ready_since(pod) is not None
+
+
+def _ready_since(pod):
+    """When the pod's Ready condition last turned True, or None while it is not Ready."""
+    cond = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+    if cond.get("status") != "True":
+        return None
+    when = cond.get("lastTransitionTime")
+    return datetime.datetime.fromisoformat(when.replace("Z", "+00:00")) if when else datetime.datetime.min.replace(
+        tzinfo=datetime.timezone.utc)
+
+
+def available(pod, min_ready, now):
+    """podutil.IsPodAvailable: Ready for at least minReadySeconds."""
+    since = _ready_since(pod)
+    return since is not None and (not min_ready or since + datetime.timedelta(seconds=min_ready) <= now)
+
+
+def max_unavailable(ds, desired):
+    """updatedDesiredNodeCounts' maxUnavailable: RollingUpdate's, a percentage of the desired nodes rounded up; 1
+    when it comes to 0 (with no surge, the double's only kind of rollout)."""
+    strategy = ds["spec"].get("updateStrategy") or {}
+    value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 0)
+    count = math.ceil(int(value[:-1]) * desired / 100) if isinstance(value, str) else int(value)
+    return count or (1 if desired else 0)
+
+
+def rollout(ds, wanted, owned, now):
+    """The names of the old pods rollingUpdate deletes now (maxSurge 0): the unavailable ones, then available ones
+    while fewer than maxUnavailable of the nodes that should run the pod are unavailable."""
+    if ((ds["spec"].get("updateStrategy") or {}).get("type") or "RollingUpdate") != "RollingUpdate":
+        return []
+    current, min_ready = revision(ds), ds["spec"].get("minReadySeconds", 0)
+    on = {name: [p for p in owned if p["spec"]["nodeName"] == name] for name in wanted}
+    unavailable, replace, candidates = 0, [], []
+    for name in wanted:
+        new = [p for p in on[name] if _revision_of(p) == current]
+        old = [p for p in on[name] if p not in new]
+        if len(new) > 1 or len(old) > 1 or bool(new) == bool(old):
+            unavailable += 1        # nothing there, or the pod loop still to sort it out
+        elif new:
+            unavailable += not available(new[0], min_ready, now)
+        elif not available(old[0], min_ready, now):
+            replace.append(old[0]["metadata"]["name"])
+            unavailable += 1
+        else:
+            candidates.append(old[0]["metadata"]["name"])
+    return replace + candidates[:max(0, max_unavailable(ds, len(wanted)) - unavailable)]
 
 
 def sync(client):
@@ -129,26 +194,42 @@ def sync(client):
         if (owner.get("kind") == "DaemonSet" and owner.get("uid") not in uids) or (node and node not in nodes):
             meta = pod["metadata"]
             client.delete_if_present(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}")
+    now = datetime.datetime.now(datetime.timezone.utc)
     for ds in daemonsets:
         owned = [p for p in pods if (_owner(p) or {}).get("uid") == ds["metadata"]["uid"]
                  and p["spec"].get("nodeName") in nodes]
         placed = {p["spec"]["nodeName"] for p in owned}
         wanted = [name for name, node in sorted(nodes.items()) if should_run(ds["spec"]["template"].get("spec") or {},
                                                                              node)]
-        for name in wanted:
-            if name not in placed:
-                owned.append(client.create(f"/api/v1/namespaces/{ds['metadata']['namespace']}/pods",
-                                           pod_for(ds, name)))
-        update_status(client, ds, wanted, owned)
+        namespace = ds["metadata"]["namespace"]
+        made = [client.create(f"/api/v1/namespaces/{namespace}/pods", pod_for(ds, name))
+                for name in wanted if name not in placed]
+        gone = set() if made else set(rollout(ds, wanted, owned, now))
+        for name in sorted(gone):
+            client.delete_if_present(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        update_status(client, ds, wanted, [p for p in owned + made if p["metadata"]["name"] not in gone], now)
 
 
-
-def update_status(client, ds, wanted, owned):
-    ready = sum(1 for p in owned if _ready(p))
-    on = {p["spec"]["nodeName"] for p in owned}
-    status = {"desiredNumberScheduled": len(wanted), "currentNumberScheduled": len(on),
-              "numberMisscheduled": len(on - set(wanted)), "numberReady": ready, "numberAvailable": ready,
-              "updatedNumberScheduled": len(owned), "numberUnavailable": max(len(wanted) - ready, 0),
+def update_status(client, ds, wanted, owned, now):
+    """updateDaemonSetStatus: per node that should run the pod, its oldest pod counts (scheduled, ready,
+    available, updated); a pod on a node that should not run it is misscheduled."""
+    current, min_ready = revision(ds), ds["spec"].get("minReadySeconds", 0)
+    counts = dict.fromkeys(("current", "ready", "available", "updated"), 0)
+    for name in wanted:
+        here = sorted((p for p in owned if p["spec"]["nodeName"] == name),
+                      key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+        if not here:
+            continue
+        oldest = here[0]
+        counts["current"] += 1
+        counts["ready"] += _ready(oldest)
+        counts["available"] += available(oldest, min_ready, now)
+        counts["updated"] += _revision_of(oldest) == current
+    status = {"desiredNumberScheduled": len(wanted), "currentNumberScheduled": counts["current"],
+              "numberMisscheduled": len({p["spec"]["nodeName"] for p in owned} - set(wanted)),
+              "numberReady": counts["ready"], "numberAvailable": counts["available"],
+              "updatedNumberScheduled": counts["updated"],
+              "numberUnavailable": len(wanted) - counts["available"],
               "observedGeneration": ds["metadata"].get("generation", 1)}
     if {k: (ds.get("status") or {}).get(k) for k in status} != status:
         client.patch(f"/apis/apps/v1/namespaces/{ds['metadata']['namespace']}/daemonsets/{ds['metadata']['name']}"

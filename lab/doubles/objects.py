@@ -180,7 +180,8 @@ def kube_proxy_objects(cluster, image, server, proxy_doc):
         (f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
             "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "kube-proxy", "namespace": ns,
                                                                        "labels": labels},
-            "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+            "spec": {"selector": {"matchLabels": labels}, "updateStrategy": {"type": "RollingUpdate"},
+                     "template": {"metadata": {"labels": labels}, "spec": {
                 "serviceAccountName": "kube-proxy", "hostNetwork": True,
                 "priorityClassName": "system-node-critical", "tolerations": [{"operator": "Exists"}],
                 "containers": [{"name": "kube-proxy", "image": image, "command": [

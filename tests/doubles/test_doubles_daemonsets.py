@@ -7,13 +7,16 @@ real etcd and the API-server double, each node's files under its own root."""
 import json
 import os
 import shutil
+import threading
+import time
 import types
 
 import pytest
 import yaml
 
+from kubefab.api import kube, kubeproxy
 from kubefab.components import cni
-from lab.doubles import cniplugins, daemonsets, install_dir, kubelet_checks, podrun, testkit
+from lab.doubles import cniplugins, daemonsets, install_dir, kubelet_checks, objects, podrun, testkit
 from lab.doubles.kubeclient import ApiStatus, Client
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
@@ -165,3 +168,57 @@ def test_calico_installs_its_plugins_and_config_with_the_node_name(api, monkeypa
     assert conf["plugins"][0]["kubernetes"]["kubeconfig"] == "/etc/cni/net.d/calico-kubeconfig"
     assert all(os.access(node.path(f"/opt/cni/bin/{p}"), os.X_OK) for p in ("calico", "calico-ipam", "portmap"))
     assert node.network_error(monkeypatch) is None, "calico's image brings portmap along"
+
+
+def test_a_kube_proxy_restart_replaces_its_pods_one_node_at_a_time(api, monkeypatch):
+    """kubefab's restart (kubectl rollout restart's annotation) against the controller and kubelets: the pods are
+    replaced node by node under kubeadm's RollingUpdate (maxUnavailable 1), never two nodes without a Ready one."""
+    names = ("kp-1", "kp-2", "kp-3")
+    nodes = [Node(api, name, taints=[CONTROL_PLANE_TAINT] if name == "kp-1" else ()) for name in names]
+    _, ds = next(o for o in objects.kube_proxy_objects({"networking": {}}, "registry.k8s.io/kube-proxy:v1.33.5",
+                                                       api.server, None) if o[1]["kind"] == "DaemonSet")
+    ds["spec"]["template"]["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
+                                                     "values": list(names)}]}]}}}    # this test's nodes only
+    api.admin.create("/apis/apps/v1/namespaces/kube-system/daemonsets", ds)
+
+    def proxies():
+        return [p for p in api.admin.get(kubeproxy.PODS)["items"]
+                if p["metadata"]["labels"].get("k8s-app") == "kube-proxy" and p["spec"]["nodeName"] in names]
+
+    def without_ready():
+        ready = {p["spec"]["nodeName"] for p in proxies() if {"type": "Ready", "status": "True"} in [
+            {k: c.get(k) for k in ("type", "status")} for c in (p.get("status") or {}).get("conditions") or ()]}
+        return [n for n in names if n not in ready]
+
+    def play():
+        daemonsets.sync(api.admin)
+        yield without_ready()
+        for node in nodes:
+            node.sync(monkeypatch)
+            yield without_ready()
+
+    for _ in range(2):
+        list(play())
+    first = {p["metadata"]["uid"] for p in proxies()}
+    assert without_ready() == [] and len(first) == 3
+
+    monkeypatch.setattr(kube, "POLL_SECONDS", 0.05)
+    kubefab_api = kube.connect(api.root / "etc/kubernetes/super-admin.conf")
+    said = []
+    restart = threading.Thread(target=lambda: said.append(kubeproxy.restart(kubefab_api)))
+    restart.start()
+    missing = []
+    deadline = time.monotonic() + 60
+    while restart.is_alive() and time.monotonic() < deadline:
+        missing += [tuple(m) for m in play()]
+    restart.join(5)
+    assert said and said[0].startswith("restarted node by node (kubectl.kubernetes.io/restartedAt "), said
+    assert said[0].endswith("): 3 new kube-proxy pods Ready")
+    assert max(map(len, missing)) == 1, "one node at a time"
+    assert {m for m in missing if m} == {("kp-1",), ("kp-2",), ("kp-3",)}, missing
+    now = {p["metadata"]["uid"] for p in proxies()}
+    assert len(now) == 3 and not now & first
+    status = api.admin.get(kubeproxy.DAEMONSET)["status"]
+    assert (status["updatedNumberScheduled"], status["numberAvailable"], status["desiredNumberScheduled"]) == (3, 3, 3)
+    assert status["observedGeneration"] == api.admin.get(kubeproxy.DAEMONSET)["metadata"]["generation"]

@@ -2,7 +2,7 @@
 double imports them as a pull would); an image the nodes lack makes verify name its Deployment and the image; then
 cluster.up brings Headlamp, metrics-server and Envoy Gateway available, the Gateway programmed with a TLS secret from
 kubefab's add-on CA, and the run after changes nothing; the UI token authenticates as the UI's ServiceAccount; the
-sample routes through the Gateway; addons.remove --dry-run deletes nothing, addons.remove deletes exactly one
+sample routes through the Gateway (its --dry-run applies nothing); addons.remove --dry-run deletes nothing, addons.remove deletes exactly one
 add-on's objects; an add-on taken out of the inventory is named with the command that removes it."""
 
 import base64
@@ -110,6 +110,9 @@ def test_addons_install_verify_rerun_token_gateway_and_remove(new_lab, tmp_path,
     assert review["status"]["userInfo"]["username"] == "system:serviceaccount:kube-system:headlamp-admin"
     assert not any(token in f.read_text(errors="replace") for f in inv.state_dir.rglob("*") if f.is_file())
 
+    tasks.sample(ctx, dry_run=True)
+    assert "sample would be applied: 3 of 3 objects would be written" in capsys.readouterr().out
+    assert api.find("/apis/apps/v1/namespaces/default/deployments/echo") is None
     tasks.sample(ctx)
     assert "sample: 3 of 3 objects written" in capsys.readouterr().out
     route = api.get("/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes/echo")

@@ -108,7 +108,8 @@ def test_an_apiserver_arg_a_removed_label_kubelet_and_kube_proxy_settings_reach_
     assert conf["metricsBindAddress"] == "0.0.0.0:10249" and conf["clusterCIDR"], conf
     now = {p["metadata"]["uid"] for p in api.get(kubeproxy.PODS, {"labelSelector": kubeproxy.SELECTOR})["items"]}
     assert len(now) == 2 and not now & proxies, (proxies, now)
-    assert "2 kube-proxy pods deleted" in results["kf-cp1", "kube-proxy"].steps[0].detail
+    assert "restarted node by node" in results["kf-cp1", "kube-proxy"].steps[0].detail
+    assert "2 new kube-proxy pods Ready" in results["kf-cp1", "kube-proxy"].steps[0].detail
     assert live(lab, tmp_path / "state") == (0, "no changes\n")
     assert results["kf-cp1", "reconfigure-control-planes"].status == CHANGED, text
     steps = {s.name: s for s in results["kf-cp1", "reconfigure-control-planes"].steps}

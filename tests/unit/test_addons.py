@@ -10,6 +10,7 @@ import types
 
 from kubefab import inventory, pki, plan, state
 from kubefab.api import addons as api_addons
+from kubefab.api import kube
 from kubefab.components import addons, templates
 from kubefab.pki import addons as addon_pki
 from kubefab.pki import x509
@@ -271,3 +272,39 @@ def test_remove_dry_run_lists_what_would_go_and_deletes_nothing(tmp_path):
                                                                         "metrics-server"))
     assert api.deleted == [] and applied_addons.read(inv) == {"metrics": objects}
     assert api_addons.remove(api, inv, "metrics") == listed and len(api.deleted) == 2 and applied_addons.read(inv) == {}
+
+
+class ReadOnlyApi:
+    """Serves every kind and holds the sample's Service already, as its last apply left it; writes are recorded."""
+
+    def __init__(self, service):
+        self.service, self.patched = service, []
+
+    def resource(self, api_version, kind, timeout=None):
+        return kube.Resource(api_version, kind, f"{kind.lower()}s", namespaced=True)
+
+    def find(self, path):
+        return self.service if path == "/api/v1/namespaces/default/services/echo" else None
+
+    def patch(self, path, body, content_type=None, query=None):
+        self.patched.append(path)
+
+
+def test_sample_dry_run_says_what_it_would_apply_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    from invoke import Config, Context
+
+    from kubefab.tasks import addons as tasks
+    inv = load(tmp_path, '[addons]\ngateway = "envoy-gateway"\n[addons.tls]\nissue = ["web.example.com"]\n')
+    applied_addons.record(inv, "gateway", [("v1", "Namespace", "", "envoy-gateway-system")])
+    service = next(d for d in yaml.safe_load_all(addons.manifest(inv, addons.SAMPLE)) if d["kind"] == "Service")
+    api = ReadOnlyApi(service)
+    monkeypatch.setattr(tasks, "_api", lambda inv, via: api)
+    ctx = Context(Config(overrides={"kubefab": {"inventory": str(inv.path), "state_dir": str(inv.state_dir)}}))
+    tasks.sample(ctx, dry_run=True)
+    assert capsys.readouterr().out == ("sample would be applied: 2 of 3 objects would be written\n"
+                                       "  deployment.apps/echo created (dry run)\n"
+                                       "  service/echo unchanged (dry run)\n"
+                                       "  httproute.gateway.networking.k8s.io/echo created (dry run)\n")
+    assert api.patched == [] and set(applied_addons.read(inv)) == {"gateway"}
+    tasks.sample(ctx)
+    assert len(api.patched) == 2 and set(applied_addons.read(inv)) == {"gateway", "sample"}
