@@ -8,7 +8,9 @@ the fields its KubeProxyConfiguration sets (kubeadm/init.yaml's document, [clust
 (annotation APPLIED), so one the inventory no longer sets is removed again and kube-proxy takes its default.
 Then it restarts the DaemonSet as `kubectl rollout restart` does (the pod template's RESTARTED_AT annotation): the
 DaemonSet controller replaces the pods under its RollingUpdate maxUnavailable (kubeadm's: 1 node at a time), and
-kubefab waits as `kubectl rollout status` does, each next node's new pod Ready within PROGRESS_TIMEOUT.
+kubefab waits as `kubectl rollout status` does, each next node's new pod Ready within PROGRESS_TIMEOUT. The
+ConfigMap carries PENDING from the write that changes config.conf until that restart is done, so a run stopped in
+between (Ctrl-C, a rollout that timed out) leaves the restart to the next run and to `cluster.plan --live`.
 """
 
 import datetime
@@ -26,6 +28,7 @@ SELECTOR = "k8s-app=kube-proxy"
 KEY = "config.conf"
 APPLIED = "kubefab.io/applied-config"       # the fields kubefab set in config.conf, dotted, comma-separated
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"      # kubectl rollout restart's pod template annotation
+PENDING = "kubefab.io/restart-pending"      # on the ConfigMap from config.conf's change until kube-proxy restarted
 PROGRESS_TIMEOUT = 120      # seconds for one more node's new kube-proxy pod to be Ready (the image may be pulled)
 
 
@@ -79,16 +82,30 @@ def reconcile(api, inv, stop=None):
     if cm is None:
         return False, "no ConfigMap kube-system/kube-proxy: kube-proxy is not installed"
     have, new, record = settled(cm, inv)
-    noted = (cm["metadata"].get("annotations") or {}).get(APPLIED)
+    notes = cm["metadata"].get("annotations") or {}
     if have == new:
-        if noted != record:
+        if notes.get(APPLIED) != record:
             api.patch(CONFIGMAP, {"metadata": {"annotations": {APPLIED: record}}}, kube.MERGE)
-        return False, f"config.conf as the inventory says (mode {new.get('mode') or 'default'})"
-    api.patch(CONFIGMAP, {"metadata": {"annotations": {APPLIED: record}, "resourceVersion":
+        if PENDING not in notes:
+            return False, f"config.conf as the inventory says (mode {new.get('mode') or 'default'})"
+        return True, f"config.conf changed by a run that stopped before kube-proxy restarted; {_restart(api, stop)}"
+    # the change and its pending restart in one write: a run stopped before the restart leaves it to the next
+    api.patch(CONFIGMAP, {"metadata": {"annotations": {APPLIED: record, PENDING: "true"}, "resourceVersion":
                                        cm["metadata"]["resourceVersion"]},
                           "data": {KEY: yaml.safe_dump(new, sort_keys=True)}}, kube.MERGE)
     changed = [p for p in sorted(set(_leaves(have)) | set(_leaves(new))) if _get(have, p) != _get(new, p)]
-    return True, f"config.conf: {', '.join(changed)} changed; {restart(api, stop)}"
+    return True, f"config.conf: {', '.join(changed)} changed; {_restart(api, stop)}"
+
+
+def pending(cm):
+    """Whether ConfigMap `cm` changed since kube-proxy last restarted (a run stopped in between)."""
+    return PENDING in (cm["metadata"].get("annotations") or {})
+
+
+def _restart(api, stop):
+    said = restart(api, stop)
+    api.patch(CONFIGMAP, {"metadata": {"annotations": {PENDING: None}}}, kube.MERGE)
+    return said
 
 
 def restart(api, stop=None):

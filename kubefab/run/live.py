@@ -146,6 +146,10 @@ def read_objects(inv, checks, reads):
         if have != new:
             found.append(drift.ObjectChange(f"ConfigMap {kubeproxy.NAMESPACE}/kube-proxy {kubeproxy.KEY}",
                                             drift.as_yaml(have), drift.as_yaml(new)))
+        elif kubeproxy.pending(cm):
+            found.append(drift.ObjectChange(f"DaemonSet {kubeproxy.NAMESPACE}/kube-proxy",
+                                            f"# its pods started before {kubeproxy.KEY} last changed\n",
+                                            "# restarted node by node (kubectl rollout restart)\n"))
     if hosts:       # one list of the nodes, not a read per host
         listed = reads.nodes.result()
         found += [change for host in hosts for change in [_node(inv, host, listed.get(host.name))] if change]

@@ -1,17 +1,20 @@
 """`cluster.plan --live`'s findings from a facts-fed plan, and their text: diffs of what differs, secrets masked."""
 
+import concurrent.futures as cf
 from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from kubefab import paths, plan
-from kubefab.api import apisteps, apply, kube, nodes
+from kubefab.api import apisteps, apply, kube, kubeproxy, nodes
+from kubefab.components import kubeadm
 from kubefab.pki import token
 from kubefab.plan import drift, phases, runtime
 from kubefab.run import live
 from kubefab.secret import MASK
-from kubefab.steps import ApplyCni, Command
+from kubefab.steps import ApplyCni, ApplyKubeProxy, Command
 from test_plan import ha, settled  # noqa: F401  (ha is a fixture)
 
 
@@ -221,3 +224,18 @@ def test_live_reads_through_the_first_control_planes_ssh_wait_for_the_facts(ha, 
     assert connected == [1]
     # the listed control planes lack their taint, the listed workers hold what they should
     assert [o.what for o in objects if o.what.startswith("Node")] == [f"Node {h.name}" for h in inv.control_planes]
+
+
+def test_a_kube_proxy_restart_left_pending_by_a_stopped_run_is_a_change(ha):
+    inv, p = ha
+    checks = tuple(c for c in drift.changes(p).api if isinstance(c.step, ApplyKubeProxy))
+    conf = yaml.safe_dump(kubeadm.kube_proxy_configuration(inv.cluster))
+    cm = {"metadata": {"annotations": {kubeproxy.PENDING: "true"}}, "data": {kubeproxy.KEY: conf}}
+    read = cf.Future()
+    read.set_result(cm)
+    reads = SimpleNamespace(cni=None, addons={}, nodes=None, kube_proxy=read)
+    [change] = live.read_objects(inv, checks, lambda: reads)
+    assert change.what == "DaemonSet kube-system/kube-proxy"
+    assert change.before == "# its pods started before config.conf last changed\n"
+    cm["metadata"]["annotations"] = {}
+    assert live.read_objects(inv, checks, lambda: reads) == ()

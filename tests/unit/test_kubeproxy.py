@@ -94,3 +94,40 @@ def test_an_on_delete_daemonset_is_not_waited_for_and_the_user_is_told():
     said = kubeproxy.restart(RollingApi("OnDelete"))
     assert said.endswith("but its updateStrategy is OnDelete: each pod takes the new config only once deleted "
                          "(kubectl -n kube-system delete pod -l k8s-app=kube-proxy)")
+
+
+class ConfigMapApi:
+    """ConfigMap kube-proxy as the API server holds it, changed by JSON merge patches."""
+
+    def __init__(self, cm):
+        self.cm = cm
+
+    def find(self, path):
+        assert path == kubeproxy.CONFIGMAP
+        return yaml.safe_load(yaml.safe_dump(self.cm))      # a copy, as a read is
+
+    def patch(self, path, body, content_type):
+        assert (path, content_type) == (kubeproxy.CONFIGMAP, kube.MERGE)
+        notes = self.cm["metadata"].setdefault("annotations", {})
+        for key, value in body["metadata"].get("annotations", {}).items():
+            notes.pop(key) if value is None else notes.__setitem__(key, value)
+        self.cm["data"].update(body.get("data", {}))
+
+
+def test_a_restart_a_stopped_run_left_undone_is_made_by_the_next_run(tmp_path, monkeypatch):
+    inv = load(tmp_path, '\n[cluster.kube_proxy]\nmode = "ipvs"\n')
+    api = ConfigMapApi(configmap(KUBEADM, "mode"))
+
+    def interrupted(api, stop=None):
+        raise kube.Timeout("kube-proxy's rollout made no progress")
+    monkeypatch.setattr(kubeproxy, "restart", interrupted)
+    with pytest.raises(kube.Timeout):
+        kubeproxy.reconcile(api, inv)
+    assert yaml.safe_load(api.cm["data"][kubeproxy.KEY])["mode"] == "ipvs" and kubeproxy.pending(api.cm)
+    restarts = []
+    monkeypatch.setattr(kubeproxy, "restart", lambda api, stop=None: restarts.append(1) or "restarted node by node")
+    changed, said = kubeproxy.reconcile(api, inv)      # the ConfigMap is as the inventory says, its restart is not
+    assert changed and restarts == [1] and not kubeproxy.pending(api.cm)
+    assert said == "config.conf changed by a run that stopped before kube-proxy restarted; restarted node by node"
+    assert kubeproxy.reconcile(api, inv) == (False, "config.conf as the inventory says (mode ipvs)")
+    assert restarts == [1]
