@@ -396,7 +396,8 @@ def test_join_and_reset_dry_runs_print_their_plans_and_change_nothing(new_lab, t
     assert p.returncode == 0, out + err
     assert "facts: Gather facts from every host (one probe per host) — from the facts gathered" in out, out
     phases = re.findall(r"^\d+\. ([a-z-]+): ", out, re.M)
-    assert phases == ["runtime", "push", "join", "verify"], out
+    assert phases == ["load-balancers", "runtime", "push", "join", "verify"], out     # no HA: the first, no hosts
+    assert re.search(r"^1\. load-balancers: .*\n   \(no hosts\)$", out, re.M), out
     assert "kubeadm join --config <its join config, with a fresh token>" in out and "kf-cp1 (" not in out, out
     assert "dry run: nothing was changed" in out + err
 

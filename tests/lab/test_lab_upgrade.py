@@ -26,7 +26,9 @@ from kubefab import inventory
 from kubefab.api import kube, nodes
 from kubefab.run import execute
 from kubefab.run.session import Options
+from lab import repo
 from test_lab_ha import failure_windows, readyz
+from test_lab_packages import holds
 from test_lab_up import run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
@@ -148,7 +150,9 @@ def test_three_control_planes_one_at_a_time_the_vip_answering_then_a_run_interru
 
 
 def test_a_budget_that_blocks_a_drain_stops_the_run_at_that_batch_and_uncordons_it(new_lab, tmp_path):
-    lab = new_lab(hosts=3, control_planes=1, flavour="node", version=OLD)
+    """From the packages source (the lab's apt repository, one per minor): the control plane gets 1.34's packages,
+    held again, before the workers' batch stops at the budget."""
+    lab = new_lab(hosts=3, control_planes=1, flavour="node", version=OLD, install="packages")
     code, text, _ = run_of(lab, tmp_path, yes=True)
     assert code == 0, text
     inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
@@ -171,3 +175,8 @@ def test_a_budget_that_blocks_a_drain_stops_the_run_at_that_batch_and_uncordons_
     assert "the batch kf-w1, kf-w2 was uncordoned" in text, text
     assert not any(n.unschedulable for n in nodes.list_nodes(api))
     assert kubelets(inv)["kf-cp1"] == f"v{NEW}"
+    upgraded, stopped = holds(lab, "kf-cp1"), holds(lab, "kf-w1")     # the workers' batch never got that far
+    assert {"kubeadm", "kubelet", "kubectl"} <= set(upgraded), upgraded
+    for p in ("kubeadm", "kubelet"):
+        assert f"{p} hold ok installed {NEW}-{repo.REVISION}" in upgraded, upgraded
+        assert f"{p} hold ok installed {OLD}-{repo.REVISION}" in stopped, stopped
