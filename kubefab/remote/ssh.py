@@ -27,6 +27,9 @@ from kubefab.secret import Secret
 TRUNCATED = 125     # the wrapper's exit code when the script did not arrive whole
 
 
+LINK_POLL = 0.25        # seconds between looks at TCP's view of a link while a session opens
+
+
 class Unreachable(Exception):
     """A host that cannot be used: refused, timed out, auth failed, host key refused, connection lost."""
 
@@ -257,18 +260,54 @@ class Hosts:
 
 def _session(transport, host, timeout):
     """A session channel on `transport`. A busy host's sshd can take longer than connect_timeout to open one on a
-    connection it already accepted: as OpenSSH's client, wait for it, within the script's own `timeout`."""
+    connection it already accepted: as OpenSSH's client, kubefab waits for it, within the script's own `timeout`, as
+    long as the host's kernel acknowledges what is sent. A link that leaves it unacknowledged for connect_timeout is
+    dead (a cut link, a host gone): the connection is closed then and the session fails at once. Without TCP's own
+    view of the link (a connection through a gateway, a system without TCP_INFO), connect_timeout is the wait."""
+    patience = host.ssh.connect_timeout
+    watched = isinstance(transport.sock, socket.socket) and hasattr(socket, "TCP_INFO")
+    wait = timeout if watched else min(timeout, patience)
+    opened, dead = threading.Event(), threading.Event()
+    if watched:
+        threading.Thread(target=_watch_link, args=(transport, patience, opened, dead), daemon=True,
+                         name=f"kubefab-link-{host.name}").start()
     try:
-        return transport.open_session(timeout=timeout)
-    except paramiko.ChannelException as e:
-        raise Unreachable(f"{host.address} refused a session: {e}") from None
-    except paramiko.SSHException as e:
-        if transport.is_active():
-            raise Unreachable(f"no answer from {host.address} within {timeout} s: its sshd did not open a "
+        return transport.open_session(timeout=wait)
+    except (paramiko.SSHException, OSError, EOFError) as e:
+        if dead.is_set():
+            raise Unreachable(f"connection to {host.address} lost: nothing sent was acknowledged for "
+                              f"{patience:g} s") from None
+        if isinstance(e, paramiko.ChannelException):
+            raise Unreachable(f"{host.address} refused a session: {e}") from None
+        if isinstance(e, paramiko.SSHException) and transport.is_active():
+            raise Unreachable(f"no answer from {host.address} within {wait:g} s: its sshd did not open a "
                               "session") from None
-        raise Unreachable(f"connection to {host.address} lost: {e}") from None
-    except (OSError, EOFError) as e:
         raise Unreachable(f"connection to {host.address} lost: {e or type(e).__name__}") from None
+    finally:
+        opened.set()
+
+
+def _watch_link(transport, patience, opened, dead):
+    """Until `opened`: close `transport` once TCP has been retransmitting, unacknowledged, for `patience` seconds."""
+    since = None
+    while not opened.wait(LINK_POLL):
+        if not _retransmitting(transport.sock):
+            since = None
+        elif since is None:
+            since = time.monotonic()
+        elif time.monotonic() - since >= patience:
+            dead.set()
+            transport.close()
+            return
+
+
+def _retransmitting(sock):
+    """Whether the kernel is retransmitting on `sock` for want of an acknowledgement (struct tcp_info's
+    tcpi_retransmits, its third byte: the retransmission timeouts since the peer last acknowledged)."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[2] > 0
+    except OSError:
+        return False
 
 
 def _accept(listener, transport, target, host):

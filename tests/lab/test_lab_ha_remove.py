@@ -5,6 +5,7 @@ and the API answers through the VIP throughout. Its table is then put back after
 back: the others take it in first, the VIP stays where it is and every haproxy balances over all three. Last,
 cluster.reset: no host holds the VIP, nothing listens on haproxy's port, and a second reset changes nothing."""
 
+import contextlib
 import re
 import shutil
 import threading
@@ -27,6 +28,25 @@ GONE = "kf-cp1"
 WINDOW_AT_MOST = 6.0        # seconds a client polling through the VIP may see failing, as in the failover test
 
 
+@contextlib.contextmanager
+def sampled(take, every=0.2):
+    """take() every `every` seconds on a thread of its own while the block runs: the values, in order."""
+    values, stop = [], threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            start = time.monotonic()
+            values.append(take())
+            stop.wait(max(0.0, every - (time.monotonic() - start)))
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        yield values
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_the_first_control_plane_holding_the_vip_goes_and_the_vip_the_balancers_and_etcd_follow_then_it_joins_again(
         new_lab, tmp_path):
     lab = new_lab(hosts=3, control_planes=3, flavour="node", ha=True)
@@ -43,24 +63,12 @@ def test_the_first_control_plane_holding_the_vip_goes_and_the_vip_the_balancers_
         time.sleep(3)
     assert holders(lab, inv) == [GONE]
 
-    samples, seen, stop = [], [], threading.Event()
-
-    def poll():
-        while not stop.is_set():
-            t = time.monotonic()
-            samples.append((time.monotonic(), readyz(inv)))
-            seen.append(holders(lab, inv))
-            stop.wait(max(0.0, 0.2 - (time.monotonic() - t)))
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+    with sampled(lambda: ((time.monotonic(), readyz(inv)), holders(lab, inv))) as polled:
         start = time.monotonic()
         code, text, r = run_of(lab, tmp_path, "remove", yes=True, hosts=(GONE,))
         seconds = time.monotonic() - start
         time.sleep(2)
-    finally:
-        stop.set()
-        poller.join()
+    samples, seen = [a for a, _ in polled], [b for _, b in polled]
     print(f"\n{text}\nnode.remove of {GONE}, the VIP holder: {seconds:.1f} s; failure windows through the VIP (s): "
           f"{[round(w, 2) for _, w in failure_windows(samples)]} of {len(samples)} requests")
     assert code == 0, text
@@ -122,22 +130,11 @@ def joined_again(lab, tmp_path, holder):
     lab.inventory.write_text(toml.dumps(raw))
     inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
     assert inv.first_control_plane.name != GONE and removal.read(inv).keys() == {GONE}
-    seen, stop = [], threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            seen.append(holders(lab, inv))
-            stop.wait(0.2)
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with sampled(lambda: holders(lab, inv)) as seen:
         start = time.monotonic()
         code, text, r = run_of(lab, tmp_path, "join", yes=True, hosts=(GONE,))
         seconds = time.monotonic() - start
         time.sleep(3)           # keepalived's advertisements settle: three intervals
-    finally:
-        stop.set()
-        watcher.join()
     others = [h.name for h in inv.control_planes if h.name != GONE]
     print(f"\n{text}\nnode.join of {GONE} behind the VIP: {seconds:.1f} s; VIP holders seen every 0.2 s: "
           f"{sorted({tuple(h) for h in seen})}")
