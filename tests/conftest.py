@@ -2,6 +2,7 @@
 
 import functools
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,12 @@ import pytest
 from lab import Lab, Network, down_labs, down_on_termination, packages
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Run as a background job (`cmd &` in a script, nohup), pytest inherits SIGINT ignored and so would every kubefab
+# CLI a test starts and sends Ctrl-C to. Caught here instead, it is back to its default in each child (exec resets a
+# caught signal, not an ignored one), as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def invoke(*args, cwd=ROOT, env=None):
