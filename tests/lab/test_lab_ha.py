@@ -158,23 +158,30 @@ def test_a_stopped_api_server_is_out_of_haproxy_within_inter_times_fall_and_no_r
 
 
 @contextlib.contextmanager
-def polling(inv):
-    """A context: a client polling /readyz through the VIP every POLL s; yields its samples (end time, ok)."""
-    samples, stop = [], threading.Event()
+def sampled(take, every):
+    """take() every `every` seconds on a thread of its own while the block runs: the values, in order."""
+    values, stop = [], threading.Event()
 
-    def poll():         # each request is stamped when it ends: one in flight at the cut fails after it
+    def loop():
         while not stop.is_set():
-            t = time.monotonic()
-            ok = readyz(inv)
-            samples.append((time.monotonic(), ok))
-            stop.wait(max(0.0, POLL - (time.monotonic() - t)))
-    poller = threading.Thread(target=poll)
-    poller.start()
+            start = time.monotonic()
+            values.append(take())
+            stop.wait(max(0.0, every - (time.monotonic() - start)))
+    thread = threading.Thread(target=loop)
+    thread.start()
     try:
-        yield samples
+        yield values
     finally:
         stop.set()
-        poller.join()
+        thread.join()
+
+
+def polling(inv):
+    """A context: a client polling /readyz through the VIP every POLL s; yields its samples (end time, ok)."""
+    def request():      # stamped when it ends: one in flight at the cut fails after it
+        ok = readyz(inv)
+        return time.monotonic(), ok
+    return sampled(request, POLL)
 
 
 def test_pki_renew_restarts_every_api_server_and_the_vip_never_fails_longer_than_one_restart_gate(ha):

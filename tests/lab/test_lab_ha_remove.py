@@ -5,10 +5,8 @@ and the API answers through the VIP throughout. Its table is then put back after
 back: the others take it in first, the VIP stays where it is and every haproxy balances over all three. Last,
 cluster.reset: no host holds the VIP, nothing listens on haproxy's port, and a second reset changes nothing."""
 
-import contextlib
 import re
 import shutil
-import threading
 import time
 
 import pytest
@@ -20,31 +18,12 @@ from kubefab.plan import balancers
 from kubefab.remote import ssh
 from kubefab.state import removal
 from kubefab.steps import UNCHANGED
-from test_lab_ha import backend_states, failure_windows, holders, readyz, wait
+from test_lab_ha import backend_states, failure_windows, holders, readyz, sampled, wait
 from test_lab_up import run_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
 GONE = "kf-cp1"
 WINDOW_AT_MOST = 6.0        # seconds a client polling through the VIP may see failing, as in the failover test
-
-
-@contextlib.contextmanager
-def sampled(take, every=0.2):
-    """take() every `every` seconds on a thread of its own while the block runs: the values, in order."""
-    values, stop = [], threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            start = time.monotonic()
-            values.append(take())
-            stop.wait(max(0.0, every - (time.monotonic() - start)))
-    thread = threading.Thread(target=loop)
-    thread.start()
-    try:
-        yield values
-    finally:
-        stop.set()
-        thread.join()
 
 
 def test_the_first_control_plane_holding_the_vip_goes_and_the_vip_the_balancers_and_etcd_follow_then_it_joins_again(
@@ -63,7 +42,7 @@ def test_the_first_control_plane_holding_the_vip_goes_and_the_vip_the_balancers_
         time.sleep(3)
     assert holders(lab, inv) == [GONE]
 
-    with sampled(lambda: ((time.monotonic(), readyz(inv)), holders(lab, inv))) as polled:
+    with sampled(lambda: ((time.monotonic(), readyz(inv)), holders(lab, inv)), 0.2) as polled:
         start = time.monotonic()
         code, text, r = run_of(lab, tmp_path, "remove", yes=True, hosts=(GONE,))
         seconds = time.monotonic() - start
@@ -130,7 +109,7 @@ def joined_again(lab, tmp_path, holder):
     lab.inventory.write_text(toml.dumps(raw))
     inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
     assert inv.first_control_plane.name != GONE and removal.read(inv).keys() == {GONE}
-    with sampled(lambda: holders(lab, inv)) as seen:
+    with sampled(lambda: holders(lab, inv), 0.2) as seen:
         start = time.monotonic()
         code, text, r = run_of(lab, tmp_path, "join", yes=True, hosts=(GONE,))
         seconds = time.monotonic() - start
