@@ -171,7 +171,8 @@ def host_scripts(inv, bundle):
                     yield f"{workflow.name} {pp.phase.name} on {hs.host.name}", steps, text
     for h in inv.hosts:
         yield f"facts on {h.name}", [], plan.probe(inv, bundle, h)
-        yield f"reset on {h.name}", reset.steps(), script.build(reset.steps(), NONCE).text.decode()
+        leaving = [s for s in reset.host_steps(inv, h) if isinstance(s, (Command, Push))]
+        yield f"reset on {h.name}", leaving, script.build(leaving, NONCE).text.decode()
         if h != inv.first_control_plane:
             steps = [s for s in phases.fresh_join(inv, h, None, TOKEN) if not isinstance(s, Api)]
             yield f"node.join on {h.name}", steps, script.build(steps, NONCE).text.decode()
