@@ -152,9 +152,9 @@ class Auth:
     def pod_uses(self, node, namespace, name, refs=None):
         """The Node authorizer's graph: a pod bound to `node` refers to the ConfigMap (volume, env, envFrom), or
         with `refs` = secrets_of to the Secret (volume)."""
-        pods, _ = self.store.list(f"/registry/pods/{namespace}/")
-        return any(pod.get("spec", {}).get("nodeName") == node and name in (refs or configmaps_of)(pod["spec"])
-                   for pod, _ in pods)
+        pods, _ = self.store.list(f"/registry/pods/{namespace}/", lambda pod: pod.get("spec", {}).get("nodeName")
+                                  == node and name in (refs or configmaps_of)(pod["spec"]))
+        return bool(pods)
 
     def rbac(self, user, verb, r, namespace, name, sub=None):
         """RBAC for everyone else (bootstrap tokens above all): a binding of theirs must grant the request."""
@@ -221,7 +221,7 @@ class ApiServer:
         self.port = int(flags.get("secure-port", "6443"))
         endpoint = flags["etcd-servers"].split(",")[0]
         self.store = EtcdStore(endpoint, host(flags.get("etcd-cafile", "")), host(flags.get("etcd-certfile", "")),
-                               host(flags.get("etcd-keyfile", "")))
+                               host(flags.get("etcd-keyfile", "")), flags.get("watch-cache", "true") != "false")
         self.sa_keys = startup.public_keys(flags["service-account-key-file"])
         self.signing_key = startup.signing_key(flags["service-account-signing-key-file"]) \
             if flags.get("service-account-signing-key-file") else None
@@ -272,11 +272,9 @@ class ApiServer:
 
     def list(self, r, namespace, query):
         prefix = r.prefix + (f"{namespace}/" if (r.namespaced and namespace) else "")
-        items, revision = self.store.list(prefix)
-        objs = [with_rv(o, rv) for o, rv in items]
-        objs = [o for o in objs if matches(o, query.get("labelSelector", [""])[0],
-                                           query.get("fieldSelector", [""])[0])]
-        return objs, str(revision)
+        labels, fields = query.get("labelSelector", [""])[0], query.get("fieldSelector", [""])[0]
+        items, revision = self.store.list(prefix, lambda o: matches(o, labels, fields))
+        return [with_rv(o, rv) for o, rv in items], str(revision)
 
     def create(self, r, namespace, obj, user, dry_run=False):
         meta = obj.setdefault("metadata", {})

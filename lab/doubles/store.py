@@ -3,6 +3,12 @@ the apiserver-etcd-client certificate (so the etcd certs kubefab generates are e
 
 Keys follow the real layout (/registry/<resource>/<namespace>/<name>); values are JSON rather
 than protobuf. resourceVersion is the key's etcd mod_revision, as in the real server.
+
+Lists are served as the real server serves them (--watch-cache, on by default): from a cache of everything under
+/registry/ that one LIST fills and one etcd WATCH keeps, once the cache has caught up with etcd's current revision
+(a consistent read from the cache, Kubernetes 1.31's ConsistentListFromCache); a cache that is not (yet) there, or
+has not caught up within CATCH_UP_SECONDS, leaves the read to etcd. A kubelet's pods by spec.nodeName are then one
+filter over memory, not every pod read from etcd and decoded.
 """
 
 import base64
@@ -15,6 +21,8 @@ from urllib.parse import urlparse
 
 
 LEADER_RETRY_SECONDS = 5
+CATCH_UP_SECONDS = 2
+REGISTRY = "/registry/"
 
 
 class StoreError(Exception):
@@ -35,12 +43,13 @@ def _prefix_end(prefix):
 
 
 class EtcdStore:
-    def __init__(self, endpoint, cafile, certfile, keyfile):
+    def __init__(self, endpoint, cafile, certfile, keyfile, watch_cache=False):
         url = urlparse(endpoint)
         self.host, self.port = url.hostname, url.port or 2379
         self.ctx = ssl.create_default_context(cafile=cafile)
         self.ctx.load_cert_chain(certfile, keyfile)
         self.local = threading.local()
+        self.cache = WatchCache(self) if watch_cache else None
 
     def call(self, path, body):
         """etcd's answer to `path`; a read that meets a leader election is tried again for a few seconds, as
@@ -90,9 +99,17 @@ class EtcdStore:
         kvs = self.call("/kv/range", {"key": _b64(key)}).get("kvs", [])
         return self._decode(kvs[0]) if kvs else None
 
-    def list(self, prefix):
+    def list(self, prefix, where=None):
+        """[(object, mod_revision)] under `prefix` in key order, those `where(object)` accepts, and the revision."""
+        if self.cache is not None:
+            revision = self.call("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix),
+                                               "count_only": True})["header"].get("revision", "0")
+            served = self.cache.list(prefix, where, int(revision))
+            if served is not None:
+                return served, revision
         data = self.call("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix)})
-        return [self._decode(kv) for kv in data.get("kvs", [])], data["header"].get("revision", "0")
+        items = [self._decode(kv) for kv in data.get("kvs", [])]
+        return [(o, rv) for o, rv in items if where is None or where(o)], data["header"].get("revision", "0")
 
     def _txn(self, key, compare, value):
         put = {"request_put": {"key": _b64(key), "value": base64.b64encode(json.dumps(value).encode()).decode()}}
@@ -109,3 +126,81 @@ class EtcdStore:
 
     def delete(self, key):
         return int(self.call("/kv/deleterange", {"key": _b64(key)}).get("deleted", "0")) > 0
+
+
+class WatchCache:
+    """Everything under /registry/ as etcd had it at `revision`: a thread lists it, then follows etcd's watch of the
+    whole keyspace (every write is an event, so `revision` keeps up) and lists again whenever the watch ends."""
+
+    def __init__(self, store):
+        self.store = store
+        self.items, self.revision, self.ready = {}, 0, False
+        self.changed = threading.Condition()
+        threading.Thread(target=self.follow, daemon=True).start()
+
+    def list(self, prefix, where, revision):
+        """Copies of the matching objects once the cache has reached `revision`; None when it has not in time."""
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        with self.changed:
+            while not (self.ready and self.revision >= revision):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.changed.wait(left)
+            chosen = [(raw, rv) for key, (obj, raw, rv) in sorted(self.items.items())
+                      if key.startswith(prefix) and (where is None or where(obj))]
+        return [(json.loads(raw), rv) for raw, rv in chosen]
+
+    def follow(self):
+        while True:
+            try:
+                self.watch(self.fill())
+            except (OSError, http.client.HTTPException, StoreError, ValueError, KeyError):
+                pass
+            with self.changed:
+                self.ready = False
+            time.sleep(0.5)
+
+    def fill(self):
+        data = self.store.call("/kv/range", {"key": _b64(REGISTRY), "range_end": _prefix_end(REGISTRY)})
+        revision = int(data["header"]["revision"])
+        with self.changed:
+            self.items = {base64.b64decode(kv["key"]).decode(): self.entry(kv) for kv in data.get("kvs", [])}
+            self.revision, self.ready = revision, True
+            self.changed.notify_all()
+        return revision
+
+    @staticmethod
+    def entry(kv):
+        raw = base64.b64decode(kv["value"])
+        return json.loads(raw), raw, kv.get("mod_revision", "0")
+
+    def watch(self, revision):
+        conn = http.client.HTTPSConnection(self.store.host, self.store.port, context=self.store.ctx)
+        try:
+            conn.request("POST", "/v3/watch", json.dumps({"create_request": {
+                "key": _b64("\0"), "range_end": _b64("\0"), "start_revision": str(revision + 1)}}),
+                {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            while line := resp.readline():
+                result = json.loads(line).get("result", {})
+                if result.get("canceled"):
+                    return
+                with self.changed:
+                    for event in result.get("events", []):
+                        self.apply(event)
+                    self.changed.notify_all()
+        finally:
+            conn.close()
+
+    def apply(self, event):
+        """One event; the revision moves on with every key's (the header's may be ahead of a replayed watch's)."""
+        kv = event["kv"]
+        key = base64.b64decode(kv["key"]).decode()
+        self.revision = max(self.revision, int(kv.get("mod_revision", 0)))
+        if not key.startswith(REGISTRY):
+            return
+        if event.get("type") == "DELETE":
+            self.items.pop(key, None)
+        else:
+            self.items[key] = self.entry(kv)
