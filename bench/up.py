@@ -52,6 +52,7 @@ import common
 import contenders
 from kubefab import inventory, preflight
 from kubefab.api import kube
+from kubefab.errors import KubefabError
 from kubefab.plan import workflows
 from kubefab.remote import ssh
 from kubefab.remote.runner import DEFAULT_WORKERS
@@ -229,7 +230,10 @@ def one_run(n, opts):
         result["preflight"], outcome = common.measure(lambda: run_up(inv, "preflight", **options))
         succeeded(outcome, "cluster.preflight")
         result["load_at_live"] = load()
-        result["live"], (run, tally, failed) = common.measure(lambda: run_up(inv, "live", workers=opts.workers))
+        try:
+            result["live"], (run, tally, failed) = common.measure(lambda: run_up(inv, "live", workers=opts.workers))
+        except KubefabError as e:       # kubefab's log kept, as for the runs before
+            raise SystemExit(f"cluster.plan --live failed right after cluster.up: {e}") from None
         if run.code not in (0, live.EXIT_CHANGES):
             raise SystemExit("cluster.plan --live failed right after cluster.up:\n" + "\n".join(failed[:10]))
         result.update(live_facts_s=run.seconds["facts"], live_api_requests=tally.api, live_changes=failed)
