@@ -51,11 +51,12 @@ def holders(lab, inv):
                                                      text=True, check=True).stdout]
 
 
-def readyz(inv, timeout=2.0):
-    """True when GET /readyz through the VIP answers 200, the API server's certificate checked for the VIP."""
+def readyz(inv, at=None, timeout=2.0):
+    """True when GET /readyz through the VIP (or at `at`, an (address, port)) answers 200, the API server's
+    certificate checked for that address."""
     context = ssl.create_default_context(cafile=str(inv.state_dir / "pki" / "ca.crt"))
     try:
-        c = http.client.HTTPSConnection(inv.ha.vip, inv.ha.port, context=context, timeout=timeout)
+        c = http.client.HTTPSConnection(*(at or (inv.ha.vip, inv.ha.port)), context=context, timeout=timeout)
         c.request("GET", "/readyz")
         ok = c.getresponse().status == 200
         c.close()

@@ -32,9 +32,9 @@ def edit(lab, change):
     lab.inventory.write_text(toml.dumps(raw))
 
 
-def running_flags(lab):
-    """The flags of the API server now running on kf-cp1, as the double logged them at its start."""
-    lines = lab.run("kf-cp1", f"grep 'started with flags' {APISERVER_LOG}").stdout.splitlines()
+def running_flags(lab, host):
+    """The flags of the API server now running on `host`, as the double logged them at its start."""
+    lines = lab.run(host, f"grep 'started with flags' {APISERVER_LOG}").stdout.splitlines()
     return lines[-1].split("flags: ", 1)[1].split()
 
 
@@ -71,7 +71,7 @@ def test_an_apiserver_arg_a_removed_label_kubelet_and_kube_proxy_settings_reach_
     api = kube.connect(inv.state_dir / "kubeconfigs" / "admin.conf")
     assert INFRA in nodes.view(api.get("/api/v1/nodes/kf-w1")).labels
     api.patch("/api/v1/nodes/kf-w1", {"metadata": {"labels": {"team": "blue"}}}, kube.MERGE)    # a user's own
-    assert "--audit-log-maxage=30" not in running_flags(lab)
+    assert "--audit-log-maxage=30" not in running_flags(lab, "kf-cp1")
 
     assert {nodes.view(n).pods for n in api.get(nodes.NODES)["items"]} == {"110"}
     proxies = {p["metadata"]["uid"] for p in api.get(kubeproxy.PODS, {"labelSelector": kubeproxy.SELECTOR})["items"]}
@@ -86,7 +86,7 @@ def test_an_apiserver_arg_a_removed_label_kubelet_and_kube_proxy_settings_reach_
     code, text, r = run_of(lab, tmp_path, dry_run=True)
     assert code == 0, text
     assert "kubeadm init phase control-plane all" in text and "reconfigure-control-planes" in text
-    assert "--audit-log-maxage=30" not in running_flags(lab)
+    assert "--audit-log-maxage=30" not in running_flags(lab, "kf-cp1")
 
     poller = PodsPoller(api, "150")
     poller.start()
@@ -114,7 +114,7 @@ def test_an_apiserver_arg_a_removed_label_kubelet_and_kube_proxy_settings_reach_
     assert results["kf-cp1", "reconfigure-control-planes"].status == CHANGED, text
     steps = {s.name: s for s in results["kf-cp1", "reconfigure-control-planes"].steps}
     assert "kube-apiserver: manifest changed" in steps["regenerate the control-plane manifests"].detail, steps
-    assert "--audit-log-maxage=30" in running_flags(lab)
+    assert "--audit-log-maxage=30" in running_flags(lab, "kf-cp1")
     stored = yaml.safe_load(api.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")["data"][
         "ClusterConfiguration"])
     assert {"name": "audit-log-maxage", "value": "30"} in stored["apiServer"]["extraArgs"]

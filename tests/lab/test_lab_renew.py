@@ -1,7 +1,10 @@
 """pki.renew on lab clusters made by cluster.up on the doubles. 1 control plane + 1 worker: the API server then
 presents a new serving certificate chaining to the unchanged CA, the renewed admin.conf works, a second renew with
---days 30 changes nothing, --add-san restarts the API server only; a cluster whose leaves expired is brought back;
-3 control planes are renewed one at a time, and a run interrupted after the first is finished by the next."""
+--days 30 changes nothing, --add-san restarts the API server only; a cluster whose leaves expired is brought back.
+3 control planes + 1 worker (one lab for both tests): renewed one at a time, a run interrupted after the first is
+finished by the next; then an apiserver extra arg added to the inventory reaches each API server through cluster.up,
+one control plane at a time, and `cluster.plan --live` is empty. In both, a client polling each API server's /readyz
+every 200 ms never sees two of them down at once."""
 
 import dataclasses
 import datetime
@@ -11,12 +14,11 @@ import shutil
 import signal
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 
-from kubefab import inventory, pki
+from kubefab import inventory, net, pki
 from kubefab.api import apisteps, kube, nodes
 from kubefab.errors import KubefabError
 from kubefab.pki import x509
@@ -24,7 +26,11 @@ from kubefab.plan import renewal
 from kubefab.run import execute, logs
 from kubefab.run.session import Options
 from kubefab.steps import CHANGED, UNCHANGED, WaitRenewed
-from conftest import invoke
+from conftest import invoke, lab_unavailable
+from lab import Lab
+from test_lab_ha import POLL, readyz, sampled
+from test_lab_live import live
+from test_lab_reconfigure import edit, running_flags
 from test_lab_up import cli, run_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
@@ -135,33 +141,32 @@ def test_renew_brings_back_a_cluster_whose_leaves_expired(new_lab, tmp_path, mon
     assert renewal.warnings(inv) == ()
 
 
-def test_three_control_planes_are_renewed_one_at_a_time_never_two_api_servers_down_at_once(new_lab, tmp_path):
-    lab = new_lab(hosts=4, control_planes=3, flavour="node")
-    code, text, _ = run_of(lab, tmp_path, yes=True)
-    assert code == 0, text
-    inv = inventory.load(lab.inventory, state_dir=tmp_path / "state")
-    old = {cp.name: renewal.serving_serial(cp.internal_address) for cp in inv.control_planes}
-    samples, stop = [], threading.Event()
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """3 control planes + 1 worker made by cluster.up, shared by the tests that restart control planes one at a
+    time: (lab, inventory)."""
+    if lab_unavailable():
+        pytest.skip(lab_unavailable())
+    with Lab.up(hosts=4, control_planes=3, flavour="node") as lab:
+        state = tmp_path_factory.mktemp("three")
+        code, text, _ = run_of(lab, state, yes=True)
+        assert code == 0, text
+        yield lab, inventory.load(lab.inventory, state_dir=state / "state")
 
-    def poll():         # every 200 ms: which API servers do not complete a TLS handshake
-        while not stop.wait(0.2):
-            down = set()
-            for cp in inv.control_planes:
-                try:
-                    renewal.serving_serial(cp.internal_address, timeout=1)
-                except OSError:
-                    down.add(cp.name)
-            samples.append(down)
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+
+def down(inv):
+    """The control planes whose own API server does not answer GET /readyz with 200 within 1 s."""
+    return {cp.name for cp in inv.control_planes if not readyz(inv, (cp.internal_address, net.API_PORT), timeout=1)}
+
+
+def test_three_control_planes_are_renewed_one_at_a_time_never_two_api_servers_down_at_once(three):
+    lab, inv = three
+    old = {cp.name: renewal.serving_serial(cp.internal_address) for cp in inv.control_planes}
+    with sampled(lambda: down(inv), POLL) as samples:
         r, text = renew(inv)
-    finally:
-        stop.set()
-        poller.join()
     assert r.code == 0, text
     assert [x.host for x in r.results if x.phase == "restart"] == ["kf-cp1", "kf-cp2", "kf-cp3"]
-    assert any(samples) and max(len(d) for d in samples) == 1, samples
+    assert any(samples) and max(len(d) for d in samples) == 1, [d for d in samples if d]
     for cp in inv.control_planes:
         served = renewal.serving_serial(cp.internal_address)
         assert served != old[cp.name]
@@ -184,3 +189,27 @@ def test_three_control_planes_are_renewed_one_at_a_time_never_two_api_servers_do
     again, text = renew(inv, days=30)
     assert again.code == 0 and "nothing is due" in text, text
     assert {cp.name: renewal.serving_serial(cp.internal_address) for cp in inv.control_planes} == issued
+
+
+def test_three_control_planes_are_reconfigured_one_at_a_time_never_two_api_servers_down_at_once(three):
+    lab, inv = three
+    assert not [cp.name for cp in inv.control_planes if "--audit-log-maxage=30" in running_flags(lab, cp.name)]
+    edit(lab, lambda raw: raw["cluster"].setdefault("apiserver", {}).update(extra_args={"audit-log-maxage": "30"}))
+    start = time.monotonic()
+    with sampled(lambda: down(inv), POLL) as samples:
+        code, text, r = run_of(lab, inv.state_dir.parent, yes=True)
+    print(f"\ncluster.up reconfiguring 3 control planes: {time.monotonic() - start:.1f} s, {len(samples)} samples, "
+          f"{sum(map(bool, samples))} with an API server down")
+    assert code == 0, text
+    reconfigured = [x for x in r.results if x.phase == "reconfigure-control-planes"]
+    assert [(x.host, x.status) for x in reconfigured] == [(cp, CHANGED) for cp in ("kf-cp1", "kf-cp2", "kf-cp3")]
+    for x in reconfigured:      # the API server alone: the other manifests came out of kubeadm as they were
+        regenerated = next(s for s in x.steps if s.name == "regenerate the control-plane manifests")
+        restarted = [line for line in regenerated.detail.splitlines() if "manifest changed" in line]
+        assert restarted == ["kube-apiserver: manifest changed, restarted by the kubelet"], (x.host, text)
+    assert any(samples) and max(len(d) for d in samples) == 1, [d for d in samples if d]
+    for cp in inv.control_planes:
+        assert "--audit-log-maxage=30" in running_flags(lab, cp.name), cp.name
+    start = time.monotonic()
+    assert live(lab, inv.state_dir) == (0, "no changes\n")
+    print(f"cluster.plan --live: {time.monotonic() - start:.1f} s")
