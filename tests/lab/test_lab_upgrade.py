@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -27,7 +26,7 @@ from kubefab.api import kube, nodes
 from kubefab.run import execute
 from kubefab.run.session import Options
 from lab import repo
-from test_lab_ha import failure_windows, readyz
+from test_lab_ha import failure_windows, polling, readyz
 from test_lab_packages import holds
 from test_lab_up import run_of
 
@@ -88,16 +87,7 @@ def test_three_control_planes_one_at_a_time_the_vip_answering_then_a_run_interru
     assert "batch 1: kf-w1" in text and "batch 2: kf-w2" in text and "kubeadm upgrade apply v1.34.1" in text
     assert not (inv.state_dir / "backups").exists() and set(kubelets(inv).values()) == {f"v{OLD}"}
 
-    samples, stop = [], threading.Event()
-
-    def poll():         # each request stamped when it ends, as test_lab_ha's failover measurement does
-        while not stop.is_set():
-            ok = readyz(inv)
-            samples.append((time.monotonic(), ok))
-            time.sleep(0.2)
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+    with polling(inv) as samples:       # the VIP's /readyz, each request stamped when it ends
         # the task as a user runs it, sent SIGINT (Ctrl-C) once kf-w1's kubeadm upgrade node has started
         run = subprocess.Popen([sys.executable, "-m", "invoke", "cluster.upgrade", "-i", str(lab.inventory),
                                 "--state-dir", str(inv.state_dir), "--batch", "1", "--runtime", "--yes"],
@@ -114,9 +104,6 @@ def test_three_control_planes_one_at_a_time_the_vip_answering_then_a_run_interru
 
         r, text = upgrade(inv, batch=1, containerd=True)
         assert r.code == 0, text
-    finally:
-        stop.set()
-        poller.join()
     spans = upgrading_spans(lab, ("kf-cp1", "kf-cp2", "kf-cp3"))
     assert [cp for _, _, cp in spans] == ["kf-cp1", "kf-cp2", "kf-cp3"]
     assert all(end < spans[i + 1][0] for i, (_, end, _) in enumerate(spans[:-1])), spans
