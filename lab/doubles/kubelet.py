@@ -123,18 +123,21 @@ class StaticPods:
     def __init__(self, manifest_dir, bin_dir):
         self.dir, self.bin_dir = manifest_dir, bin_dir
         self.running = {}   # pod name -> (digest, Popen, pod, restarts)
+        self.parsed = {}    # manifest path -> (digest, pod): parsed again only when its bytes change
         self.lock = threading.Lock()
 
     def sync(self):
-        wanted = {}
+        wanted, parsed = {}, {}
         d = host(self.dir)
         for f in sorted(f for f in d.glob("[!.]*") if f.is_file()) if d.is_dir() else []:
             data = f.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()[:16]
             try:
-                pod = yaml.safe_load(data)
-                wanted[pod["metadata"]["name"]] = (hashlib.sha256(data).hexdigest()[:16], pod)
+                pod = self.parsed[f][1] if self.parsed.get(f, ("",))[0] == digest else yaml.safe_load(data)
+                wanted[pod["metadata"]["name"]] = parsed[f] = (digest, pod)
             except (yaml.YAMLError, KeyError, TypeError) as e:
                 say(f"static pod manifest {f} ignored: {e}")
+        self.parsed = parsed
         with self.lock:
             for name in set(self.running) - set(wanted):
                 self.stop(name)
@@ -279,12 +282,25 @@ def node_ip(flags):
             return "127.0.0.1", None
 
 
+_RUNTIME_VERSIONS = {}  # containerd's (path, inode, mtime, size) -> what its --version said
+
+
 def runtime_version():
+    """containerd://<version>, asked of the binary once for as long as it is the same file (each node status sync
+    started a process otherwise; the real kubelet asks the runtime over CRI)."""
+    path = shutil.which("containerd")
     try:
-        out = subprocess.run(["containerd", "--version"], capture_output=True, text=True, timeout=5).stdout.split()
-        return f"containerd://{out[2]}" if len(out) > 2 else "containerd://unknown"
-    except (OSError, subprocess.TimeoutExpired):
+        st = os.stat(path or "")
+    except OSError:
         return "containerd://unknown"
+    key = (path, st.st_ino, st.st_mtime_ns, st.st_size)
+    if key not in _RUNTIME_VERSIONS:
+        try:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5).stdout.split()
+        except (OSError, subprocess.TimeoutExpired):
+            return "containerd://unknown"
+        _RUNTIME_VERSIONS[key] = f"containerd://{out[2]}" if len(out) > 2 else "containerd://unknown"
+    return _RUNTIME_VERSIONS[key]
 
 
 def conditions():
