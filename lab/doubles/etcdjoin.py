@@ -13,6 +13,7 @@ from .kubeclient import ApiStatus, Client
 from .store import EtcdStore, StoreError
 
 ANNOTATION = "kubeadm.kubernetes.io/etcd.advertise-client-urls"
+RETRY_SECONDS = 0.5     # kubeadm's constants.EtcdAPICallRetryInterval, between its tries of an etcd call (promote too)
 
 
 def _client(endpoint, pki):
@@ -60,7 +61,7 @@ def _retried(call, timeout, what):
         except StoreError as e:
             if time.monotonic() > deadline:
                 raise DoubleError(f"{what}: {e}")
-            time.sleep(0.5)
+            time.sleep(RETRY_SECONDS)
 
 
 def promote(etcd, member_id, timeout):
@@ -73,7 +74,7 @@ def promote(etcd, member_id, timeout):
         except StoreError as e:
             if time.monotonic() > deadline:
                 raise DoubleError(f"failed to promote learner member {member_id}: {e}")
-            time.sleep(1)
+            time.sleep(RETRY_SECONDS)
 
 
 def remove_self(manifest_path, kubeconfig, verbosity):
