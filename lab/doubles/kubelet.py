@@ -125,6 +125,9 @@ class StaticPods:
         self.running = {}   # pod name -> (digest, Popen, pod, restarts)
         self.parsed = {}    # manifest path -> (digest, pod): parsed again only when its bytes change
         self.lock = threading.Lock()
+        # set when a pod (re)started: its mirror Pod's status is sent at once, as the kubelet's status manager
+        # sends a changed pod status (status_manager.go, podStatusChannel), not at the next node status sync
+        self.changed = threading.Event()
 
     def sync(self):
         wanted, parsed = {}, {}
@@ -149,6 +152,8 @@ class StaticPods:
                 if current:
                     self.stop(name)
                 self.running[name] = (digest, self.start(pod), pod, restarts)
+                if self.running[name][1] is not None:
+                    self.changed.set()
 
     def command(self, pod):
         container = pod["spec"]["containers"][0]
@@ -398,6 +403,7 @@ def api_loop(flags, cfg, node_name, pods, stop, labels):
     socket_path = flags.get("container-runtime-endpoint", images.SOCKET).removeprefix("unix://")
     workers = podrun.PodWorkers(node_name, say, lambda: images.present(socket_path))
     while not stop.is_set():
+        pods.changed.clear()
         try:
             if client is None:
                 client = ensure_client(flags, node_name)
@@ -421,7 +427,7 @@ def api_loop(flags, cfg, node_name, pods, stop, labels):
             sync_mirror_pods(client, node_name, pods, node_ip(flags)[0] or "")
         except (DoubleError, ApiStatus, OSError) as e:
             say(f"API: {e}")
-        stop.wait(float(os.environ.get("KUBEFAB_DOUBLE_STATUS_SECONDS", "2")))
+        pods.changed.wait(float(os.environ.get("KUBEFAB_DOUBLE_STATUS_SECONDS", "2")))
 
 
 def sync_bound_pods(workers, client, ip):
