@@ -5,6 +5,7 @@ import json
 import os
 import ssl
 import tempfile
+import threading
 import time
 from urllib.parse import urlparse
 
@@ -30,6 +31,7 @@ class Client:
             self.ctx = ssl._create_unverified_context()
         else:
             self.ctx = ssl.create_default_context(cadata=ca_pem.decode())
+        self.local = threading.local()   # a connection kept per thread, as client-go keeps its own
         if cert_pem and key_pem:
             with tempfile.TemporaryDirectory() as d:
                 cf, kf = os.path.join(d, "c"), os.path.join(d, "k")
@@ -59,7 +61,6 @@ class Client:
                 time.sleep(0.5)
 
     def _request(self, method, path, body, content_type):
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=self.timeout)
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -67,14 +68,23 @@ class Client:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
-        try:
-            conn.request(method, path, data, headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        except (OSError, http.client.HTTPException) as e:
-            raise DoubleError(f"Get \"https://{self.host}:{self.port}{path}\": {e}")
-        finally:
-            conn.close()
+        while True:
+            conn, reused = getattr(self.local, "conn", None), True
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx,
+                                                                     timeout=self.timeout)
+                reused = False
+            try:
+                conn.request(method, path, data, headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                break
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                self.local.conn = None
+                # a kept connection the server (or a balancer between) has closed meanwhile: once more on a new one
+                if not reused or isinstance(e, TimeoutError):
+                    raise DoubleError(f"Get \"https://{self.host}:{self.port}{path}\": {e}")
         try:
             parsed = json.loads(raw) if raw else {}
         except ValueError:

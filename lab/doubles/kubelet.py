@@ -123,18 +123,24 @@ class StaticPods:
     def __init__(self, manifest_dir, bin_dir):
         self.dir, self.bin_dir = manifest_dir, bin_dir
         self.running = {}   # pod name -> (digest, Popen, pod, restarts)
+        self.parsed = {}    # manifest path -> (digest, pod): parsed again only when its bytes change
         self.lock = threading.Lock()
+        # set when a pod (re)started: its mirror Pod's status is sent at once, as the kubelet's status manager
+        # sends a changed pod status (status_manager.go, podStatusChannel), not at the next node status sync
+        self.changed = threading.Event()
 
     def sync(self):
-        wanted = {}
+        wanted, parsed = {}, {}
         d = host(self.dir)
         for f in sorted(f for f in d.glob("[!.]*") if f.is_file()) if d.is_dir() else []:
             data = f.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()[:16]
             try:
-                pod = yaml.safe_load(data)
-                wanted[pod["metadata"]["name"]] = (hashlib.sha256(data).hexdigest()[:16], pod)
+                pod = self.parsed[f][1] if self.parsed.get(f, ("",))[0] == digest else yaml.safe_load(data)
+                wanted[pod["metadata"]["name"]] = parsed[f] = (digest, pod)
             except (yaml.YAMLError, KeyError, TypeError) as e:
                 say(f"static pod manifest {f} ignored: {e}")
+        self.parsed = parsed
         with self.lock:
             for name in set(self.running) - set(wanted):
                 self.stop(name)
@@ -146,6 +152,8 @@ class StaticPods:
                 if current:
                     self.stop(name)
                 self.running[name] = (digest, self.start(pod), pod, restarts)
+                if self.running[name][1] is not None:
+                    self.changed.set()
 
     def command(self, pod):
         container = pod["spec"]["containers"][0]
@@ -279,12 +287,25 @@ def node_ip(flags):
             return "127.0.0.1", None
 
 
+_RUNTIME_VERSIONS = {}  # containerd's (path, inode, mtime, size) -> what its --version said
+
+
 def runtime_version():
+    """containerd://<version>, asked of the binary once for as long as it is the same file (each node status sync
+    started a process otherwise; the real kubelet asks the runtime over CRI)."""
+    path = shutil.which("containerd")
     try:
-        out = subprocess.run(["containerd", "--version"], capture_output=True, text=True, timeout=5).stdout.split()
-        return f"containerd://{out[2]}" if len(out) > 2 else "containerd://unknown"
-    except (OSError, subprocess.TimeoutExpired):
+        st = os.stat(path or "")
+    except OSError:
         return "containerd://unknown"
+    key = (path, st.st_ino, st.st_mtime_ns, st.st_size)
+    if key not in _RUNTIME_VERSIONS:
+        try:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5).stdout.split()
+        except (OSError, subprocess.TimeoutExpired):
+            return "containerd://unknown"
+        _RUNTIME_VERSIONS[key] = f"containerd://{out[2]}" if len(out) > 2 else "containerd://unknown"
+    return _RUNTIME_VERSIONS[key]
 
 
 def conditions():
@@ -382,6 +403,7 @@ def api_loop(flags, cfg, node_name, pods, stop, labels):
     socket_path = flags.get("container-runtime-endpoint", images.SOCKET).removeprefix("unix://")
     workers = podrun.PodWorkers(node_name, say, lambda: images.present(socket_path))
     while not stop.is_set():
+        pods.changed.clear()
         try:
             if client is None:
                 client = ensure_client(flags, node_name)
@@ -405,7 +427,7 @@ def api_loop(flags, cfg, node_name, pods, stop, labels):
             sync_mirror_pods(client, node_name, pods, node_ip(flags)[0] or "")
         except (DoubleError, ApiStatus, OSError) as e:
             say(f"API: {e}")
-        stop.wait(float(os.environ.get("KUBEFAB_DOUBLE_STATUS_SECONDS", "2")))
+        pods.changed.wait(float(os.environ.get("KUBEFAB_DOUBLE_STATUS_SECONDS", "2")))
 
 
 def sync_bound_pods(workers, client, ip):
