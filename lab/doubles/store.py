@@ -147,9 +147,9 @@ class WatchCache:
                 if left <= 0:
                     return None
                 self.changed.wait(left)
-            chosen = [(raw, rv) for key, (obj, raw, rv) in sorted(self.items.items())
+            chosen = [(key, raw, rv) for key, (obj, raw, rv) in self.items.items()
                       if key.startswith(prefix) and (where is None or where(obj))]
-        return [(json.loads(raw), rv) for raw, rv in chosen]
+        return [(json.loads(raw), rv) for _, raw, rv in sorted(chosen)]
 
     def follow(self):
         while True:
