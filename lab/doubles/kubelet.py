@@ -478,8 +478,11 @@ def main(argv=None):
     node_name = (flags.get("hostname-override") or socket.gethostname()).lower()
     pods = StaticPods(cfg.get("staticPodPath", "/etc/kubernetes/manifests"), Path(sys.argv[0]).resolve().parent)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    def stopping(*_):
+        stop.set()
+        pods.changed.set()      # the API loop waits on it between syncs: it sees the stop at once
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
     threading.Thread(target=api_loop, args=(flags, cfg, node_name, pods, stop, labels), daemon=True).start()
     say(f"kubelet double {version()} running as node {node_name}")
     event(f"kubelet-start {version()}")
