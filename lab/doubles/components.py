@@ -4,10 +4,13 @@ Both load their --kubeconfig (failing like the real ones when it is missing or u
 identity may not read kube-system/extension-apiserver-authentication), serve
 /healthz, /livez and /readyz over HTTPS with a self-signed certificate on --bind-address and their
 secure port (10257 / 10259). The controller-manager also runs the controllers of controllers.py, daemonsets.py
-and deployments.py; the scheduler binds pods (scheduler.py).
+and deployments.py; the scheduler binds pods (scheduler.py). With --leader-elect (the default) only the holder of
+their Lease does (leaderelection.py).
 """
 
+import json
 import os
+import signal
 import ssl
 import sys
 import tempfile
@@ -15,7 +18,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import controllers, daemonsets, deployments, eviction, gateways, scheduler
+from . import controllers, daemonsets, deployments, eviction, gateways, leaderelection, scheduler
 from . import flags as flagparse
 from . import flagsets
 from . import x509util as xu
@@ -118,6 +121,35 @@ class EnvoyGatewayClient:
         return self.client
 
 
+class Informers:
+    """What several controllers read, listed once per pass and shared, as the controller-manager's controllers
+    share one informer per resource (listing with the component's own credentials, as informers do); every
+    reader gets its own copy."""
+    SHARED = ("/api/v1/nodes", "/api/v1/pods", controllers.SECRETS)
+
+    def __init__(self, client):
+        self.client, self.listed = client, {}
+
+    def get(self, path):
+        if path not in self.listed:
+            self.listed[path] = json.dumps(self.client.get(path))
+        return json.loads(self.listed[path])
+
+
+class Informed:
+    """A controller's client: its reads of a shared collection come from the pass's informers, the rest (and
+    every write) from its own client."""
+
+    def __init__(self, client, informers):
+        self.client, self.informers = client, informers
+
+    def get(self, path):
+        return (self.informers if path in Informers.SHARED else self.client).get(path)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
 def controller_loop(client, flags):
     signing_cert, signing_key = flags.get("cluster-signing-cert-file"), flags.get("cluster-signing-key-file")
     ca_cert = xu.load_cert(signing_cert) if signing_cert else None
@@ -126,14 +158,17 @@ def controller_loop(client, flags):
     clients = ControllerClients(flags["kubeconfig"], client, flags.get("use-service-account-credentials") == "true")
     envoy_gateway = EnvoyGatewayClient(flags["kubeconfig"], client)
     while True:
+        informers = Informers(client)
+        def informed(account):
+            return Informed(clients(account), informers)
         try:
-            controllers.sign_cluster_info(clients("bootstrap-signer"))
-            controllers.clean_tokens(clients("token-cleaner"))
+            controllers.sign_cluster_info(informed("bootstrap-signer"))
+            controllers.clean_tokens(informed("token-cleaner"))
             controllers.approve_and_sign(clients("certificate-controller"), ca_cert, ca_key)
             if cidr:
-                controllers.allocate_pod_cidrs(clients("node-controller"), cidr)
-            daemonsets.sync(clients("daemon-set-controller"))
-            deployments.sync(clients("deployment-controller"))
+                controllers.allocate_pod_cidrs(informed("node-controller"), cidr)
+            daemonsets.sync(informed("daemon-set-controller"))
+            deployments.sync(informed("deployment-controller"))
             eviction.sync_budgets(clients("disruption-controller"))
             gateways.collect(clients("generic-garbage-collector"))
             envoy = envoy_gateway()
@@ -153,6 +188,19 @@ def scheduler_loop(client):
         time.sleep(0.5)
 
 
+def elect(client, flags, name):
+    """Wait to lead; the scheduler gives its Lease up on SIGTERM (ReleaseOnCancel), the controller-manager not."""
+    elector = leaderelection.Elector(client, flags, name)
+    if name == "kube-scheduler":
+        def release(*_):
+            releasing = threading.Thread(target=elector.release)   # its own connection, not the interrupted one
+            releasing.start()
+            releasing.join(5)
+            os._exit(0)
+        signal.signal(signal.SIGTERM, release)
+    elector.acquire()
+
+
 def main(argv=None):
     name = os.path.basename(sys.argv[0])
     flags, _ = flagparse.parse(sys.argv[1:] if argv is None else argv)
@@ -170,6 +218,8 @@ def main(argv=None):
         print(f"E run.go: \"command failed\" err=\"{e}\"", file=sys.stderr, flush=True)
         return 1
     print(f"{name} double running", flush=True)
+    if flags.get("leader-elect", "true") == "true":
+        elect(client, flags, name)
     if name == "kube-controller-manager":
         controller_loop(client, flags)
     if name == "kube-scheduler":

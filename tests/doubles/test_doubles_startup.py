@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lab.doubles import components, cri, install_dir, kubelet_checks, preflight, satokens, testkit
-from lab.doubles.kubeclient import Client
+from lab.doubles.kubeclient import ApiStatus, Client
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 CONFIG = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n"
@@ -230,7 +230,6 @@ def test_a_token_request_gives_a_token_the_server_accepts(api):
     token = api.admin.create(f"{sa}/bootstrap-signer/token", {"spec": {}})["status"]["token"]
     conf = api.root / "etc/kubernetes/super-admin.conf"
     assert Client.from_kubeconfig(conf, token=token).get("/api/v1/namespaces/kube-system/configmaps")["items"]
-    from lab.doubles.kubeclient import ApiStatus
     with pytest.raises(ApiStatus) as err:
         Client.from_kubeconfig(conf, token=token[:-6] + "AAAAAA").get("/api/v1/namespaces/kube-system/configmaps")
     assert err.value.code == 401
@@ -267,6 +266,61 @@ def test_scheduler_and_controller_manager_need_their_own_credentials(api, tmp_pa
     assert ('unable to load configmap based request-header-client-ca-file: configmaps '
             '"extension-apiserver-authentication" is forbidden: User "someone-else" cannot get resource "configmaps" '
             'in API group "" in the namespace "kube-system"') in nobody.stderr.read()
+
+
+def lease_of(api, name):
+    """The Lease's spec, or None while there is none."""
+    try:
+        return api.admin.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}")["spec"]
+    except ApiStatus as e:
+        assert e.code == 404
+        return None
+
+
+def until(check, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return found
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name, released", [("kube-scheduler", True), ("kube-controller-manager", False)])
+def test_of_three_instances_only_the_lease_holder_leads_and_another_takes_over_when_it_stops(api, tmp_path, name,
+                                                                                              released):
+    """--leader-elect (kubeadm's manifests set it), as client-go's leaderelection: one Lease, one holder; on SIGTERM
+    the scheduler gives the Lease up (ReleaseOnCancel), the controller-manager leaves it to expire."""
+    user = f"system:{name}"
+    ca = api.cluster.cas["ca"]
+    cert, key = testkit.issue(user, ca=ca, usage=testkit.CLIENT)
+    (tmp_path / f"{name}.conf").write_bytes(testkit.kubeconfig(api.server, ca[0], user, cert, key))
+    logs, procs = [tmp_path / f"{name}-{i}.log" for i in range(3)], []
+    for log in logs:
+        with open(log, "w") as out:
+            procs.append(subprocess.Popen(
+                [str(api.bin_dir / name), f"--kubeconfig=/{name}.conf", "--bind-address=127.0.0.1",
+                 f"--secure-port={testkit.free_port()}", "--leader-elect-lease-duration=4s",
+                 "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=1s"],
+                env=testkit.double_env(tmp_path), stdout=out, stderr=subprocess.STDOUT))
+    try:
+        holder = until(lambda: lease_of(api, name))["holderIdentity"]
+        time.sleep(2)       # the others have tried meanwhile, twice, and must have failed
+        assert lease_of(api, name)["holderIdentity"] == holder
+        acquired = [i for i, log in enumerate(logs) if '"Successfully acquired lease"' in log.read_text()]
+        assert len(acquired) == 1 and f'identity="{holder}"' in logs[acquired[0]].read_text()
+        leader = procs[acquired[0]]
+        leader.terminate()
+        leader.wait(10)
+        assert (lease_of(api, name).get("holderIdentity") in (None, "")) is released
+        successor = until(lambda: lease_of(api, name).get("holderIdentity") not in (None, "", holder) and
+                          lease_of(api, name)["holderIdentity"])
+        assert successor.partition("_")[0] == holder.partition("_")[0] == socket.gethostname()   # hostname_uuid
+        assert lease_of(api, name)["leaseTransitions"] >= 1
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
 
 
 @pytest.mark.lab
