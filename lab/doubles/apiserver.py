@@ -110,11 +110,12 @@ class Auth:
         extra = [g for g in data.get("auth-extra-groups", "").split(",") if g]
         return f"system:bootstrap:{match.group(1)}", ("system:bootstrappers", *extra, "system:authenticated")
 
-    def cluster_admin(self, name, groups):
+    def cluster_admin(self, name, groups, consistent):
         if "system:masters" in groups or name in ("system:kube-controller-manager", "system:kube-scheduler") \
                 or name in CONTROLLER_ACCOUNTS:
             return True
-        bindings, _ = self.store.list("/registry/rbac.authorization.k8s.io/clusterrolebindings/")
+        bindings, _ = self.store.list("/registry/rbac.authorization.k8s.io/clusterrolebindings/",
+                                      consistent=consistent)
         for crb, _ in bindings:
             if crb.get("roleRef", {}).get("name") != "cluster-admin":
                 continue
@@ -123,8 +124,14 @@ class Auth:
         return False
 
     def allowed(self, user, verb, r, namespace, name, sub):
+        """As the real authorizers answer, from the watch cache as it is (their informers); a refusal is checked
+        again against etcd's current state, so a binding written a moment ago is never missed here."""
+        return self.decide(user, verb, r, namespace, name, sub, consistent=False) or \
+            self.decide(user, verb, r, namespace, name, sub, consistent=True)
+
+    def decide(self, user, verb, r, namespace, name, sub, consistent):
         who, groups = user
-        if self.cluster_admin(who, groups):
+        if self.cluster_admin(who, groups, consistent):
             return True
         if r.plural == "configmaps" and verb == "get" and namespace == "kube-public" and name == "cluster-info":
             return True
@@ -143,26 +150,28 @@ class Auth:
                 return verb in ("get", "list", "watch", "create") or (verb in ("update", "patch") and name == node)
             if r.plural in ("pods", "events", "leases"):
                 return True
-            if r.plural == "configmaps" and verb == "get" and self.pod_uses(node, namespace, name):
+            if r.plural == "configmaps" and verb == "get" and self.pod_uses(node, namespace, name, configmaps_of,
+                                                                             consistent):
                 return True
-            if r.plural == "secrets" and verb == "get" and self.pod_uses(node, namespace, name, secrets_of):
+            if r.plural == "secrets" and verb == "get" and self.pod_uses(node, namespace, name, secrets_of, consistent):
                 return True
-        return self.rbac(user, verb, r, namespace, name, sub)
+        return self.rbac(user, verb, r, namespace, name, sub, consistent)
 
-    def pod_uses(self, node, namespace, name, refs=None):
-        """The Node authorizer's graph: a pod bound to `node` refers to the ConfigMap (volume, env, envFrom), or
-        with `refs` = secrets_of to the Secret (volume)."""
+    def pod_uses(self, node, namespace, name, refs, consistent):
+        """The Node authorizer's graph: a pod bound to `node` refers to the ConfigMap (`refs` configmaps_of: volume,
+        env, envFrom) or the Secret (secrets_of: volume)."""
         pods, _ = self.store.list(f"/registry/pods/{namespace}/", lambda pod: pod.get("spec", {}).get("nodeName")
-                                  == node and name in (refs or configmaps_of)(pod["spec"]))
+                                  == node and name in refs(pod["spec"]), consistent)
         return bool(pods)
 
-    def rbac(self, user, verb, r, namespace, name, sub=None):
+    def rbac(self, user, verb, r, namespace, name, sub, consistent):
         """RBAC for everyone else (bootstrap tokens above all): a binding of theirs must grant the request."""
         who, groups = user
-        bindings = [b for b, _ in self.store.list("/registry/rbac.authorization.k8s.io/clusterrolebindings/")[0]]
+        bindings = [b for b, _ in self.store.list("/registry/rbac.authorization.k8s.io/clusterrolebindings/",
+                                                  consistent=consistent)[0]]
         if namespace:
             bindings += [b for b, _ in self.store.list(
-                f"/registry/rbac.authorization.k8s.io/rolebindings/{namespace}/")[0]]
+                f"/registry/rbac.authorization.k8s.io/rolebindings/{namespace}/", consistent=consistent)[0]]
         for b in bindings:
             if any(subject_matches(s, who, groups) for s in b.get("subjects") or []):
                 if any(rule_allows(rule, verb, r, name, sub) for rule in self.role_rules(b)):
@@ -230,16 +239,18 @@ class ApiServer:
         self.anonymous = flags.get("anonymous-auth", "true") == "true"
 
     # resources known now: built-ins plus served CRD versions
-    def resources(self):
+    def resources(self, consistent=True):
         items = list(res.BUILTIN)
-        for crd, _ in self.store.list(res.CRDS.prefix)[0]:
+        for crd, _ in self.store.list(res.CRDS.prefix, consistent=consistent)[0]:
             items += res.from_crd(crd)
         return items
 
     def find(self, group, version_, plural):
-        for r in self.resources():
-            if r.group == group and r.version == version_ and r.plural == plural:
-                return r
+        """The resource, from the watch cache as it is, or from etcd's current state before a 404."""
+        for consistent in (False, True):
+            for r in self.resources(consistent):
+                if r.group == group and r.version == version_ and r.plural == plural:
+                    return r
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     def ensure_namespaces(self):

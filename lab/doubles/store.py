@@ -99,14 +99,17 @@ class EtcdStore:
         kvs = self.call("/kv/range", {"key": _b64(key)}).get("kvs", [])
         return self._decode(kvs[0]) if kvs else None
 
-    def list(self, prefix, where=None):
-        """[(object, mod_revision)] under `prefix` in key order, those `where(object)` accepts, and the revision."""
+    def list(self, prefix, where=None, consistent=True):
+        """[(object, mod_revision)] under `prefix` in key order, those `where(object)` accepts, and the revision.
+
+        `consistent=False` is what the real server's own informers read (its authorizers, its CRD handler): the
+        watch cache as it is, without first asking etcd for its current revision."""
         if self.cache is not None:
             revision = self.call("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix),
-                                               "count_only": True})["header"].get("revision", "0")
+                                               "count_only": True})["header"].get("revision", "0") if consistent else "0"
             served = self.cache.list(prefix, where, int(revision))
             if served is not None:
-                return served, revision
+                return served, revision if consistent else str(self.cache.revision)
         data = self.call("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix)})
         items = [self._decode(kv) for kv in data.get("kvs", [])]
         return [(o, rv) for o, rv in items if where is None or where(o)], data["header"].get("revision", "0")
