@@ -38,6 +38,7 @@ class Elector:
         self.retry_s = parse_duration(flags.get("leader-elect-retry-period", "2s"))
         self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
         self.observed, self.observed_at = {}, 0.0
+        self.rounds, self.stopped = threading.Lock(), False     # release() waits for a renewal under way
         self.path = LEASES.format(namespace=self.namespace)
 
     @property
@@ -99,13 +100,16 @@ class Elector:
         threading.Thread(target=self.renew, daemon=True).start()
 
     def safe_round(self):
-        try:
-            return self.try_acquire_or_renew()
-        except DoubleError:     # the API server unreachable: as a failed round
-            return False
+        with self.rounds:
+            if self.stopped:
+                return True
+            try:
+                return self.try_acquire_or_renew()
+            except DoubleError:     # the API server unreachable: as a failed round
+                return False
 
     def renew(self):
-        while True:
+        while not self.stopped:
             deadline = time.monotonic() + self.renew_s
             while not self.safe_round():
                 if time.monotonic() >= deadline:
@@ -117,7 +121,10 @@ class Elector:
             time.sleep(self.retry_s)
 
     def release(self):
-        """client-go's release(): an empty holder with a 1 s lease, so a successor takes over at once."""
+        """client-go's release(), once the renewals have stopped (its context is cancelled first): an empty
+        holder with a 1 s lease, so a successor takes over at once."""
+        with self.rounds:
+            self.stopped = True
         if not self.leading:
             return
         try:

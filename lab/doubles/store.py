@@ -93,7 +93,8 @@ class EtcdStore:
 
     @staticmethod
     def _decode(kv):
-        return json.loads(base64.b64decode(kv["value"])), kv.get("mod_revision", "0")
+        obj, _, rv = WatchCache.entry(kv)
+        return obj, rv
 
     def get(self, key):
         kvs = self.call("/kv/range", {"key": _b64(key)}).get("kvs", [])

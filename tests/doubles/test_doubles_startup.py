@@ -300,8 +300,8 @@ def test_of_three_instances_only_the_lease_holder_leads_and_another_takes_over_w
         with open(log, "w") as out:
             procs.append(subprocess.Popen(
                 [str(api.bin_dir / name), f"--kubeconfig=/{name}.conf", "--bind-address=127.0.0.1",
-                 f"--secure-port={testkit.free_port()}", "--leader-elect-lease-duration=4s",
-                 "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=1s"],
+                 f"--secure-port={testkit.free_port()}", "--leader-elect-lease-duration=8s",
+                 "--leader-elect-renew-deadline=6s", "--leader-elect-retry-period=1s"],
                 env=testkit.double_env(tmp_path), stdout=out, stderr=subprocess.STDOUT))
     try:
         holder = until(lambda: lease_of(api, name))["holderIdentity"]
