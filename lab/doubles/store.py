@@ -106,8 +106,10 @@ class EtcdStore:
         `consistent=False` is what the real server's own informers read (its authorizers, its CRD handler): the
         watch cache as it is, without first asking etcd for its current revision."""
         if self.cache is not None:
-            revision = self.call("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix),
-                                               "count_only": True})["header"].get("revision", "0") if consistent else "0"
+            revision = "0"
+            if consistent:
+                revision = self.call("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix),
+                                                   "count_only": True})["header"].get("revision", "0")
             served = self.cache.list(prefix, where, int(revision))
             if served is not None:
                 return served, revision if consistent else str(self.cache.revision)
