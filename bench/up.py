@@ -122,13 +122,14 @@ def tallied():
 
 
 @contextlib.contextmanager
-def node_lab(hosts, kubelet_seconds=None):
+def node_lab(hosts, kubelet_seconds=None, control_plane_weight=1):
     """A lab of `hosts` node hosts and a temp dir, both gone on exit (a SIGTERM or SIGHUP too); `kubelet_seconds`:
-    the kubelet doubles' status period (None: the double's own 2 s)."""
+    the kubelet doubles' status period (None: the double's own 2 s); `control_plane_weight`: each control plane's
+    CPU share in workers'."""
     from lab import Lab, down_on_termination
     down_on_termination()
     with Lab.up(hosts=hosts, control_planes=control_planes(hosts), flavour="node",
-                kubelet_status_seconds=kubelet_seconds) as lab, \
+                kubelet_status_seconds=kubelet_seconds, control_plane_weight=control_plane_weight) as lab, \
             tempfile.TemporaryDirectory(prefix="kubefab-bench-") as tmp:
         yield lab, Path(tmp)
 
@@ -207,7 +208,7 @@ def one_run(n, opts):
 
     The first up, the preflight and the resets must succeed; the hosts that fail in the other ups are recorded."""
     failures = []
-    with node_lab(n, opts.kubelet_seconds) as (lab, work), \
+    with node_lab(n, opts.kubelet_seconds, opts.control_plane_weight) as (lab, work), \
             kept_log(work / "state" / logs.FILE, opts.out / f"up-{n}-hosts.log", failures):
         inv = inventory.load(lab.inventory, state_dir=work / "state")
         options = {"yes": True, "workers": opts.workers}
@@ -320,6 +321,11 @@ def main(argv=None):
     args.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                       help=f"kubefab's pool size (default {DEFAULT_WORKERS}, kubefab's own)")
     kubelet_option(args)
+    args.add_argument("--control-plane-weight", type=int, default=1,
+                      help="each control plane's CPU share in workers' (default 1: equal). The lab's hosts share "
+                           "the machine's cores where real control planes have their own: while 100 hosts probe at "
+                           "once an equal share leaves the API server a hundredth of them (8 for 100 hosts: the 3 "
+                           "control planes weigh as 24 workers)")
     args.add_argument("--ignore", default=",".join(IGNORED),
                       help=f"preflight checks ignored by the runs after the first (default {','.join(IGNORED)}; "
                            "'' for none)")
@@ -327,9 +333,10 @@ def main(argv=None):
     opts.ignore = tuple(filter(None, opts.ignore.split(",")))
     sizes = sorted({int(n) for n in opts.hosts.split(",")})
     opts.batches = sorted({int(b) for b in opts.batches.split(",")})
-    if sizes[0] < 2 or opts.batches[0] < 1 or opts.workers < 1 or opts.large_runs < 1:
+    if sizes[0] < 2 or opts.batches[0] < 1 or opts.workers < 1 or opts.large_runs < 1 or opts.control_plane_weight < 1:
         args.error(f"--hosts {opts.hosts} --batches {opts.batches} --workers {opts.workers} --large-runs "
-                   f"{opts.large_runs}: give sizes of at least 2 hosts, and batches, workers and runs of at least 1")
+                   f"{opts.large_runs} --control-plane-weight {opts.control_plane_weight}: give sizes of at least 2 "
+                   "hosts, and batches, workers, runs and weight of at least 1")
     inotify_room(sizes)
     rows = []
     for n in sizes:
@@ -342,6 +349,7 @@ def main(argv=None):
     path = common.write("up", opts, {"hosts": sizes, "batches": opts.batches, "workers": opts.workers,
                                      "large_runs": opts.large_runs, "large_above": LARGE,
                                      "kubelet_seconds": opts.kubelet_seconds,
+                                     "control_plane_weight": opts.control_plane_weight,
                                      "ignored_after_first": opts.ignore}, rows)
     print(f"wrote {path}")
 

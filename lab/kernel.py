@@ -204,6 +204,17 @@ def make_cgroups(hier, name):
     return paths
 
 
+def weigh_cgroups(paths, weight):
+    """Give the cgroups `paths` (one host's, see make_cgroups) `weight` times the default CPU share: cpu.shares
+    1024 x weight (v1), cpu.weight 100 x weight (v2, at most 10000). Shares count only while the cores are
+    contended; what a cgroup does not use goes to the others."""
+    for path in map(Path, paths):
+        if (path / "cpu.shares").exists():
+            (path / "cpu.shares").write_text(str(1024 * weight))
+        elif (path / "cpu.weight").exists():
+            (path / "cpu.weight").write_text(str(min(10000, 100 * weight)))
+
+
 def remove_cgroups(paths, timeout=5.0):
     """rmdir each cgroup tree bottom-up (systemd in a node host makes sub-cgroups)."""
     deadline = time.monotonic() + timeout

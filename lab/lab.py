@@ -42,7 +42,7 @@ class Lab:
     """A running lab. Build one with `Lab.up(...)`; its hosts, files and password are attributes."""
 
     def __init__(self, record, hosts, flavour, ssh_user, install="offline", nat=False, ha=False,
-                 version=KUBERNETES_VERSION, kubelet_status_seconds=None):
+                 version=KUBERNETES_VERSION, kubelet_status_seconds=None, control_plane_weight=1):
         self.state = record
         self.id = record.lab_id
         self.dir = Path(record.dir)
@@ -57,6 +57,7 @@ class Lab:
         self.sudo_password_file = self.dir / "sudo_password"
         self.version = version  # the inventory's kubernetes_version
         self.kubelet_status_seconds = kubelet_status_seconds
+        self.control_plane_weight = control_plane_weight
         self.offline_root = self.dir / "offline"  # kubefab's offline install sources, one directory per version
         self.install = install
         self.repository = spec.repo_host(record.lab_id) if install == "packages" else None
@@ -76,7 +77,7 @@ class Lab:
     @classmethod
     def up(cls, hosts=3, control_planes=1, flavour="plain", quirks=None, ssh_user="root", bin_dir=None,
            root=None, detach=False, timeout=None, install="offline", nat=False, ha=False,
-           version=KUBERNETES_VERSION, kubelet_status_seconds=None):
+           version=KUBERNETES_VERSION, kubelet_status_seconds=None, control_plane_weight=1):
         """Build and boot a lab of `hosts` hosts, the first `control_planes` of them control planes.
 
         quirks: {host name: [quirk name, ...]} (see quirks.QUIRKS); ssh_user: the inventory's user
@@ -93,6 +94,9 @@ class Lab:
         kubelet_status_seconds: how often each kubelet double syncs its pods and posts its node status (default the
         double's 2 s, which keeps tests quick); a large lab takes the real kubelet's 10 s (nodeStatusUpdateFrequency),
         through /etc/default/kubelet, the kubelet unit's environment file.
+        control_plane_weight: each control plane's CPU share, in workers' (node hosts: their cgroups' cpu.shares or
+        cpu.weight). All hosts share the machine's cores, where real control planes have cores of their own: while
+        a hundred hosts run at once, an equal share leaves the API server a hundredth of the cores.
         """
         kind, login, by_host = spec.flavour(flavour), spec.user(ssh_user), quirk_table.resolve(quirks)
         names = spec.host_names(hosts, control_planes, by_host)
@@ -114,7 +118,8 @@ class Lab:
                              [h.veth for h in linked], os.getpid(), detached=detach,
                              links={h.name: h.veth for h in planned})
         record.save()
-        lab = cls(record, planned, kind, login, install, nat, ha, version, kubelet_status_seconds)
+        lab = cls(record, planned, kind, login, install, nat, ha, version, kubelet_status_seconds,
+                  control_plane_weight)
         try:
             lab._build(bin_dir and Path(bin_dir).resolve())
             lab._boot()
@@ -175,6 +180,9 @@ class Lab:
             self._hierarchies = kernel.hierarchies()
             self._cgroups = {h.name: kernel.make_cgroups(self._hierarchies, spec.cgroup_name(self.id, h.index))
                              for h in self.hosts}
+            for h in self.hosts:
+                if "control-plane" in h.roles and self.control_plane_weight != 1:
+                    kernel.weigh_cgroups(self._cgroups[h.name], self.control_plane_weight)
             self.state.cgroups = [p for paths in self._cgroups.values() for p in paths]
             self.state.save()
         kernel.network_up(self.state.bridge, f"{self.bridge_address}/{spec.LAB_PREFIX}", self.hosts,

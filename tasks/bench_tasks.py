@@ -71,12 +71,15 @@ LAB_HELP_NODES = {"kubelet-seconds": "how often each kubelet double posts its no
             "large-runs": "runs for labs of more than 10 hosts (default 1; --runs is for the smaller ones)",
             "first-batch": "workers the first up joins at once (default 0: one at a time, the lab inventory's)",
             "first-tries": "times the first up may run until no host fails (default 1)",
+            "control-plane-weight": "each control plane's CPU share in workers' (default 1; 8 for 100 hosts: the "
+                                    "lab's hosts share the cores real control planes have of their own)",
             "workers": LAB_HELP["workers"], **LAB_HELP_NODES, **COMMON_HELP})
 def up(c, hosts="3,50", batches="10,50", large_runs=1, first_batch=0, first_tries=1, workers=32, kubelet_seconds=0,
-       runs=3, smoke=False, out=None):
+       control_plane_weight=1, runs=3, smoke=False, out=None):
     """The whole cluster.up on labs of node hosts: phases, batches, a no-change up, plan --live, memory (root)."""
     run_script(c, "up", runs, smoke, out, hosts=hosts, batches=batches, large_runs=large_runs,
-               first_batch=first_batch, first_tries=first_tries, workers=workers, **kubelet(kubelet_seconds))
+               first_batch=first_batch, first_tries=first_tries, workers=workers, **kubelet(kubelet_seconds),
+               control_plane_weight=control_plane_weight)
 
 
 @task(help={"hosts": "comma-separated lab sizes (default 20)",

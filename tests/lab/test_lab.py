@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import sysconfig
+import threading
 from pathlib import Path
 
 import paramiko
@@ -165,6 +166,27 @@ def test_a_node_host_whose_sshd_stops_keeps_running(new_lab):
     with pytest.raises(paramiko.ssh_exception.NoValidConnectionsError):
         ssh(one, "kf-cp1").open()
     assert one.run("kf-cp1", "systemctl is-active ssh", check=False).stdout.strip() == "inactive"
+
+
+def test_a_control_plane_weighed_four_workers_gets_four_times_their_share_of_busy_cores(new_lab):
+    """Lab.up(control_plane_weight=4): while both hosts keep every core busy, kf-cp1 gets about 4/5 of the CPU time
+    and kf-w1 1/5 (equal weights: half each)."""
+    pair = new_lab(hosts=2, flavour="node", control_plane_weight=4)
+    cores = os.cpu_count() or 2
+    spin = f"for i in $(seq {cores}); do timeout 3 sh -c 'while :; do :; done' & done; wait; times"
+
+    def cpu(host, out):     # times' last line: the children's user and system time, e.g. '0m2.61s 0m0.00s'
+        with ssh(pair, host) as c:      # over SSH, so in the host's cgroup (lab.run's nsenter stays in ours)
+            user, system = c.run(spin, hide=True).stdout.splitlines()[-1].split()
+        out[host] = sum(float(t.split("m")[0]) * 60 + float(t.split("m")[1].rstrip("s")) for t in (user, system))
+
+    used = {}
+    threads = [threading.Thread(target=cpu, args=(h, used)) for h in ("kf-cp1", "kf-w1")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert used["kf-cp1"] > 2 * used["kf-w1"], used
 
 
 def test_writes_inside_a_host_never_reach_the_machine(lab):
