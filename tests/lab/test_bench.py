@@ -179,7 +179,8 @@ def test_tasks_list_every_benchmark():
     (["bench.plan-scale", "--hosts", "2,50"], "every size needs at least 3 hosts"),
     (["bench.facts", "--hosts", "0,10"], "give sizes and workers of at least 1"),
     (["bench.push", "--megabytes", "0"], "give sizes, workers and megabytes of at least 1"),
-    (["bench.up", "--hosts", "1,3"], "give sizes of at least 2 hosts, and batches, workers and runs of at least 1"),
+    (["bench.up", "--hosts", "1,3"],
+     "give sizes of at least 2 hosts, and batches, workers, runs and weight of at least 1"),
     (["bench.upgrade", "--batches", "0"], "give sizes of at least 2 hosts and batches of at least 1"),
 ])
 def test_a_bad_option_ends_the_task_with_the_scripts_error(argv, message, tmp_path):
