@@ -178,6 +178,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def until(check, timeout=30.0):
+    """check()'s first true answer, asked every 0.2 s; an AssertionError when there is none within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not in time ({timeout:g} s)"
+        time.sleep(0.2)
+    return found
+
+
 def wait_port(address, port, timeout=20.0, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -280,14 +280,6 @@ def lease_of(api, name):
         return None
 
 
-def until(check, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-    return found
-
-
 @pytest.mark.lab
 @pytest.mark.parametrize("name, released", [("kube-scheduler", True), ("kube-controller-manager", False)])
 def test_of_three_instances_only_the_lease_holder_leads_and_another_takes_over_when_it_stops(api, tmp_path, name,
@@ -308,7 +300,7 @@ def test_of_three_instances_only_the_lease_holder_leads_and_another_takes_over_w
                  "--leader-elect-renew-deadline=6s", "--leader-elect-retry-period=1s"],
                 env=testkit.double_env(tmp_path), stdout=out, stderr=subprocess.STDOUT))
     try:
-        holder = until(lambda: (lease_of(api, name) or {}).get("holderIdentity"))
+        holder = testkit.until(lambda: (lease_of(api, name) or {}).get("holderIdentity"))
         time.sleep(2)       # the others have tried meanwhile, twice, and must have failed
         assert lease_of(api, name)["holderIdentity"] == holder
         acquired = [i for i, log in enumerate(logs) if '"Successfully acquired lease"' in log.read_text()]
@@ -317,7 +309,7 @@ def test_of_three_instances_only_the_lease_holder_leads_and_another_takes_over_w
         leader.terminate()
         leader.wait(10)
         assert (lease_of(api, name).get("holderIdentity") in (None, "")) is released
-        successor = until(lambda: lease_of(api, name).get("holderIdentity") not in (None, "", holder) and
+        successor = testkit.until(lambda: lease_of(api, name).get("holderIdentity") not in (None, "", holder) and
                           lease_of(api, name)["holderIdentity"])
         assert successor.partition("_")[0] == holder.partition("_")[0] == socket.gethostname()   # hostname_uuid
         assert lease_of(api, name)["leaseTransitions"] >= 1

@@ -4,12 +4,12 @@ etcd.restore rely on), one renamed beside the others keeps running."""
 
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from lab.doubles import testkit
 from lab.doubles.kubelet import StaticPods
 
 pytestmark = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
@@ -24,15 +24,6 @@ def free_port():
 def listening(port):
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def until(check, seconds=20):
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def etcd_manifest(client, peer):
@@ -54,7 +45,7 @@ def test_a_manifest_renamed_in_the_directory_keeps_running_and_one_moved_out_sto
     pods = StaticPods("/etc/kubernetes/manifests", Path("/nonexistent"))
     try:
         pods.sync()
-        assert set(pods.running) == {"etcd"} and until(lambda: listening(client))
+        assert set(pods.running) == {"etcd"} and testkit.until(lambda: listening(client), 20)
         (manifests / "etcd.yaml").rename(manifests / "etcd.yaml.bak")
         pods.sync()
         assert set(pods.running) == {"etcd"} and listening(client)
@@ -62,6 +53,6 @@ def test_a_manifest_renamed_in_the_directory_keeps_running_and_one_moved_out_sto
         aside.mkdir(parents=True)
         (manifests / "etcd.yaml.bak").rename(aside / "etcd.yaml")
         pods.sync()
-        assert pods.running == {} and until(lambda: not listening(client))
+        assert pods.running == {} and testkit.until(lambda: not listening(client), 20)
     finally:
         pods.stop_all()

@@ -15,6 +15,7 @@ from kubefab.errors import KubefabError
 from kubefab.remote import ssh
 from kubefab.run import report
 from kubefab.state import removal
+from lab.doubles import testkit
 from test_lab_up import edit_inventory, run_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")]
@@ -25,13 +26,6 @@ PDBS = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
 
 def cells(r):
     return {(x.host, x.phase): x for x in r.results}
-
-
-def until(check, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "not in time"
-        time.sleep(0.5)
 
 
 def pod(name, node):
@@ -50,7 +44,7 @@ def test_a_worker_is_drained_within_its_budget_removed_and_joins_again(new_lab, 
         api.create(PODS, pod(f"web-{n}", "kf-w1"))
     api.create(PDBS, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web-pdb"},
                       "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
-    until(lambda: (api.get(f"{PDBS}/web-pdb").get("status") or {}).get("currentHealthy") == 2)
+    testkit.until(lambda: (api.get(f"{PDBS}/web-pdb").get("status") or {}).get("currentHealthy") == 2, 60)
 
     code, text, _ = run_of(lab, tmp_path, "remove", hosts=("kf-w1",), dry_run=True)
     assert code == 0 and "dry run: nothing was changed" in text, text
